@@ -1,0 +1,23 @@
+"""spsbot's command line: ``spsbot --help``. Each stage's commands live in their own module."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from bot.cli.base import EXIT_FAILURE, cli
+
+# Importing a module registers its commands on ``cli``.
+from bot.cli import fetching  # noqa: F401,E402
+
+__all__ = ["cli", "main"]
+
+
+def main() -> None:
+    """Console-script entry point: unexpected errors become one line on stderr and exit 1."""
+    try:
+        cli.main(prog_name="spsbot")
+    except Exception as e:  # noqa: BLE001 - last resort; details with -v
+        logging.getLogger("spsbot").debug("unhandled error", exc_info=True)
+        print(f"Error: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)
+        sys.exit(EXIT_FAILURE)

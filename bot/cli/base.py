@@ -1,0 +1,100 @@
+"""The Click group, global options and the shared context every command uses.
+
+Commands live in sibling modules (one per stage) and register themselves on ``cli``. They stay
+thin: parse options, call a library function, print. User mistakes become ClickException (one
+line, exit 1); exit codes are an interface for cron (see EXIT_* below).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import platformdirs
+
+from bot import __version__
+from bot.config import Config, ConfigError, load_config
+
+# Exit codes (documented in the README): cron and monitoring tell these apart.
+EXIT_OK = 0            # done: something was fetched/sent
+EXIT_FAILURE = 1       # failed: nothing (more) was done; the error is on stderr
+EXIT_USAGE = 2         # bad command line (Click's own code)
+EXIT_NOTHING_NEW = 3   # ran fine, but nothing new to send
+EXIT_PARTIAL = 4       # a source failed, the rest went through (the run is marked partial)
+EXIT_STALE = 5         # `spsbot status`: a source has not succeeded for too long
+
+log = logging.getLogger("spsbot")
+
+
+def default_db_path() -> str:
+    return str(Path(platformdirs.user_data_dir("spsbot")) / "spsbot.db")
+
+
+@dataclass
+class AppContext:
+    db_path: str
+    config_path: str | None
+    quiet: bool = False
+    _db: object = field(default=None, repr=False)
+    _config: Config | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = load_config(self.config_path)
+            except ConfigError as e:
+                raise click.ClickException(str(e)) from None
+        return self._config
+
+    @property
+    def db(self):
+        if self._db is None:
+            from bot.store import open_db
+            try:
+                self._db = open_db(self.db_path)
+            except Exception as e:  # noqa: BLE001 - unreadable/corrupt file: say which, exit 1
+                raise click.ClickException(f"cannot open database {self.db_path}: {e}") from None
+        return self._db
+
+    @property
+    def show_progress(self) -> bool:
+        """Progress bars on a terminal only: quiet under cron, CI and pipes."""
+        return not self.quiet and sys.stderr.isatty()
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Third-party chatter (HTTP connection pools, model loading) only in --verbose.
+    for noisy in ("urllib3", "sentence_transformers", "filelock", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spsbot")
+@click.option("--db", "db_path", envvar="SPSBOT_DB", type=click.Path(dir_okay=False),
+              default=default_db_path, show_default="the user data dir's spsbot.db",
+              help="SQLite database file (env SPSBOT_DB).")
+@click.option("--config", "config_path", envvar="SPSBOT_CONFIG", type=click.Path(dir_okay=False),
+              default=None, help="TOML configuration (env SPSBOT_CONFIG); default: the bundled SPS profile.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for HTTP details).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+@click.pass_context
+def cli(ctx: click.Context, db_path: str, config_path: str | None, verbose: int, quiet: bool) -> None:
+    """Literature surveillance for Stiff Person Syndrome: PubMed, ClinicalTrials.gov and feeds,
+    ranked by theme and e-mailed as a weekly digest."""
+    setup_logging(verbose, quiet)
+    ctx.obj = AppContext(db_path=db_path, config_path=config_path, quiet=quiet)
+    ctx.call_on_close(lambda: ctx.obj._db is not None and ctx.obj._db.close())
+
+
+pass_app = click.make_pass_decorator(AppContext)

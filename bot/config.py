@@ -1,0 +1,302 @@
+"""Configuration: one TOML file, validated on load, with environment overrides.
+
+Without a file, the bundled SPS profile (``bot/profiles/sps.toml``) is used. A user's file is
+laid over that profile section by section: what it leaves out keeps the bundled value, except
+that a file giving its own ``[topic]`` must give its own query too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
+DEFAULT_CTGOV_URL = "https://clinicaltrials.gov/api/v2"
+
+
+class ConfigError(ValueError):
+    """A mistake in the configuration; str() is one line per mistake."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("\n".join(errors))
+
+
+# Schema as data: section -> key -> (type(s), required). Types are checked; unknown keys refused.
+_STR, _INT, _FLOAT, _BOOL, _LIST = str, int, (int, float), bool, list
+SCHEMA: dict[str, dict[str, tuple]] = {
+    "topic": {
+        "name": (_STR, True), "slug": (_STR, False), "description": (_STR, False),
+        "pubmed_query": (_STR, True), "ctgov_condition": (_STR, False), "ctgov_terms": (_LIST, False),
+        "feeds": (_LIST, False), "examples": (_LIST, False), "negatives": (_LIST, False),
+    },
+    "themes": {
+        "name": (_STR, True), "title": (_STR, False), "description": (_STR, True),
+        "examples": (_LIST, False), "include_terms": (_LIST, False), "exclude_terms": (_LIST, False),
+    },
+    "sources.pubmed": {
+        "base_url": (_STR, False), "tool": (_STR, False), "email": (_STR, False),
+        "batch_size": (_INT, False), "overlap_days": (_INT, False), "backfill_from": (_STR, False),
+        "enabled": (_BOOL, False),
+    },
+    "sources.clinicaltrials": {
+        "base_url": (_STR, False), "page_size": (_INT, False), "min_interval": (_FLOAT, False),
+        "overlap_days": (_INT, False), "enabled": (_BOOL, False),
+    },
+    "ranking": {"model": (_STR, False), "relevance_threshold": (_FLOAT, False), "theme_threshold": (_FLOAT, False)},
+    "digest": {"period_days": (_INT, False), "max_items": (_INT, False), "archive_url": (_STR, False)},
+    "email": {
+        "from": (_STR, False), "smtp_url": (_STR, False), "username": (_STR, False),
+        "unsubscribe_url": (_STR, False), "unsubscribe_mailto": (_STR, False), "subject": (_STR, False),
+        "timeout": (_FLOAT, False),
+    },
+}
+_URL_KEYS = {("sources.pubmed", "base_url"), ("sources.clinicaltrials", "base_url")}
+
+
+@dataclass(frozen=True)
+class Theme:
+    name: str
+    description: str
+    title: str = ""
+    examples: tuple[str, ...] = ()
+    include_terms: tuple[str, ...] = ()
+    exclude_terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Feed:
+    url: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    pubmed_query: str
+    slug: str = "topic"
+    description: str = ""
+    ctgov_condition: str = ""
+    ctgov_terms: tuple[str, ...] = ()
+    feeds: tuple[Feed, ...] = ()
+    examples: tuple[str, ...] = ()
+    negatives: tuple[str, ...] = ()
+
+
+@dataclass
+class Config:
+    """The whole validated configuration. ``sections`` keeps the merged raw tables."""
+
+    topic: Topic
+    themes: tuple[Theme, ...]
+    sections: dict[str, dict] = field(default_factory=dict)
+    path: str | None = None
+
+    def section(self, name: str) -> dict:
+        return self.sections.get(name, {})
+
+    @property
+    def pubmed(self) -> dict:
+        return self.section("sources.pubmed")
+
+    @property
+    def clinicaltrials(self) -> dict:
+        return self.section("sources.clinicaltrials")
+
+    @property
+    def ranking(self) -> dict:
+        return self.section("ranking")
+
+    @property
+    def digest(self) -> dict:
+        return self.section("digest")
+
+    @property
+    def email(self) -> dict:
+        return self.section("email")
+
+    @property
+    def theme_names(self) -> list[str]:
+        return [t.name for t in self.themes]
+
+
+def bundled_profile_text() -> str:
+    return resources.files("bot.profiles").joinpath("sps.toml").read_text(encoding="utf-8")
+
+
+def load_config(path: str | os.PathLike | None = None, env: dict | None = None) -> Config:
+    """Load, merge over the bundled profile, apply environment overrides, validate.
+
+    Raises ConfigError listing every mistake (one line each, naming the key and its line).
+    """
+    env = os.environ if env is None else env
+    base = tomllib.loads(bundled_profile_text())
+    if path is None:
+        raw, text, where = {}, "", "bundled profile"
+    else:
+        where = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError([f"config error: cannot read {where}: {e.strerror or e}"]) from None
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError([f"config error: {where}: invalid TOML: {e}"]) from None
+    errors = _validate(raw, text, where)
+    if errors:
+        raise ConfigError(errors)
+    merged = _merge(base, raw)
+    _apply_env(merged, env)
+    errors = _validate(merged, text, where)  # env values are checked too (e.g. a bad URL)
+    if errors:
+        raise ConfigError(errors)
+    return _build(merged, where if path else None)
+
+
+def _merge(base: dict, raw: dict) -> dict:
+    merged = {"topic": dict(raw.get("topic") or base["topic"]),
+              "themes": [dict(t) for t in (raw.get("themes") or base["themes"])],
+              "sources": {}}
+    for name in ("pubmed", "clinicaltrials"):
+        merged["sources"][name] = {**base["sources"][name], **raw.get("sources", {}).get(name, {})}
+    for name in ("ranking", "digest", "email"):
+        merged[name] = {**base.get(name, {}), **raw.get(name, {})}
+    return merged
+
+
+def _apply_env(cfg: dict, env) -> None:
+    """Environment overrides (a contract: deployments and tests rely on these names)."""
+    if env.get("SPSBOT_EUTILS_URL"):
+        cfg["sources"]["pubmed"]["base_url"] = env["SPSBOT_EUTILS_URL"]
+    if env.get("SPSBOT_CTGOV_URL"):
+        cfg["sources"]["clinicaltrials"]["base_url"] = env["SPSBOT_CTGOV_URL"]
+    if env.get("NCBI_EMAIL"):
+        cfg["sources"]["pubmed"]["email"] = env["NCBI_EMAIL"]
+    if env.get("SPSBOT_SMTP_URL"):
+        cfg["email"]["smtp_url"] = env["SPSBOT_SMTP_URL"]
+    if env.get("SPSBOT_SMTP_FROM"):
+        cfg["email"]["from"] = env["SPSBOT_SMTP_FROM"]
+
+
+def _line_of(text: str, key: str, section: str | None = None) -> str:
+    """Best-effort ' (line N)' for a key, searched after its section header."""
+    if not text:
+        return ""
+    lines = text.splitlines()
+    start = 0
+    if section:
+        header = re.compile(r"^\s*\[\[?\s*" + re.escape(section) + r"\s*\]\]?\s*$")
+        start = next((i for i, l in enumerate(lines) if header.match(l)), 0)
+    pattern = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+    for i in range(start, len(lines)):
+        if pattern.match(lines[i]):
+            return f" (line {i + 1})"
+    return ""
+
+
+def _tables(cfg: dict):
+    """Yield (section name, table) for every table the schema knows, plus unknown top-level keys."""
+    for key, value in cfg.items():
+        if key == "sources":
+            if not isinstance(value, dict):
+                yield "sources", value
+                continue
+            for sub, table in value.items():
+                yield f"sources.{sub}", table
+        elif key == "themes":
+            if not isinstance(value, list):
+                yield "themes", value
+                continue
+            for table in value:
+                yield "themes", table
+        else:
+            yield key, value
+
+
+def _validate(cfg: dict, text: str, where: str) -> list[str]:
+    errors: list[str] = []
+
+    def err(msg, key=None, section=None):
+        errors.append(f"config error: {where}: {msg}{_line_of(text, key, section) if key else ''}")
+
+    for section, table in _tables(cfg):
+        schema = SCHEMA.get(section)
+        if schema is None:
+            err(f"unknown section [{section}]", section.split(".")[-1])
+            continue
+        if not isinstance(table, dict):
+            err(f"[{section}] must be a table")
+            continue
+        for key, value in table.items():
+            if key not in schema:
+                err(f"unknown key '{key}' in [{section}]", key, section)
+                continue
+            types = schema[key][0]
+            if types is _INT and isinstance(value, bool) or not isinstance(value, types):
+                expected = {str: "a string", int: "an integer", bool: "true or false", list: "a list"}.get(
+                    types, "a number")
+                err(f"'{key}' in [{section}] must be {expected}, got {type(value).__name__}", key, section)
+                continue
+            if (section, key) in _URL_KEYS and not _is_http_url(value):
+                err(f"'{key}' in [{section}] is not an http(s) URL: {value!r}", key, section)
+            if isinstance(value, list) and key != "feeds" and not all(isinstance(v, str) for v in value):
+                err(f"'{key}' in [{section}] must be a list of strings", key, section)
+        for key, (_, required) in schema.items():
+            if required and key not in table and (section != "topic" or table):
+                err(f"[{section}] is missing required key '{key}'")
+        if section == "topic" and isinstance(table.get("pubmed_query"), str) and not table["pubmed_query"].strip():
+            err("'pubmed_query' in [topic] is empty", "pubmed_query", "topic")
+        if section == "topic":
+            for feed in table.get("feeds", []) or []:
+                url = feed.get("url") if isinstance(feed, dict) else feed
+                if not isinstance(url, str) or not _is_http_url(url):
+                    err(f"feed {feed!r} in [topic] is not an http(s) URL", "feeds", "topic")
+    for section, key, low, high in (("digest", "max_items", 1, 200), ("digest", "period_days", 1, 366),
+                                    ("sources.pubmed", "batch_size", 1, 10000),
+                                    ("sources.clinicaltrials", "page_size", 1, 1000)):
+        table = cfg.get(section) if "." not in section else cfg.get("sources", {}).get(section.split(".")[1])
+        value = (table or {}).get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+            err(f"'{key}' in [{section}] must be between {low} and {high}, got {value}", key, section)
+    smtp = (cfg.get("email") or {}).get("smtp_url")
+    if isinstance(smtp, str) and smtp and urlparse(smtp).scheme not in ("smtp", "smtps", "smtp+starttls"):
+        err(f"'smtp_url' in [email] must start smtp://, smtps:// or smtp+starttls://, got {smtp!r}",
+            "smtp_url", "email")
+    names = [t.get("name") for t in cfg.get("themes", []) if isinstance(t, dict)]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        err(f"duplicate theme name(s): {', '.join(sorted(map(str, dupes)))}")
+    return errors
+
+
+def _is_http_url(value: str) -> bool:
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+def _build(cfg: dict, path: str | None) -> Config:
+    t = cfg["topic"]
+    feeds = tuple(Feed(url=f["url"], name=f.get("name", "")) if isinstance(f, dict) else Feed(url=f)
+                  for f in t.get("feeds", []))
+    topic = Topic(
+        name=t["name"], pubmed_query=t["pubmed_query"].strip(), slug=t.get("slug", "topic"),
+        description=t.get("description", ""), ctgov_condition=t.get("ctgov_condition", ""),
+        ctgov_terms=tuple(t.get("ctgov_terms", [])), feeds=feeds,
+        examples=tuple(t.get("examples", [])), negatives=tuple(t.get("negatives", [])),
+    )
+    themes = tuple(
+        Theme(name=th["name"], description=th["description"], title=th.get("title") or th["name"].title(),
+              examples=tuple(th.get("examples", [])), include_terms=tuple(th.get("include_terms", [])),
+              exclude_terms=tuple(th.get("exclude_terms", [])))
+        for th in cfg["themes"]
+    )
+    sections = {"sources.pubmed": cfg["sources"]["pubmed"],
+                "sources.clinicaltrials": cfg["sources"]["clinicaltrials"],
+                "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"]}
+    return Config(topic=topic, themes=themes, sections=sections, path=path)

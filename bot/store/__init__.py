@@ -1,0 +1,254 @@
+"""The one place spsbot reads and writes its SQLite database.
+
+Sources yield plain record dicts (see ``save_items``); this package stores them under natural
+keys, merges the same paper seen from several sources into one item, and keeps the run log and
+the incremental state. Other stages' tables live beside it (``trials``, ranking, digest helpers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import unicodedata
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import sqlite_utils
+
+from bot.store.schema import ensure_db_shape
+
+__all__ = [
+    "open_db", "ensure_db_shape", "save_items", "item_id_for", "norm_title", "content_hash",
+    "now_iso", "start_run", "finish_run", "recorded_run", "get_state", "set_state", "loads",
+]
+
+# Columns that hold JSON lists/objects.
+JSON_COLUMNS = ("sources", "abstract_sections", "authors", "pub_types", "mesh", "keywords", "nct_ids", "extra")
+ITEM_FIELDS = ("kind", "pmid", "doi", "pmcid", "nct_id", "title", "abstract", "abstract_sections",
+               "authors", "journal", "pub_date", "pub_year", "entrez_date", "pub_types", "mesh",
+               "keywords", "nct_ids", "url", "extra")
+# A feed's copy of a paper never overwrites what PubMed or ClinicalTrials.gov said.
+_SOURCE_PRIORITY = {"pubmed": 3, "ctgov": 3}
+
+
+def now_iso() -> str:
+    """UTC now, ISO seconds. Tests may set SPSBOT_NOW to fake the clock."""
+    fake = os.environ.get("SPSBOT_NOW")
+    if fake:
+        return fake
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def open_db(path: str | os.PathLike) -> sqlite_utils.Database:
+    """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+    if str(path) != ":memory:":
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(str(Path(path).expanduser()) if str(path) != ":memory:" else ":memory:")
+    # WAL: readers (status, search, Datasette) never block the weekly writer; a crash leaves the
+    # last committed transaction intact. busy_timeout: a second process waits instead of failing.
+    if str(path) != ":memory:":
+        db.enable_wal()
+    db.execute("PRAGMA busy_timeout = 10000")
+    db.execute("PRAGMA foreign_keys = ON")
+    ensure_db_shape(db)
+    return db
+
+
+def loads(value, default=None):
+    """Decode a JSON column value (None → default)."""
+    if value is None or value == "":
+        return default
+    return json.loads(value)
+
+
+def norm_title(title: str | None) -> str:
+    """Lower-case, accent-free, punctuation-free title, for matching one paper across sources."""
+    if not title:
+        return ""
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    return re.sub(r"[^a-z0-9]+", " ", text).strip()
+
+
+def content_hash(record: dict) -> str:
+    """Hash of what the ranker reads: unchanged text is never embedded or scored twice."""
+    parts = [record.get("title") or "", record.get("abstract") or "",
+             json.dumps(sorted(record.get("pub_types") or [])), json.dumps(sorted(record.get("mesh") or [])),
+             json.dumps(sorted(record.get("keywords") or []))]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def item_id_for(record: dict) -> str:
+    """The natural key of a new item: NCT id, PMID, DOI, else a hash of its link or title."""
+    if record.get("kind") == "trial" and record.get("nct_id"):
+        return f"nct:{record['nct_id'].upper()}"
+    if record.get("pmid"):
+        return f"pmid:{record['pmid']}"
+    if record.get("doi"):
+        return f"doi:{record['doi'].lower()}"
+    basis = record.get("url") or norm_title(record.get("title"))
+    return "feed:" + hashlib.sha1(basis.encode("utf-8")).hexdigest()[:16]
+
+
+def _find_existing(db: sqlite_utils.Database, record: dict) -> dict | None:
+    """Match by natural key, then DOI, then PMID, then normalised title (papers only)."""
+    table = db["items"]
+    candidate_id = item_id_for(record)
+    rows = list(table.rows_where("id = ?", [candidate_id], limit=1))
+    if rows:
+        return rows[0]
+    if record.get("kind") == "trial":
+        return None
+    if record.get("doi"):
+        rows = list(table.rows_where("lower(doi) = ?", [record["doi"].lower()], limit=1))
+        if rows:
+            return rows[0]
+    if record.get("pmid"):
+        rows = list(table.rows_where("pmid = ?", [str(record["pmid"])], limit=1))
+        if rows:
+            return rows[0]
+    title = norm_title(record.get("title"))
+    if len(title) >= 25:  # short titles ("Correction.") collide too easily
+        rows = list(table.rows_where("norm_title = ? and kind = 'paper'", [title], limit=1))
+        if rows:
+            return rows[0]
+    return None
+
+
+def _row_from_record(record: dict) -> dict:
+    row = {}
+    for key in ITEM_FIELDS:
+        value = record.get(key)
+        if key in JSON_COLUMNS:
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True) if value not in (None, [], {}) else None
+        elif value == "":
+            value = None
+        row[key] = value
+    if row.get("pmid") is not None:
+        row["pmid"] = str(row["pmid"])
+    row["norm_title"] = norm_title(record.get("title"))
+    row["content_hash"] = content_hash(record)
+    return row
+
+
+def _merge(existing: dict, new_row: dict, source: str) -> dict:
+    """Fields to update on an existing item: new non-empty values, unless a feed would overwrite
+    a value a primary source (PubMed, ClinicalTrials.gov) supplied."""
+    existing_sources = loads(existing.get("sources"), [])
+    primary_seen = any(_SOURCE_PRIORITY.get(s, 0) for s in existing_sources)
+    feed_only_now = not _SOURCE_PRIORITY.get(source, 0)
+    changes = {}
+    for key, value in new_row.items():
+        if value is None or value == existing.get(key):
+            continue
+        if feed_only_now and primary_seen and existing.get(key) is not None:
+            continue
+        changes[key] = value
+    if source not in existing_sources:
+        changes["sources"] = json.dumps(sorted(existing_sources + [source]))
+    return changes
+
+
+def save_items(db: sqlite_utils.Database, records: Iterable[dict], source: str | None = None,
+               now: str | None = None) -> dict:
+    """Store records (any iterable of plain dicts) in one transaction; return counts.
+
+    Each record: ``kind`` ("paper"|"trial"), ``source`` (or the ``source`` argument), ``title`` and
+    any of the item columns (``pmid``, ``doi``, ``abstract``, ``authors`` list, ``pub_types`` list,
+    ``extra`` dict, …). Re-saving an unchanged record changes nothing but ``last_seen``.
+    Returns {"new": n, "updated": n, "unchanged": n, "ids": [item ids in input order]}.
+    """
+    now = now or now_iso()
+    counts = {"new": 0, "updated": 0, "unchanged": 0, "ids": []}
+    with db.atomic():
+        for record in records:
+            src = record.get("source") or source or "unknown"
+            row = _row_from_record(record)
+            existing = _find_existing(db, record)
+            if existing is None:
+                row.update(id=item_id_for(record), sources=json.dumps([src]), first_seen=now,
+                           last_seen=now, updated_at=now)
+                db["items"].insert(row)
+                counts["new"] += 1
+                counts["ids"].append(row["id"])
+                continue
+            changes = _merge(existing, row, src)
+            content_changed = bool(set(changes) - {"sources"})
+            changes["last_seen"] = now
+            if content_changed:
+                changes["updated_at"] = now
+                counts["updated"] += 1
+            else:
+                counts["unchanged"] += 1
+            db["items"].update(existing["id"], changes)
+            counts["ids"].append(existing["id"])
+    return counts
+
+
+def get_item(db: sqlite_utils.Database, item_id: str) -> dict | None:
+    rows = list(db["items"].rows_where("id = ?", [item_id], limit=1))
+    return rows[0] if rows else None
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+def start_run(db: sqlite_utils.Database, command: str, source: str | None = None) -> int:
+    with db.atomic():
+        return db["runs"].insert({"command": command, "source": source, "started": now_iso(),
+                                  "status": "running"}).last_pk
+
+
+def finish_run(db: sqlite_utils.Database, run_id: int, status: str, counts: dict | None = None,
+               error: str | None = None, started_monotonic: float | None = None) -> None:
+    row = {"finished": now_iso(), "status": status,
+           "counts": json.dumps(counts or {}, sort_keys=True), "error": error}
+    if started_monotonic is not None:
+        row["duration_s"] = round(time.monotonic() - started_monotonic, 3)
+    with db.atomic():
+        db["runs"].update(run_id, row)
+
+
+@contextmanager
+def recorded_run(db: sqlite_utils.Database, command: str, source: str | None = None) -> Iterator[dict]:
+    """Record a run: yields a counts dict to fill; status ok, or failed with the error on exception.
+
+    Set ``counts["_status"]`` to override the final status (e.g. "partial").
+    """
+    run_id = start_run(db, command, source)
+    started = time.monotonic()
+    counts: dict = {}
+    try:
+        yield counts
+    except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
+        status = counts.pop("_status", None)
+        finish_run(db, run_id, "failed", counts, error=f"{type(e).__name__}: {e}"[:2000],
+                   started_monotonic=started)
+        raise
+    status = counts.pop("_status", "ok")
+    finish_run(db, run_id, status, counts, error=counts.pop("_error", None), started_monotonic=started)
+
+
+# --- incremental state ----------------------------------------------------------------------
+
+def _state_key(source: str, query: str) -> str:
+    return f"{source}:{hashlib.sha256(query.encode('utf-8')).hexdigest()[:16]}"
+
+
+def get_state(db: sqlite_utils.Database, source: str, query: str) -> dict | None:
+    rows = list(db["source_state"].rows_where("key = ?", [_state_key(source, query)], limit=1))
+    return rows[0] if rows else None
+
+
+def set_state(db: sqlite_utils.Database, source: str, query: str, last_success: str,
+              window_end: str | None = None, extra: dict | None = None) -> None:
+    with db.atomic():
+        db["source_state"].upsert({
+            "key": _state_key(source, query), "source": source, "query": query,
+            "last_success": last_success, "window_end": window_end,
+            "extra": json.dumps(extra) if extra else None,
+        }, pk="key")
