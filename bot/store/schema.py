@@ -77,6 +77,7 @@ def m003_ranking(db: sqlite_utils.Database) -> None:
                              "created_at": str}, pk=("content_hash", "model"))
     db["scores"].create({
         "item_id": str, "relevance": float,
+        "relevant": int,        # 1 if relevance is above the data-chosen threshold
         "themes": str,          # JSON {theme: score}
         "labels": str,          # JSON [theme, …] judged present
         "why": str,             # short human-readable reason
