@@ -1,0 +1,40 @@
+"""One writer at a time: an advisory lock file beside the database.
+
+Two ``spsbot run`` (say cron and a manual run) at once would fetch twice and could send the
+same digest twice; the second one refuses with a clear message instead. The lock is a kernel
+``flock``: it is released when the process dies, even by kill -9, so a crash never leaves a
+stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+class LockBusy(RuntimeError):
+    """Another spsbot process holds the lock."""
+
+
+@contextmanager
+def db_lock(db_path: str | os.PathLike, what: str = "run") -> Iterator[None]:
+    path = Path(str(db_path) + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LockBusy(f"another spsbot {holder} is using {db_path}; try again when it has finished") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{what} (pid {os.getpid()})")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the flock
