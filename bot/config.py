@@ -48,7 +48,8 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "base_url": (_STR, False), "page_size": (_INT, False), "min_interval": (_FLOAT, False),
         "overlap_days": (_INT, False), "enabled": (_BOOL, False),
     },
-    "ranking": {"model": (_STR, False), "relevance_threshold": (_FLOAT, False), "theme_threshold": (_FLOAT, False)},
+    "ranking": {"model": (_STR, False), "relevance_threshold": (_FLOAT, False), "theme_threshold": (_FLOAT, False),
+                "seed": (_STR, False)},
     "digest": {"period_days": (_INT, False), "max_items": (_INT, False), "archive_url": (_STR, False)},
     "email": {
         "from": (_STR, False), "smtp_url": (_STR, False), "username": (_STR, False),

@@ -2,6 +2,65 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from bot.cli.base import cli, pass_app
+from bot.cli.base import EXIT_FAILURE, EXIT_PARTIAL, cli, pass_app
+from bot.fetch import SOURCES
+
+
+def _counts_line(name: str, counts: dict) -> str:
+    shown = ", ".join(f"{key} {counts[key]}" for key in ("fetched", "new", "updated", "unchanged", "errors")
+                      if key in counts)
+    extra = f" ({counts['requests']} requests)" if "requests" in counts else ""
+    return f"{name}: {shown}{extra}"
+
+
+@cli.command()
+@click.option("--source", "sources", multiple=True, type=click.Choice(sorted(SOURCES)),
+              help="Only this source (repeatable); default: every source the config enables.")
+@click.option("--full", is_flag=True, help="Ignore the incremental state: re-fetch from the backfill start.")
+@pass_app
+def fetch(app, sources: tuple[str, ...], full: bool) -> None:
+    """Fetch new records from PubMed, ClinicalTrials.gov and feeds into the database.
+
+    Exit status: 0 all sources worked, 4 some failed (partial), 1 all failed.
+
+    \b
+    Example:
+      SPSBOT_EUTILS_URL=http://127.0.0.1:8080/entrez/eutils spsbot fetch --source pubmed
+    """
+    from bot.fetch import fetch_all
+
+    result = fetch_all(app.db, app.config, list(sources) or None, full=full, progress=app.show_progress)
+    for name, counts in result.counts.items():
+        click.echo(_counts_line(name, counts))
+    for name, error in result.errors.items():
+        click.echo(f"{name}: FAILED: {error}", err=True)
+    if result.errors:
+        raise SystemExit(EXIT_PARTIAL if result.counts else EXIT_FAILURE)
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="spsbot-demo", show_default=True,
+              help="Folder the demo writes to.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+              help="Demo database (default: spsbot-demo.db inside --out; never your real database).")
+@pass_app
+def demo(app, out_dir: str, db_path: str | None) -> None:
+    """Run the pipeline on bundled recorded data through a local server (no network needed)."""
+    from bot.demo import run_demo
+
+    db_path = db_path or str(Path(out_dir) / "spsbot-demo.db")
+    try:
+        summary = run_demo(db_path, out_dir, progress=app.show_progress)
+    except Exception as e:  # noqa: BLE001 - one line for the user; details with -v
+        raise click.ClickException(f"demo failed: {type(e).__name__}: {e}".splitlines()[0]) from None
+    click.echo(_counts_line("pubmed", summary["pubmed"]))
+    stored = summary["stored"]
+    click.echo(f"stored {stored['items']} items ({stored['papers']} papers); most recent:")
+    for item in stored["recent"]:
+        click.echo(f"  {item['entrez_date']}  {item['id']}  {item['title'][:90]}")
+    click.echo(f"database: {Path(db_path).resolve()}")
+    click.echo(f"demo output written to: {Path(out_dir).resolve()}")

@@ -64,12 +64,19 @@ def fetch_all(db, config, sources: list[str] | None = None, *, full: bool = Fals
         started = time.monotonic()
         try:
             with recorded_run(db, "fetch", name) as counts:
-                counts.update(module.run(db, config, full=full, progress=progress, **options.get(name, {})))
+                returned = module.run(db, config, full=full, progress=progress, **options.get(name, {}))
+                counts.update(returned)
         except Exception as e:  # noqa: BLE001 - recorded in runs; the other sources go on
             result.errors[name] = f"{type(e).__name__}: {e}".splitlines()[0]
             log.error("fetch %s failed after %.1fs: %s", name, time.monotonic() - started, result.errors[name])
             continue
         result.counts[name] = counts
+        if returned.get("_status") == "partial":
+            # The source kept going past a failed batch or feed: the fetch as a whole is partial.
+            problems = returned.get("feed_errors") or [returned.get("_error")
+                                                       or f"{returned.get('errors', 'some')} batch(es) failed"]
+            result.errors[name] = "; ".join(map(str, problems))[:500]
+            log.warning("fetch %s partial: %s", name, result.errors[name])
         log.info("fetch %s: %s in %.1fs", name,
                  ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, (int, float))),
                  time.monotonic() - started)

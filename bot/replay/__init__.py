@@ -8,6 +8,8 @@ parameters and spacing.
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +48,8 @@ class Response:
     # or sleep before answering.
     cut_after: int | None = None
     delay: float = 0.0
+    # Reset the TCP connection (RST, nothing answered), like a crashed proxy or load balancer.
+    reset: bool = False
 
 
 class LocalServer:
@@ -74,6 +78,12 @@ class LocalServer:
                     response = Response(500, f"replay server error: {e}", "text/plain")
                 if response.delay:
                     time.sleep(response.delay)
+                if response.reset:
+                    # SO_LINGER 0: close() sends RST, so the client sees "connection reset by peer".
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.connection.close()
+                    return
                 data = response.body.encode("utf-8") if isinstance(response.body, str) else response.body
                 self.send_response(response.status)
                 self.send_header("Content-Type", response.content_type)

@@ -59,6 +59,14 @@ class HttpClient:
         self.sent_at.append(self._last_sent)
         self.requests_sent += 1
 
+    def _redact(self, text: str) -> str:
+        """Remove secret parameter values (an API key in a GET URL quoted by an exception)."""
+        for name in self.secret_params:
+            value = str(self.default_params.get(name) or "")
+            if value:
+                text = text.replace(value, "<redacted>")
+        return text
+
     def _describe(self, path: str) -> str:
         return f"{self.name} {self.base_url}/{path.lstrip('/')}"
 
@@ -87,14 +95,17 @@ class HttpClient:
             except requests.Timeout:
                 last_problem = f"timed out after {self.timeout:g}s"
             except requests.ConnectionError as e:
-                last_problem = f"connection failed ({_short(e)})"
+                last_problem = f"connection failed ({_short(self._redact(str(e)))})"
+            except requests.exceptions.ChunkedEncodingError as e:
+                # The server closed the connection mid-body: as retryable as a refused connection.
+                last_problem = f"connection dropped mid-answer ({_short(self._redact(str(e)))})"
             else:
                 if response.status_code < 400:
                     return response
                 if response.status_code not in RETRY_STATUSES:
                     raise SourceError(f"{self._describe(path)}: HTTP {response.status_code} "
-                                      f"{response.reason}: {_body_hint(response)}")
-                last_problem = f"HTTP {response.status_code} {_body_hint(response)}".strip()
+                                      f"{response.reason}: {self._redact(_body_hint(response))}")
+                last_problem = f"HTTP {response.status_code} {self._redact(_body_hint(response))}".strip()
             if attempt < self.max_retries:
                 delay = self._retry_delay(attempt, response)
                 log.warning("%s: %s; retry %d/%d in %.1fs", self._describe(path), last_problem,

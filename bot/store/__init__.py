@@ -108,16 +108,53 @@ def _find_existing(db: sqlite_utils.Database, record: dict) -> dict | None:
         rows = list(table.rows_where("lower(doi) = ?", [record["doi"].lower()], limit=1))
         if rows:
             return rows[0]
+        # A preprint merged with its published version keeps its other DOI in extra.other_dois.
+        # The instr(extra, '"other_dois"') term lets SQLite use the partial index idx_items_other_dois
+        # (only merged items) instead of scanning every paper for every new DOI.
+        rows = list(table.rows_where("kind = 'paper' and instr(extra, '\"other_dois\"') > 0 "
+                                     "and instr(lower(extra), ?) > 0",
+                                     [json.dumps(record["doi"].lower())], limit=5))
+        rows = [r for r in rows if record["doi"].lower() in (loads(r["extra"], {}) or {}).get("other_dois", [])]
+        if rows:
+            return rows[0]
     if record.get("pmid"):
         rows = list(table.rows_where("pmid = ?", [str(record["pmid"])], limit=1))
         if rows:
             return rows[0]
     title = norm_title(record.get("title"))
     if len(title) >= 25:  # short titles ("Correction.") collide too easily
-        rows = list(table.rows_where("norm_title = ? and kind = 'paper'", [title], limit=1))
+        # "+kind": keeps SQLite on the norm_title index (with the kind index it scans every paper).
+        rows = list(table.rows_where("norm_title = ? and +kind = 'paper'", [title], limit=5))
+        # Same title under another DOI (preprint → published) is the same paper only if the
+        # first authors agree; two different papers can share a long title.
+        rows = [r for r in rows if not (r.get("doi") and record.get("doi"))
+                or _first_authors_overlap(loads(r.get("authors"), []), record.get("authors") or [])]
         if rows:
             return rows[0]
     return None
+
+
+def _first_authors_overlap(a: list, b: list) -> bool:
+    """Do the first authors share a name word ("Dalakas MC" vs "Marinos C. Dalakas")? Unknown = yes."""
+    if not a or not b:
+        return True
+    words = [set(w for w in norm_title(str(names[0])).split() if len(w) >= 3) for names in (a, b)]
+    return bool(words[0] & words[1])
+
+
+def _remember_other_doi(existing: dict, row: dict, changes: dict) -> None:
+    """One paper under two DOIs (preprint → published) stays one item; the DOI not in the ``doi``
+    column is kept in ``extra["other_dois"]`` so either DOI finds the item again."""
+    existing_extra = loads(existing.get("extra"), {}) or {}
+    kept = set(existing_extra.get("other_dois") or [])  # survives a source rewriting extra
+    old, new = (existing.get("doi") or "").lower(), (row.get("doi") or "").lower()
+    if old and new and old != new:
+        kept.add(old if changes.get("doi") else new)
+    extra = (loads(changes["extra"], {}) or {}) if changes.get("extra") else existing_extra
+    if not kept or set(extra.get("other_dois") or []) == kept:
+        return
+    extra["other_dois"] = sorted(kept)
+    changes["extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True)
 
 
 def _row_from_record(record: dict) -> dict:
@@ -178,6 +215,7 @@ def save_items(db: sqlite_utils.Database, records: Iterable[dict], source: str |
                 counts["ids"].append(row["id"])
                 continue
             changes = _merge(existing, row, src)
+            _remember_other_doi(existing, row, changes)
             content_changed = bool(set(changes) - {"sources"})
             changes["last_seen"] = now
             if content_changed:

@@ -35,6 +35,10 @@ def m001_core(db: sqlite_utils.Database) -> None:
     }, pk="id", not_null={"kind", "title"})
     for column in ("pmid", "doi", "nct_id", "norm_title", "first_seen", "kind"):
         db["items"].create_index([column])
+    # save_items matches DOIs case-insensitively (lower(doi) = ?): without this, a full scan per record.
+    db.execute("CREATE INDEX idx_items_lower_doi ON items(lower(doi))")
+    # Only items merged from a preprint carry extra.other_dois: a small partial index to find them.
+    db.execute("""CREATE INDEX idx_items_other_dois ON items(kind) WHERE instr(extra, '"other_dois"') > 0""")
     db["items"].enable_fts(["title", "abstract"], create_triggers=True, tokenize="porter")
 
     db["runs"].create({
@@ -56,18 +60,30 @@ def m001_core(db: sqlite_utils.Database) -> None:
 
 def m002_trials(db: sqlite_utils.Database) -> None:
     """Trial versions, field-level change events and paper ↔ trial links."""
+    # One row per distinct tracked-field snapshot of a trial. Not unique on (nct_id, hash): a
+    # trial may go back to an earlier state (suspended → recruiting again) and that is a version.
     db["trial_versions"].create({
-        "id": int, "nct_id": str, "version_date": str, "fetched_at": str,
-        "content_hash": str, "data": str,
+        "id": int, "nct_id": str,
+        "version_date": str,    # the registry's last update posted date of this version
+        "fetched_at": str,
+        "content_hash": str,    # hash of the normalised tracked-field snapshot
+        "data": str,            # JSON: the normalised tracked-field snapshot
     }, pk="id")
-    db["trial_versions"].create_index(["nct_id", "content_hash"], unique=True)
+    db["trial_versions"].create_index(["nct_id", "id"])
     db["trial_changes"].create({
-        "id": int, "nct_id": str, "field": str, "old": str, "new": str,
+        "id": int, "nct_id": str, "field": str,
+        "old": str, "new": str,  # display text of the normalised values ("" = not given)
         "detected_at": str, "version_date": str,
+        "version_id": int,      # the trial_versions row that introduced the change
     }, pk="id")
     db["trial_changes"].create_index(["nct_id", "detected_at"])
-    db["links"].create({"paper_id": str, "trial_id": str, "evidence": str, "created_at": str},
-                       pk=("paper_id", "trial_id", "evidence"))
+    db["trial_changes"].create_index(["detected_at"])
+    db["links"].create({
+        "paper_id": str, "trial_id": str,
+        "evidence": str,        # databank | abstract | registry_reference
+        "detail": str,          # registry reference type (RESULT, BACKGROUND, DERIVED) where known
+        "created_at": str,
+    }, pk=("paper_id", "trial_id", "evidence"))
     db["links"].create_index(["trial_id"])
 
 
@@ -104,6 +120,7 @@ def m004_digest(db: sqlite_utils.Database) -> None:
     db["digests"].create({
         "id": int, "subscriber_id": int, "period_start": str, "period_end": str,
         "created_at": str, "subject": str, "html": str, "text": str, "item_count": int,
+        "data": str,            # JSON of the built digest (sections), so the archive can re-render it
     }, pk="id")
     db["digest_items"].create({"digest_id": int, "item_id": str, "section": str, "theme": str,
                                "position": int}, pk=("digest_id", "item_id", "section"))
@@ -117,6 +134,53 @@ def m004_digest(db: sqlite_utils.Database) -> None:
     }, pk="id")
     db["deliveries"].create_index(["digest_id", "subscriber_id"], unique=True)
     db["deliveries"].create_index(["status"])
+    db["digests"].create_index(["subscriber_id", "period_end"])
+    # Small key/value settings, e.g. the unsubscribe-token secret generated on first use.
+    db["settings"].create({"key": str, "value": str, "updated_at": str}, pk="key")
+
+
+# Views for Datasette and any SQLite tool (m005). Plain SQL over the tables above.
+VIEWS = {
+    # Papers the ranker judged relevant, best first, with their theme labels and reason.
+    "relevant_papers": """
+        SELECT items.id, items.title, items.journal, items.pub_date, items.pub_year, items.doi, items.pmid,
+               items.url, scores.relevance, scores.labels, scores.why, items.first_seen
+        FROM items JOIN scores ON scores.item_id = items.id
+        WHERE items.kind = 'paper' AND scores.relevant = 1
+        ORDER BY scores.relevance DESC""",
+    # Every trial with its most recent recorded change (NULLs when none was recorded yet).
+    "trials_last_change": """
+        SELECT items.id, items.nct_id, items.title,
+               json_extract(items.extra, '$.overall_status') AS overall_status,
+               change.field AS last_change_field, change.old AS last_change_old,
+               change.new AS last_change_new, change.detected_at AS last_change_at, items.url
+        FROM items LEFT JOIN trial_changes AS change ON change.id = (
+            SELECT c.id FROM trial_changes AS c WHERE c.nct_id = items.nct_id
+            ORDER BY c.detected_at DESC, c.id DESC LIMIT 1)
+        WHERE items.kind = 'trial'
+        ORDER BY change.detected_at IS NULL, change.detected_at DESC, items.id""",
+    # The entries of the latest digest: the latest public issue (subscriber_id NULL) if there is
+    # one, else the latest subscriber's digest. Entries that are not items ("change:N", notices)
+    # keep their key in item_id and have no title.
+    "latest_digest": """
+        SELECT digests.id AS digest_id, digests.subscriber_id, digests.period_start, digests.period_end,
+               digests.created_at, digest_items.section, digest_items.theme, digest_items.position,
+               digest_items.item_id, items.kind, items.title, items.url, scores.relevance
+        FROM digests
+        JOIN digest_items ON digest_items.digest_id = digests.id
+        LEFT JOIN items ON items.id = digest_items.item_id
+        LEFT JOIN scores ON scores.item_id = items.id
+        WHERE digests.id = (SELECT id FROM digests
+                            ORDER BY subscriber_id IS NOT NULL, period_end DESC, id DESC LIMIT 1)
+        ORDER BY digest_items.section, digest_items.position""",
+}
+
+
+def m005_views(db: sqlite_utils.Database) -> None:
+    """Datasette-friendly views: relevant papers, trials with their last change, latest digest."""
+    for name, sql in VIEWS.items():
+        db.execute(f"DROP VIEW IF EXISTS {name}")
+        db.execute(f"CREATE VIEW {name} AS {sql.strip()}")
 
 
 MIGRATIONS = [
@@ -124,6 +188,7 @@ MIGRATIONS = [
     ("002_trials", m002_trials),
     ("003_ranking", m003_ranking),
     ("004_digest", m004_digest),
+    ("005_views", m005_views),
 ]
 
 

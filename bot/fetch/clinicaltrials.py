@@ -1,0 +1,115 @@
+"""Fetch ClinicalTrials.gov: search, store trials, record field-level changes, link papers.
+
+The first run (or ``full=True``) asks for every study matching the topic; later runs ask only
+for studies whose last update was posted since the previous successful run, minus
+``overlap_days`` (the registry posts updates a day or more after they are made). The state only
+advances when the whole fetch succeeded, so a failed run is retried from the same point.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date, timedelta
+
+from tqdm import tqdm
+
+from bot.sources import clinicaltrials as ctgov
+from bot.store import get_state, now_iso, set_state
+from bot.store.trials import save_trials
+
+log = logging.getLogger(__name__)
+
+SOURCE = "clinicaltrials"
+SAVE_BATCH = 500  # studies stored per transaction
+
+
+def state_query(config) -> str:
+    """What identifies the search in source_state: a new condition or term list starts afresh."""
+    topic = config.topic
+    return f"cond={topic.ctgov_condition}|terms={'|'.join(topic.ctgov_terms)}"
+
+
+def since_date(state: dict | None, overlap_days: int) -> str | None:
+    """The LastUpdatePostDate lower bound for an incremental run (None = everything)."""
+    if not state or not state.get("last_success"):
+        return None
+    last = date.fromisoformat(state["last_success"][:10])
+    return (last - timedelta(days=max(0, overlap_days))).isoformat()
+
+
+def run(db, config, *, full: bool = False, progress: bool = False, client=None, sleep=None,
+        min_interval: float | None = None, backoff: float | None = None) -> dict:
+    """Fetch and store the topic's trials; return counts (fetched/new/updated/unchanged/
+    versions/changes/links/requests/pages)."""
+    settings = config.clinicaltrials
+    if client is None:
+        options = {}
+        if sleep is not None:
+            options["sleep"] = sleep
+        if backoff is not None:
+            options["backoff"] = backoff
+        interval = settings.get("min_interval", 1.0) if min_interval is None else min_interval
+        client = ctgov.make_client(settings.get("base_url") or "https://clinicaltrials.gov/api/v2",
+                                   min_interval=float(interval), **options)
+    query = state_query(config)
+    started = now_iso()
+    since = None if full else since_date(get_state(db, SOURCE, query), settings.get("overlap_days", 3))
+    log.info("clinicaltrials: %s", f"studies updated since {since}" if since else "all matching studies")
+    requests_before = client.requests_sent
+    stats: dict = {}
+    counts = {"fetched": 0, "new": 0, "updated": 0, "unchanged": 0, "versions": 0, "changes": 0, "links": 0}
+    studies = ctgov.search_studies(client, condition=config.topic.ctgov_condition,
+                                   terms=config.topic.ctgov_terms,
+                                   page_size=int(settings.get("page_size", ctgov.MAX_PAGE_SIZE)),
+                                   since=since, stats=stats)
+    batch: list[dict] = []
+    with tqdm(desc="clinicaltrials", unit="study", disable=not progress) as bar:
+        for record in ctgov.parse_studies(studies):
+            batch.append(record)
+            bar.update(1)
+            if len(batch) >= SAVE_BATCH:
+                _save(db, batch, counts)
+                batch = []
+        if batch:
+            _save(db, batch, counts)
+    counts["requests"] = client.requests_sent - requests_before
+    counts["pages"] = stats.get("pages", 0)
+    set_state(db, SOURCE, query, last_success=started, window_end=started,
+              extra={"since": since, "total": stats.get("total", 0)})
+    return counts
+
+
+def _save(db, batch: list[dict], counts: dict) -> None:
+    t0 = time.monotonic()
+    result = save_trials(db, batch)
+    for key in ("new", "updated", "unchanged", "versions", "changes", "links"):
+        counts[key] += result[key]
+    counts["fetched"] += len(batch)
+    log.debug("clinicaltrials: stored %d studies in %.2fs", len(batch), time.monotonic() - t0)
+
+
+def replay_demo(db, config, *, progress: bool = False) -> dict:
+    """The demo's trial step: fetch the bundled trials from a local CT.gov emulator, then their
+    later version (one trial changed status and posted results), through ``fetch_all`` so both
+    runs are recorded. Returns {"first": counts, "second": counts, "changes": [events]}.
+
+    ``config`` is changed in place to point at the emulator (the demo's own config copy).
+    """
+    from bot.fetch import fetch_all
+    from bot.replay import LocalServer
+    from bot.replay.ctgov import demo_responder
+    from bot.store.trials import trial_changes_since
+
+    started = now_iso()
+    summary: dict = {}
+    for version, key in ((1, "first"), (2, "second")):
+        with LocalServer(demo_responder(version)) as server:
+            config.sections["sources.clinicaltrials"]["base_url"] = server.url
+            result = fetch_all(db, config, [SOURCE], progress=progress,
+                               clinicaltrials={"min_interval": 0})
+        if result.errors:
+            raise RuntimeError(f"demo trials fetch failed: {result.errors}")
+        summary[key] = result.counts[SOURCE]
+    summary["changes"] = trial_changes_since(db, started)
+    return summary

@@ -1,0 +1,72 @@
+"""Fetch every configured RSS/Atom feed and store its entries as papers.
+
+Feeds are read whole every run (a feed only ever shows its latest entries); the store matches
+each entry to an existing item by DOI, PMID, then normalised title, so nothing is stored twice.
+A feed that fails (HTTP error, unreadable XML) is logged and counted and the other feeds go on;
+the run is then *partial*, or failed if no feed could be read.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from tqdm import tqdm
+
+from bot.sources import feeds as feed_source
+from bot.sources.http import SourceError
+from bot.store import now_iso, save_items, set_state
+from bot.store.trials import link_papers_and_trials
+
+log = logging.getLogger(__name__)
+
+SOURCE = "feeds"
+
+
+def run(db, config, *, full: bool = False, progress: bool = False, client=None, sleep=None,
+        min_interval: float | None = None, backoff: float | None = None) -> dict:
+    """Read each feed in ``config.topic.feeds``; return counts (feeds, errors = failed feeds,
+    fetched, new, updated, unchanged, links) and ``feed_errors`` (one line per failed feed).
+
+    ``client`` may be an HttpClient to use for every feed (tests), else one is made per host.
+    """
+    feeds = list(config.topic.feeds)
+    counts = {"feeds": len(feeds), "errors": 0, "fetched": 0, "new": 0, "updated": 0,
+              "unchanged": 0, "links": 0, "feed_errors": []}
+    clients: dict[str, object] = {}
+    options = {}
+    if sleep is not None:
+        options["sleep"] = sleep
+    if backoff is not None:
+        options["backoff"] = backoff
+    interval = 1.0 if min_interval is None else min_interval
+    stored_ids: list[str] = []
+    for feed in tqdm(feeds, desc="feeds", unit="feed", disable=not progress):
+        started = now_iso()
+        host = urlsplit(feed.url).netloc
+        feed_client = client or clients.setdefault(
+            host, feed_source.client_for(feed.url, min_interval=interval, **options))
+        try:
+            result = feed_source.read_feed(feed_client, feed.url, feed.name)
+        except SourceError as e:
+            counts["errors"] += 1
+            counts["feed_errors"].append(str(e).splitlines()[0])
+            log.error("feed %s failed: %s", feed.name or feed.url, e)
+            continue
+        if result.warning:
+            log.warning("%s: feed XML not well-formed, kept %d entries (%s)", result.source,
+                        len(result.records), result.warning)
+        saved = save_items(db, result.records, source=result.source)
+        for key in ("new", "updated", "unchanged"):
+            counts[key] += saved[key]
+        counts["fetched"] += len(result.records)
+        stored_ids += saved["ids"]
+        set_state(db, SOURCE, feed.url, last_success=started, extra={"entries": len(result.records)})
+        log.info("%s: %d entries (%d new)", result.source, len(result.records), saved["new"])
+    if stored_ids:
+        counts["links"] = link_papers_and_trials(db, item_ids=stored_ids)
+    if feeds and counts["errors"] == len(feeds):
+        raise SourceError(f"feeds: all {len(feeds)} feeds failed: {'; '.join(counts['feed_errors'])}"[:1000])
+    if counts["errors"]:
+        counts["_status"] = "partial"
+    return counts

@@ -1,0 +1,286 @@
+"""ClinicalTrials.gov API v2: search studies page by page and parse them into plain records.
+
+Pure HTTP + parsing, no database code. ``search_studies`` yields raw study dicts (following
+``nextPageToken`` → ``pageToken`` until the server stops sending one), ``parse_study`` turns one
+into a record for ``bot.store.save_items`` / ``bot.store.trials.save_trials``, including the
+normalised snapshot of the tracked fields (``record["tracked"]``) used for change detection.
+
+API reference: https://clinicaltrials.gov/data-api/api (``GET /studies``; ``totalCount`` comes on
+the first page only, and only with ``countTotal=true``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Iterable, Iterator
+
+from bot.sources.http import HttpClient, SourceError
+
+log = logging.getLogger(__name__)
+
+STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
+MAX_PAGE_SIZE = 1000  # the API refuses more
+MAX_PAGES = 10_000    # a last-resort stop: 10 million studies is more than the registry holds
+
+# The fields whose change becomes a change event, in display order.
+TRACKED_FIELDS = (
+    "overall_status", "last_known_status", "why_stopped", "phases", "enrollment", "enrollment_type",
+    "start_date", "primary_completion_date", "completion_date", "results_posted",
+    "arms", "interventions", "locations_count",
+)
+_NCT_RE = re.compile(r"^NCT\d{8}$")
+
+
+def make_client(base_url: str, *, min_interval: float = 1.0, **options) -> HttpClient:
+    """The CT.gov chokepoint: polite spacing (the registry asks for ≤ 1 request/s by default)."""
+    return HttpClient(base_url, name="clinicaltrials", min_interval=min_interval, **options)
+
+
+def search_params(*, condition: str = "", term: str = "", page_size: int = MAX_PAGE_SIZE,
+                  since: str | None = None) -> dict:
+    """The query parameters of one search (without paging)."""
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+    params = {"format": "json", "pageSize": page_size}
+    if condition:
+        params["query.cond"] = condition
+    if term:
+        params["query.term"] = term
+    if since:
+        # Essie expression syntax: studies whose last update was posted on/after `since`.
+        params["filter.advanced"] = f"AREA[LastUpdatePostDate]RANGE[{since},MAX]"
+    return params
+
+
+def iter_pages(client: HttpClient, params: dict) -> Iterator[dict]:
+    """Yield each page (decoded JSON) of one search, following nextPageToken until it is absent.
+
+    The first page asks for ``countTotal``; a repeated token or an empty page that still promises
+    more would loop forever, so both stop with a SourceError.
+    """
+    seen_tokens: set[str] = set()
+    token = None
+    for page_number in range(1, MAX_PAGES + 1):
+        page_params = dict(params)
+        if token:
+            page_params["pageToken"] = token
+        else:
+            page_params["countTotal"] = "true"
+        response = client.request("studies", page_params)
+        try:
+            page = response.json()
+        except ValueError:
+            raise SourceError(f"clinicaltrials: page {page_number} is not JSON "
+                              f"({response.headers.get('Content-Type', '?')})") from None
+        # A page without a 'studies' list is the wrong shape (an error or maintenance answer), not
+        # the last page: taking it for the end would drop the remaining studies silently. Only a
+        # first page saying totalCount 0 may leave the list out.
+        if not isinstance(page, dict) or not (isinstance(page.get("studies"), list)
+                                              or (page_number == 1 and page.get("totalCount") == 0
+                                                  and "studies" not in page)):
+            raise SourceError(f"clinicaltrials: page {page_number} has no 'studies' list")
+        if page_number == 1 and "totalCount" in page:
+            log.info("clinicaltrials: %s studies match %s", page["totalCount"], _describe(params))
+        yield page
+        token = page.get("nextPageToken")
+        if not token:
+            return
+        if not page.get("studies"):
+            raise SourceError(f"clinicaltrials: page {page_number} is empty but has a nextPageToken; "
+                              f"stopping rather than paging forever")
+        if token in seen_tokens:
+            raise SourceError(f"clinicaltrials: nextPageToken repeated on page {page_number}; "
+                              f"stopping rather than paging forever")
+        seen_tokens.add(token)
+    raise SourceError(f"clinicaltrials: more than {MAX_PAGES} pages; stopping")
+
+
+def _describe(params: dict) -> str:
+    return " ".join(f"{k}={v!r}" for k, v in params.items() if k.startswith(("query.", "filter.")))
+
+
+def search_studies(client: HttpClient, *, condition: str = "", terms: Iterable[str] = (),
+                   page_size: int = MAX_PAGE_SIZE, since: str | None = None,
+                   stats: dict | None = None) -> Iterator[dict]:
+    """Yield raw v2 study dicts for the condition and each extra term, each NCT id once.
+
+    ``stats`` (optional) is filled with ``pages`` and ``total`` (sum of each search's totalCount).
+    """
+    searches = ([{"condition": condition}] if condition else []) + [{"term": t} for t in terms if t]
+    seen: set[str] = set()
+    stats = stats if stats is not None else {}
+    stats.setdefault("pages", 0)
+    stats.setdefault("total", 0)
+    for search in searches:
+        params = search_params(page_size=page_size, since=since, **search)
+        total, served = None, 0
+        for page in iter_pages(client, params):
+            stats["pages"] += 1
+            if "totalCount" in page:
+                total = int(page["totalCount"] or 0)
+                stats["total"] += total
+            served += len(page.get("studies") or [])
+            for study in page.get("studies") or []:
+                nct_id = study_nct_id(study)
+                if not nct_id or nct_id in seen:
+                    continue
+                seen.add(nct_id)
+                yield study
+        if total is not None and served < total:
+            # Never silently truncated: the registry said there were more than it served.
+            log.warning("clinicaltrials: %s: served %d of the %d studies it counted",
+                        _describe(params), served, total)
+
+
+def study_nct_id(study: dict) -> str | None:
+    nct_id = (_get(study, "protocolSection", "identificationModule", "nctId") or "").strip().upper()
+    return nct_id if _NCT_RE.match(nct_id) else None
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+def _get(obj, *path, default=None):
+    for key in path:
+        if not isinstance(obj, dict):
+            return default
+        obj = obj.get(key)
+    return default if obj is None else obj
+
+
+def _text(value) -> str:
+    """Whitespace-collapsed text: a reformatted but equal value compares equal."""
+    return " ".join(str(value).split()) if value not in (None, "") else ""
+
+
+def _date(struct) -> dict | None:
+    """{"date": "2024-05" or "2024-05-17", "type": "ACTUAL"|"ESTIMATED"|None}; month-only kept as is."""
+    if not isinstance(struct, dict) or not struct.get("date"):
+        return None
+    return {"date": _text(struct["date"]), "type": (_text(struct.get("type")) or None)}
+
+
+def _date_value(struct) -> str:
+    """A tracked date as one comparable string: '2024-05 (estimated)'."""
+    parsed = _date(struct)
+    if not parsed:
+        return ""
+    return f"{parsed['date']} ({parsed['type'].lower()})" if parsed["type"] else parsed["date"]
+
+
+PHASE_NAMES = {"EARLY_PHASE1": "Early Phase 1", "PHASE1": "Phase 1", "PHASE2": "Phase 2",
+               "PHASE3": "Phase 3", "PHASE4": "Phase 4"}
+
+
+def _pub_types(study_type: str, phases: list[str]) -> list[str]:
+    """PubMed-like publication types, so the ranker treats trials and papers alike."""
+    if study_type == "OBSERVATIONAL":
+        return ["Observational Study"]
+    if study_type == "EXPANDED_ACCESS":
+        return ["Expanded Access"]
+    named = [f"Clinical Trial, {PHASE_NAMES[p]}" for p in phases if p in PHASE_NAMES]
+    return named or ["Clinical Trial"]
+
+
+def parse_study(study: dict) -> dict:
+    """One v2 study → a record for save_items/save_trials (``kind="trial"``, ``source="ctgov"``).
+
+    ``extra`` holds every parsed trial field; ``tracked`` is the normalised tracked-field snapshot.
+    Raises ValueError if the study has no valid NCT id.
+    """
+    nct_id = study_nct_id(study)
+    if not nct_id:
+        raise ValueError("study without a valid protocolSection.identificationModule.nctId")
+    proto = study.get("protocolSection") or {}
+    ident, status = proto.get("identificationModule") or {}, proto.get("statusModule") or {}
+    design, arms_mod = proto.get("designModule") or {}, proto.get("armsInterventionsModule") or {}
+    locations = _get(proto, "contactsLocationsModule", "locations", default=[])
+    sponsor = _text(_get(proto, "sponsorCollaboratorsModule", "leadSponsor", "name"))
+    phases = [_text(p) for p in design.get("phases") or [] if p]
+    study_type = _text(design.get("studyType"))
+    first_posted = _date(status.get("studyFirstPostDateStruct"))
+    results_posted = _date(status.get("resultsFirstPostDateStruct"))
+    last_update = _date(status.get("lastUpdatePostDateStruct"))
+    interventions = [{"type": _text(i.get("type")), "name": _text(i.get("name"))}
+                     for i in arms_mod.get("interventions") or [] if isinstance(i, dict) and i.get("name")]
+    arms = [{"type": _text(a.get("type")), "label": _text(a.get("label"))}
+            for a in arms_mod.get("armGroups") or [] if isinstance(a, dict) and a.get("label")]
+    references = [{"pmid": _text(r.get("pmid")), "type": _text(r.get("type")) or None}
+                  for r in _get(proto, "referencesModule", "references", default=[])
+                  if isinstance(r, dict) and _text(r.get("pmid")).isdigit()]
+    enrollment = design.get("enrollmentInfo") or {}
+    extra = {
+        "brief_title": _text(ident.get("briefTitle")), "official_title": _text(ident.get("officialTitle")),
+        "acronym": _text(ident.get("acronym")) or None,
+        "overall_status": _text(status.get("overallStatus")) or None,
+        "last_known_status": _text(status.get("lastKnownStatus")) or None,
+        "why_stopped": _text(status.get("whyStopped")) or None,
+        "phases": phases, "study_type": study_type or None,
+        "conditions": [_text(c) for c in _get(proto, "conditionsModule", "conditions", default=[]) if c],
+        "interventions": interventions, "arms": arms,
+        "enrollment": enrollment.get("count"), "enrollment_type": _text(enrollment.get("type")) or None,
+        "sponsor": sponsor or None,
+        "start_date": _date(status.get("startDateStruct")),
+        "primary_completion_date": _date(status.get("primaryCompletionDateStruct")),
+        "completion_date": _date(status.get("completionDateStruct")),
+        "first_posted": first_posted, "last_update_posted": last_update, "results_first_posted": results_posted,
+        "has_results": bool(study.get("hasResults") or study.get("resultsSection") or results_posted),
+        "locations_count": len(locations) if isinstance(locations, list) else 0,
+        "countries": sorted({_text(loc.get("country")) for loc in locations or []
+                             if isinstance(loc, dict) and loc.get("country")}),
+        "references": references,
+    }
+    first_date = first_posted["date"] if first_posted else None
+    return {
+        "kind": "trial", "source": "ctgov", "nct_id": nct_id,
+        "title": extra["brief_title"] or extra["official_title"] or nct_id,
+        "abstract": _text(_get(proto, "descriptionModule", "briefSummary")) or None,
+        "pub_date": first_date, "entrez_date": first_date,
+        "pub_year": int(first_date[:4]) if first_date and first_date[:4].isdigit() else None,
+        "url": STUDY_URL.format(nct_id=nct_id),
+        "authors": [sponsor] if sponsor else [],
+        "pub_types": _pub_types(study_type, phases),
+        "keywords": [_text(k) for k in _get(proto, "conditionsModule", "keywords", default=[]) if k],
+        "nct_ids": [nct_id],
+        "extra": extra,
+        "tracked": tracked_snapshot(extra),
+        "version_date": last_update["date"] if last_update else None,
+    }
+
+
+def tracked_snapshot(extra: dict) -> dict:
+    """The tracked fields, normalised so that equal values compare equal.
+
+    Strings are whitespace-collapsed; lists whose order means nothing (phases, arms,
+    interventions) are sorted and de-duplicated; dates carry their ACTUAL/ESTIMATED type.
+    """
+    def sorted_unique(values):
+        return sorted({v for v in values if v})
+
+    enrollment = extra.get("enrollment")
+    return {
+        "overall_status": extra.get("overall_status") or "",
+        "last_known_status": extra.get("last_known_status") or "",
+        "why_stopped": extra.get("why_stopped") or "",
+        "phases": sorted_unique(extra.get("phases") or []),
+        "enrollment": int(enrollment) if isinstance(enrollment, (int, float, str)) and str(enrollment).isdigit() else None,
+        "enrollment_type": extra.get("enrollment_type") or "",
+        "start_date": _date_value(extra.get("start_date")),
+        "primary_completion_date": _date_value(extra.get("primary_completion_date")),
+        "completion_date": _date_value(extra.get("completion_date")),
+        # One field for "results posted": the date when the registry gives it, else yes/"".
+        "results_posted": _date_value(extra.get("results_first_posted")) or ("yes" if extra.get("has_results") else ""),
+        "arms": sorted_unique(f"{a.get('type') or 'ARM'}: {a['label']}" for a in extra.get("arms") or []),
+        "interventions": sorted_unique(f"{i.get('type') or 'OTHER'}: {i['name']}"
+                                       for i in extra.get("interventions") or []),
+        "locations_count": int(extra.get("locations_count") or 0),
+    }
+
+
+def parse_studies(studies: Iterable[dict]) -> Iterator[dict]:
+    """Parse many studies, logging and skipping any without a valid NCT id."""
+    for study in studies:
+        try:
+            yield parse_study(study)
+        except ValueError as e:
+            log.warning("clinicaltrials: skipped a study: %s", e)

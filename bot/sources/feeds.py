@@ -1,0 +1,213 @@
+"""RSS 2.0, RSS 1.0/RDF and Atom feeds → paper records.
+
+Pure HTTP + parsing, no database code. Downloads go through ``HttpClient`` (timeouts, retries,
+spacing per host); the bytes are parsed by feedparser, which copes with every feed dialect.
+Each entry becomes a ``kind="paper"`` record with ``source="feed:<name or host>"`` and whatever
+identifiers it carries (DOI, PMID, arXiv id), so the store can match it to the same paper from
+PubMed (DOI → PMID → normalised title).
+
+feedparser: https://feedparser.readthedocs.io/
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import feedparser
+
+from bot.sources.http import HttpClient, SourceError
+
+log = logging.getLogger(__name__)
+
+DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>]+)", re.I)
+PUBMED_LINK_RE = re.compile(r"(?:pubmed\.ncbi\.nlm\.nih\.gov/|ncbi\.nlm\.nih\.gov/pubmed/)(\d{1,9})\b")
+PMID_TEXT_RE = re.compile(r"\b(?:pmid|pubmed)\s*:\s*(\d{1,9})\b", re.I)
+ARXIV_RE = re.compile(r"(?:arxiv\.org/(?:abs|pdf)/|oai:arXiv\.org:|\barXiv:)(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?",
+                      re.I)
+ARXIV_PREFIX_RE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*(?:Abstract:\s*)?", re.I)
+NCT_RE = re.compile(r"\bNCT\s?(\d{8})\b", re.I)
+TAG_RE = re.compile(r"<\s*(/?)\s*([a-zA-Z0-9]*)[^>]*>")
+_BLOCK_TAGS = {"p", "br", "div", "li", "ul", "ol", "tr", "td", "h1", "h2", "h3", "h4", "blockquote", "hr"}
+PREPRINT_DOI_PREFIXES = ("10.1101/", "10.48550/", "10.21203/", "10.20944/")  # bioRxiv/medRxiv, arXiv, Research Square, Preprints.org
+
+
+class FeedError(SourceError):
+    """One feed could not be read or parsed."""
+
+
+@dataclass
+class FeedResult:
+    """What one feed gave: records, plus the feed's own title and any parse warning."""
+    url: str
+    source: str
+    records: list[dict] = field(default_factory=list)
+    title: str = ""
+    warning: str = ""
+
+
+def client_for(url: str, *, min_interval: float = 1.0, **options) -> HttpClient:
+    """One chokepoint per host: spacing and retries apply per server, not per feed."""
+    parts = urlsplit(url)
+    return HttpClient(f"{parts.scheme}://{parts.netloc}", name=f"feed {parts.netloc}",
+                      min_interval=min_interval, **options)
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def source_name(url: str, name: str = "") -> str:
+    return f"feed:{name or urlsplit(url).netloc}"
+
+
+def download(client: HttpClient, url: str) -> bytes:
+    """The feed's bytes (feedparser then reads the XML encoding declaration itself)."""
+    return client.request(_path_of(url)).content
+
+
+def parse_feed(data: bytes, *, url: str = "", name: str = "") -> FeedResult:
+    """Parse feed bytes into paper records; a feed with no entries and broken XML raises FeedError.
+
+    feedparser is lenient: a feed with a recoverable XML error ("bozo") still yields entries,
+    which are kept, with the problem noted in ``warning``.
+    """
+    parsed = feedparser.parse(data)
+    result = FeedResult(url=url, source=source_name(url, name), title=_clean(parsed.feed.get("title")))
+    if parsed.bozo:
+        problem = f"{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}".splitlines()[0]
+        if not parsed.entries:
+            raise FeedError(f"{result.source}: not a readable feed ({problem})")
+        result.warning = problem
+    journal = _clean(parsed.feed.get("prism_publicationname")) or result.title
+    for entry in parsed.entries:
+        record = parse_entry(entry, source=result.source, journal=journal)
+        if record:
+            result.records.append(record)
+    return result
+
+
+def _clean(value) -> str:
+    """HTML tags and entities out, whitespace collapsed."""
+    if not value:
+        return ""
+    # Block tags separate words; inline ones (<i>, <b>, <sub>) sit inside them.
+    text = TAG_RE.sub(lambda m: " " if m.group(2).lower() in _BLOCK_TAGS else "", str(value))
+    return " ".join(html.unescape(text).split())
+
+
+def _authors(entry) -> list[str]:
+    """Author names; a single dc:creator listing several full names is split on commas."""
+    names = [_clean(a.get("name")) for a in entry.get("authors") or [] if a.get("name")]
+    if not names and entry.get("author"):
+        names = [_clean(entry["author"])]
+    out = []
+    for name in names:
+        parts = [p.strip() for p in re.split(r",|;| and ", name) if p.strip()]
+        # "Smith, John" is one person; "John Smith, Jane Doe" is two.
+        if len(parts) > 1 and all(len(p.split()) >= 2 for p in parts):
+            out.extend(parts)
+        else:
+            out.append(name)
+    return out
+
+
+def _date(entry) -> str | None:
+    """The entry's date as ISO (YYYY-MM-DD): prism/dc/Atom ISO strings as written, else RFC 822."""
+    for key in ("prism_publicationdate", "published", "dc_date", "updated", "prism_coverdate"):
+        raw = entry.get(key)
+        if raw and re.match(r"^\d{4}-\d{2}-\d{2}", raw):
+            return raw[:10]
+    for key in ("published_parsed", "updated_parsed"):
+        parsed = entry.get(key)
+        if parsed:
+            return time.strftime("%Y-%m-%d", parsed)
+    return None
+
+
+def _identifier_texts(entry) -> list[str]:
+    """Every string that may hold an identifier: ids, links, dc:identifier, prism:doi."""
+    texts = [entry.get("id"), entry.get("link"), entry.get("dc_identifier"), entry.get("prism_doi"),
+             entry.get("guid")]
+    texts += [link.get("href") for link in entry.get("links") or []]
+    return [str(t) for t in texts if t]
+
+
+def find_doi(entry, summary: str = "") -> str | None:
+    for key in ("prism_doi", "dc_identifier"):
+        value = (entry.get(key) or "").strip()
+        match = DOI_RE.search(value)
+        if match:
+            return _tidy_doi(match.group(1))
+    for text in _identifier_texts(entry):
+        if "doi.org/" in text or text.lower().startswith("doi:"):
+            match = DOI_RE.search(text)
+            if match:
+                return _tidy_doi(match.group(1))
+    match = re.search(r"\bdoi:\s*(10\.\d{4,9}/\S+)", summary, re.I)
+    return _tidy_doi(match.group(1)) if match else None
+
+
+def _tidy_doi(doi: str) -> str:
+    return doi.rstrip(".,;)]").lower()
+
+
+def find_pmid(entry) -> str | None:
+    for text in _identifier_texts(entry):
+        match = PUBMED_LINK_RE.search(text) or PMID_TEXT_RE.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def find_arxiv_id(entry) -> str | None:
+    for text in _identifier_texts(entry):
+        match = ARXIV_RE.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def parse_entry(entry, *, source: str, journal: str = "") -> dict | None:
+    """One feed entry → a paper record (None if it has no title)."""
+    title = _clean(entry.get("title") or entry.get("dc_title"))
+    if not title:
+        return None
+    raw_summary = entry.get("summary") or entry.get("description") or ""
+    if not raw_summary and entry.get("content"):
+        raw_summary = entry["content"][0].get("value", "")
+    summary = _clean(raw_summary)
+    summary = ARXIV_PREFIX_RE.sub("", summary)
+    doi = find_doi(entry, summary)
+    arxiv_id = find_arxiv_id(entry)
+    if arxiv_id and not doi and re.match(r"^\d{4}\.\d{4,5}$", arxiv_id):
+        doi = f"10.48550/arxiv.{arxiv_id}"  # arXiv's own DOI: the key a later published version cites
+    date = _date(entry)
+    preprint = bool(arxiv_id) or bool(doi and doi.startswith(PREPRINT_DOI_PREFIXES))
+    text = f"{title} {summary}"
+    extra = {"feed_entry_id": entry.get("id"), "arxiv_id": arxiv_id, "preprint": preprint,
+             "categories": [t.get("term") for t in entry.get("tags") or [] if t.get("term")]}
+    return {
+        "kind": "paper", "source": source, "title": title, "abstract": summary or None,
+        "doi": doi, "pmid": find_pmid(entry), "authors": _authors(entry),
+        "journal": _clean(entry.get("prism_publicationname")) or journal or None,
+        "pub_date": date, "pub_year": int(date[:4]) if date else None,
+        "url": entry.get("link") or None,
+        "pub_types": ["Preprint"] if preprint else [],
+        "nct_ids": sorted({f"NCT{m}" for m in NCT_RE.findall(text)}),
+        "extra": {k: v for k, v in extra.items() if v not in (None, [], False)},
+    }
+
+
+def read_feed(client: HttpClient, url: str, name: str = "") -> FeedResult:
+    """Download and parse one feed; any failure is a FeedError naming the feed."""
+    try:
+        data = download(client, url)
+    except SourceError as e:
+        raise FeedError(f"{source_name(url, name)}: {e}") from None
+    return parse_feed(data, url=url, name=name)

@@ -1,0 +1,559 @@
+"""PubMed through the NCBI E-utilities: search, fetch in batches, parse into item records.
+
+Pure HTTP + parsing, no database code (``bot.fetch.pubmed`` stores what this yields).
+
+- ``make_client(config)``: the request chokepoint (``tool``/``email`` on every request, the
+  ``NCBI_API_KEY`` from the environment as a secret parameter, 3 requests/s, 10 with a key).
+- ``plan_windows(client, query, mindate, maxdate)``: one ``esearch`` (usehistory=y, Entrez date)
+  per window; a window matching more than one history query can page (9,999) is split in halves.
+- ``fetch_batches(client, windows, batch_size)``: ``efetch`` (retmode=xml) through WebEnv/query_key
+  + retstart/retmax, one ``Batch`` of parsed records per request; a malformed batch is reported
+  in ``Batch.error`` and the others go on.
+- ``parse_efetch(xml_bytes)``: PubmedArticleSet → record dicts (the ``items`` columns).
+
+API docs: https://www.ncbi.nlm.nih.gov/books/NBK25499/ (ESearch, EFetch, usage guidelines).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from xml.sax.saxutils import unescape
+
+from Bio import Entrez
+from Bio.Entrez import Parser as EntrezParser
+
+from bot.sources.http import HttpClient, SourceError
+
+log = logging.getLogger(__name__)
+
+# One history query pages at most this many records (esearch/efetch retstart cap in PubMed).
+SEARCH_LIMIT = 9999
+DEFAULT_BATCH_SIZE = 500
+# NCBI allows 3 requests/s without an API key and 10 with one.
+INTERVAL_NO_KEY = 0.34
+INTERVAL_WITH_KEY = 0.1
+NCT_RE = re.compile(r"\bNCT\s?(\d{8})\b", re.IGNORECASE)
+PUBMED_URL = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
+
+# --- the request chokepoint --------------------------------------------------------------------
+
+
+def make_client(config, *, env=None, min_interval: float | None = None, **http_options) -> HttpClient:
+    """An ``HttpClient`` for E-utilities configured from ``config.pubmed`` and the environment.
+
+    The API key (env ``NCBI_API_KEY``) is a secret parameter: sent (by POST, so never in a URL),
+    never logged or stored. ``http_options`` (``sleep``, ``clock``, ``backoff``, ``max_retries``,
+    ``session``…) go to ``HttpClient``; tests pass ``sleep`` and ``backoff=0``.
+    """
+    env = os.environ if env is None else env
+    settings = config.pubmed
+    params = {"tool": settings.get("tool") or "spsbot"}
+    if settings.get("email"):
+        params["email"] = settings["email"]
+    api_key = env.get("NCBI_API_KEY") or ""
+    if api_key:
+        params["api_key"] = api_key
+    if min_interval is None:
+        min_interval = INTERVAL_WITH_KEY if api_key else INTERVAL_NO_KEY
+    options = {key: value for key, value in http_options.items() if value is not None}
+    return HttpClient(settings.get("base_url") or "https://eutils.ncbi.nlm.nih.gov/entrez/eutils", name="pubmed",
+                      min_interval=min_interval, default_params=params, secret_params=("api_key",), **options)
+
+
+# --- esearch ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchResult:
+    """One esearch answer: how many records match, and where the history server keeps them."""
+
+    count: int
+    webenv: str | None = None
+    query_key: str | None = None
+    ids: list[str] = field(default_factory=list)
+    mindate: str | None = None
+    maxdate: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_esearch(body: bytes | str) -> SearchResult:
+    """Parse an esearch answer (XML, or JSON for retmode=json).
+
+    A non-empty ``<ERROR>`` or an ``ErrorList`` other than phrases-not-found raises SourceError;
+    phrases not found (PubMed ignores them) and ``WarningList`` messages become warnings.
+    """
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if body.lstrip()[:1] == b"{":
+        return _parse_esearch_json(body)
+    try:
+        root = ET.fromstring(body)  # ElementTree never resolves the external DTD
+    except ET.ParseError as e:
+        raise SourceError(f"pubmed esearch: unreadable answer ({e})") from None
+    error = eutils_error(root)
+    if error:
+        raise SourceError(f"pubmed esearch: NCBI error: {error}")
+    warnings, problems = [], []
+    for entry in root.find("ErrorList") if root.find("ErrorList") is not None else []:
+        text = f"{entry.tag}: {(entry.text or '').strip()}"
+        (warnings if entry.tag in ("PhraseNotFound", "PhrasesNotFound") else problems).append(text)
+    if problems:
+        raise SourceError(f"pubmed esearch: NCBI error list: {'; '.join(problems)}")
+    for entry in root.find("WarningList") if root.find("WarningList") is not None else []:
+        if (entry.text or "").strip():
+            warnings.append(f"{entry.tag}: {entry.text.strip()}")
+    count_text = root.findtext("Count")
+    if count_text is None:
+        raise SourceError("pubmed esearch: answer has no <Count>")
+    return SearchResult(count=int(count_text), webenv=root.findtext("WebEnv"),
+                        query_key=root.findtext("QueryKey"),
+                        ids=[e.text.strip() for e in root.iterfind("IdList/Id") if e.text], warnings=warnings)
+
+
+def eutils_error(answer: bytes | ET.Element) -> str | None:
+    """The text of an E-utilities ``<ERROR>`` element, or None. NCBI answers errors with HTTP 200
+    and an ``<ERROR>``; an empty ``<ERROR/>`` also appears on successful answers and is no error."""
+    root = answer if isinstance(answer, ET.Element) else ET.fromstring(answer)
+    if root.tag == "ERROR":
+        return (root.text or "").strip() or None
+    texts = [(e.text or "").strip() for e in root.iter("ERROR")]
+    return "; ".join(t for t in texts if t) or None
+
+
+def _parse_esearch_json(body: bytes) -> SearchResult:
+    data = json.loads(body)
+    if "error" in data and "esearchresult" not in data:
+        raise SourceError(f"pubmed esearch: NCBI error: {data['error']}")
+    result = data.get("esearchresult") or {}
+    if result.get("ERROR"):
+        raise SourceError(f"pubmed esearch: NCBI error: {result['ERROR']}")
+    errors = result.get("errorlist") or {}
+    warnings = [f"PhraseNotFound: {p}" for p in errors.get("phrasesnotfound") or []]
+    problems = [f"FieldNotFound: {f}" for f in errors.get("fieldsnotfound") or []]
+    if problems:
+        raise SourceError(f"pubmed esearch: NCBI error list: {'; '.join(problems)}")
+    warnings += [f"{k}: {v}" for k, vs in (result.get("warninglist") or {}).items() for v in (vs or [])]
+    return SearchResult(count=int(result.get("count", 0)), webenv=result.get("webenv"),
+                        query_key=result.get("querykey"), ids=list(result.get("idlist") or []),
+                        warnings=warnings)
+
+
+def esearch(client: HttpClient, query: str, mindate: str, maxdate: str) -> SearchResult:
+    """Search PubMed by Entrez date (inclusive ``YYYY/MM/DD`` bounds), keeping the result on the
+    history server (usehistory=y) so efetch can page it."""
+    response = client.request("esearch.fcgi", method="POST", data={
+        "db": "pubmed", "term": query, "usehistory": "y", "datetype": "edat",
+        "mindate": mindate, "maxdate": maxdate, "retmax": "0"})
+    result = parse_esearch(response.content)
+    result.mindate, result.maxdate = mindate, maxdate
+    for warning in result.warnings:
+        log.warning("pubmed esearch %s-%s: %s", mindate, maxdate, warning)
+    if result.count and not (result.webenv and result.query_key):
+        raise SourceError("pubmed esearch: answer has no WebEnv/QueryKey although usehistory=y")
+    return result
+
+
+def parse_edate(text: str) -> date:
+    """'2026/11/20' (or 2026-11-20) → date."""
+    year, month, day = (int(p) for p in text.replace("-", "/").split("/"))
+    return date(year, month, day)
+
+
+def format_edate(day: date) -> str:
+    """date → '2026/11/20', the form E-utilities' mindate/maxdate take."""
+    return day.strftime("%Y/%m/%d")
+
+
+def plan_windows(client: HttpClient, query: str, mindate: str, maxdate: str,
+                 limit: int = SEARCH_LIMIT) -> list[SearchResult]:
+    """esearch the window; split it in halves (recursively) while it matches more than ``limit``.
+
+    Never truncates: a single day above the limit raises SourceError.
+    Returns the non-empty windows in date order.
+    """
+    result = esearch(client, query, mindate, maxdate)
+    if result.count <= limit:
+        return [result] if result.count else []
+    start, end = parse_edate(mindate), parse_edate(maxdate)
+    if start >= end:
+        raise SourceError(f"pubmed: {result.count} records on {mindate} alone, more than one query "
+                          f"can page ({limit}); cannot split further")
+    middle = start + (end - start) // 2
+    log.info("pubmed: %d records in %s-%s (more than %d): splitting the window", result.count,
+             mindate, maxdate, limit)
+    return (plan_windows(client, query, format_edate(start), format_edate(middle), limit)
+            + plan_windows(client, query, format_edate(middle + timedelta(days=1)), format_edate(end), limit))
+
+
+# --- efetch -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """One efetch request's outcome: records parsed, or the error that made it unusable."""
+
+    retstart: int
+    retmax: int
+    records: list[dict] = field(default_factory=list)
+    error: str | None = None
+    record_errors: int = 0
+
+
+def fetch_batches(client: HttpClient, windows: list[SearchResult], batch_size: int = DEFAULT_BATCH_SIZE):
+    """Yield one ``Batch`` per efetch request over every window's history result."""
+    for window in windows:
+        for retstart in range(0, window.count, batch_size):
+            retmax = min(batch_size, window.count - retstart)
+            response = client.request("efetch.fcgi", method="POST", data={
+                "db": "pubmed", "WebEnv": window.webenv, "query_key": window.query_key,
+                "retstart": str(retstart), "retmax": str(retmax), "retmode": "xml"})
+            yield parse_batch(response.content, retstart, retmax)
+
+
+def parse_batch(body: bytes, retstart: int = 0, retmax: int = 0) -> Batch:
+    """Parse one efetch answer into a Batch; never raises for bad data (it is reported)."""
+    batch = Batch(retstart, retmax)
+    try:
+        articles = read_article_set(body)
+    except Exception as e:  # noqa: BLE001 - any parser failure means this batch is unusable
+        batch.error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+        log.error("pubmed efetch retstart=%d: malformed batch skipped: %s", retstart, batch.error)
+        return batch
+    for article in articles:
+        try:
+            batch.records.append(parse_record(article))
+        except Exception as e:  # noqa: BLE001 - one odd record must not cost the batch
+            batch.record_errors += 1
+            log.error("pubmed efetch retstart=%d: record skipped: %s: %s", retstart, type(e).__name__, e)
+    return batch
+
+
+# --- parsing: never reach the network for a DTD ---------------------------------------------
+
+def _refuse_download(url, *args, **kwargs):
+    raise OSError(f"spsbot never downloads DTDs (asked for {url})")
+
+
+# Bio.Entrez falls back to downloading a DTD it does not ship. spsbot parses offline only: a
+# missing DTD is replaced by the newest bundled one (below), and this guard makes any remaining
+# download attempt fail instead of reaching the network.
+EntrezParser.urlopen = _refuse_download
+
+_DOCTYPE_RE = re.compile(rb'<!DOCTYPE\s+(\w+)\s+(?:PUBLIC\s+"[^"]*"|SYSTEM)\s+"([^"]+)"\s*>')
+_FALLBACK_PREFIX = {b"PubmedArticleSet": "pubmed_"}
+
+
+def _bundled_dtds() -> set[str]:
+    names = set(os.listdir(EntrezParser.DataHandler.global_dtd_dir))
+    local = EntrezParser.DataHandler.local_dtd_dir
+    if local and os.path.isdir(local):
+        names |= set(os.listdir(local))
+    return names
+
+
+def _newest_bundled(prefix: str) -> str:
+    candidates = sorted(n for n in os.listdir(EntrezParser.DataHandler.global_dtd_dir)
+                        if n.startswith(prefix) and n.endswith(".dtd"))
+    # pubmed_YYMMDD.dtd: order by date, not by string (pubmed_020114 is 2002).
+    return max(candidates, key=lambda n: _dtd_date(n))
+
+
+def _dtd_date(name: str) -> str:
+    digits = re.sub(r"\D", "", name)
+    return ("19" if digits[:2] > "50" else "20") + digits if len(digits) == 6 else digits
+
+
+def offline_xml(body: bytes) -> bytes:
+    """Make an efetch answer parseable offline: a DOCTYPE naming a DTD Biopython does not ship is
+    pointed at the newest bundled one; a bare ``<PubmedArticle>`` (no declaration) is wrapped."""
+    head = body[:4096]
+    match = _DOCTYPE_RE.search(head)
+    if match is None:
+        stripped = body.lstrip()
+        if stripped.startswith(b"<?xml"):
+            stripped = stripped.split(b"?>", 1)[1].lstrip()
+        if not stripped.startswith((b"<PubmedArticle", b"<PubmedBookArticle")):
+            try:
+                error = eutils_error(body)
+            except ET.ParseError:
+                error = None
+            if error:
+                raise ValueError(f"NCBI error: {error}")
+            raise ValueError("not a PubmedArticleSet (no DOCTYPE and no <PubmedArticle>)")
+        if stripped.startswith((b"<PubmedArticle>", b"<PubmedArticle ", b"<PubmedBookArticle")):
+            stripped = b"<PubmedArticleSet>" + stripped + b"</PubmedArticleSet>"
+        dtd = _newest_bundled("pubmed_")
+        return (b'<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle//EN" '
+                b'"https://dtd.nlm.nih.gov/ncbi/pubmed/out/' + dtd.encode() + b'">\n' + stripped)
+    root, system_id = match.group(1), match.group(2).decode("ascii", "replace")
+    filename = system_id.rsplit("/", 1)[-1]
+    if filename in _bundled_dtds():
+        return body
+    prefix = _FALLBACK_PREFIX.get(root)
+    if prefix is None:
+        raise ValueError(f"unknown document type {root.decode(errors='replace')} ({filename})")
+    replacement = _newest_bundled(prefix)
+    log.warning("pubmed: DTD %s is not bundled with Biopython; parsing with %s", filename, replacement)
+    new_id = (system_id.rsplit("/", 1)[0] + "/" + replacement) if "/" in system_id else replacement
+    return body[:match.start(2)] + new_id.encode() + body[match.end(2):]
+
+
+def read_article_set(body: bytes) -> list:
+    """Parse a PubmedArticleSet with Bio.Entrez, offline; return its PubmedArticle records
+    followed by its PubmedBookArticle records (Bio.Entrez groups them by type)."""
+    data = offline_xml(body)
+    # escape=True: text is XML-escaped while inline tags (<i>, <sub>…) stay literal, so tags can
+    # be stripped without mistaking a "&lt;" in the text for markup.
+    try:
+        parsed = Entrez.read(io.BytesIO(data), escape=True)
+    except EntrezParser.ValidationError as e:
+        # A newer DTD than Biopython ships may add elements: skip what it does not know rather
+        # than lose the batch.
+        log.warning("pubmed: %s; parsing without DTD validation", e)
+        parsed = Entrez.read(io.BytesIO(data), escape=True, validate=False)
+    if not hasattr(parsed, "get"):
+        raise ValueError("efetch answer is not a PubmedArticleSet")
+    return list(parsed.get("PubmedArticle", [])) + list(parsed.get("PubmedBookArticle", []))
+
+
+# --- parsing: records -------------------------------------------------------------------------
+
+_TAG_RE = re.compile(r"<[^>]*>")
+
+
+def flat(value) -> str:
+    """Text with inline markup (<i>, <sub>, <sup>, <b>, <u>, MathML…) removed, entities decoded,
+    whitespace collapsed."""
+    if value is None:
+        return ""
+    text = str(value)
+    if "<" in text:   # tags only: text's own "<" arrives escaped (Entrez.read(escape=True))
+        text = _TAG_RE.sub("", text)
+    if "&" in text:
+        text = unescape(text)
+    return " ".join(text.split())
+
+
+_MONTHS = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+
+
+def _month_number(text) -> int | None:
+    text = flat(text).lower()
+    if text.isdigit():
+        number = int(text)
+        return number if 1 <= number <= 12 else None
+    return _MONTHS.get(text[:3])
+
+
+def parse_pub_date(pub_date) -> tuple[str | None, int | None, str]:
+    """(ISO date as precise as given, year, original text) from a PubDate element.
+
+    Handles Year/Month/Day, Year+Season ("Spring", "May-Jun": a month range gives its first
+    month) and MedlineDate ("1994 Sep-Dec", "1998 Dec-1999 Jan", "2000 Spring").
+    """
+    if not pub_date:
+        return None, None, ""
+    if pub_date.get("MedlineDate"):
+        raw = flat(pub_date["MedlineDate"])
+        year_match = re.search(r"\b(1[89]\d\d|20\d\d)\b", raw)
+        if not year_match:
+            return None, None, raw
+        year = int(year_match.group(1))
+        month = _month_number(raw[year_match.end():].strip().split("-")[0].split(" ")[0] or "")
+        return (f"{year:04d}-{month:02d}" if month else f"{year:04d}"), year, raw
+    year_text = flat(pub_date.get("Year"))
+    if not year_text.isdigit():
+        return None, None, ""
+    year = int(year_text)
+    raw_parts = [year_text]
+    month = None
+    if pub_date.get("Month"):
+        month = _month_number(pub_date["Month"])
+        raw_parts.append(flat(pub_date["Month"]))
+    elif pub_date.get("Season"):
+        season = flat(pub_date["Season"])
+        raw_parts.append(season)
+        month = _month_number(season.split("-")[0])  # "May-Jun" → May; "Spring" → year only
+    day = flat(pub_date.get("Day"))
+    if pub_date.get("Day"):
+        raw_parts.append(day)
+    if month and day.isdigit():
+        return f"{year:04d}-{month:02d}-{int(day):02d}", year, " ".join(raw_parts)
+    if month:
+        return f"{year:04d}-{month:02d}", year, " ".join(raw_parts)
+    return f"{year:04d}", year, " ".join(raw_parts)
+
+
+def _history_date(history, statuses=("entrez", "pubmed")) -> str | None:
+    """The Entrez date (PubStatus "entrez", else "pubmed") as ISO YYYY-MM-DD."""
+    by_status = {}
+    for entry in history or []:
+        status = getattr(entry, "attributes", {}).get("PubStatus")
+        if status and status not in by_status:
+            by_status[status] = entry
+    for status in statuses:
+        entry = by_status.get(status)
+        if entry and flat(entry.get("Year")).isdigit():
+            month = _month_number(entry.get("Month") or "1") or 1
+            day = int(flat(entry.get("Day")) or 1) if flat(entry.get("Day")).isdigit() else 1
+            return f"{int(flat(entry['Year'])):04d}-{month:02d}-{day:02d}"
+    return None
+
+
+def _authors(author_lists) -> list[str]:
+    """"Last Initials" for people, the name itself for a CollectiveName. Editors are left out."""
+    if not author_lists:
+        return []
+    if not isinstance(author_lists, list) or (author_lists and not isinstance(author_lists[0], list)):
+        author_lists = [author_lists]
+    chosen = [lst for lst in author_lists
+              if getattr(lst, "attributes", {}).get("Type", "authors") == "authors"] or []
+    names = []
+    for author_list in chosen:
+        for author in author_list:
+            if author.get("CollectiveName"):
+                names.append(flat(author["CollectiveName"]))
+            elif author.get("LastName"):
+                initials = flat(author.get("Initials")) or "".join(
+                    p[0] for p in flat(author.get("ForeName")).split() if p)
+                names.append(f"{flat(author['LastName'])} {initials}".strip())
+    return [n for n in names if n]
+
+
+def _abstract(abstract) -> tuple[str, list[dict]]:
+    """(abstract text, sections): labelled sections become "LABEL: text" lines."""
+    sections = []
+    for part in (abstract or {}).get("AbstractText", []) or []:
+        text = flat(part)
+        if not text:
+            continue
+        label = getattr(part, "attributes", {}).get("Label") or None
+        section = {"label": flat(label) if label else None, "text": text}
+        category = getattr(part, "attributes", {}).get("NlmCategory")
+        if category:
+            section["category"] = category
+        sections.append(section)
+    text = "\n".join(f"{s['label']}: {s['text']}" if s["label"] else s["text"] for s in sections)
+    return text, sections
+
+
+def _ids(id_list) -> dict[str, str]:
+    out = {}
+    for article_id in id_list or []:
+        kind = getattr(article_id, "attributes", {}).get("IdType")
+        if kind and kind not in out and flat(article_id):
+            out[kind] = flat(article_id)
+    return out
+
+
+def _nct_ids(data_banks, *texts) -> list[str]:
+    """NCT ids the record itself names: DataBankList (ClinicalTrials.gov) and its own text."""
+    found = []
+    for bank in data_banks or []:
+        if flat(bank.get("DataBankName")).lower().replace(" ", "") in ("clinicaltrials.gov", "clinicaltrials"):
+            for accession in bank.get("AccessionNumberList", []) or []:
+                found.append(flat(accession).upper().replace(" ", ""))
+    for text in texts:
+        found += ["NCT" + m for m in NCT_RE.findall(text or "")]
+    return list(dict.fromkeys(n for n in found if re.fullmatch(r"NCT\d{8}", n)))
+
+
+def _corrections(comments) -> list[dict]:
+    """Errata, retractions, comments, updates (not "Cites": those are the reference list)."""
+    out = []
+    for entry in comments or []:
+        ref_type = getattr(entry, "attributes", {}).get("RefType")
+        if not ref_type or ref_type == "Cites":
+            continue
+        item = {"type": ref_type}
+        if entry.get("PMID"):
+            item["pmid"] = flat(entry["PMID"])
+        if entry.get("RefSource"):
+            item["source"] = flat(entry["RefSource"])
+        out.append(item)
+    return out
+
+
+def _keywords(keyword_lists) -> list[str]:
+    words = [flat(k) for kl in keyword_lists or [] for k in kl]
+    return list(dict.fromkeys(w for w in words if w))
+
+
+def parse_record(article) -> dict:
+    """One PubmedArticle or PubmedBookArticle (as Bio.Entrez gives it) → a record dict."""
+    if "BookDocument" in article:
+        return _parse_book(article)
+    citation, data = article["MedlineCitation"], article.get("PubmedData", {})
+    art = citation["Article"]
+    pmid = flat(citation["PMID"])
+    title = flat(art.get("ArticleTitle")) or flat(art.get("VernacularTitle"))
+    abstract, sections = _abstract(art.get("Abstract"))
+    journal = art.get("Journal", {})
+    pub_date, pub_year, pub_date_text = parse_pub_date(journal.get("JournalIssue", {}).get("PubDate"))
+    ids = _ids(data.get("ArticleIdList"))
+    locations = {getattr(e, "attributes", {}).get("EIdType"): flat(e) for e in art.get("ELocationID", [])}
+    entrez_date = _history_date(data.get("History"))
+    if pub_year is None:
+        for article_date in art.get("ArticleDate", []) or []:
+            pub_date, pub_year, _ = parse_pub_date(article_date)
+    if pub_year is None and entrez_date:
+        pub_year = int(entrez_date[:4])
+    pub_types = [flat(p) for p in art.get("PublicationTypeList", [])]
+    corrections = _corrections(citation.get("CommentsCorrectionsList"))
+    extra = {"status": citation.attributes.get("Status") if hasattr(citation, "attributes") else None,
+             "languages": [flat(x) for x in art.get("Language", [])],
+             "pub_date_text": pub_date_text, "publication_status": flat(data.get("PublicationStatus"))}
+    if corrections:
+        extra["corrections"] = corrections
+    if "Retracted Publication" in pub_types or any(c["type"] == "RetractionIn" for c in corrections):
+        extra["retracted"] = True
+    return {
+        "kind": "paper", "source": "pubmed", "pmid": pmid,
+        "doi": ids.get("doi") or locations.get("doi"), "pmcid": ids.get("pmc"),
+        "title": title or f"[PMID {pmid}]", "abstract": abstract or None, "abstract_sections": sections,
+        "authors": _authors(art.get("AuthorList")), "journal": flat(journal.get("Title")) or None,
+        "pub_date": pub_date, "pub_year": pub_year, "entrez_date": entrez_date,
+        "pub_types": pub_types,
+        "mesh": [flat(h["DescriptorName"]) for h in citation.get("MeshHeadingList", []) or []],
+        "keywords": _keywords(citation.get("KeywordList")),
+        "nct_ids": _nct_ids(art.get("DataBankList"), title, abstract),
+        "url": PUBMED_URL.format(pmid=pmid), "extra": {k: v for k, v in extra.items() if v},
+    }
+
+
+def _parse_book(article) -> dict:
+    doc, data = article["BookDocument"], article.get("PubmedBookData", {})
+    book = doc.get("Book", {})
+    pmid = flat(doc["PMID"])
+    book_title = flat(book.get("BookTitle"))
+    title = flat(doc.get("ArticleTitle")) or book_title
+    abstract, sections = _abstract(doc.get("Abstract"))
+    pub_date, pub_year, pub_date_text = parse_pub_date(book.get("PubDate"))
+    ids = _ids(doc.get("ArticleIdList"))
+    authors = _authors(doc.get("AuthorList")) or _authors(book.get("AuthorList"))
+    pub_types = [flat(p) for p in doc.get("PublicationType", [])]
+    publisher = flat((book.get("Publisher") or {}).get("PublisherName"))
+    extra = {"book": True, "book_title": book_title, "publisher": publisher,
+             "bookaccession": ids.get("bookaccession"), "pub_date_text": pub_date_text}
+    return {
+        "kind": "paper", "source": "pubmed", "pmid": pmid, "doi": ids.get("doi"), "pmcid": ids.get("pmc"),
+        "title": title or f"[PMID {pmid}]", "abstract": abstract or None, "abstract_sections": sections,
+        "authors": authors, "journal": (book_title if flat(doc.get("ArticleTitle")) else publisher) or None,
+        "pub_date": pub_date, "pub_year": pub_year, "entrez_date": _history_date(data.get("History")),
+        "pub_types": pub_types, "mesh": [], "keywords": _keywords(doc.get("KeywordList")),
+        "nct_ids": _nct_ids(None, title, abstract),
+        "url": PUBMED_URL.format(pmid=pmid), "extra": {k: v for k, v in extra.items() if v},
+    }
+
+
+def parse_efetch(body: bytes) -> list[dict]:
+    """Parse a whole efetch answer into records; raises if the XML is unusable."""
+    return [parse_record(a) for a in read_article_set(body)]

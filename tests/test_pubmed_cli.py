@@ -1,0 +1,99 @@
+"""`spsbot fetch` and `spsbot demo` through the real console-script entry point (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.replay import LocalServer, Response
+from bot.replay.eutils import eutils_responder, load_articles
+
+SPSBOT = Path(sys.executable).parent / "spsbot"
+
+
+def spsbot(*args, env, cwd, timeout=120):
+    return subprocess.run([str(SPSBOT), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli_env(env_isolated):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPSBOT_", "NCBI_"))}
+    env.update(SPSBOT_DB=str(env_isolated / "cli.db"), SPSBOT_NOW="2026-11-20T08:00:00+00:00",
+               HF_HUB_OFFLINE="1")
+    return env
+
+
+@pytest.fixture
+def articles(fixtures):
+    return load_articles(sorted(p.read_text(encoding="utf-8") for p in (fixtures / "pubmed").glob("efetch_*.xml")))
+
+
+def test_fetch_pubmed_stores_what_the_server_serves(cli_env, env_isolated, articles):
+    with LocalServer(eutils_responder(articles)) as server:
+        cli_env["SPSBOT_EUTILS_URL"] = server.url + "/entrez/eutils"
+        first = spsbot("fetch", "--source", "pubmed", env=cli_env, cwd=env_isolated)
+        second = spsbot("fetch", "--source", "pubmed", env=cli_env, cwd=env_isolated)
+        searches = [r for r in server.requests if r.path.endswith("esearch.fcgi")]
+    assert first.returncode == 0, first.stderr
+    assert "pubmed: fetched 34, new 34, updated 0, unchanged 0, errors 0 (2 requests)" in first.stdout
+    assert second.returncode == 0 and "pubmed: fetched 0, new 0" in second.stdout
+    assert [s.param("mindate") for s in searches] == ["1950/01/01", "2026/11/17"]   # backfill, then overlap
+    with sqlite3.connect(env_isolated / "cli.db") as conn:
+        assert conn.execute("select count(*) from items where sources like '%pubmed%'").fetchone()[0] == 34
+        assert conn.execute("select status from runs where source = 'pubmed' order by id").fetchall() == [
+            ("ok",), ("ok",)]
+    assert "INFO bot.fetch.pubmed: pubmed: batch 1: 34 records" in first.stderr   # plain log lines, no bar
+
+
+def test_fetch_failure_exits_1_with_one_line_per_source(cli_env, env_isolated):
+    with LocalServer(lambda request: Response(400, "Bad Request: unknown parameter", "text/plain")) as server:
+        cli_env["SPSBOT_EUTILS_URL"] = server.url + "/entrez/eutils"
+        result = spsbot("fetch", "--source", "pubmed", env=cli_env, cwd=env_isolated)
+    assert result.returncode == 1
+    assert "pubmed: FAILED: SourceError: pubmed" in result.stderr and "HTTP 400" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_fetch_rejects_an_unknown_source(cli_env, env_isolated):
+    result = spsbot("fetch", "--source", "arxiv", env=cli_env, cwd=env_isolated)
+    assert result.returncode == 2 and "Invalid value for '--source'" in result.stderr
+
+
+def test_demo_end_to_end_in_a_fresh_folder(cli_env, env_isolated):
+    cli_env.pop("SPSBOT_NOW")
+    cli_env["SPSBOT_EUTILS_URL"] = "http://127.0.0.1:9/never-used"   # the demo ignores the user's settings
+    result = spsbot("demo", env=cli_env, cwd=env_isolated)
+    assert result.returncode == 0, result.stderr
+    out = env_isolated / "spsbot-demo"
+    assert "pubmed: fetched 85, new 85" in result.stdout
+    assert f"demo output written to: {out}" in result.stdout
+    with sqlite3.connect(out / "spsbot-demo.db") as conn:
+        assert conn.execute("select count(*) from items").fetchone()[0] == 85
+        titles = [t for (t,) in conn.execute("select title from items")]
+        assert sum("stiff" in t.lower() for t in titles) >= 30
+        assert conn.execute("select max(entrez_date) from items").fetchone()[0] == "2026-11-20"
+    summary = json.loads((out / "demo-summary.json").read_text())
+    assert summary["stored"]["items"] == 85 and summary["pubmed"]["requests"] == 2
+    assert not (env_isolated / "cli.db").exists()   # the user's database was never touched
+
+
+def test_demo_with_explicit_out_and_db(cli_env, env_isolated):
+    result = spsbot("demo", "--out", "elsewhere", "--db", "demo.sqlite", env=cli_env, cwd=env_isolated)
+    assert result.returncode == 0, result.stderr
+    assert (env_isolated / "demo.sqlite").exists() and (env_isolated / "elsewhere" / "demo-summary.json").exists()
+
+
+def test_fetch_exits_4_when_one_source_fails_and_another_works(cli_env, env_isolated, articles):
+    refuse = LocalServer(lambda request: Response(400, "Bad Request", "text/plain"))
+    with LocalServer(eutils_responder(articles)) as eutils, refuse as ctgov:
+        cli_env["SPSBOT_EUTILS_URL"] = eutils.url + "/entrez/eutils"
+        cli_env["SPSBOT_CTGOV_URL"] = ctgov.url + "/api/v2"
+        result = spsbot("fetch", "--source", "pubmed", "--source", "clinicaltrials", env=cli_env, cwd=env_isolated)
+    assert result.returncode == 4, result.stderr
+    assert "pubmed: fetched 34, new 34" in result.stdout and "clinicaltrials: FAILED" in result.stderr

@@ -1,0 +1,223 @@
+"""PubMed fetch over real HTTP: the E-utilities emulator on 127.0.0.1, the real fetch code, SQLite."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+from datetime import date, timedelta
+
+import pytest
+
+from bot.config import load_config
+from bot.fetch import fetch_all
+from bot.fetch import pubmed as fetch_pubmed
+from bot.replay import LocalServer, Response
+from bot.replay.eutils import RATE_LIMIT_BODY, clone_article, eutils_responder, load_articles
+from bot.sources import pubmed
+from bot.sources.http import SourceError
+from bot.store import get_state
+
+END = "2026/11/20"
+
+
+def no_sleep(seconds):
+    pass
+
+
+@pytest.fixture
+def articles(fixtures):
+    """Every real PubmedArticle/PubmedBookArticle of the recorded efetch fixtures (34 distinct PMIDs)."""
+    return load_articles(sorted(str(p.read_text(encoding="utf-8"))
+                                for p in (fixtures / "pubmed").glob("efetch_*.xml")))
+
+
+@contextmanager
+def eutils(articles, batch_size=7, env=None, **options):
+    responder = eutils_responder(articles, **options)
+    with LocalServer(responder) as server:
+        config = load_config(env={"SPSBOT_EUTILS_URL": server.url + "/entrez/eutils",
+                                  "NCBI_EMAIL": "curator@example.org", **(env or {})})
+        config.sections["sources.pubmed"]["batch_size"] = batch_size
+        yield server, config, responder
+
+
+def endpoint_requests(server, name):
+    return [r for r in server.requests if r.path.endswith(f"/{name}.fcgi")]
+
+
+def test_backfill_pages_through_webenv(db, articles):
+    with eutils(articles) as (server, config, responder):
+        counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END)
+    assert counts["fetched"] == counts["new"] == 34 == db["items"].count
+    assert (counts["batches"], counts["errors"], counts["requests"]) == (5, 0, 6)
+    [search] = endpoint_requests(server, "esearch")
+    assert {k: search.param(k) for k in ("db", "usehistory", "datetype", "mindate", "maxdate")} == {
+        "db": "pubmed", "usehistory": "y", "datetype": "edat", "mindate": "1950/01/01", "maxdate": END}
+    assert search.param("term") == config.topic.pubmed_query
+    fetches = endpoint_requests(server, "efetch")
+    [(webenv, query_key)] = list(responder.histories)
+    assert [(f.param("WebEnv"), f.param("query_key")) for f in fetches] == [(webenv, query_key)] * 5
+    assert [(f.param("retstart"), f.param("retmax")) for f in fetches] == [
+        ("0", "7"), ("7", "7"), ("14", "7"), ("21", "7"), ("28", "6")]
+    assert all(r.param("tool") == "spsbot" and r.param("email") == "curator@example.org" for r in server.requests)
+    row = db["items"].get("pmid:29768149")
+    assert json.loads(row["nct_ids"]) == ["NCT02149199"] and row["entrez_date"] == "2018-05-17"
+    assert get_state(db, "pubmed", config.topic.pubmed_query)["window_end"] == END
+
+
+def test_next_run_overlaps_the_previous_window(db, articles):
+    with eutils(articles) as (server, config, _):
+        fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END)
+        counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end="2026/11/27")
+        searches = endpoint_requests(server, "esearch")
+    assert searches[-1].param("mindate") == "2026/11/17"   # 2026/11/20 minus overlap_days = 3
+    assert searches[-1].param("maxdate") == "2026/11/27"
+    assert counts["window"] == "2026/11/17-2026/11/27"
+    assert get_state(db, "pubmed", config.topic.pubmed_query)["window_end"] == "2026/11/27"
+
+
+def test_full_refetch_is_idempotent(db, articles, monkeypatch):
+    with eutils(articles) as (_, config, _):
+        monkeypatch.setenv("SPSBOT_NOW", "2026-11-20T06:00:00+00:00")
+        fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END)
+        before = {r["id"]: r for r in db["items"].rows}
+        monkeypatch.setenv("SPSBOT_NOW", "2026-11-27T06:00:00+00:00")
+        counts = fetch_pubmed.run(db, config, full=True, sleep=no_sleep, window_end=END)
+        after = {r["id"]: r for r in db["items"].rows}
+    assert (counts["fetched"], counts["new"], counts["updated"], counts["unchanged"]) == (34, 0, 0, 34)
+    assert set(before) == set(after)
+    for item_id, row in after.items():
+        assert row["last_seen"] == "2026-11-27T06:00:00+00:00"
+        assert {k: v for k, v in row.items() if k != "last_seen"} == {
+            k: v for k, v in before[item_id].items() if k != "last_seen"}
+
+
+def test_rate_limit_and_server_errors_are_retried(db, articles):
+    sleeps = []
+    script = {"esearch": [Response(429, RATE_LIMIT_BODY, "application/json")],
+              "efetch": [Response(503, "Service unavailable", "text/plain"),
+                         Response(429, RATE_LIMIT_BODY, "application/json", headers={"Retry-After": "2"})]}
+    with eutils(articles, script=script) as (server, config, _):
+        counts = fetch_pubmed.run(db, config, sleep=sleeps.append, window_end=END)
+    assert counts["fetched"] == 34 and counts["errors"] == 0
+    assert counts["requests"] == len(server.requests) == 9   # 1 + 1 retried esearch, 5 + 2 retried efetch
+    assert 2.0 in sleeps and 1.0 in sleeps                   # Retry-After, then the backoff
+
+
+def test_request_spacing_on_recorded_timestamps(db, articles):
+    class Clock:
+        now = 0.0
+
+        def __call__(self):
+            return self.now
+
+        def sleep(self, seconds):
+            self.now += seconds
+
+    clock = Clock()
+    with eutils(articles) as (_, config, _):
+        client = pubmed.make_client(config, env={}, sleep=clock.sleep, clock=clock)
+        fetch_pubmed.run(db, config, client=client, window_end=END)
+    stamps = client.sent_at
+    assert len(stamps) == 6
+    assert all(b - a >= 0.34 - 1e-9 for a, b in zip(stamps, stamps[1:]))
+    assert max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps) <= 3   # ≤ 3 requests per second
+
+
+def test_api_key_is_sent_by_post_spaced_for_ten_per_second_and_never_stored(db, articles, caplog):
+    caplog.set_level(logging.DEBUG, logger="bot")
+    with eutils(articles, env={}) as (server, config, _):
+        client = pubmed.make_client(config, env={"NCBI_API_KEY": "k3y-SECRET"}, sleep=no_sleep)
+        assert client.min_interval == pubmed.INTERVAL_WITH_KEY == 0.1
+        result = fetch_all(db, config, ["pubmed"], pubmed={"client": client, "window_end": END})
+    assert result.counts["pubmed"]["fetched"] == 34
+    assert all(r.param("api_key") == "k3y-SECRET" and "api_key" not in r.query for r in server.requests)
+    assert pubmed.make_client(config, env={}).min_interval == pubmed.INTERVAL_NO_KEY == 0.34
+    dump = "\n".join(db.iterdump())
+    assert "k3y-SECRET" not in dump and "k3y-SECRET" not in caplog.text
+
+
+def test_a_window_above_the_limit_is_split_not_truncated(db, articles, monkeypatch):
+    monkeypatch.setattr(pubmed, "SEARCH_LIMIT", 10)
+    with eutils(articles, page_limit=10) as (server, config, _):
+        counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END)
+        searches = endpoint_requests(server, "esearch")
+        fetches = endpoint_requests(server, "efetch")
+    assert counts["fetched"] == counts["new"] == 34 and counts["errors"] == 0
+    assert len(searches) > 4                                  # the whole window, then halves
+    assert all(int(f.param("retstart")) + int(f.param("retmax")) <= 10 for f in fetches)
+    windows = [(s.param("mindate"), s.param("maxdate")) for s in searches]
+    assert windows[0] == ("1950/01/01", END)
+
+
+def test_a_single_day_above_the_limit_is_an_error(articles):
+    day = date(2026, 5, 1)
+    many = [clone_article(articles[0], 90000000 + i, day) for i in range(5)]
+    with eutils(many) as (server, config, _):
+        client = pubmed.make_client(config, env={}, min_interval=0)
+        with pytest.raises(SourceError, match="cannot split further"):
+            pubmed.plan_windows(client, "x", "2026/04/01", "2026/06/30", limit=3)
+
+
+def test_split_windows_cover_every_day_once(articles):
+    days = [date(2026, 1, 1) + timedelta(days=3 * i) for i in range(30)]
+    many = [clone_article(articles[0], 91000000 + i, d) for i, d in enumerate(days)]
+    with eutils(many) as (server, config, _):
+        client = pubmed.make_client(config, env={}, min_interval=0)
+        windows = pubmed.plan_windows(client, "x", "2026/01/01", "2026/12/31", limit=4)
+    assert sum(w.count for w in windows) == 30 and all(w.count <= 4 for w in windows)
+    spans = [(pubmed.parse_edate(w.mindate), pubmed.parse_edate(w.maxdate)) for w in windows]
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:]))   # disjoint, in date order
+
+
+def test_malformed_batch_is_skipped_and_the_window_kept(db, articles):
+    broken = Response(200, '<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, '
+                           '1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n'
+                           '<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMI')
+    with eutils(articles, script={"efetch": [broken]}) as (_, config, _):
+        result = fetch_all(db, config, ["pubmed"], pubmed={"sleep": no_sleep, "window_end": END})
+    counts = result.counts["pubmed"]
+    assert (counts["batches"], counts["errors"], counts["fetched"]) == (5, 1, 27)
+    assert db["items"].count == 27
+    assert get_state(db, "pubmed", config.topic.pubmed_query) is None   # next run reads the window again
+    run = list(db["runs"].rows)[-1]
+    assert run["status"] == "partial" and "batch" in run["error"]
+
+
+def test_esearch_error_fails_the_source_and_is_recorded(db, articles, caplog):
+    error = Response(200, '<?xml version="1.0" encoding="UTF-8" ?>\n<eSearchResult><ERROR>Invalid query syntax'
+                          '</ERROR></eSearchResult>')
+    with eutils(articles, script={"esearch": [error]}) as (_, config, _):
+        result = fetch_all(db, config, ["pubmed"], pubmed={"sleep": no_sleep, "window_end": END})
+    assert "Invalid query syntax" in result.errors["pubmed"] and result.status == "failed"
+    run = list(db["runs"].rows)[-1]
+    assert run["status"] == "failed" and "Invalid query syntax" in run["error"]
+    assert db["items"].count == 0 and "Invalid query syntax" in caplog.text
+
+
+def test_phrase_not_found_is_zero_results_with_a_warning(db, articles, fixtures, caplog):
+    zero = Response(200, (fixtures / "pubmed" / "esearch_biopython_esearch8_pubmed_zero_results_errorlist_"
+                                                 "phrasenotfound.xml").read_bytes())
+    with eutils(articles, script={"esearch": [zero]}) as (_, config, _):
+        counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END)
+    assert counts["fetched"] == 0 and counts["requests"] == 1
+    assert "PhraseNotFound: abcXYZ" in caplog.text
+    assert get_state(db, "pubmed", config.topic.pubmed_query)["window_end"] == END
+
+
+def test_expired_webenv_is_a_batch_error(db, articles):
+    with eutils(articles) as (server, config, responder):
+        client = pubmed.make_client(config, env={}, min_interval=0)
+        [window] = pubmed.plan_windows(client, "x", "1950/01/01", END)
+        responder.histories.clear()
+        [batch, *_] = pubmed.fetch_batches(client, [window], 500)
+    assert batch.records == [] and "Unable to obtain query" in batch.error
+
+
+def test_fetch_by_id_list(articles):
+    with eutils(articles) as (server, config, _):
+        client = pubmed.make_client(config, env={}, min_interval=0)
+        body = client.request("efetch.fcgi", method="POST", data={"db": "pubmed", "id": "29768149,219391",
+                                                                   "retmode": "xml"}).content
+    assert sorted(r["pmid"] for r in pubmed.parse_efetch(body)) == ["219391", "29768149"]
