@@ -1,0 +1,11 @@
+"""Ranking: relevance to the topic, a score per theme, and the sentence that explains each.
+
+Modules (import what you need; none imports the model library at import time):
+- ``embedder``: ``load_embedder(model="") -> Embedder`` (``.model_name``, ``.encode(texts)``),
+  the packaged all-MiniLM-L6-v2 by default, loaded offline on first use.
+- ``text``: verbatim sentence splitting, term patterns, publication-type buckets.
+- ``features``: hybrid features (sentence similarity to the topic/theme phrases, terms, types).
+- ``model``: the supervised layer (scikit-learn) and data-chosen thresholds.
+- ``scorer``: ``Ranker(config, embedder, db=None).score(records)`` — the whole thing.
+The store side (embedding cache, ``rank_items``, feedback) is ``bot.store.ranking``.
+"""

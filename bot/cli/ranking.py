@@ -1,0 +1,193 @@
+"""Ranking commands: ``spsbot rank``, ``spsbot score FILE``, ``spsbot label``.
+
+Thin: they parse input, call ``bot.store.ranking`` / ``bot.ranking``, print. Heavy imports
+(numpy, scikit-learn, the model) happen inside the commands, never at ``import bot.cli``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+
+import click
+
+from bot.cli.base import cli, pass_app
+
+OUTPUT_FIELDS = ("id", "relevance", "relevant", "themes", "labels", "why", "evidence")
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Re-score every item, changed or not.")
+@pass_app
+def rank(app, force: bool) -> None:
+    """Score new and changed items for relevance and themes (embeddings are cached)."""
+    from bot.store.ranking import rank_items
+    counts = rank_items(app.db, app.config, progress=app.show_progress, force=force)
+    click.echo(f"scored {counts['scored']} items ({counts['relevant']} relevant), "
+               f"{counts['unchanged']} unchanged, {counts['embedded']} texts embedded")
+
+
+@cli.command()
+@click.argument("file", type=click.File("rb"))
+@pass_app
+def score(app, file) -> None:
+    """Score a file of records (JSON Lines, PubMed XML or ClinicalTrials.gov JSON) to JSON Lines.
+
+    Example: spsbot score papers.jsonl > scores.jsonl   (FILE "-" reads stdin)
+
+    Input lines: {"id", "title", "text", optional "kind", "pub_types", "mesh", "keywords"}.
+    Output, one line per record in input order: {"id", "relevance", "relevant", "themes",
+    "labels", "why", "evidence"}. The database is never touched.
+    """
+    records = read_records(file.read(), getattr(file, "name", "input"))
+    if not records:
+        return
+    from bot.ranking.embedder import load_embedder
+    from bot.ranking.scorer import Ranker
+    ranker = Ranker(app.config, load_embedder(app.config.ranking.get("model", "")), db=None)
+    out = sys.stdout
+    for result in ranker.score(records, progress=app.show_progress):
+        out.write(json.dumps({k: result[k] for k in OUTPUT_FIELDS}, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def read_records(body: bytes, name: str = "input") -> list[dict]:
+    """Records from JSON Lines, a PubMed XML PubmedArticleSet, or ClinicalTrials.gov v2 JSON
+    (a /studies page or one study). A bad line fails the whole file, naming the line."""
+    text = body.decode("utf-8-sig", errors="replace")
+    head = text.lstrip()[:1]
+    if head == "<":
+        return _pubmed_records(body, name)
+    if head in ("{", "["):
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            whole = None  # several lines: JSON Lines
+        if isinstance(whole, dict) and ("studies" in whole or "protocolSection" in whole):
+            return _ctgov_records(whole, name)
+        if isinstance(whole, list):  # a list of studies, or of records
+            if all(isinstance(x, dict) and "protocolSection" in x for x in whole):
+                return _ctgov_records(whole, name)
+            for number, record in enumerate(whole, start=1):
+                problem = _record_problem(record)
+                if problem:
+                    raise click.ClickException(f"{name}: record {number}: {problem}")
+            return whole
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise click.ClickException(f"{name}: line {number}: not valid JSON ({e.msg})") from None
+        problem = _record_problem(record)
+        if problem:
+            raise click.ClickException(f"{name}: line {number}: {problem}")
+        records.append(record)
+    return records
+
+
+def _record_problem(record) -> str | None:
+    if not isinstance(record, dict):
+        return "expected a JSON object"
+    if not any(isinstance(record.get(k), str) and record[k].strip() for k in ("title", "text")):
+        return "a record needs a non-empty 'title' or 'text'"
+    for key in ("pub_types", "mesh", "keywords"):
+        if key in record and record[key] is not None and not isinstance(record[key], list):
+            return f"'{key}' must be a list"
+    return None
+
+
+def _pubmed_records(body: bytes, name: str) -> list[dict]:
+    from bot.sources.pubmed import parse_efetch
+    try:
+        parsed = parse_efetch(body)
+    except Exception as e:  # noqa: BLE001 - unusable XML: one line, exit 1
+        raise click.ClickException(f"{name}: not a readable PubMed XML file ({e})") from None
+    return [{"id": f"pmid:{r['pmid']}" if r.get("pmid") else r.get("id"), "kind": "paper",
+             "title": r.get("title") or "", "text": r.get("abstract") or "",
+             "pub_types": r.get("pub_types") or [], "mesh": r.get("mesh") or [],
+             "keywords": r.get("keywords") or []} for r in parsed]
+
+
+def _ctgov_records(data, name: str) -> list[dict]:
+    from bot.sources.clinicaltrials import parse_study
+    from bot.store.ranking import record_for_ranking
+    studies = data.get("studies", []) if isinstance(data, dict) and "studies" in data else (
+        [data] if isinstance(data, dict) else data)
+    records = []
+    for number, study in enumerate(studies, start=1):
+        try:
+            parsed = parse_study(study)
+        except (ValueError, AttributeError, TypeError) as e:
+            raise click.ClickException(f"{name}: study {number}: {e}") from None
+        row = {"id": f"nct:{parsed['nct_id']}", **parsed}
+        for key in ("pub_types", "mesh", "keywords", "extra"):
+            row[key] = json.dumps(parsed.get(key)) if parsed.get(key) is not None else None
+        records.append(record_for_ranking(row))
+    return records
+
+
+@cli.command()
+@click.argument("item", required=False)
+@click.argument("judgement", required=False, type=click.Choice(["relevant", "irrelevant"]))
+@click.option("--theme", help="The judgement is about this theme (present / absent), not relevance.")
+@click.option("--remove", is_flag=True, help="Forget the judgement on ITEM (and --theme).")
+@click.option("--file", "labels_file", type=click.File("r"),
+              help="Load judgements from CSV or JSON Lines with item_id, label[, theme].")
+@pass_app
+def label(app, item, judgement, theme, remove, labels_file) -> None:
+    """Record a curator's judgement; the ranker learns from it at the next rank.
+
+    Example: spsbot label pmid:12345 relevant --theme immunomodulation
+    """
+    from bot.store import get_item
+    from bot.store.ranking import save_feedback
+    themes = set(app.config.theme_names)
+    if labels_file is not None:
+        rows = _label_rows(labels_file.read(), labels_file.name)
+    elif item and (judgement or remove):
+        rows = [(0, item, judgement or "relevant", theme)]
+    else:
+        raise click.ClickException("give ITEM and relevant|irrelevant (or --remove), or --file")
+    db = app.db
+    for number, item_id, verdict, theme_name in rows:
+        where = f"line {number}: " if number else ""
+        if theme_name and theme_name not in themes:
+            raise click.ClickException(f"{where}unknown theme {theme_name!r} (themes: {', '.join(sorted(themes))})")
+        if verdict not in ("relevant", "irrelevant"):
+            raise click.ClickException(f"{where}label must be relevant or irrelevant, got {verdict!r}")
+        if get_item(db, item_id) is None:
+            raise click.ClickException(f"{where}no item {item_id!r} in the database")
+    for _, item_id, verdict, theme_name in rows:
+        save_feedback(db, item_id, verdict, theme_name, remove=remove)
+    click.echo(f"{'removed' if remove else 'stored'} {len(rows)} judgement(s); run `spsbot rank` to apply")
+
+
+def _label_rows(text: str, name: str) -> list[tuple[int, str, str, str | None]]:
+    """(line number, item id, label, theme) from JSON Lines or CSV (header item_id,label[,theme])."""
+    rows = []
+    if text.lstrip().startswith("{"):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise click.ClickException(f"{name}: line {number}: not valid JSON ({e.msg})") from None
+            if not isinstance(obj, dict) or not obj.get("item_id") or not obj.get("label"):
+                raise click.ClickException(f"{name}: line {number}: needs 'item_id' and 'label'")
+            rows.append((number, obj["item_id"], obj["label"], obj.get("theme") or None))
+        return rows
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not {"item_id", "label"} <= set(reader.fieldnames):
+        raise click.ClickException(f"{name}: a CSV needs a header with item_id,label[,theme]")
+    for row in reader:
+        if not row.get("item_id") or not row.get("label"):
+            raise click.ClickException(f"{name}: line {reader.line_num}: needs item_id and label")
+        rows.append((reader.line_num, row["item_id"].strip(), row["label"].strip(),
+                     (row.get("theme") or "").strip() or None))
+    return rows

@@ -1,0 +1,301 @@
+"""The ranker: records in, calibrated relevance and theme scores with explanations out.
+
+    ranker = Ranker(config, load_embedder(config.ranking.get("model", "")), db=db)
+    results = ranker.score(records)   # [{"id", "relevance", "relevant", "themes", "labels", "why", "evidence"}]
+
+With labelled examples (the profile's seed set, curator feedback) each target gets the
+supervised layer in ``model.py``; without them (a new topic with no seed file) scores come from
+similarity and terms alone. Trained models are cached on disk by the hash of everything they
+were trained from, so a small ``spsbot score`` does not retrain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import pickle
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from bot.ranking import features as F
+from bot.ranking import model as M
+from bot.ranking.text import EMBED_BUDGET_CHARS
+
+log = logging.getLogger(__name__)
+
+# Bump when features, model or output change: every stored score is then recomputed.
+RANKER_VERSION = "1"
+FEEDBACK_WEIGHT = 5.0      # a curator's judgement counts as much as five seed examples
+_CHUNK = 200               # records embedded per call (one progress step)
+_WHY_SENTENCE_CHARS = 110
+
+
+def cache_dir() -> Path:
+    """Where trained models are cached: env SPSBOT_CACHE_DIR, else the user cache dir."""
+    if os.environ.get("SPSBOT_CACHE_DIR"):
+        return Path(os.environ["SPSBOT_CACHE_DIR"])
+    import platformdirs
+    return Path(platformdirs.user_cache_dir("spsbot"))
+
+
+# --- the seed set ---------------------------------------------------------------------------
+
+def _bundled(name: str):
+    return resources.files("bot.profiles").joinpath(name)
+
+
+def bundled_topic_name() -> str:
+    import tomllib
+    return tomllib.loads(_bundled("sps.toml").read_text(encoding="utf-8"))["topic"]["name"]
+
+
+def load_seed(config) -> list[dict]:
+    """Labelled seed examples for the configured topic.
+
+    ``[ranking] seed`` = a JSON Lines path, or "none"; unset = the bundled SPS seed set, but only
+    while the topic is the bundled one (another topic's ranker must not learn SPS labels).
+    """
+    setting = (config.ranking.get("seed") or "").strip()
+    if setting.lower() == "none":
+        return []
+    if setting:
+        text = Path(setting).expanduser().read_text(encoding="utf-8")
+    elif config.topic.name == bundled_topic_name() and _bundled("sps_seed.jsonl").is_file():
+        text = _bundled("sps_seed.jsonl").read_text(encoding="utf-8")
+    else:
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def bundled_seed_vectors(model_name: str) -> dict[str, np.ndarray]:
+    """Vectors of the bundled seed sentences under the default model (hash of text → vector),
+    shipped so the first ranking does not have to embed ~3,000 seed sentences."""
+    path = _bundled("sps_seed.vectors.npz")
+    if not path.is_file():
+        return {}
+    with path.open("rb") as f, np.load(f, allow_pickle=False) as data:
+        if str(data["model"]) != model_name:
+            return {}
+        return dict(zip(data["hashes"].tolist(), data["vectors"].astype(np.float32)))
+
+
+def labelled_rows(examples: list[dict], target_names: list[str],
+                  weights: list[float] | None = None) -> tuple[dict, np.ndarray]:
+    """Training labels per target from labelled examples.
+
+    An example says ``relevant_to_sps`` (2 = about the topic) or ``relevant`` (bool), and
+    ``themes`` {name: 0/1}; what it does not say is left out of that target's training.
+    Returns ({target: (y, mask)}, weights).
+    """
+    n = len(examples)
+    labels = {name: (np.zeros(n, dtype=int), np.zeros(n, dtype=bool)) for name in target_names}
+    for i, ex in enumerate(examples):
+        relevant = ex.get("relevant")
+        if relevant is None and "relevant_to_sps" in ex:
+            relevant = ex["relevant_to_sps"] == 2
+        if relevant is not None and "relevance" in labels:
+            labels["relevance"][0][i], labels["relevance"][1][i] = int(bool(relevant)), True
+        for theme, flag in (ex.get("themes") or {}).items():
+            if theme in labels and theme != "relevance" and flag is not None:
+                labels[theme][0][i], labels[theme][1][i] = int(bool(flag)), True
+    w = np.asarray(weights if weights is not None else [1.0] * n, dtype=float)
+    return labels, w
+
+
+def feedback_examples(feedback: list[dict], records: dict[str, dict]) -> list[dict]:
+    """Curator judgements as labelled examples (one per judged item whose record we have)."""
+    by_item: dict[str, dict] = {}
+    for f in feedback:
+        record = records.get(f["item_id"])
+        if record is None:
+            continue
+        ex = by_item.setdefault(f["item_id"], {**record, "themes": {}})
+        if f.get("theme"):
+            ex["themes"][f["theme"]] = int(f["label"] == "relevant")
+        else:
+            ex["relevant"] = f["label"] == "relevant"
+    return list(by_item.values())
+
+
+# --- the ranker -----------------------------------------------------------------------------
+
+class Ranker:
+    """Scores records for one configuration. ``seed=None`` loads the profile's seed set;
+    ``feedback`` is a list of labelled examples (see ``feedback_examples``)."""
+
+    def __init__(self, config, embedder, *, db=None, seed: list[dict] | None = None,
+                 feedback: list[dict] | None = None):
+        self.config = config
+        self.embedder = embedder
+        self.db = db
+        self.seed = load_seed(config) if seed is None else seed
+        self.feedback = feedback or []
+        self.targets = F.build_targets(config)
+        self.target_names = [t.name for t in self.targets]
+        self._extra: dict[str, np.ndarray] | None = None
+        self._targets_embedded = False
+        self._model: M.TrainedModel | None = None
+
+    # vectors ------------------------------------------------------------------------------
+    def vectors(self, texts: list[str]) -> np.ndarray:
+        from bot.store.ranking import cached_encode
+        if self._extra is None:
+            self._extra = bundled_seed_vectors(self.embedder.model_name) if self.seed else {}
+        return cached_encode(self.db, self.embedder, texts, extra=self._extra)
+
+    def _ensure_targets(self) -> None:
+        if not self._targets_embedded:
+            F.embed_targets(self.targets, self.vectors)
+            self._targets_embedded = True
+
+    def prepare(self, records: list[dict]) -> list[F.Prepared]:
+        self._ensure_targets()
+        return F.prepare(records, self.vectors)
+
+    def matrix(self, prepared: list[F.Prepared]) -> tuple[np.ndarray, list[str]]:
+        self._ensure_targets()
+        return F.feature_matrix(prepared, self.targets), [F.lexical_text(p.record) for p in prepared]
+
+    # training -----------------------------------------------------------------------------
+    def fit(self, X, texts, labels, weights) -> M.TrainedModel:
+        return M.train(X, texts, labels, weights)
+
+    def fingerprint(self) -> str:
+        """Hash of everything the trained model depends on."""
+        parts = {
+            "version": RANKER_VERSION, "model": self.embedder.model_name,
+            "embed_budget": EMBED_BUDGET_CHARS,
+            "targets": [[t.name, t.prototypes, sorted(t.terms), sorted(t.exclude), t.negatives]
+                        for t in self.targets],
+            "seed": hashlib.sha256(json.dumps(self.seed, sort_keys=True).encode()).hexdigest(),
+            "feedback": hashlib.sha256(json.dumps(self.feedback, sort_keys=True, default=str).encode()).hexdigest(),
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+    @property
+    def model(self) -> M.TrainedModel:
+        """The trained model, from the disk cache or trained now (empty without examples)."""
+        if self._model is None:
+            self._model = self._load_or_train()
+        return self._model
+
+    def _load_or_train(self) -> M.TrainedModel:
+        examples = self.seed + self.feedback
+        if not examples:
+            return M.TrainedModel()
+        path = cache_dir() / "models" / f"{self.fingerprint()}.pkl"
+        if path.is_file():
+            try:
+                with path.open("rb") as f:
+                    return pickle.load(f)
+            except Exception as e:  # noqa: BLE001 - a stale/corrupt cache is just retrained
+                log.warning("ignoring unreadable model cache %s: %s", path, e)
+        log.info("training the ranker on %d seed examples and %d curator judgements",
+                 len(self.seed), len(self.feedback))
+        prepared = self.prepare(examples)
+        X, texts = self.matrix(prepared)
+        weights = [1.0] * len(self.seed) + [FEEDBACK_WEIGHT] * len(self.feedback)
+        labels, w = labelled_rows(examples, self.target_names, weights)
+        trained = self.fit(X, texts, labels, w)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as f:
+            pickle.dump(trained, f)
+        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+        return trained
+
+    # scoring ------------------------------------------------------------------------------
+    def thresholds(self, model: M.TrainedModel | None = None) -> dict[str, float]:
+        model = model or self.model
+        cfg = self.config.ranking
+        out = {}
+        for name in self.target_names:
+            key = "relevance_threshold" if name == "relevance" else "theme_threshold"
+            if cfg.get(key) is not None:       # a maintainer's explicit override
+                out[name] = float(cfg[key])
+            elif name in model.targets:
+                out[name] = model.targets[name].threshold
+            else:
+                out[name] = 0.5
+        return out
+
+    def predict(self, model: M.TrainedModel, X, texts, prepared) -> dict[str, np.ndarray]:
+        """Probabilities per target; targets the model lacks get the unsupervised score."""
+        probs = model.predict(X, texts) if len(X) else {}
+        for target in self.targets:
+            if target.name not in probs:
+                probs[target.name] = np.array([unsupervised_score(p, target) for p in prepared])
+        return probs
+
+    def score(self, records: list[dict], progress: bool = False) -> list[dict]:
+        """Results in input order; see the module docstring for their fields."""
+        from tqdm import tqdm
+        results = []
+        model = self.model
+        thresholds = self.thresholds(model)
+        chunks = range(0, len(records), _CHUNK)
+        for start in tqdm(chunks, disable=not progress, desc="ranking", unit="chunk"):
+            batch = records[start:start + _CHUNK]
+            prepared = self.prepare(batch)
+            X, texts = self.matrix(prepared)
+            probs = self.predict(model, X, texts, prepared)
+            for i, p in enumerate(prepared):
+                results.append(self.explain(p, {k: float(v[i]) for k, v in probs.items()}, thresholds))
+        return results
+
+    def explain(self, p: F.Prepared, probs: dict[str, float], thresholds: dict[str, float]) -> dict:
+        relevance = round(probs["relevance"], 4)
+        relevant = probs["relevance"] >= thresholds["relevance"]
+        themes = {t.name: round(probs[t.name], 4) for t in self.targets[1:]}
+        labels = sorted((n for n in themes if probs[n] >= thresholds[n]), key=lambda n: -themes[n])
+        evidence = {}
+        for target in self.targets[1:]:
+            others = [t for t in self.targets[1:] if t is not target]
+            sentence, terms = F.best_sentence(p, target, others)
+            evidence[target.name] = {"sentence": sentence, "terms": terms}
+        return {"id": p.record.get("id"), "relevance": relevance, "relevant": bool(relevant),
+                "themes": themes, "labels": labels,
+                "why": self._why(p, relevance, relevant, labels, themes, evidence), "evidence": evidence}
+
+    def _why(self, p, relevance, relevant, labels, themes, evidence) -> str:
+        topic = self.config.topic.name
+        if not relevant:
+            why = f"Not about {topic} ({relevance:.2f})"
+            negatives = self.targets[0].negative_vectors
+            if negatives is not None and len(p.vectors):
+                sims = (negatives @ p.doc_vector)
+                if sims.max() > 0.3:
+                    why += f"; closest to '{self.targets[0].negatives[int(sims.argmax())]}'"
+            return why
+        parts = [f"About {topic} ({relevance:.2f})"]
+        for name in labels[:2]:
+            ev = evidence[name]
+            sentence = ev["sentence"]
+            if len(sentence) > _WHY_SENTENCE_CHARS:
+                sentence = sentence[:_WHY_SENTENCE_CHARS].rsplit(" ", 1)[0] + "…"
+            terms = f" [{', '.join(ev['terms'][:3])}]" if ev["terms"] else ""
+            parts.append(f"{name} ({themes[name]:.2f}): '{sentence}'{terms}")
+        if not labels:
+            parts.append("no theme stands out")
+        return "; ".join(parts)
+
+
+def unsupervised_score(p: F.Prepared, target: F.Target) -> float:
+    """Similarity and terms, squashed to 0–1, for a target with no labelled examples.
+
+    The constants put a record whose best sentence is about as close to the target's phrases as
+    its paraphrases are (cosine ≈ 0.5) and that names one of its terms at about 0.75.
+    """
+    sims = (p.vectors @ target.proto_vectors.T).max(axis=1)
+    text = p.full_text
+    z = 10.0 * (float(sims.max()) - 0.45) + 1.0 * min(len(F.find_terms(text, target.terms)), 3)
+    z -= 1.5 * min(len(F.find_terms(text, target.exclude)), 2)
+    if target.negative_vectors is not None:
+        neg = (p.vectors @ target.negative_vectors.T).max(axis=1)
+        z -= 8.0 * max(0.0, float(neg.max()) - float(sims.max()))
+    return 1.0 / (1.0 + math.exp(-z))

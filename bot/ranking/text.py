@@ -1,0 +1,119 @@
+"""Text helpers for the ranker: verbatim sentences, term matching, publication-type buckets.
+
+Everything here is plain string work (no model), so it is cheap and easy to test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+# A sentence ends at . ! ? followed by space and a capital/digit/bracket, or at an excerpt cut
+# marker "[...]"; abbreviations like "e.g. the" (lower-case after) do not end one.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\s*\[(?:\.\.\.|…)\]\s*")
+_MIN_SENTENCE_CHARS = 12
+_MAX_SENTENCES = 40  # a very long record (a trial's full description) keeps its first 40
+
+
+def split_sentences(text: str | None) -> list[str]:
+    """Sentences of ``text`` as verbatim substrings (stripped), in order."""
+    if not text:
+        return []
+    sentences = []
+    for part in _SENTENCE_END.split(text):
+        part = (part or "").strip()
+        if len(part) >= _MIN_SENTENCE_CHARS or (part and not sentences):
+            sentences.append(part)
+    return sentences[:_MAX_SENTENCES]
+
+
+# How much of a record's text is embedded, in characters (0 = all of it). Reading every
+# sentence costs ~2.3x a plain whole-text encode (which truncates at 256 tokens); a budget of
+# 1100 (~ what that encode reads) costs about the same as it, but cross-validated mean theme AP
+# drops from 0.894 to 0.886 (multidisciplinary 0.82 -> 0.76; bench/ranking.py). Quality wins
+# by default; env SPSBOT_EMBED_BUDGET trades it for speed. Within a budget, sentences are taken
+# alternately from the start and the end of the text (what was studied, what was found).
+EMBED_BUDGET_CHARS = int(os.environ.get("SPSBOT_EMBED_BUDGET", "0"))
+
+
+def record_sentences(record: dict, budget: int | None = None) -> list[str]:
+    """What the embedder reads for a record: its title, then sentences of its text (in text
+    order) from its beginning and its end, within ``budget`` characters (0 = all)."""
+    budget = EMBED_BUDGET_CHARS if budget is None else budget
+    title = (record.get("title") or "").strip()
+    sentences = [s for s in split_sentences(record.get("text") or record.get("abstract") or "") if s != title]
+    if budget and sum(map(len, sentences)) > budget:
+        chosen, used = set(), 0
+        left, right = 0, len(sentences) - 1
+        take_left = True
+        while left <= right:
+            index = left if take_left else right
+            if used + len(sentences[index]) > budget and chosen:
+                break
+            chosen.add(index)
+            used += len(sentences[index])
+            if take_left:
+                left += 1
+            else:
+                right -= 1
+            take_left = not take_left
+        sentences = [s for i, s in enumerate(sentences) if i in chosen]
+    return ([title] if title else []) + sentences or [""]
+
+
+def term_pattern(term: str) -> re.Pattern:
+    """A case-insensitive pattern for a config term: word start always, word end unless the
+    term is a stem (a term like "diagnos" or "immunosuppress" matches any ending)."""
+    words = [re.escape(w) for w in re.split(r"[\s\-]+", term.strip()) if w]
+    body = r"[\s\-]+".join(words)
+    short_acronym = term.isupper() and len(term) <= 4
+    tail = r"(?![a-z])" if short_acronym else ""
+    if short_acronym:  # "EMG", "CSF", "HLA": case-sensitive so "hla" in a word never matches
+        return re.compile(r"(?<![A-Za-z])" + body + tail)
+    return re.compile(r"(?<![A-Za-z])" + body, re.IGNORECASE)
+
+
+def find_terms(text: str, patterns: dict[str, re.Pattern]) -> list[str]:
+    """The terms (keys of ``patterns``) that occur in ``text``, in the order given."""
+    return [term for term, pattern in patterns.items() if pattern.search(text or "")]
+
+
+def count_terms(text: str, patterns: dict[str, re.Pattern]) -> int:
+    return sum(len(pattern.findall(text or "")) for pattern in patterns.values())
+
+
+def query_phrases(query: str) -> list[str]:
+    """Quoted phrases and tagged words of a PubMed query ("stiff person"[tiab] → stiff person).
+
+    The query is the maintainer's own list of the topic's names, so it doubles as the ranker's
+    lexical signal for "is this about the topic" in any configured topic.
+    """
+    phrases = re.findall(r'"([^"]+)"\s*\[', query or "")
+    phrases += re.findall(r"([A-Za-z][\w\-]*)\[tiab\]", query or "")
+    seen, out = set(), []
+    for phrase in phrases:
+        key = phrase.lower().rstrip("*")
+        if len(key) >= 3 and key not in seen:
+            seen.add(key)
+            out.append(phrase.rstrip("*"))
+    return out
+
+
+# Publication types come in many spellings (PubMed's "Case Reports", a review team's "case
+# report", a trial registry's "interventional"); buckets make them comparable.
+PUB_TYPE_BUCKETS = {
+    "case_report": ("case report", "case (", "letter"),
+    "case_series": ("case series", "series"),
+    "cohort": ("cohort", "observational", "registry", "multicenter", "comparative study", "epidemiolog"),
+    "review": ("review", "meta-analysis", "guideline", "book", "chapter", "commentary", "editorial"),
+    "trial": ("trial", "interventional", "rct", "crossover", "controlled"),
+    "lab": ("experimental", "research support", "animal", "in vitro"),
+    "abstract": ("conference", "congress", "abstract", "meeting"),
+}
+
+
+def pub_type_flags(pub_types, kind: str | None) -> list[float]:
+    """One 0/1 flag per bucket (in PUB_TYPE_BUCKETS order), plus one for kind == trial."""
+    joined = " | ".join(str(p).lower() for p in (pub_types or []))
+    flags = [float(any(cue in joined for cue in cues)) for cues in PUB_TYPE_BUCKETS.values()]
+    return flags + [float(kind == "trial")]

@@ -1,0 +1,214 @@
+"""Ranking's tables: the embedding cache, scores, curator feedback — and ``rank_items``.
+
+Embeddings are keyed by (sha256 of the exact text, model name), so an unchanged text is never
+embedded twice, whoever asks (the ranker, search). Scores remember what they were computed from
+(``scored_hash`` = item content hash + ranker state), so ``rank_items`` re-scores only what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Iterable
+
+import numpy as np
+import sqlite_utils
+
+from bot.store import loads, now_iso
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_LABELS = ("relevant", "irrelevant")
+_SQL_CHUNK = 500  # sqlite's bound-parameter limit is far above this; keeps queries small
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """float32 vectors in the ``embeddings`` table, keyed by (sha256(text), model)."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+
+    def get_many(self, texts: Iterable[str], model: str) -> dict[str, np.ndarray]:
+        """The cached vectors among ``texts`` (missing ones are simply absent)."""
+        by_hash = {text_hash(t): t for t in texts}
+        found: dict[str, np.ndarray] = {}
+        hashes = list(by_hash)
+        for start in range(0, len(hashes), _SQL_CHUNK):
+            chunk = hashes[start:start + _SQL_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"select content_hash, vector from embeddings where model = ? and content_hash in ({marks})",
+                [model, *chunk]).fetchall()
+            for digest, blob in rows:
+                found[by_hash[digest]] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, vectors: dict[str, np.ndarray], model: str) -> None:
+        now = now_iso()
+        rows = [{"content_hash": text_hash(t), "model": model, "dims": int(v.shape[0]),
+                 "vector": np.asarray(v, dtype=np.float32).tobytes(), "created_at": now}
+                for t, v in vectors.items()]
+        with self.db.atomic():
+            self.db["embeddings"].upsert_all(rows, pk=("content_hash", "model"))
+
+
+def cached_encode(db: sqlite_utils.Database | None, embedder, texts: list[str],
+                  extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Vectors for ``texts`` (shape (n, d)), embedding only texts not already cached.
+
+    ``db`` may be None (no store: ``spsbot score``); ``extra`` is a read-only lookup (sha256 of text →
+    vector) of vectors known elsewhere (e.g. the seed set's bundled vectors). The embedder is only asked — and so the
+    model only loaded — when some text is missing from both.
+    """
+    unique = list(dict.fromkeys(texts))
+    known: dict[str, np.ndarray] = {}
+    if extra:
+        for t in unique:
+            vector = extra.get(text_hash(t))
+            if vector is not None:
+                known[t] = vector
+    cache = EmbeddingCache(db) if db is not None else None
+    if cache is not None:
+        known.update(cache.get_many([t for t in unique if t not in known], embedder.model_name))
+    missing = [t for t in unique if t not in known]
+    if missing:
+        log.info("embedding %d new texts with %s", len(missing), embedder.model_name)
+        new = dict(zip(missing, embedder.encode(missing)))
+        if cache is not None:
+            cache.put_many(new, embedder.model_name)
+        known.update(new)
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([known[t] for t in texts]).astype(np.float32)
+
+
+# --- feedback -------------------------------------------------------------------------------
+
+def save_feedback(db: sqlite_utils.Database, item_id: str, label: str, theme: str | None = None,
+                  note: str | None = None, remove: bool = False) -> None:
+    """Store a curator's judgement; the latest judgement per (item, theme) wins.
+
+    ``label`` is "relevant" or "irrelevant"; with ``theme`` it says whether that theme is present.
+    ``remove`` deletes the judgements for (item, theme) instead.
+    """
+    if label not in FEEDBACK_LABELS and not remove:
+        raise ValueError(f"label must be one of {', '.join(FEEDBACK_LABELS)}, got {label!r}")
+    with db.atomic():
+        db.execute("delete from feedback where item_id = ? and coalesce(theme, '') = ?", [item_id, theme or ""])
+        if not remove:
+            db["feedback"].insert({"item_id": item_id, "label": label, "theme": theme or None,
+                                   "created_at": now_iso(), "note": note})
+
+
+def load_feedback(db: sqlite_utils.Database) -> list[dict]:
+    """All judgements: [{"item_id", "label", "theme" (None = relevance)}], oldest first."""
+    if "feedback" not in db.table_names():
+        return []
+    return list(db.query("select item_id, label, theme, created_at from feedback order by id"))
+
+
+def feedback_hash(feedback: list[dict]) -> str:
+    """A short hash of the judgements (order-free), part of every score's ``scored_hash``."""
+    keys = sorted((f["item_id"], f["label"], f.get("theme") or "") for f in feedback)
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:12]
+
+
+# --- scores ---------------------------------------------------------------------------------
+
+def get_scores(db: sqlite_utils.Database, item_ids: list[str] | None = None) -> dict[str, dict]:
+    """Stored scores by item id, JSON columns decoded."""
+    if item_ids is None:
+        rows = db["scores"].rows
+    else:
+        rows = (r for start in range(0, len(item_ids), _SQL_CHUNK)
+                for r in db["scores"].rows_where(
+                    f"item_id in ({','.join('?' * len(item_ids[start:start + _SQL_CHUNK]))})",
+                    item_ids[start:start + _SQL_CHUNK]))
+    out = {}
+    for row in rows:
+        row = dict(row)
+        for key, default in (("themes", {}), ("labels", []), ("evidence", {})):
+            row[key] = loads(row.get(key), default)
+        row["relevant"] = bool(row.get("relevant"))
+        out[row["item_id"]] = row
+    return out
+
+
+def save_scores(db: sqlite_utils.Database, scored: list[tuple[str, str, dict]]) -> None:
+    """Upsert (item_id, scored_hash, result) triples into ``scores``."""
+    now = now_iso()
+    rows = [{"item_id": item_id, "relevance": result["relevance"], "relevant": int(result["relevant"]),
+             "themes": json.dumps(result["themes"]), "labels": json.dumps(result["labels"]),
+             "why": result["why"], "evidence": json.dumps(result["evidence"], ensure_ascii=False),
+             "scored_hash": scored_hash, "scored_at": now}
+            for item_id, scored_hash, result in scored]
+    with db.atomic():
+        db["scores"].upsert_all(rows, pk="item_id")
+
+
+# --- ranking the store ----------------------------------------------------------------------
+
+def record_for_ranking(row: dict) -> dict:
+    """An ``items`` row as the ranker's input record (title, text, kind, pub_types, mesh, keywords)."""
+    text = row.get("abstract") or ""
+    extra = loads(row.get("extra"), {}) or {}
+    if row.get("kind") == "trial" and extra.get("conditions"):
+        # A registration's summary often omits the disease; its conditions list names it.
+        text = f"{text}\nConditions: {'; '.join(map(str, extra['conditions']))}.".strip()
+    return {"id": row["id"], "kind": row.get("kind"), "title": row.get("title") or "", "text": text,
+            "pub_types": loads(row.get("pub_types"), []), "mesh": loads(row.get("mesh"), []),
+            "keywords": loads(row.get("keywords"), [])}
+
+
+def _items(db: sqlite_utils.Database, ids: list[str]) -> dict[str, dict]:
+    out = {}
+    for start in range(0, len(ids), _SQL_CHUNK):
+        chunk = ids[start:start + _SQL_CHUNK]
+        for row in db["items"].rows_where(f"id in ({','.join('?' * len(chunk))})", chunk):
+            out[row["id"]] = row
+    return out
+
+
+def make_ranker(db: sqlite_utils.Database, config, embedder=None):
+    """The ranker for this store: the profile's seed set plus the curator feedback stored here."""
+    from bot.ranking.embedder import load_embedder
+    from bot.ranking.scorer import Ranker, feedback_examples
+
+    embedder = embedder or load_embedder(config.ranking.get("model", ""))
+    feedback = load_feedback(db)
+    judged = _items(db, sorted({f["item_id"] for f in feedback}))
+    examples = feedback_examples(feedback, {i: record_for_ranking(r) for i, r in judged.items()})
+    return Ranker(config, embedder, db=db, feedback=examples)
+
+
+def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, force: bool = False,
+               embedder=None) -> dict:
+    """Score every item whose content (or the ranker: version, model, seed, feedback, config)
+    changed since it was last scored; write ``scores``. With nothing to do, no model is loaded.
+
+    Returns {"scored": n, "unchanged": n, "relevant": n, "embedded": texts embedded now}.
+    """
+    ranker = make_ranker(db, config, embedder)
+    state = ranker.fingerprint()[:12]
+    rows = db.execute(
+        "select items.id, items.content_hash, scores.scored_hash from items "
+        "left join scores on scores.item_id = items.id order by items.id").fetchall()
+    todo = [item_id for item_id, chash, scored in rows if force or scored != f"{chash}:{state}"]
+    counts = {"scored": 0, "unchanged": len(rows) - len(todo), "relevant": 0, "embedded": 0}
+    if not todo:
+        return counts
+    items = _items(db, todo)
+    records = [record_for_ranking(items[i]) for i in todo]
+    before = getattr(ranker.embedder, "encoded", 0)
+    results = ranker.score(records, progress=progress)
+    save_scores(db, [(i, f"{items[i]['content_hash']}:{state}", r) for i, r in zip(todo, results)])
+    counts.update(scored=len(results), relevant=sum(r["relevant"] for r in results),
+                  embedded=getattr(ranker.embedder, "encoded", 0) - before)
+    log.info("ranked %d items (%d relevant), %d unchanged, %d texts embedded",
+             counts["scored"], counts["relevant"], counts["unchanged"], counts["embedded"])
+    return counts

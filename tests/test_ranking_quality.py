@@ -1,0 +1,126 @@
+"""Quality tests with the real packaged model (all-MiniLM-L6-v2) and the bundled seed set."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import load_config
+from bot.ranking.embedder import load_embedder
+from bot.ranking.scorer import Ranker
+from bot.store import save_items
+from bot.store.ranking import get_scores, rank_items, save_feedback
+
+
+@pytest.fixture(scope="module", autouse=True)
+def model_cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SPSBOT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "ranking-models"))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return load_embedder()
+
+
+@pytest.fixture(scope="module")
+def ranker(embedder):
+    return Ranker(load_config(), embedder)
+
+
+RITUXIMAB = {
+    "id": "case", "kind": "paper", "pub_types": ["Case Reports"],
+    "title": "Refractory stiff person syndrome responding to rituximab",
+    "text": "A 52-year-old woman presented with progressive axial stiffness and painful spasms. "
+            "Serum anti-GAD65 antibodies were markedly elevated. "
+            "Diazepam and intravenous immunoglobulin gave only partial relief. "
+            "Rituximab led to sustained improvement of stiffness and she walked unaided after six months.",
+}
+BACLOFEN_STROKE = {
+    "id": "stroke", "kind": "paper", "pub_types": ["Randomized Controlled Trial"],
+    "title": "Oral baclofen versus tizanidine for post-stroke spasticity",
+    "text": "Spasticity affects a third of stroke survivors. We randomised 84 patients with upper-limb "
+            "spasticity after ischaemic stroke to baclofen or tizanidine for 12 weeks. Modified Ashworth "
+            "scores improved in both arms; drowsiness was more common with tizanidine.",
+}
+GAD_DIABETES = {
+    "id": "t1d", "kind": "paper", "pub_types": ["Journal Article"],
+    "title": "GAD65 autoantibodies predict progression to type 1 diabetes in children",
+    "text": "Islet autoantibodies against glutamic acid decarboxylase (GAD65) mark autoimmune diabetes. "
+            "We followed 1,200 children with a first-degree relative with type 1 diabetes. "
+            "GAD65 antibody titres above 100 IU/ml predicted insulin dependence within five years.",
+}
+
+
+def test_rituximab_case_report_is_relevant_with_its_sentence(ranker):
+    result = ranker.score([RITUXIMAB])[0]
+    assert result["relevant"] and result["relevance"] >= 0.8
+    assert "immunomodulation" in result["labels"]
+    evidence = result["evidence"]["immunomodulation"]
+    assert evidence["sentence"].startswith("Rituximab led to sustained improvement")
+    assert "rituximab" in evidence["terms"]
+    assert result["why"].startswith("About Stiff Person Syndrome") and "Rituximab led" in result["why"]
+
+
+def test_hard_negatives_are_not_relevant(ranker):
+    stroke, t1d, case = ranker.score([BACLOFEN_STROKE, GAD_DIABETES, RITUXIMAB])
+    assert not stroke["relevant"] and not t1d["relevant"]
+    assert max(stroke["relevance"], t1d["relevance"]) < case["relevance"] - 0.4
+    # Themes are judged whatever the disease: baclofen is symptomatic therapy, titres are biomarkers.
+    assert "symptomatic" in stroke["labels"] and "biomarkers" in t1d["labels"]
+    assert stroke["why"].startswith("Not about Stiff Person Syndrome")
+
+
+def test_every_evidence_sentence_is_verbatim(ranker):
+    for result, record in zip(ranker.score([RITUXIMAB, GAD_DIABETES]), [RITUXIMAB, GAD_DIABETES]):
+        for theme, ev in result["evidence"].items():
+            assert ev["sentence"] in record["title"] or ev["sentence"] in record["text"], theme
+
+
+HYPEREKPLEXIA = [
+    ("Glycine receptor antibodies in acquired hyperekplexia",
+     "We describe a man with exaggerated startle and falls. Glycine receptor antibodies were found in serum. "
+     "Startle responses resolved after immunotherapy."),
+    ("Acquired hyperekplexia with glycine receptor antibodies: two cases",
+     "Two women developed excessive startle responses and stiffness on startle. Both carried glycine "
+     "receptor antibodies. Clonazepam reduced the startle."),
+    ("Startle syndrome associated with glycine receptor autoimmunity",
+     "A teenager had pathological startle reflexes with falls. Cell-based assays detected glycine "
+     "receptor antibodies. Plasma exchange was followed by recovery."),
+    ("Exaggerated startle and glycine receptor antibodies in an older adult",
+     "An older woman presented with an exaggerated startle reflex and sudden falls. Serum glycine "
+     "receptor antibodies were positive. Her startle improved with steroids."),
+]
+UNRELATED = ("Arterial stiffness measured by pulse wave velocity in hypertension",
+             "Pulse wave velocity was measured in 300 adults with hypertension. Arterial stiffness rose with age.")
+
+
+def test_a_few_curator_labels_move_similar_items(db, embedder):
+    config = load_config()
+    papers = [{"kind": "paper", "pmid": str(100 + i), "title": t, "abstract": a}
+              for i, (t, a) in enumerate(HYPEREKPLEXIA + [UNRELATED])]
+    save_items(db, papers, source="pubmed")
+    rank_items(db, config, embedder=embedder)
+    before = {k: v["relevance"] for k, v in get_scores(db).items()}
+    for item_id in ("pmid:100", "pmid:101", "pmid:102"):
+        save_feedback(db, item_id, "relevant")
+    counts = rank_items(db, config, embedder=embedder)
+    assert counts["scored"] == 5 and counts["embedded"] == 0  # re-scored, nothing re-embedded
+    after = {k: v["relevance"] for k, v in get_scores(db).items()}
+    similar_shift = after["pmid:103"] - before["pmid:103"]
+    unrelated_shift = after["pmid:104"] - before["pmid:104"]
+    assert similar_shift >= 0.1, (before, after)
+    assert similar_shift > unrelated_shift + 0.05
+
+
+def test_second_rank_with_nothing_new_does_not_load_the_model(db, embedder):
+    config = load_config()
+    save_items(db, [{"kind": "paper", "pmid": "7", "title": RITUXIMAB["title"], "abstract": RITUXIMAB["text"]}],
+               source="pubmed")
+    assert rank_items(db, config, embedder=embedder)["scored"] == 1
+    fresh = load_embedder()
+    assert rank_items(db, config, embedder=fresh) == {"scored": 0, "unchanged": 1, "relevant": 0, "embedded": 0}
+    assert fresh.load_count == 0 and not fresh.loaded
+    row = get_scores(db)["pmid:7"]
+    assert row["relevant"] and "immunomodulation" in row["labels"]
