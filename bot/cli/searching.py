@@ -1,0 +1,227 @@
+"""Commands for asking the store and watching the pipeline: ``search``, ``status``, ``export``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+
+import click
+
+from bot.cli.base import EXIT_OK, EXIT_STALE, cli, log, pass_app
+
+SEARCH_CSV_COLUMNS = ("rank", "score", "id", "kind", "year", "title", "labels", "relevance", "status",
+                      "origin", "url")
+
+
+def filter_options(command):
+    """The filters ``search`` and ``export`` share."""
+    options = [
+        click.option("--kind", type=click.Choice(["paper", "trial"]), help="Only papers or only trials."),
+        click.option("--theme", "themes", multiple=True, metavar="THEME",
+                     help="Only items labelled with this theme (repeat for any of several)."),
+        click.option("--since", metavar="DATE", help="Published on or after DATE (YYYY, YYYY-MM or YYYY-MM-DD)."),
+        click.option("--until", metavar="DATE", help="Published on or before DATE."),
+        click.option("--pub-type", "pub_types", multiple=True, metavar="TYPE",
+                     help='Publication type contains TYPE, e.g. "case report", "review" (repeatable).'),
+        click.option("--status", "statuses", multiple=True, metavar="STATUS",
+                     help='Trials whose overall status is STATUS, e.g. recruiting, "not yet recruiting".'),
+        click.option("--relevant", "relevant_only", is_flag=True, help="Only items the ranker judged relevant."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only):
+    """Validated Filters from the command line (a mistake is one line, exit 1)."""
+    from bot.search import Filters, SearchError, parse_date
+    if statuses and kind == "paper":
+        raise click.ClickException("--status applies to trials; it cannot be combined with --kind paper")
+    if themes:
+        known = app.config.theme_names
+        unknown = [t for t in themes if t not in known]
+        if unknown:
+            raise click.ClickException(f"unknown theme {unknown[0]!r} (themes: {', '.join(known)})")
+    try:
+        since_iso, until_iso = parse_date(since), parse_date(until, end=True)
+    except SearchError as e:
+        raise click.ClickException(str(e)) from None
+    if since_iso and until_iso and since_iso > until_iso:
+        raise click.ClickException(f"--since {since} is after --until {until}")
+    return Filters(kind=kind or ("trial" if statuses else None), themes=list(themes), since=since_iso,
+                   until=until_iso, pub_types=list(pub_types), statuses=list(statuses),
+                   relevant_only=relevant_only)
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
+
+
+def format_table(hits: list[dict], width: int) -> list[str]:
+    """A terminal table: rank, score, year, kind, title, labels, link (title takes what is left)."""
+    label_width = 24
+    link_width = min(48, max(len(h["url"] or h["id"]) for h in hits))
+    fixed = 4 + 8 + 5 + 6 + label_width + link_width + 6
+    title_width = max(20, width - fixed)
+    header = (f"{'#':>3} {'SCORE':>7} {'YEAR':>4} {'KIND':<5} {'TITLE':<{title_width}} "
+              f"{'LABELS':<{label_width}} LINK")
+    lines = [header]
+    for rank, hit in enumerate(hits, start=1):
+        score = f"{hit['score']:.4f}" if hit.get("score") is not None else "-"
+        labels = ", ".join(hit.get("labels") or []) or ("(new)" if hit.get("origin") == "live" else "")
+        lines.append(f"{rank:>3} {score:>7} {str(hit.get('year') or ''):>4} {hit.get('kind') or '':<5} "
+                     f"{_clip(hit.get('title'), title_width):<{title_width}} {_clip(labels, label_width):<{label_width}} "
+                     f"{_link(hit, link_width)}")
+    return lines
+
+
+def _link(hit: dict, width: int) -> str:
+    """The URL in full (a terminal makes it clickable), else the id."""
+    url = hit.get("url") or ""
+    return url if url.startswith(("http://", "https://")) else _clip(url or hit["id"], width)
+
+
+def _print_csv(hits: list[dict]) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=SEARCH_CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for rank, hit in enumerate(hits, start=1):
+        writer.writerow({**hit, "rank": rank, "labels": "; ".join(hit.get("labels") or [])})
+
+
+@cli.command()
+@click.argument("query", nargs=-1, required=True)
+@filter_options
+@click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many results.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as a JSON array (for scripts).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print results as CSV (for scripts and spreadsheets).")
+@click.option("--no-semantic", is_flag=True, help="Words only (full-text BM25); never loads the embedding model.")
+@click.option("--live", is_flag=True, help="Also ask PubMed and ClinicalTrials.gov now, merged with the store.")
+@click.option("--save", is_flag=True, help="With --live: store what the live sources returned.")
+@click.option("--anywhere", is_flag=True, help="With --live: do not restrict the live query to the topic.")
+@click.option("--verbose", "explain", is_flag=True, help="Say how the search was done (vectors, live counts).")
+@pass_app
+def search(app, query, kind, themes, since, until, pub_types, statuses, relevant_only, limit, as_json, as_csv,
+           no_semantic, live, save, anywhere, explain):
+    """Search stored papers and trials by words and meaning.
+
+    Hybrid: full-text (BM25) fused with embedding similarity. Quoted phrases, -exclusions, word*
+    prefixes and OR work; quote the whole query for the shell. --live also asks PubMed and
+    ClinicalTrials.gov now (restricted to the topic unless --anywhere).
+
+    \b
+    Example:
+        spsbot search rituximab --since 2023
+        spsbot search '"intrathecal baclofen" -review' --kind paper
+        spsbot search 'CAR-T' --kind trial --status recruiting --json
+        spsbot search efgartigimod --live --save
+    """
+    from bot.search import SearchError
+    from bot.search import search as run_search
+    if as_json and as_csv:
+        raise click.ClickException("choose one of --json and --csv")
+    if save and not live:
+        raise click.ClickException("--save stores live results: use it with --live")
+    text = " ".join(query)
+    filters = build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only)
+    model = app.config.ranking.get("model", "")
+    try:
+        result = run_search(app.db, text, filters, limit=limit, semantic=not no_semantic,
+                            embedder_loader=lambda: _embedder(model))
+        if live:
+            result = _with_live(app, result, text, filters, limit, anywhere, save)
+    except SearchError as e:
+        raise click.ClickException(str(e)) from None
+    for note in result.notes:
+        log.debug("search: %s", note)
+        if explain:
+            click.echo(f"note: {note}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.hits, indent=2, ensure_ascii=False))
+    elif as_csv:
+        _print_csv(result.hits)
+    elif not result.hits:
+        click.echo(f"No results for {text!r}" + ("" if filters.is_empty() else " with these filters") + ".")
+    else:
+        width = shutil.get_terminal_size((140, 24)).columns
+        for line in format_table(result.hits, width):
+            click.echo(line)
+
+
+def _embedder(model: str):
+    from bot.search import load_default_embedder
+    return load_default_embedder(model)
+
+
+def _with_live(app, result, text, filters, limit, anywhere, save):
+    from bot.live import live_records, merge_live, save_live
+    live = live_records(app.config, text, filters, limit=limit, within_topic=not anywhere)
+    for source, error in live.errors.items():
+        click.echo(f"warning: live {source} failed: {error}", err=True)
+    merged = merge_live(app.db, result, live, filters, limit)
+    if save:
+        counts = save_live(app.db, live)
+        click.echo(f"saved live results: {counts['new']} new, {counts['updated']} updated, "
+                   f"{counts['unchanged']} unchanged", err=True)
+    return merged
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (for monitoring).")
+@pass_app
+def status(app, as_json):
+    """Show pipeline health: last runs, store, outbox, subscribers.
+
+    Exits 5 (and prints WARNING lines) when a source has not succeeded for more than twice the
+    digest period, or never has.
+    """
+    from bot.status import collect_status, format_status, status_json
+    try:
+        config = app.config
+    except click.ClickException as e:  # a broken config must not hide the pipeline's state
+        click.echo(f"warning: {e.message}; using defaults", err=True)
+        config = None
+    report = collect_status(app.db, config)
+    if as_json:
+        click.echo(status_json(report))
+    else:
+        for line in format_status(report):
+            click.echo(line)
+    click.get_current_context().exit(EXIT_STALE if report["stale"] else EXIT_OK)
+
+
+@cli.command()
+@filter_options
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "ris"]), default=None,
+              help="Output format (default: from the -o file's extension, else csv).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to FILE instead of standard output.")
+@click.option("-n", "--limit", type=click.IntRange(1), default=None, help="At most this many items.")
+@pass_app
+def export(app, kind, themes, since, until, pub_types, statuses, relevant_only, fmt, output, limit):
+    """Export items with scores as CSV, JSON Lines or RIS.
+
+    RIS is for reference managers (Zotero, EndNote, Mendeley). Same filters as search.
+
+    \b
+    Example:
+        spsbot export --relevant --since 2023 -o sps-2023.ris
+        spsbot export --kind trial --format jsonl
+    """
+    from bot.export import write_export, export_records
+    filters = build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only)
+    if fmt is None:
+        suffix = (output or "").rsplit(".", 1)[-1].lower() if output and "." in output else ""
+        fmt = {"ris": "ris", "jsonl": "jsonl", "ndjson": "jsonl", "json": "jsonl"}.get(suffix, "csv")
+    records = export_records(app.db, filters, limit)
+    if output:
+        # newline="" for CSV (the csv module writes its own \r\n), plain text otherwise
+        with open(output, "w", encoding="utf-8", newline="" if fmt == "csv" else None) as out:
+            count = write_export(records, out, fmt)
+        click.echo(f"wrote {count} items to {output} ({fmt})", err=True)
+    else:
+        count = write_export(records, sys.stdout, fmt)
+        if not count:
+            click.echo("No items match these filters.", err=True)

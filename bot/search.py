@@ -1,0 +1,364 @@
+"""Hybrid search over the local store: SQLite FTS5 (BM25) fused with embedding similarity.
+
+``search(db, '"intrathecal baclofen" -review')`` parses the query into words, quoted phrases, ``-term``
+exclusions and upper-case ``OR`` groups; builds a safe FTS5 MATCH expression from them (every token
+quoted, passed as a bound parameter, so nothing the user types is FTS or SQL syntax); ranks by
+BM25; ranks the cached embedding vectors by cosine similarity to the query; and fuses the two
+rankings with reciprocal-rank fusion (RRF, Cormack et al. 2009): ``sum 1 / (k + rank)``. A
+paraphrase that shares no word with the query is still found by the embedding side.
+
+An item's vector is the normalised mean of its sentence vectors (the ranker's doc vector; the
+sentence vectors come from the ranker's ``embeddings`` cache, and the mean is cached too, see
+``bot.store.search``). Items whose sentences were never embedded are embedded on the fly when they
+are few (``EMBED_ON_THE_FLY_MAX``), else they are reached through FTS only, and the result's
+``notes`` say so.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import sqlite_utils
+
+from bot.store import now_iso
+from bot.store import search as sql
+from bot.store.search import Filters
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Filters", "ParsedQuery", "SearchError", "SearchResult", "parse_query", "fts_expression",
+           "search", "item_sentences", "item_url", "rrf_fuse", "parse_date", "vector_index"]
+
+RRF_K = 60                   # the constant from the RRF paper; damps the weight of the very top ranks
+CANDIDATE_POOL = 200         # how deep each ranking is read before fusing
+MIN_SIMILARITY = 0.25        # below this cosine, an embedding-only hit is noise for MiniLM-sized models
+EMBED_ON_THE_FLY_MAX = 2000  # more missing vectors than this: leave them to `spsbot rank`
+
+
+class SearchError(ValueError):
+    """A query or filter that cannot be searched; str() is one line for the user."""
+
+
+# --- query parsing -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    phrase: bool = False
+    prefix: bool = False     # `ritux*`: match any word starting with it
+
+
+@dataclass
+class ParsedQuery:
+    groups: list[list[Token]] = field(default_factory=list)   # OR of ANDs
+    excluded: list[Token] = field(default_factory=list)
+
+    @property
+    def positive_text(self) -> str:
+        """The query as prose, for the embedding side (no exclusions, no operators)."""
+        return " ".join(t.text for group in self.groups for t in group)
+
+    def is_empty(self) -> bool:
+        return not any(self.groups)
+
+
+_TOKEN_RE = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+
+
+def _clean_word(raw: str) -> tuple[str, bool]:
+    """A bare word without FTS5 punctuation; (text, prefix)."""
+    prefix = raw.endswith("*")
+    text = raw.replace('"', " ").strip("*").strip()
+    return text, prefix and bool(text)
+
+
+def parse_query(query: str) -> ParsedQuery:
+    """Words, "quoted phrases", -exclusions, -"excluded phrases", and upper-case OR between groups.
+
+    Tokens with no letter or digit (``*``, ``(``, ``--``) are dropped: they carry nothing to match.
+    """
+    parsed = ParsedQuery(groups=[[]])
+    # Control characters (a NUL ends an FTS5 string early) become spaces.
+    query = "".join(c if c.isprintable() else " " for c in query)
+    for match in _TOKEN_RE.finditer(query):
+        negated, phrase, word = match.group(1), match.group(2), match.group(3)
+        if word is not None:
+            if word == "OR":
+                if parsed.groups[-1]:
+                    parsed.groups.append([])
+                continue
+            if word in ("AND", "NOT", "NEAR"):  # FTS operators typed as words: ignored, not obeyed
+                continue
+            negated = "-" if word.startswith("-") and len(word) > 1 else ""
+            text, prefix = _clean_word(word[1:] if negated else word)
+            token = Token(text, prefix=prefix)
+        else:
+            token = Token(" ".join(phrase.split()), phrase=True)
+        if not any(c.isalnum() for c in token.text):
+            continue
+        (parsed.excluded if negated else parsed.groups[-1]).append(token)
+    parsed.groups = [g for g in parsed.groups if g]
+    return parsed
+
+
+def _quote(token: Token) -> str:
+    # Inside an FTS5 string only `"` is special, and it is doubled; the tokenizer splits the rest.
+    return '"' + token.text.replace('"', '""') + '"' + ("*" if token.prefix else "")
+
+
+def fts_expression(parsed: ParsedQuery) -> str:
+    """The FTS5 MATCH string: every token quoted, so user input is never FTS syntax."""
+    if parsed.is_empty():
+        raise SearchError("the query has no words to search for (only exclusions or punctuation)")
+    groups = [" ".join(_quote(t) for t in group) for group in parsed.groups]
+    expression = "(" + " OR ".join(f"({g})" for g in groups) + ")"
+    for token in parsed.excluded:
+        expression += f" NOT {_quote(token)}"
+    return expression
+
+
+def parse_date(value: str | None, *, end: bool = False) -> str | None:
+    """YYYY, YYYY-MM or YYYY-MM-DD (or / separators) -> ISO; ``end`` pads to the period's last day."""
+    if not value:
+        return None
+    match = re.fullmatch(r"(\d{4})(?:[-/](\d{1,2}))?(?:[-/](\d{1,2}))?", value.strip())
+    if not match or not (1 <= int(match.group(2) or 1) <= 12) or not (1 <= int(match.group(3) or 1) <= 31):
+        raise SearchError(f"not a date: {value!r} (use YYYY, YYYY-MM or YYYY-MM-DD)")
+    year, month, day = match.group(1), match.group(2), match.group(3)
+    month = f"{int(month):02d}" if month else ("12" if end else "01")
+    day = f"{int(day):02d}" if day else ("31" if end else "01")  # "-31" sorts after any real day
+    return f"{year}-{month}-{day}"
+
+
+# --- embeddings ---------------------------------------------------------------------------------
+
+def item_sentences(item: dict) -> list[str]:
+    """What gets embedded for an item: the ranker's sentences (title, then the abstract's)."""
+    from bot.ranking.text import record_sentences
+    return record_sentences(item)
+
+
+def load_default_embedder(model: str = ""):
+    """The ranker's embedder (nothing is loaded until the first ``encode``)."""
+    from bot.ranking.embedder import load_embedder
+    return load_embedder(model)
+
+
+@dataclass
+class VectorIndex:
+    """Every item's doc vector as one matrix (rows aligned with ``rowids``)."""
+
+    version: tuple
+    rowids: np.ndarray
+    matrix: np.ndarray
+    missing: list[dict]   # items (rowid, id, title, abstract, content_hash) with no doc vector yet
+    left_missing: str | None = None  # set once filling was tried: the note saying what was left
+
+
+# In-process cache: repeated queries in one process (bench, a notebook, a server) reuse the matrix
+# until the store's items or vectors change (see ``sql.data_version``).
+_INDEX_CACHE: dict[tuple, VectorIndex] = {}
+
+
+def _db_key(db: sqlite_utils.Database) -> str:
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    return path or f"memory:{id(db)}"
+
+
+def vector_index(db: sqlite_utils.Database, model: str) -> VectorIndex:
+    """The matrix of cached doc vectors for ``model``, rebuilt only when the store changed."""
+    key = (_db_key(db), model)
+    version = sql.data_version(db, model)
+    cached = _INDEX_CACHE.get(key)
+    if cached is not None and cached.version == version:
+        return cached
+    rowids, matrix = sql.doc_vectors(db, model)
+    index = VectorIndex(version, rowids, matrix, sql.items_without_doc_vector(db, model))
+    _INDEX_CACHE.clear()  # one store at a time: a 100k x 384 matrix is 150 MB
+    _INDEX_CACHE[key] = index
+    return index
+
+
+def _doc_vector(vectors: np.ndarray) -> np.ndarray:
+    mean = vectors.mean(axis=0)
+    return (mean / (np.linalg.norm(mean) or 1.0)).astype(np.float32)
+
+
+def _fill_missing(db, index: VectorIndex, embedder, notes: list[str]) -> VectorIndex:
+    """Give items without a doc vector one: from cached sentence vectors when the ranker already
+    embedded them (no model needed), else by embedding them now if they are few."""
+    if not index.missing:
+        return index
+    if index.left_missing:  # already tried in this process for this version of the store
+        notes.append(index.left_missing)
+        return index
+    from bot.store.ranking import EmbeddingCache
+    sentences = {item["rowid"]: item_sentences(item) for item in index.missing}
+    cache = EmbeddingCache(db)
+    known = cache.get_many({s for ss in sentences.values() for s in ss}, embedder.model_name)
+    ready = [item for item in index.missing if all(s in known for s in sentences[item["rowid"]])]
+    to_embed = [item for item in index.missing if not all(s in known for s in sentences[item["rowid"]])]
+    if len(to_embed) > EMBED_ON_THE_FLY_MAX:
+        notes.append(f"{len(to_embed)} items have no cached vector (more than {EMBED_ON_THE_FLY_MAX}): "
+                     "they are searched by words only; run `spsbot rank` to embed them")
+        to_embed = []
+    elif to_embed:
+        notes.append(f"embedded {len(to_embed)} items that had no cached vector")
+        texts = list(dict.fromkeys(s for item in to_embed for s in sentences[item["rowid"]] if s not in known))
+        fresh = dict(zip(texts, np.asarray(embedder.encode(texts), dtype=np.float32)))
+        known.update(fresh)
+        try:  # the ranker's sentence cache: `spsbot rank` will not embed these again
+            cache.put_many(fresh, embedder.model_name)
+        except sqlite3.Error as e:  # a read-only store still searches; it re-embeds next time
+            notes.append(f"could not cache the new vectors: {e}")
+    new = {item["content_hash"]: _doc_vector(np.stack([known[s] for s in sentences[item["rowid"]]]))
+           for item in ready + to_embed}
+    if new:
+        try:
+            sql.store_doc_vectors(db, embedder.model_name, new, now_iso())
+        except sqlite3.Error as e:
+            if not any(n.startswith("could not cache") for n in notes):
+                notes.append(f"could not cache the new vectors: {e}")
+    done = ready + to_embed
+    if not done:
+        index.left_missing = notes[-1]
+        return index
+    done_rowids = {item["rowid"] for item in done}
+    extra = np.stack([new[item["content_hash"]] for item in done])
+    filled = VectorIndex(sql.data_version(db, embedder.model_name),
+                         np.concatenate([index.rowids, [item["rowid"] for item in done]]).astype(np.int64),
+                         np.vstack([index.matrix, extra]) if len(index.rowids) else extra,
+                         [item for item in index.missing if item["rowid"] not in done_rowids])
+    _INDEX_CACHE[(_db_key(db), embedder.model_name)] = filled
+    return filled
+
+
+# --- fusion and the search itself ---------------------------------------------------------------
+
+def rrf_fuse(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion of several best-first lists of keys -> (key, score) best first."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, key in enumerate(ranking, start=1):
+            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@dataclass
+class SearchResult:
+    query: str
+    hits: list[dict]
+    notes: list[str] = field(default_factory=list)
+    semantic: bool = True
+
+
+def item_url(item: dict) -> str:
+    """A link a person can open: the stored URL, else PubMed / ClinicalTrials.gov / doi.org."""
+    if item.get("url"):
+        return item["url"]
+    if item.get("nct_id") and item.get("kind") == "trial":
+        return f"https://clinicaltrials.gov/study/{item['nct_id']}"
+    if item.get("pmid"):
+        return f"https://pubmed.ncbi.nlm.nih.gov/{item['pmid']}/"
+    if item.get("doi"):
+        return f"https://doi.org/{item['doi']}"
+    return ""
+
+
+def hit_from_item(item: dict, score: float | None = None, **extra) -> dict:
+    """The public shape of one result (``--json`` prints a list of these)."""
+    year = item.get("pub_year")
+    if not year:
+        date = item.get("pub_date") or item.get("entrez_date") or ""
+        year = int(date[:4]) if date[:4].isdigit() else None
+    status = None
+    if item.get("kind") == "trial":
+        status = sql.loads_dict(item.get("extra")).get("overall_status")
+    hit = {
+        "id": item["id"], "kind": item.get("kind"), "title": item.get("title"), "year": year,
+        "date": item.get("pub_date") or item.get("entrez_date"), "journal": item.get("journal"),
+        "pub_types": sql.loads_list(item.get("pub_types")), "status": status,
+        "labels": sql.loads_list(item.get("labels")), "relevance": item.get("relevance"),
+        "score": round(score, 6) if score is not None else None, "url": item_url(item),
+    }
+    hit.update(extra)
+    return hit
+
+
+def search(db: sqlite_utils.Database, query: str, filters: Filters | None = None, *, limit: int = 20,
+           semantic: bool = True, embedder=None, embedder_loader: Callable[[], object] | None = None,
+           min_similarity: float = MIN_SIMILARITY) -> SearchResult:
+    """Hybrid search of the local store. ``semantic=False`` never touches an embedder.
+
+    ``embedder`` (or ``embedder_loader``, called only when needed) has ``model_name`` and
+    ``encode(texts) -> float32 L2-normalised rows``. Raises SearchError for an unusable query.
+    """
+    filters = filters or Filters()
+    parsed = parse_query(query)
+    match = fts_expression(parsed)
+    result = SearchResult(query=query, hits=[], semantic=semantic)
+    pool = max(CANDIDATE_POOL, limit * 3)
+    try:
+        fts = sql.fts_rowids(db, match, filters, pool)
+    except sqlite3.OperationalError as e:  # cannot happen with quoted tokens; never a traceback anyway
+        raise SearchError(f"cannot search for {query!r}: {e}") from None
+    rankings = [[rowid for rowid, _ in fts]]
+    fts_rank = {rowid: rank for rank, (rowid, _) in enumerate(fts, start=1)}
+    similarity: dict[int, float] = {}
+    if semantic:
+        embedder = embedder or (embedder_loader or load_default_embedder)()
+        similarity = _semantic_ranking(db, parsed, filters, embedder, pool, min_similarity, result.notes)
+        rankings.append(list(similarity))
+    fused = rrf_fuse(rankings)[:limit]
+    items = sql.items_by_rowid(db, [rowid for rowid, _ in fused])
+    for rowid, score in fused:
+        sim = similarity.get(rowid)
+        result.hits.append(hit_from_item(items[rowid], score, fts_rank=fts_rank.get(rowid),
+                                         similarity=round(sim, 4) if sim is not None else None,
+                                         origin="store"))
+    for note in result.notes:
+        log.debug("search: %s", note)
+    return result
+
+
+def _semantic_ranking(db, parsed: ParsedQuery, filters: Filters, embedder, pool: int,
+                      min_similarity: float, notes: list[str]) -> dict[int, float]:
+    """rowid -> cosine similarity, best first, for items passing the filters and exclusions."""
+    index = _fill_missing(db, vector_index(db, embedder.model_name), embedder, notes)
+    if not len(index.rowids):
+        notes.append("no embedding vectors in the store: words only")
+        return {}
+    query_vector = np.asarray(embedder.encode([parsed.positive_text]), dtype=np.float32)[0]
+    sims = index.matrix @ query_vector
+    keep = sims >= min_similarity
+    if parsed.excluded:
+        excluded = fts_expression(ParsedQuery(groups=[[t] for t in parsed.excluded]))
+        keep &= ~np.isin(index.rowids, np.fromiter(sql.matching_rowids(db, excluded), dtype=np.int64))
+    candidates = np.flatnonzero(keep)
+    if filters.is_empty():
+        if len(candidates) > pool:
+            candidates = candidates[np.argpartition(-sims[candidates], pool - 1)[:pool]]
+        order = candidates[np.argsort(-sims[candidates], kind="stable")]
+    else:
+        order = _filtered_best(db, filters, index.rowids, candidates[np.argsort(-sims[candidates], kind="stable")],
+                               pool)
+    return {int(index.rowids[i]): float(sims[i]) for i in order}
+
+
+def _filtered_best(db, filters: Filters, rowids: np.ndarray, ordered: np.ndarray, pool: int,
+                   block: int = 1000) -> list[int]:
+    """The first ``pool`` of the best-first candidate positions whose items pass the filters,
+    checking them a slice at a time (filtering all 100,000 items up front costs ~200 ms)."""
+    chosen: list[int] = []
+    for start in range(0, len(ordered), block):
+        positions = ordered[start:start + block]
+        passing = sql.passing_rowids(db, filters, rowids[positions].tolist())
+        chosen.extend(int(i) for i in positions if int(rowids[i]) in passing)
+        if len(chosen) >= pool:
+            break
+    return chosen[:pool]

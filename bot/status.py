@@ -1,0 +1,174 @@
+"""The operator's view of the pipeline: ``spsbot status``.
+
+``collect_status(db, config)`` reads only the database (runs, items, deliveries, subscribers) and
+returns a plain dict (``--json`` prints it as is); ``format_status`` turns it into lines for a
+terminal. A source is *stale* when it has not succeeded for longer than twice the schedule
+(``[digest] period_days``, 7 by default → 14 days) or never succeeded at all: a weekly cron job
+that quietly broke is then visible after one missed run, not after a month.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+from bot.store import loads, now_iso
+
+__all__ = ["collect_status", "format_status", "status_json", "SUCCESS_STATUSES", "SOURCE_ITEM_TAGS"]
+
+# A run with one of these statuses means the source was read successfully.
+SUCCESS_STATUSES = ("ok", "nothing_new")
+# Fetch source name (runs.source) -> the tag its items carry in items.sources.
+SOURCE_ITEM_TAGS = {"pubmed": "pubmed", "clinicaltrials": "ctgov", "feeds": "feed"}
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _age_days(then: str | None, now: datetime) -> float | None:
+    parsed = _parse_time(then)
+    return round((now - parsed).total_seconds() / 86400, 2) if parsed else None
+
+
+def _expected_sources(config) -> list[str]:
+    try:
+        from bot.fetch import enabled_sources
+        return enabled_sources(config) if config is not None else []
+    except Exception:  # noqa: BLE001 - a broken config still lets status show what ran
+        return []
+
+
+def _source_runs(db: sqlite_utils.Database, source: str) -> tuple[dict | None, dict | None]:
+    """(last run, last successful run) of a fetch source."""
+    last = db.execute("SELECT * FROM runs WHERE source = ? ORDER BY started DESC, id DESC LIMIT 1",
+                      [source])
+    names = [d[0] for d in last.description]
+    last_row = last.fetchone()
+    marks = ", ".join("?" for _ in SUCCESS_STATUSES)
+    ok = db.execute(f"SELECT * FROM runs WHERE source = ? AND status IN ({marks}) "
+                    "ORDER BY started DESC, id DESC LIMIT 1", [source, *SUCCESS_STATUSES]).fetchone()
+    return (dict(zip(names, last_row)) if last_row else None, dict(zip(names, ok)) if ok else None)
+
+
+def _newest_items(db: sqlite_utils.Database) -> dict[str, str]:
+    """items.sources tag ("pubmed", "ctgov", "feed:<name>" → "feed") -> newest first_seen."""
+    newest: dict[str, str] = {}
+    rows = db.execute("SELECT src.value, max(items.first_seen) FROM items, json_each("
+                      "CASE WHEN json_valid(items.sources) THEN items.sources ELSE '[]' END) AS src "
+                      "GROUP BY src.value").fetchall()
+    for tag, first_seen in rows:
+        key = "feed" if str(tag).startswith("feed") else str(tag)
+        if first_seen and first_seen > newest.get(key, ""):
+            newest[key] = first_seen
+    return newest
+
+
+def collect_status(db: sqlite_utils.Database, config=None, now: str | None = None) -> dict:
+    """Everything ``spsbot status`` shows, as a JSON-ready dict (``stale`` is the verdict)."""
+    now_dt = _parse_time(now or now_iso()) or datetime.now(timezone.utc)
+    period_days = int((config.digest.get("period_days") if config is not None else None) or 7)
+    stale_after = 2 * period_days
+    recorded = [r[0] for r in db.execute("SELECT DISTINCT source FROM runs WHERE source IS NOT NULL")]
+    names = list(dict.fromkeys(_expected_sources(config) + sorted(recorded)))
+    newest = _newest_items(db)
+    sources, warnings = [], []
+    for name in names:
+        last, ok = _source_runs(db, name)
+        counts = loads(last.get("counts"), {}) if last else {}
+        success_age = _age_days(ok["started"], now_dt) if ok else None
+        stale = success_age is None or success_age > stale_after
+        tag = SOURCE_ITEM_TAGS.get(name, name)
+        entry = {
+            "source": name,
+            "last_run": last and {"started": last["started"], "finished": last["finished"],
+                                  "duration_s": last["duration_s"], "status": last["status"],
+                                  "new": counts.get("new"), "updated": counts.get("updated"),
+                                  "error": last["error"]},
+            "last_success": ok["started"] if ok else None, "last_success_age_days": success_age,
+            "newest_item_seen": newest.get(tag), "newest_item_age_days": _age_days(newest.get(tag), now_dt),
+            "stale": stale,
+        }
+        sources.append(entry)
+        if stale:
+            why = ("has never succeeded" if ok is None else
+                   f"last succeeded {success_age:.1f} days ago ({ok['started']})")
+            warnings.append(f"source {name} {why}; stale after {stale_after} days "
+                            f"(twice the {period_days}-day schedule)")
+    if not names:
+        warnings.append("no source has ever run: run `spsbot fetch` or `spsbot run`")
+    return {
+        "now": now_dt.isoformat(timespec="seconds"), "period_days": period_days,
+        "stale_after_days": stale_after, "sources": sources,
+        "items": dict(db.execute("SELECT kind, count(*) FROM items GROUP BY kind").fetchall()),
+        "commands": _last_command_runs(db),
+        "pending_deliveries": db.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0],
+        "failed_deliveries": db.execute("SELECT count(*) FROM deliveries WHERE status = 'failed'").fetchone()[0],
+        "subscribers": dict(db.execute("SELECT coalesce(status, 'unknown'), count(*) FROM subscribers "
+                                       "GROUP BY 1 ORDER BY 1").fetchall()),
+        "warnings": warnings, "stale": bool(warnings),
+    }
+
+
+def _last_command_runs(db: sqlite_utils.Database) -> list[dict]:
+    """The newest run of each whole-stage command (runs with no single source: run, rank, digest…)."""
+    rows = db.execute("SELECT command, started, finished, duration_s, status, error FROM runs AS r "
+                      "WHERE source IS NULL AND id = (SELECT id FROM runs WHERE source IS NULL AND "
+                      "command = r.command ORDER BY started DESC, id DESC LIMIT 1) ORDER BY started DESC").fetchall()
+    names = ("command", "started", "finished", "duration_s", "status", "error")
+    return [dict(zip(names, row)) for row in rows]
+
+
+def _days(value: float | None) -> str:
+    if value is None:
+        return "never"
+    if value < 1:
+        return f"{value * 24:.1f} h ago"
+    return f"{value:.1f} days ago"
+
+
+def format_status(status: dict) -> list[str]:
+    """Human-readable lines; WARNING lines last so they are what a glance lands on."""
+    lines = [f"spsbot status at {status['now']} (schedule: every {status['period_days']} days)", ""]
+    lines.append("Sources:")
+    for s in status["sources"]:
+        run = s["last_run"]
+        if run is None:
+            lines.append(f"  {s['source']:<15} never ran")
+            continue
+        counts = ", ".join(f"{run[k]} {k}" for k in ("new", "updated") if run.get(k) is not None)
+        duration = f", {run['duration_s']:.1f}s" if run.get("duration_s") is not None else ""
+        lines.append(f"  {s['source']:<15} last run {run['started']} {run['status']}{duration}"
+                     f"{' (' + counts + ')' if counts else ''}")
+        if run.get("error"):
+            lines.append(f"  {'':<15} error: {run['error'].splitlines()[0][:200]}")
+        lines.append(f"  {'':<15} last success {_days(s['last_success_age_days'])}; "
+                     f"newest item {_days(s['newest_item_age_days'])}")
+    for run in status.get("commands") or []:
+        error = f" ({run['error'].splitlines()[0][:120]})" if run.get("error") else ""
+        lines.append(f"Last {run['command']}: {run['started']} {run['status']}{error}")
+    items = status["items"]
+    lines.append(f"Store: {items.get('paper', 0)} papers, {items.get('trial', 0)} trials")
+    lines.append(f"Deliveries: {status['pending_deliveries']} pending, "
+                 f"{status['failed_deliveries']} failed (retried next run)")
+    subs = ", ".join(f"{n} {state}" for state, n in status["subscribers"].items()) or "none"
+    lines.append(f"Subscribers: {subs}")
+    if status["warnings"]:
+        lines.append("")
+        lines.extend(f"WARNING: {w}" for w in status["warnings"])
+    else:
+        lines.append("OK: every source succeeded within the last "
+                     f"{status['stale_after_days']} days")
+    return lines
+
+
+def status_json(status: dict) -> str:
+    return json.dumps(status, indent=2, sort_keys=True, ensure_ascii=False)

@@ -1,0 +1,225 @@
+"""The SQL behind ``spsbot search``, ``spsbot export`` and the vector loading for hybrid search.
+
+Nothing the user typed is ever put into SQL text: filter values and the FTS5 MATCH expression are
+always bound parameters (see ``bot.search.fts_expression`` for how the MATCH string is built).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+import sqlite_utils
+
+# An item's date for --since/--until: its publication date (as precise as the source gave it),
+# else its publication year, else the day PubMed indexed it / the trial was first posted.
+DATE_EXPR = ("coalesce(items.pub_date, CAST(items.pub_year AS TEXT), substr(items.entrez_date, 1, 10))")
+
+
+@dataclass
+class Filters:
+    """What ``search`` and ``export`` narrow results by. Empty lists / None mean "any"."""
+
+    kind: str | None = None                              # paper | trial
+    themes: list[str] = field(default_factory=list)      # any of these theme labels (scores.labels)
+    since: str | None = None                             # ISO date, inclusive (YYYY[-MM[-DD]])
+    until: str | None = None                             # ISO date, inclusive
+    pub_types: list[str] = field(default_factory=list)   # any pub type containing one of these
+    statuses: list[str] = field(default_factory=list)    # trials: extra.overall_status, any of these
+    relevant_only: bool = False                          # only items the ranker judged relevant
+
+    def is_empty(self) -> bool:
+        return not (self.kind or self.themes or self.since or self.until or self.pub_types
+                    or self.statuses or self.relevant_only)
+
+
+def normalise_status(value: str) -> str:
+    """'not yet recruiting' / 'Not_Yet_Recruiting' -> 'NOT_YET_RECRUITING' (CT.gov v2 enum form)."""
+    return "_".join(value.replace("-", " ").replace("_", " ").split()).upper()
+
+
+def filter_sql(filters: Filters) -> tuple[str, list]:
+    """A WHERE fragment over ``items`` (always true when no filter is set) and its parameters."""
+    clauses, params = [], []
+    if filters.kind:
+        clauses.append("items.kind = ?")
+        params.append(filters.kind)
+    if filters.themes:
+        marks = ", ".join("?" for _ in filters.themes)
+        clauses.append("EXISTS (SELECT 1 FROM scores AS s, json_each(s.labels) AS label "
+                       f"WHERE s.item_id = items.id AND json_valid(s.labels) AND label.value IN ({marks}))")
+        params.extend(filters.themes)
+    if filters.since:
+        # A year-only pub_date "2023" must pass --since 2023-01-01: compare on the shorter length.
+        clauses.append(f"{DATE_EXPR} >= substr(?, 1, length({DATE_EXPR}))")
+        params.append(filters.since)
+    if filters.until:
+        clauses.append(f"{DATE_EXPR} <= ?")
+        params.append(filters.until)
+    if filters.pub_types:
+        ors = " OR ".join("instr(lower(pt.value), ?) > 0" for _ in filters.pub_types)
+        clauses.append("EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(items.pub_types) "
+                       f"THEN items.pub_types ELSE '[]' END) AS pt WHERE {ors})")
+        params.extend(p.lower() for p in filters.pub_types)
+    if filters.statuses:
+        marks = ", ".join("?" for _ in filters.statuses)
+        clauses.append("(CASE WHEN json_valid(items.extra) THEN upper(replace(json_extract(items.extra, "
+                       f"'$.overall_status'), ' ', '_')) END) IN ({marks})")
+        params.extend(normalise_status(s) for s in filters.statuses)
+    if filters.relevant_only:
+        clauses.append("EXISTS (SELECT 1 FROM scores AS s WHERE s.item_id = items.id AND s.relevant = 1)")
+    return (" AND ".join(clauses) or "1"), params
+
+
+def fts_rowids(db: sqlite_utils.Database, match: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
+    """(items.rowid, bm25) best first for an FTS5 MATCH expression (a bound parameter).
+
+    With filters, the ranked matches are read in growing slices and only those rows are checked
+    against the filters: joining every match to ``items`` first costs ~10x more on a common word.
+    """
+    sql = "SELECT rowid, rank FROM items_fts WHERE items_fts MATCH ? ORDER BY rank LIMIT ?"
+    if filters.is_empty():
+        return [(row[0], row[1]) for row in db.execute(sql, [match, limit]).fetchall()]
+    depth = limit * 5
+    while True:
+        ranked = db.execute(sql, [match, depth]).fetchall()
+        passing = passing_rowids(db, filters, [row[0] for row in ranked])
+        kept = [(row[0], row[1]) for row in ranked if row[0] in passing][:limit]
+        if len(kept) >= limit or len(ranked) < depth:
+            return kept
+        depth *= 4
+
+
+def passing_rowids(db: sqlite_utils.Database, filters: Filters, rowids: list[int]) -> set[int]:
+    """Which of ``rowids`` pass the filters."""
+    where, params = filter_sql(filters)
+    passing: set[int] = set()
+    for start in range(0, len(rowids), 900):  # under SQLite's bound-parameter limit on old builds
+        chunk = rowids[start:start + 900]
+        marks = ", ".join("?" for _ in chunk)
+        rows = db.execute(f"SELECT items.rowid FROM items WHERE items.rowid IN ({marks}) AND {where}",
+                          [*chunk, *params]).fetchall()
+        passing.update(row[0] for row in rows)
+    return passing
+
+
+def matching_rowids(db: sqlite_utils.Database, match: str) -> set[int]:
+    """Every rowid matching an FTS5 expression (used for -term exclusions of semantic hits)."""
+    return {row[0] for row in db.execute("SELECT rowid FROM items_fts WHERE items_fts MATCH ?", [match])}
+
+
+ITEM_COLUMNS = ("id", "kind", "title", "abstract", "authors", "journal", "pub_date", "pub_year",
+                "entrez_date", "pub_types", "mesh", "keywords", "doi", "pmid", "nct_id", "url", "extra",
+                "sources", "first_seen")
+
+
+def items_by_rowid(db: sqlite_utils.Database, rowids: Iterable[int]) -> dict[int, dict]:
+    """Item rows joined with their scores, keyed by rowid."""
+    rowids = list(rowids)
+    result: dict[int, dict] = {}
+    columns = ", ".join(f"items.{c}" for c in ITEM_COLUMNS)
+    for start in range(0, len(rowids), 500):  # stay under SQLite's bound-parameter limit
+        chunk = rowids[start:start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        sql = (f"SELECT items.rowid AS _rowid, {columns}, scores.relevance, scores.relevant, scores.labels, "
+               "scores.why FROM items LEFT JOIN scores ON scores.item_id = items.id "
+               f"WHERE items.rowid IN ({marks})")
+        cursor = db.execute(sql, chunk)
+        names = [d[0] for d in cursor.description]
+        for row in cursor.fetchall():
+            record = dict(zip(names, row))
+            result[record.pop("_rowid")] = record
+    return result
+
+
+def export_rows(db: sqlite_utils.Database, filters: Filters, limit: int | None = None) -> Iterable[dict]:
+    """Items matching the filters with their scores, most relevant first, then newest."""
+    where, params = filter_sql(filters)
+    columns = ", ".join(f"items.{c}" for c in ITEM_COLUMNS)
+    sql = (f"SELECT {columns}, scores.relevance, scores.relevant, scores.themes, scores.labels, scores.why "
+           f"FROM items LEFT JOIN scores ON scores.item_id = items.id WHERE {where} "
+           f"ORDER BY coalesce(scores.relevance, -1) DESC, {DATE_EXPR} DESC, items.id")
+    if limit:
+        sql += " LIMIT ?"
+        params = [*params, limit]
+    cursor = db.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row))
+
+
+# --- vectors ---------------------------------------------------------------------------------
+# Search ranks items by one vector each: the normalised mean of the item's sentence vectors (the
+# ranker's "doc vector"; the sentence vectors are the ranker's cache, keyed by sha256 of each
+# sentence). The mean is itself cached in ``embeddings`` under the model name + DOC_SUFFIX, keyed
+# by the item's content hash, so loading every item's vector is one SQL join, not a re-split of
+# every abstract.
+DOC_SUFFIX = "#doc-mean"
+
+
+def doc_model(model: str) -> str:
+    return model + DOC_SUFFIX
+
+
+def data_version(db: sqlite_utils.Database, model: str) -> tuple:
+    """O(1) fingerprint of the database's content as this connection sees it.
+
+    ``PRAGMA data_version`` changes when another connection commits; ``total_changes`` counts this
+    connection's own writes. Any write invalidates the vector matrix (a rebuild is cheap next to
+    staleness); counting rows instead would scan 100,000 index entries on every query.
+    """
+    other = db.execute("PRAGMA data_version").fetchone()[0]
+    return (id(db.conn), other, db.conn.total_changes, model)
+
+
+def doc_vectors(db: sqlite_utils.Database, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rowids, matrix) of every item that has a cached doc vector for ``model``."""
+    rows = db.execute("SELECT items.rowid, embeddings.vector FROM items JOIN embeddings "
+                      "ON embeddings.content_hash = items.content_hash AND embeddings.model = ? "
+                      "ORDER BY items.rowid", [doc_model(model)]).fetchall()
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+    return rowids, matrix
+
+
+def items_without_doc_vector(db: sqlite_utils.Database, model: str) -> list[dict]:
+    cursor = db.execute("SELECT items.rowid AS rowid, id, kind, title, abstract, content_hash FROM items "
+                        "WHERE items.content_hash IS NOT NULL AND NOT EXISTS (SELECT 1 FROM embeddings "
+                        "WHERE embeddings.model = ? "
+                        "AND embeddings.content_hash = items.content_hash) ORDER BY items.rowid",
+                        [doc_model(model)])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def store_doc_vectors(db: sqlite_utils.Database, model: str, vectors: dict[str, np.ndarray], now: str) -> None:
+    """Cache doc vectors (item content hash -> vector)."""
+    rows = [{"content_hash": key, "model": doc_model(model), "dims": int(v.shape[0]),
+             "vector": np.asarray(v, dtype=np.float32).tobytes(), "created_at": now}
+            for key, v in vectors.items()]
+    with db.atomic():
+        db["embeddings"].upsert_all(rows, pk=("content_hash", "model"))
+
+
+def loads_list(value) -> list:
+    if not value:
+        return []
+    try:
+        decoded = json.loads(value)
+    except (TypeError, ValueError):
+        return []
+    return decoded if isinstance(decoded, list) else []
+
+
+def loads_dict(value) -> dict:
+    if not value:
+        return {}
+    try:
+        decoded = json.loads(value)
+    except (TypeError, ValueError):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
