@@ -10,6 +10,7 @@ from bot.cli.base import EXIT_FAILURE, cli
 # Importing a module registers its commands on ``cli``.
 from bot.cli import fetching  # noqa: F401,E402
 from bot.cli import searching  # noqa: F401,E402
+from bot.cli import digesting  # noqa: F401,E402
 from bot.cli import trials  # noqa: F401,E402
 from bot.cli import ranking  # noqa: F401,E402
 

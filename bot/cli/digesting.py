@@ -1,0 +1,281 @@
+"""Commands for subscribers, digests, unsubscribe, the archive and the weekly ``run``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextlib import contextmanager
+
+import click
+
+from bot.cli.base import EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, cli, pass_app
+
+log = logging.getLogger("spsbot")
+
+
+# --- subscribers ---------------------------------------------------------------------------
+
+@cli.group()
+def subscribers() -> None:
+    """Manage digest subscribers (add, remove, list, import)."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", help="Display name used in the greeting and the To: header.")
+@click.option("--themes", help="Themes to receive, separated by ';', '|' or ','; default: all.")
+@click.option("--frequency", type=click.Choice(["weekly", "daily", "monthly"]), default="weekly", show_default=True)
+@click.option("--max-items", type=int, default=None, help="Most items per digest (1-200; default 20).")
+@click.option("--send-empty", is_flag=True, help="Send a digest even when nothing is new.")
+@pass_app
+def subscribers_add(app, email, name, themes, frequency, max_items, send_empty) -> None:
+    """Add a subscriber (or update and re-activate an existing one).
+
+    Example: spsbot subscribers add ann@example.org --name "Ann" --themes "immunomodulation;diagnosis"
+    """
+    from bot.digest.subscribers import SubscriberError, add_subscriber
+    try:
+        row, created = add_subscriber(app.db, email, valid_themes=app.config.theme_names, name=name, themes=themes,
+                                      frequency=frequency, max_items=max_items, send_empty=send_empty)
+    except SubscriberError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{'added' if created else 'updated'} {row['email']}")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.option("--purge", is_flag=True, help="Delete the subscriber and their history instead of marking them unsubscribed.")
+@pass_app
+def subscribers_remove(app, email, purge) -> None:
+    """Unsubscribe an address (history kept), or delete it with --purge."""
+    from bot.digest.subscribers import SubscriberError, remove_subscriber
+    try:
+        remove_subscriber(app.db, email, purge=purge)
+    except SubscriberError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{'deleted' if purge else 'unsubscribed'} {email}")
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice(["active", "unsubscribed", "bouncing"]), help="Only this status.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_app
+def subscribers_list(app, status, as_json) -> None:
+    """List subscribers with their themes, frequency and status."""
+    from bot.digest.subscribers import list_subscribers
+    for row in list_subscribers(app.db, status):
+        if as_json:
+            click.echo(json.dumps({k: row[k] for k in ("email", "name", "themes", "frequency", "max_items",
+                                                        "send_empty", "status", "bounces")}))
+        else:
+            themes = ",".join(row["themes"]) if row["themes"] else "all themes"
+            click.echo(f"{row['email']}\t{row['name'] or ''}\t{themes}\t{row['frequency']}\t"
+                       f"max {row['max_items']}\t{row['status']}")
+
+
+@subscribers.command("import")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--skip-bad", is_flag=True, help="Import the good rows even if some are bad (bad ones are reported).")
+@pass_app
+def subscribers_import(app, csv_file, skip_bad) -> None:
+    """Import subscribers from CSV (header: email,name,themes,frequency,max_items).
+
+    Themes are separated by ';' or '|'. Any bad row aborts the import (nothing is written) unless
+    --skip-bad.
+    """
+    from bot.digest.subscribers import SubscriberError, import_csv
+    try:
+        report = import_csv(app.db, csv_file.read(), valid_themes=app.config.theme_names, skip_bad=skip_bad)
+    except SubscriberError as e:
+        raise click.ClickException(str(e)) from None
+    for error in report.errors:
+        click.echo(error, err=True)
+    if report.errors and not skip_bad:
+        raise click.ClickException(f"{len(report.errors)} bad row(s); nothing imported (use --skip-bad to import the rest)")
+    click.echo(f"imported: {report.added} added, {report.updated} updated, {len(report.errors)} skipped")
+
+
+# --- digest --------------------------------------------------------------------------------
+
+@cli.group()
+def digest() -> None:
+    """Build, preview and send the digests."""
+
+
+@digest.command("build")
+@click.option("--to", "email", help="Only this subscriber.")
+@pass_app
+def digest_build(app, email) -> None:
+    """Build and queue a digest for every due subscriber (and the public archive issue)."""
+    from bot.digest.builder import build_digests
+    with _locked(app, "digest build"):
+        result = build_digests(app.db, app.config, email=email, progress=app.show_progress)
+    click.echo(f"queued {len(result.built)} digest(s); {result.empty} with nothing new; {result.skipped} not due"
+               + ("; public issue built" if result.public else ""))
+
+
+@digest.command("preview")
+@click.option("--to", "email", required=True, help="The subscriber (or any address: all themes, last period).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Folder for the .html and .eml files.")
+@pass_app
+def digest_preview(app, email, out_dir) -> None:
+    """Write the digest an address would get now as .html and .eml (nothing is stored or sent)."""
+    from bot.digest.builder import write_preview
+    from bot.digest.subscribers import SubscriberError, validate_email
+    try:
+        address = validate_email(email)
+    except SubscriberError as e:
+        raise click.ClickException(str(e)) from None
+    written = write_preview(app.db, app.config, address, out_dir)
+    click.echo(f"{written['subject']}\n{written['html']}\n{written['eml']}")
+
+
+@digest.command("send")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing.")
+@click.option("--to", "email", help="Only the pending digest of this subscriber.")
+@pass_app
+def digest_send(app, dry_run, email) -> None:
+    """Send the queued digests over SMTP (the outbox; retried until delivered)."""
+    from bot.digest.send import SendError, send_pending
+    try:
+        with _locked(app, "digest send"):
+            result = send_pending(app.db, app.config, email=email, dry_run=dry_run, progress=app.show_progress)
+    except SendError as e:
+        raise click.ClickException(str(e)) from None
+    if dry_run:
+        for row in result.dry_run:
+            click.echo(f"would send to {row['to']}: {row['subject']} ({row['bytes']} bytes)")
+        click.echo(f"{len(result.dry_run)} message(s) pending")
+        return
+    click.echo(f"sent {result.sent}, failed {result.failed}, deferred {result.deferred}")
+
+
+@cli.command()
+@click.argument("token")
+@pass_app
+def unsubscribe(app, token) -> None:
+    """Apply a signed unsubscribe token (from a digest's link or mailto)."""
+    from bot.digest.tokens import TokenError, apply_unsubscribe
+    try:
+        subscriber = apply_unsubscribe(app.db, token)
+    except TokenError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"unsubscribed {subscriber['email']}")
+
+
+@cli.command("serve-unsubscribe")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@pass_app
+def serve_unsubscribe(app, host, port) -> None:
+    """Serve the one-click unsubscribe endpoint (POST /unsubscribe?token=…) until stopped."""
+    from bot.digest.server import make_server
+    from bot.store import open_db
+    server = make_server(lambda: open_db(app.db_path), host, port)
+    click.echo(f"unsubscribe endpoint on http://{host}:{server.server_address[1]}/unsubscribe", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@cli.group()
+def archive() -> None:
+    """The static web archive of public digest issues."""
+
+
+@archive.command("build")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@pass_app
+def archive_build(app, out_dir) -> None:
+    """Write one HTML page per public issue, an index.html and an Atom feed to OUT_DIR."""
+    from bot.digest.archive import build_archive
+    result = build_archive(app.db, app.config, out_dir)
+    click.echo(f"{result['issues']} issue(s): {result['index']} and {result['feed']}")
+
+
+# --- run -----------------------------------------------------------------------------------
+
+def run_exit_code(fetch_status: str, sent: int) -> int:
+    """cron's view of a run: partial fetch 4, something sent 0, nothing to send 3."""
+    if fetch_status == "failed":
+        return EXIT_FAILURE
+    if fetch_status == "partial":
+        return EXIT_PARTIAL
+    return EXIT_OK if sent else EXIT_NOTHING_NEW
+
+
+@cli.command()
+@click.option("--no-fetch", is_flag=True, help="Skip fetching (digest and send what is stored).")
+@click.option("--no-rank", is_flag=True, help="Skip ranking (use the stored scores).")
+@click.option("--dry-run", is_flag=True, help="Fetch, rank and build, but send nothing.")
+@pass_app
+def run(app, no_fetch, no_rank, dry_run) -> None:
+    """Fetch, rank, build the digests and send them: the weekly job for cron.
+
+    Exit status: 0 sent something, 3 nothing new to send, 4 a source failed but the rest went
+    out, 1 failure.
+    """
+    from bot.store import recorded_run
+
+    with _locked(app, "run"), recorded_run(app.db, "run") as counts:
+        code = _run_stages(app, counts, fetch=not no_fetch, rank=not no_rank, dry_run=dry_run)
+        counts["_status"] = {EXIT_OK: "ok", EXIT_PARTIAL: "partial", EXIT_NOTHING_NEW: "nothing_new",
+                             EXIT_FAILURE: "failed"}[code]
+    sys.exit(code)
+
+
+@contextmanager
+def _locked(app, what: str):
+    """One writer at a time (cron and a manual run must not both send the outbox)."""
+    from bot.lock import LockBusy, db_lock
+    try:
+        with db_lock(app.db_path, what):
+            yield
+    except LockBusy as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _run_stages(app, counts: dict, *, fetch: bool, rank: bool, dry_run: bool) -> int:
+    """fetch → rank → build → send; fills ``counts`` (and ``_error``); returns the exit code."""
+    from bot.digest.builder import build_digests
+    from bot.digest.send import SendError, send_pending
+
+    db, config, progress = app.db, app.config, app.show_progress
+    fetch_status = "ok"
+    if fetch:
+        from bot.fetch import fetch_all
+        fetched = fetch_all(db, config, progress=progress)
+        fetch_status = fetched.status
+        counts["new_items"] = fetched.new_items
+        log.info("run fetch: %s, %d new item(s)%s", fetch_status, fetched.new_items,
+                 "; failed: " + ", ".join(f"{k} ({v})" for k, v in fetched.errors.items()) if fetched.errors else "")
+        if fetch_status == "failed":
+            counts["_error"] = "every source failed: " + "; ".join(f"{k}: {v}" for k, v in fetched.errors.items())
+            log.error("run: every source failed; no digest built")
+            return EXIT_FAILURE
+    if rank:
+        from bot.store.ranking import rank_items
+        ranked = rank_items(db, config, progress=progress)
+        log.info("run rank: %s", ", ".join(f"{k} {v}" for k, v in (ranked or {}).items()
+                                            if isinstance(v, (int, float))) or "done")
+    built = build_digests(db, config, progress=progress)
+    counts["queued"] = len(built.built)
+    log.info("run digest: %d queued, %d with nothing new, %d not due", len(built.built), built.empty, built.skipped)
+    if dry_run:
+        pending = send_pending(db, config, dry_run=True).dry_run
+        log.info("run send: dry run, %d message(s) would be sent", len(pending))
+        return run_exit_code(fetch_status, 0)
+    try:
+        result = send_pending(db, config, progress=progress)
+    except SendError as e:
+        counts["_error"] = str(e)
+        log.error("run send: %s", e)
+        return EXIT_FAILURE
+    counts.update(sent=result.sent, failed=result.failed, deferred=result.deferred)
+    log.info("run send: %d sent, %d failed, %d deferred", result.sent, result.failed, result.deferred)
+    return run_exit_code(fetch_status, result.sent)

@@ -1,0 +1,196 @@
+"""Render a built digest to a subject, HTML and plain text, and wrap it as an e-mail.
+
+Rendering is a pure function of the digest data (plus the unsubscribe details): the same data
+always gives the same message, so a message retried by the outbox is the one first queued.
+HTML templates autoescape every value; the text template gets values already cleaned of control
+characters by ``bot.digest.entries``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from datetime import datetime, timedelta
+from email.header import Header
+from email.policy import compat32
+from email.message import Message
+from email.utils import format_datetime, formataddr, parseaddr
+from functools import lru_cache
+from urllib.parse import quote
+
+import jinja2
+
+from bot.digest.entries import clean_text, safe_url
+from bot.digest.tokens import make_token, secret_for
+
+# Headers folded only past RFC 5322's hard limit: a folded List-Unsubscribe (long signed URLs)
+# trips up some one-click implementations. Bodies are encoded in short lines regardless.
+_POLICY = compat32.clone(max_line_length=998, linesep="\r\n")
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("bot.digest", "templates"),
+        # .html/.xml/.atom escaped; the .txt templates are plain text (nothing to escape)
+        autoescape=jinja2.select_autoescape(["html", "xml", "atom"], default_for_string=True),
+        trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        auto_reload=False)  # templates ship with the package: no stat() per render
+    env.filters["safe_url"] = lambda value: safe_url(value) or ""
+    return env
+
+
+def period_label(start: str, end: str) -> str:
+    """'16–23 Nov 2026', '28 Oct – 3 Nov 2026', '28 Dec 2025 – 3 Jan 2026'."""
+    a, b = datetime.fromisoformat(start[:10]), datetime.fromisoformat(end[:10])
+    if a.year != b.year:
+        return f"{a.day} {_MONTHS[a.month - 1]} {a.year} – {b.day} {_MONTHS[b.month - 1]} {b.year}"
+    if a.month != b.month:
+        return f"{a.day} {_MONTHS[a.month - 1]} – {b.day} {_MONTHS[b.month - 1]} {b.year}"
+    return f"{a.day}–{b.day} {_MONTHS[b.month - 1]} {b.year}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def summary_line(overview: dict) -> str:
+    parts = []
+    if overview["papers"]:
+        parts.append(_plural(overview["papers"], "new paper"))
+    if overview["trials"]:
+        parts.append(_plural(overview["trials"], "new trial"))
+    if overview["changes"]:
+        parts.append(_plural(overview["changes"], "trial change"))
+    if overview["notices"]:
+        parts.append(_plural(overview["notices"], "correction notice"))
+    return ", ".join(parts) if parts else "nothing new"
+
+
+def subject_for(data: dict, config=None) -> str:
+    """'SPS digest — 3 new papers, 1 trial change (16–23 Nov 2026)'."""
+    start = (datetime.fromisoformat(data["period_start"][:10]) + timedelta(days=1)).isoformat()
+    return clean_text(f"{data['slug'].upper()} digest — {summary_line(data['overview'])} "
+                      f"({period_label(start, data['period_end'])})")
+
+
+def _item_renderers(cache: dict | None):
+    """Functions the templates call to draw one entry; with ``cache``, each distinct entry is
+    drawn once per build run (a thousand subscribers mostly share the same items)."""
+    env = environment()
+    html_macro = env.get_template("_item.html").module.item
+    text_macro = env.get_template("_item.txt").module.item
+    if cache is None:
+        return html_macro, text_macro
+
+    def key(entry):  # the item, plus what varies with the section: the sentence and trial links
+        return entry["key"], entry["sentence"], tuple(link["nct_id"] for link in entry["trial_links"])
+
+    def cached(kind, macro):
+        def draw(entry):
+            k = (kind, *key(entry))
+            if k not in cache:
+                cache[k] = macro(entry)
+            return cache[k]
+        return draw
+    return cached("html", html_macro), cached("text", text_macro)
+
+
+def render_digest(data: dict, config, unsubscribe: dict | None, cache: dict | None = None) -> tuple[str, str, str]:
+    """(subject, html, text) for a built digest. ``unsubscribe``: see ``unsubscribe_info``;
+    ``cache``: a dict kept for one build run (see ``_item_renderers``)."""
+    env = environment()
+    item_html, item_text = _item_renderers(cache)
+    start = (datetime.fromisoformat(data["period_start"][:10]) + timedelta(days=1)).isoformat()
+    titles = {t.name: t.title or t.name for t in config.themes}
+    subscriber = data.get("subscriber") or {}
+    context = {
+        "d": data, "o": data["overview"], "subject": subject_for(data, config),
+        "period": period_label(start, data["period_end"]), "summary": _summary_sentence(data),
+        "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": unsubscribe,
+        "theme_titles": [titles.get(t, t) for t in (subscriber.get("themes") or [])], "archive_nav": False,
+    }
+    html = env.get_template("digest.html").render(context, item=item_html)
+    return context["subject"], html, env.get_template("digest.txt").render(context, item=item_text)
+
+
+def render_archive_page(data: dict, config) -> str:
+    """The public HTML page of an archive issue (no subscriber, a link back to the index)."""
+    env = environment()
+    start = (datetime.fromisoformat(data["period_start"][:10]) + timedelta(days=1)).isoformat()
+    context = {"d": data, "o": data["overview"], "subject": subject_for(data, config),
+               "period": period_label(start, data["period_end"]), "summary": _summary_sentence(data),
+               "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": None,
+               "theme_titles": [], "archive_nav": True}
+    return env.get_template("digest.html").render(context, item=_item_renderers(None)[0])
+
+
+def _summary_sentence(data: dict) -> str:
+    line = summary_line(data["overview"])
+    return "Nothing new this period." if line == "nothing new" else f"This period: {line}."
+
+
+def unsubscribe_info(db, config, subscriber: dict, now: str | None = None) -> dict:
+    """The signed token and where to use it: an https one-click URL and/or a mailto address.
+
+    Without ``[email].unsubscribe_url`` and ``unsubscribe_mailto`` the mailto falls back to the
+    sender's address (a human or a mail rule then runs ``spsbot unsubscribe TOKEN``).
+    """
+    email_cfg = config.email or {}
+    token = make_token(secret_for(db), subscriber["id"], subscriber["email"], now)
+    base = safe_url(email_cfg.get("unsubscribe_url") or "")
+    url = f"{base}{'&' if '?' in base else '?'}token={quote(token)}" if base else None
+    mailto_address = (email_cfg.get("unsubscribe_mailto") or parseaddr(email_cfg.get("from") or "")[1] or "").strip()
+    mailto = f"mailto:{mailto_address}?subject={quote('unsubscribe ' + token)}" if mailto_address else None
+    return {"token": token, "url": url, "mailto": mailto, "mailto_address": mailto_address or None}
+
+
+def build_message(*, subject: str, html: str, text: str, sender: str, to_email: str, to_name: str | None,
+                  message_id: str, unsubscribe: dict | None, date: str | None = None,
+                  list_id: str | None = None) -> bytes:
+    """The e-mail as bytes ready for SMTP: multipart/alternative (text first, HTML preferred)
+    with RFC 8058 headers, CRLF line ends.
+
+    Headers go through the ``email`` package (RFC 2047 encoding of non-ASCII subjects and
+    names); the two body parts are encoded directly (quoted-printable text, base64 HTML): the
+    package's generator re-walks every line of every part and made sending a thousand digests
+    several times slower than the SMTP conversation itself.
+    """
+    head = Message(policy=_POLICY)
+    # RFC 2047 words of at most 75 characters, folded here (the policy folds nothing below 998)
+    head["Subject"] = Header(clean_text(subject), "utf-8").encode(maxlinelen=76)
+    head["From"] = _address_header(sender)
+    head["To"] = formataddr((clean_text(to_name) or "", to_email), charset="utf-8")
+    when = datetime.fromisoformat(date.replace("Z", "+00:00")) if date else None
+    head["Date"] = format_datetime(when) if when and when.tzinfo else format_datetime(datetime.now().astimezone())
+    head["Message-ID"] = message_id
+    if list_id:
+        head["List-Id"] = _address_header(list_id)
+    if unsubscribe:
+        targets = [f"<{u}>" for u in (unsubscribe.get("url"), unsubscribe.get("mailto")) if u]
+        if targets:
+            head["List-Unsubscribe"] = ", ".join(targets)
+        if unsubscribe.get("url"):  # RFC 8058 one-click needs an https URL to POST to
+            head["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    # "=_" cannot occur in quoted-printable or base64 output, so the boundary never collides.
+    boundary = "=_spsbot_" + hashlib.sha1(message_id.encode("utf-8")).hexdigest()
+    plain = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    rich = base64.encodebytes(html.encode("utf-8")).replace(b"\n", b"\r\n")
+    b = boundary.encode("ascii")
+    assert head.as_bytes().endswith(b"\r\n\r\n")
+    return b"".join([
+        head.as_bytes()[:-2],  # the headers (CRLF), without the generator's closing blank line
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="', b, b'"\r\n\r\n',
+        b"--", b, b"\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n",
+        # the CRLF before a boundary belongs to the boundary: one more keeps the text's last line end
+        plain, b"\r\n" if plain.endswith(b"\r\n") else b"\r\n\r\n",
+        b"--", b, b"\r\nContent-Type: text/html; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        rich, b"--", b, b"--\r\n"])
+
+
+def _address_header(value: str) -> str:
+    """'Name <addr>' with a non-ASCII name encoded (RFC 2047); CR/LF never reach a header."""
+    name, address = parseaddr(clean_text(value))
+    return formataddr((name, address), charset="utf-8") if address else clean_text(value)

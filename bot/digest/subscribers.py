@@ -1,0 +1,203 @@
+"""Subscribers: validated addresses, themes, frequency, caps, status; CSV import.
+
+Every check happens before anything is written, so a bad address or a bad CSV row changes
+nothing (unless the caller asks to skip bad rows).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+
+import sqlite_utils
+
+from bot.store import loads, now_iso
+from bot.store.digests import find_subscriber
+
+FREQUENCIES = ("weekly", "daily", "monthly")
+STATUSES = ("active", "unsubscribed", "bouncing")
+DEFAULT_MAX_ITEMS = 20
+MAX_ITEMS_LIMIT = 200
+
+# Dot-atom local part (RFC 5322 without quoted strings) and a hostname with a dot: strict on
+# purpose, a digest to a quoted-string address is not worth the header-injection risk.
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+class SubscriberError(ValueError):
+    """A user mistake about a subscriber (bad address, unknown theme, …); one line."""
+
+
+@dataclass
+class CsvReport:
+    added: int = 0
+    updated: int = 0
+    errors: list[str] = None  # "line N: message"
+
+
+def validate_email(value: str) -> str:
+    """Return the normalised address (domain lower-cased) or raise SubscriberError.
+
+    Refuses CR/LF and other control characters, spaces, display-name forms, missing or
+    dot-less domains, and non-ASCII (SMTPUTF8 is not supported by the sender).
+    """
+    raw = value if isinstance(value, str) else ""
+    if not raw or raw != raw.strip() or any(ord(c) < 33 or ord(c) == 127 for c in raw):
+        raise SubscriberError(f"invalid e-mail address {raw!r}: empty, spaces or control characters")
+    if not raw.isascii():
+        raise SubscriberError(f"invalid e-mail address {raw!r}: non-ASCII addresses are not supported")
+    try:
+        parsed = Address(addr_spec=raw)  # the stdlib's RFC 5322 parser
+    except (HeaderParseError, ValueError, IndexError) as e:
+        raise SubscriberError(f"invalid e-mail address {raw!r}: {e}") from None
+    local, domain = parsed.username, parsed.domain
+    if parsed.addr_spec != raw or not local or not domain:
+        raise SubscriberError(f"invalid e-mail address {raw!r}: expected name@domain.tld")
+    if len(raw) > 254 or len(local) > 64 or not _LOCAL.match(local):
+        raise SubscriberError(f"invalid e-mail address {raw!r}: bad local part")
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+        raise SubscriberError(f"invalid e-mail address {raw!r}: the domain must look like example.org")
+    return f"{local}@{domain.lower()}"
+
+
+def clean_name(name: str | None) -> str | None:
+    """A display name without control characters (a CR/LF here would inject headers)."""
+    if not name:
+        return None
+    text = "".join(c for c in name if c.isprintable()).strip()
+    return text[:200] or None
+
+
+def parse_themes(value, valid: list[str]) -> list[str] | None:
+    """Themes from a list or a ';' / '|' / ',' separated string; None = all themes."""
+    if value is None:
+        return None
+    items = value if isinstance(value, (list, tuple)) else re.split(r"[;|,]", value)
+    names = [str(v).strip() for v in items if str(v).strip()]
+    if not names:
+        return None
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise SubscriberError(f"unknown theme(s) {', '.join(unknown)}; valid themes: {', '.join(valid)}")
+    ordered = [n for n in valid if n in names]  # config order, no duplicates
+    return None if ordered == list(valid) else ordered
+
+
+def _validated_row(email, name, themes, frequency, max_items, send_empty, valid_themes) -> dict:
+    frequency = (frequency or "weekly").strip().lower()
+    if frequency not in FREQUENCIES:
+        raise SubscriberError(f"unknown frequency {frequency!r}; choose one of {', '.join(FREQUENCIES)}")
+    if max_items in (None, ""):
+        max_items = DEFAULT_MAX_ITEMS
+    try:
+        max_items = int(max_items)
+    except (TypeError, ValueError):
+        raise SubscriberError(f"max items must be a whole number, got {max_items!r}") from None
+    if not 1 <= max_items <= MAX_ITEMS_LIMIT:
+        raise SubscriberError(f"max items must be between 1 and {MAX_ITEMS_LIMIT}, got {max_items}")
+    chosen = parse_themes(themes, valid_themes)
+    return {"email": validate_email(email), "name": clean_name(name),
+            "themes": json.dumps(chosen) if chosen else None, "frequency": frequency,
+            "max_items": max_items, "send_empty": 1 if send_empty else 0}
+
+
+def add_subscriber(db: sqlite_utils.Database, email: str, *, valid_themes: list[str], name: str | None = None,
+                   themes=None, frequency: str = "weekly", max_items: int | None = None,
+                   send_empty: bool = False) -> tuple[dict, bool]:
+    """Add, or update and re-activate, a subscriber. Returns (row, created)."""
+    row = _validated_row(email, name, themes, frequency, max_items, send_empty, valid_themes)
+    return _upsert(db, row)
+
+
+def _upsert(db, row: dict) -> tuple[dict, bool]:
+    now = now_iso()
+    existing = find_subscriber(db, row["email"])
+    with db.atomic():
+        if existing:
+            db["subscribers"].update(existing["id"], {**row, "status": "active", "bounces": 0, "updated_at": now})
+            return db["subscribers"].get(existing["id"]), False
+        pk = db["subscribers"].insert({**row, "status": "active", "bounces": 0, "created_at": now,
+                                       "updated_at": now}).last_pk
+    return db["subscribers"].get(pk), True
+
+
+def set_status(db: sqlite_utils.Database, email: str, status: str) -> dict:
+    if status not in STATUSES:
+        raise SubscriberError(f"unknown status {status!r}")
+    existing = find_subscriber(db, email)
+    if not existing:
+        raise SubscriberError(f"no subscriber {email!r}")
+    with db.atomic():
+        db["subscribers"].update(existing["id"], {"status": status, "updated_at": now_iso()})
+    return db["subscribers"].get(existing["id"])
+
+
+def remove_subscriber(db: sqlite_utils.Database, email: str, *, purge: bool = False) -> dict:
+    """Mark a subscriber unsubscribed (history kept), or with ``purge`` delete every trace."""
+    existing = find_subscriber(db, email)
+    if not existing:
+        raise SubscriberError(f"no subscriber {email!r}")
+    if not purge:
+        return set_status(db, email, "unsubscribed")
+    with db.atomic():
+        sid = existing["id"]
+        db.execute("delete from sent_items where subscriber_id = ?", [sid])
+        db.execute("delete from deliveries where subscriber_id = ?", [sid])
+        db.execute("delete from digest_items where digest_id in (select id from digests where subscriber_id = ?)", [sid])
+        db.execute("delete from digests where subscriber_id = ?", [sid])
+        db.execute("delete from subscribers where id = ?", [sid])
+    return existing
+
+
+def list_subscribers(db: sqlite_utils.Database, status: str | None = None) -> list[dict]:
+    where, args = ("status = ?", [status]) if status else (None, None)
+    rows = list(db["subscribers"].rows_where(where, args, order_by="email"))
+    for row in rows:
+        row["themes"] = loads(row["themes"])
+    return rows
+
+
+def import_csv(db: sqlite_utils.Database, text: str, *, valid_themes: list[str], skip_bad: bool = False) -> CsvReport:
+    """Import CSV text with header ``email,name,themes,frequency,max_items`` (``send_empty`` optional).
+
+    Every row is validated first; any bad row aborts the whole import (nothing written) unless
+    ``skip_bad``, which imports the good rows. Errors carry the CSV line number.
+    """
+    report = CsvReport(errors=[])
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if "email" not in header:
+        raise SubscriberError("CSV header must include 'email' (email,name,themes,frequency,max_items)")
+    reader.fieldnames = header
+    rows, seen = [], set()
+    for record in reader:
+        line = reader.line_num
+        get = lambda key: (record.get(key) or "").strip() or None  # noqa: E731
+        try:
+            row = _validated_row(get("email") or "", get("name"), get("themes"), get("frequency"),
+                                 get("max_items"), (get("send_empty") or "").lower() in ("1", "true", "yes", "y"),
+                                 valid_themes)
+            if row["email"].lower() in seen:
+                raise SubscriberError(f"duplicate address {row['email']}")
+        except SubscriberError as e:
+            report.errors.append(f"line {line}: {e}")
+            continue
+        seen.add(row["email"].lower())
+        rows.append(row)
+    if report.errors and not skip_bad:
+        return report
+    with db.atomic():
+        for row in rows:
+            _, created = _upsert(db, row)
+            if created:
+                report.added += 1
+            else:
+                report.updated += 1
+    return report
