@@ -1,16 +1,20 @@
 """``spsbot demo``: the pipeline on bundled recorded data, with no network and no set-up.
 
-A local E-utilities emulator on 127.0.0.1 serves the bundled PubMed records
-(``bot/demo_data/pubmed/``), the bundled SPS profile is pointed at it, and the real fetch code
-stores them in a database inside the demo folder (never the user's real database). Each stage
-is one small function, so later stages (trials, rank, digest) slot in as further steps.
+Local emulators on 127.0.0.1 serve the bundled PubMed records (``bot/demo_data/pubmed/``) and
+ClinicalTrials.gov studies (``bot/demo_data/ctgov/``, fetched twice: the second time one trial
+has changed), the bundled SPS profile is pointed at them, and the real pipeline runs: fetch,
+rank with the packaged model, then the digest a subscriber to every theme would get, written
+as HTML, text and .eml into the demo folder. The database lives there too, never in the user's
+real one. The demo runs on a fixed clock (``DEMO_NOW``, the day after its recorded data ends)
+so it shows the same digest whenever it is run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from contextlib import ExitStack
+import os
+from contextlib import ExitStack, contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -24,6 +28,8 @@ from bot.store import now_iso, open_db
 log = logging.getLogger(__name__)
 # The bundled records' Entrez dates end here; a demo run on an earlier clock still sees them all.
 DEMO_DATA_END = "2026/11/20"
+DEMO_NOW = "2026-11-21T06:00:00+00:00"
+DEMO_SUBSCRIBER = "demo@example.org"
 
 
 def demo_data_dir(source: str = "pubmed") -> Path:
@@ -63,19 +69,70 @@ def stored_summary(db) -> dict:
             "recent": [{"id": i, "entrez_date": d, "title": t} for i, d, t in recent]}
 
 
+def fetch_trials(db, config, progress: bool) -> dict:
+    """Fetch the bundled trials, then their later version, so the demo records a change event."""
+    from bot.fetch.clinicaltrials import replay_demo
+    return replay_demo(db, config, progress=progress)
+
+
+def rank(db, config, progress: bool) -> dict:
+    """Score everything stored with the real ranker and the packaged model."""
+    from bot.store.ranking import rank_items
+    return rank_items(db, config, progress=progress)
+
+
+def top_per_theme(db, config, per_theme: int = 3) -> dict[str, list[dict]]:
+    """The best relevant items of each theme, with the sentence that earned them their place."""
+    from bot.store.ranking import get_scores
+    scores = [s for s in get_scores(db).values() if s["relevant"]]
+    titles = dict(db.execute("select id, title from items").fetchall())
+    top = {}
+    for theme in config.theme_names:
+        ranked = sorted((s for s in scores if theme in s["labels"]), key=lambda s: -s["themes"].get(theme, 0))
+        top[theme] = [{"id": s["item_id"], "title": titles.get(s["item_id"], ""),
+                       "score": round(s["themes"].get(theme, 0), 3),
+                       "sentence": (s["evidence"].get(theme) or {}).get("sentence", "")}
+                      for s in ranked[:per_theme]]
+    return top
+
+
+def write_digest(db, config, out_dir: Path) -> dict:
+    """The digest a subscriber to every theme would get now, as .html, .txt and .eml files."""
+    from bot.digest.builder import write_preview
+    return write_preview(db, config, DEMO_SUBSCRIBER, out_dir, now=DEMO_NOW)
+
+
+@contextmanager
+def demo_clock():
+    """Run the stages on the demo's fixed clock (``bot.store.now_iso`` honours SPSBOT_NOW)."""
+    saved = os.environ.get("SPSBOT_NOW")
+    os.environ["SPSBOT_NOW"] = DEMO_NOW
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("SPSBOT_NOW", None)
+        else:
+            os.environ["SPSBOT_NOW"] = saved
+
+
 def run_demo(db_path: str | Path, out_dir: str | Path, progress: bool = False) -> dict:
     """Run the demo; return a summary (also written to ``out_dir/demo-summary.json``)."""
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"db": str(db_path), "out_dir": str(out_dir)}
+    summary: dict = {"db": str(Path(db_path).resolve()), "out_dir": str(out_dir)}
     db = open_db(db_path)
     try:
-        with ExitStack() as stack:
+        with demo_clock(), ExitStack() as stack:
             server = start_pubmed_server(stack)
             config = demo_config(server.url + "/entrez/eutils")
             summary["pubmed"] = fetch_pubmed(db, config, progress)
             summary["pubmed"]["served_requests"] = len(server.requests)
-        summary["stored"] = stored_summary(db)
+            summary["trials"] = fetch_trials(db, config, progress)
+            summary["stored"] = stored_summary(db)
+            summary["rank"] = rank(db, config, progress)
+            summary["top"] = top_per_theme(db, config)
+            summary["digest"] = write_digest(db, config, out_dir)
     finally:
         db.close()
     (out_dir / "demo-summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")

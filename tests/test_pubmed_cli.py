@@ -1,8 +1,7 @@
-"""`spsbot fetch` and `spsbot demo` through the real console-script entry point (subprocesses)."""
+"""`spsbot fetch` through the real console-script entry point (subprocesses)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
@@ -63,30 +62,6 @@ def test_fetch_failure_exits_1_with_one_line_per_source(cli_env, env_isolated):
 def test_fetch_rejects_an_unknown_source(cli_env, env_isolated):
     result = spsbot("fetch", "--source", "arxiv", env=cli_env, cwd=env_isolated)
     assert result.returncode == 2 and "Invalid value for '--source'" in result.stderr
-
-
-def test_demo_end_to_end_in_a_fresh_folder(cli_env, env_isolated):
-    cli_env.pop("SPSBOT_NOW")
-    cli_env["SPSBOT_EUTILS_URL"] = "http://127.0.0.1:9/never-used"   # the demo ignores the user's settings
-    result = spsbot("demo", env=cli_env, cwd=env_isolated)
-    assert result.returncode == 0, result.stderr
-    out = env_isolated / "spsbot-demo"
-    assert "pubmed: fetched 85, new 85" in result.stdout
-    assert f"demo output written to: {out}" in result.stdout
-    with sqlite3.connect(out / "spsbot-demo.db") as conn:
-        assert conn.execute("select count(*) from items").fetchone()[0] == 85
-        titles = [t for (t,) in conn.execute("select title from items")]
-        assert sum("stiff" in t.lower() for t in titles) >= 30
-        assert conn.execute("select max(entrez_date) from items").fetchone()[0] == "2026-11-20"
-    summary = json.loads((out / "demo-summary.json").read_text())
-    assert summary["stored"]["items"] == 85 and summary["pubmed"]["requests"] == 2
-    assert not (env_isolated / "cli.db").exists()   # the user's database was never touched
-
-
-def test_demo_with_explicit_out_and_db(cli_env, env_isolated):
-    result = spsbot("demo", "--out", "elsewhere", "--db", "demo.sqlite", env=cli_env, cwd=env_isolated)
-    assert result.returncode == 0, result.stderr
-    assert (env_isolated / "demo.sqlite").exists() and (env_isolated / "elsewhere" / "demo-summary.json").exists()
 
 
 def test_fetch_exits_4_when_one_source_fails_and_another_works(cli_env, env_isolated, articles):

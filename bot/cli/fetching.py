@@ -58,9 +58,26 @@ def demo(app, out_dir: str, db_path: str | None) -> None:
     except Exception as e:  # noqa: BLE001 - one line for the user; details with -v
         raise click.ClickException(f"demo failed: {type(e).__name__}: {e}".splitlines()[0]) from None
     click.echo(_counts_line("pubmed", summary["pubmed"]))
+    trials = summary["trials"]
+    click.echo(_counts_line("clinicaltrials", trials["first"]))
+    for change in trials["changes"]:
+        click.echo(f"  trial change: {change['nct_id']} {change['field']}: {change['old'] or '—'} → {change['new'] or '—'}")
     stored = summary["stored"]
-    click.echo(f"stored {stored['items']} items ({stored['papers']} papers); most recent:")
-    for item in stored["recent"]:
-        click.echo(f"  {item['entrez_date']}  {item['id']}  {item['title'][:90]}")
+    click.echo(f"stored {stored['items']} items ({stored['papers']} papers, {stored['items'] - stored['papers']} trials)")
+    ranked = summary["rank"]
+    click.echo(f"ranked {ranked['scored']} items: {ranked['relevant']} relevant to the topic")
+    for theme, items in summary["top"].items():
+        click.echo(f"\n{theme}:")
+        for item in items:
+            click.echo(f"  {item['score']:.2f}  {item['id']}  {item['title'][:80]}")
+            if item["sentence"]:
+                click.echo(f"        “{item['sentence'][:150]}”")
+        if not items:
+            click.echo("  (nothing in the demo data)")
+    digest = summary["digest"]
+    click.echo(f"\ndigest: {digest['subject']} ({digest['items']} items)")
+    click.echo(f"  HTML:  {Path(digest['html']).resolve()}")
+    click.echo(f"  text:  {Path(digest['text']).resolve()}")
+    click.echo(f"  .eml:  {Path(digest['eml']).resolve()}")
     click.echo(f"database: {Path(db_path).resolve()}")
     click.echo(f"demo output written to: {Path(out_dir).resolve()}")

@@ -95,36 +95,42 @@ def item_id_for(record: dict) -> str:
     return "feed:" + hashlib.sha1(basis.encode("utf-8")).hexdigest()[:16]
 
 
+def _items_where(db: sqlite_utils.Database, where: str, params: list, limit: int = 1) -> list[dict]:
+    """Plain SELECT on items. Fetching is the hot path: sqlite-utils' ``rows_where`` re-inspects
+    the table on every call, which doubled the cost of a backfill."""
+    cursor = db.execute(f"select * from items where {where} limit {int(limit)}", params)
+    columns = [c[0] for c in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
 def _find_existing(db: sqlite_utils.Database, record: dict) -> dict | None:
     """Match by natural key, then DOI, then PMID, then normalised title (papers only)."""
-    table = db["items"]
-    candidate_id = item_id_for(record)
-    rows = list(table.rows_where("id = ?", [candidate_id], limit=1))
+    rows = _items_where(db, "id = ?", [item_id_for(record)])
     if rows:
         return rows[0]
     if record.get("kind") == "trial":
         return None
     if record.get("doi"):
-        rows = list(table.rows_where("lower(doi) = ?", [record["doi"].lower()], limit=1))
+        doi = record["doi"].lower()
+        rows = _items_where(db, "lower(doi) = ?", [doi])
         if rows:
             return rows[0]
         # A preprint merged with its published version keeps its other DOI in extra.other_dois.
         # The instr(extra, '"other_dois"') term lets SQLite use the partial index idx_items_other_dois
         # (only merged items) instead of scanning every paper for every new DOI.
-        rows = list(table.rows_where("kind = 'paper' and instr(extra, '\"other_dois\"') > 0 "
-                                     "and instr(lower(extra), ?) > 0",
-                                     [json.dumps(record["doi"].lower())], limit=5))
-        rows = [r for r in rows if record["doi"].lower() in (loads(r["extra"], {}) or {}).get("other_dois", [])]
+        rows = _items_where(db, "kind = 'paper' and instr(extra, '\"other_dois\"') > 0 "
+                                "and instr(lower(extra), ?) > 0", [json.dumps(doi)], limit=5)
+        rows = [r for r in rows if doi in (loads(r["extra"], {}) or {}).get("other_dois", [])]
         if rows:
             return rows[0]
     if record.get("pmid"):
-        rows = list(table.rows_where("pmid = ?", [str(record["pmid"])], limit=1))
+        rows = _items_where(db, "pmid = ?", [str(record["pmid"])])
         if rows:
             return rows[0]
     title = norm_title(record.get("title"))
     if len(title) >= 25:  # short titles ("Correction.") collide too easily
         # "+kind": keeps SQLite on the norm_title index (with the kind index it scans every paper).
-        rows = list(table.rows_where("norm_title = ? and +kind = 'paper'", [title], limit=5))
+        rows = _items_where(db, "norm_title = ? and +kind = 'paper'", [title], limit=5)
         # Same title under another DOI (preprint → published) is the same paper only if the
         # first authors agree; two different papers can share a long title.
         rows = [r for r in rows if not (r.get("doi") and record.get("doi"))
@@ -210,7 +216,8 @@ def save_items(db: sqlite_utils.Database, records: Iterable[dict], source: str |
             if existing is None:
                 row.update(id=item_id_for(record), sources=json.dumps([src]), first_seen=now,
                            last_seen=now, updated_at=now)
-                db["items"].insert(row)
+                db.execute(f"insert into items ({', '.join(row)}) values ({', '.join('?' * len(row))})",
+                           list(row.values()))
                 counts["new"] += 1
                 counts["ids"].append(row["id"])
                 continue
@@ -223,13 +230,14 @@ def save_items(db: sqlite_utils.Database, records: Iterable[dict], source: str |
                 counts["updated"] += 1
             else:
                 counts["unchanged"] += 1
-            db["items"].update(existing["id"], changes)
+            db.execute(f"update items set {', '.join(f'{k} = ?' for k in changes)} where id = ?",
+                       [*changes.values(), existing["id"]])
             counts["ids"].append(existing["id"])
     return counts
 
 
 def get_item(db: sqlite_utils.Database, item_id: str) -> dict | None:
-    rows = list(db["items"].rows_where("id = ?", [item_id], limit=1))
+    rows = _items_where(db, "id = ?", [item_id])
     return rows[0] if rows else None
 
 
