@@ -46,7 +46,7 @@ from bot.digest.send import message_for, send_pending  # noqa: E402
 from bot.store import open_db, save_items  # noqa: E402
 from bot.store import digests as store  # noqa: E402
 
-DEV = Path("/work/shared/eval/dev.jsonl")
+DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 
 
 class CountingHandler:

@@ -5,7 +5,7 @@
 Prints, for both on the same records: relevance ROC AUC (relevant_to_sps == 2 vs the rest) and
 average precision per theme among the relevant_to_sps == 2 records. The ranker is trained only on
 each fold's training part (folds grouped by normalised title, so a record — or a copy of it —
-never scores itself); the bundled seed set is not used at all here (it *is* the dev set).
+never scores itself); the bundled seed is not used at all here (it is derived from the dev set).
 The BM25 queries are the profile's own terms (the topic's names from its PubMed query; each
 theme's include terms), a stronger baseline than the eval README's keyword queries.
 """
@@ -31,7 +31,8 @@ from bot.ranking.scorer import Ranker, labelled_rows  # noqa: E402
 from bot.ranking.embedder import load_embedder  # noqa: E402
 from bot.store import norm_title, open_db  # noqa: E402
 
-DEFAULT_DEV = "/work/shared/eval/dev.jsonl"
+# The shared evaluation set sits beside the repository (../shared/eval/dev.jsonl).
+DEFAULT_DEV = str(Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl")
 
 
 def load_records(path: str) -> list[dict]:

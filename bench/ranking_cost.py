@@ -3,7 +3,7 @@
     .venv/bin/python bench/ranking_cost.py [--n 1000] [--dev /work/shared/eval/dev.jsonl]
 
 Items are the dev records, repeated, every sentence marked with its copy's number (" (1)") so
-neither the embedding cache nor the bundled seed vectors can cheat. The ranker's trained model
+the embedding cache cannot cheat. The ranker's trained model
 is built first (once per seed / feedback state in production) and timed separately. Then: a fresh store is ranked end to end
 (model load, sentence embedding, features, scoring, writing) and compared with one bare
 ``SentenceTransformer.encode`` of the items' texts (title + text); a second rank must embed
@@ -39,8 +39,8 @@ def make_items(dev: str, n: int) -> list[dict]:
         records = [json.loads(line) for line in f if line.strip()]
     items = []
     for i in range(n):
-        # Every copy is marked, the first too: the dev texts are the bundled seed set, whose
-        # vectors ship with the package, and would otherwise cost nothing to rank.
+        # Every copy is marked, the first too: the dev texts may already be in the embedding cache
+        # (bench/ranking.py, bench/ranking_seed.py) and would otherwise cost nothing to rank.
         r, copy = records[i % len(records)], i // len(records) + 1
         text = " ".join(f"{s} ({copy})" for s in split_sentences(r["text"]))
         title = f"{r['title']} ({copy})"
@@ -52,7 +52,7 @@ def make_items(dev: str, n: int) -> list[dict]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--dev", default="/work/shared/eval/dev.jsonl")
+    parser.add_argument("--dev", default=str(Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"))
     args = parser.parse_args(argv)
     os.environ.setdefault("SPSBOT_CACHE_DIR", tempfile.mkdtemp(prefix="spsbot-cost-"))
     config = load_config()
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
         save_items(db, items, source="bench")
         t = time.perf_counter()
         trainer = make_ranker(db, config)
-        trainer.model  # noqa: B018 - trains (seed vectors are bundled) and caches the model
+        trainer.model  # noqa: B018 - trains (the seed ships its feature rows) and caches the model
         train_s = time.perf_counter() - t
         db.close()
         print(f"training the ranker (seed set, once per seed/feedback state): {train_s:.1f}s, "

@@ -1,47 +1,74 @@
-"""Build the bundled SPS seed set (and its vectors) from the labelled dev set.
+"""Build the bundled SPS seed (derived numbers, no texts) from the labelled dev set.
 
-    .venv/bin/python bench/ranking_seed.py [/work/shared/eval/dev.jsonl]
+    .venv/bin/python bench/ranking_seed.py [/work/shared/eval/dev.jsonl] [--cache DB]
 
-Writes ``bot/profiles/sps_seed.jsonl`` (only what the ranker learns from: id, kind, title, text,
-pub_types, relevant_to_sps, themes) and ``bot/profiles/sps_seed.vectors.npz`` (float16 vectors of
-every seed sentence under the packaged model, keyed by sha256 of the sentence), so the first
-ranking on a fresh install does not embed ~3,000 sentences.
+The dev set's abstracts may not be republished, so the texts are read here, at build time only.
+Writes ``bot/profiles/sps_seed.npz`` (the feature matrix the ranker's training computes for these
+records under the bundled profile and the packaged model, their TF-IDF rows with the fitted
+vocabulary and idf, the relevance and theme labels, and the fingerprint of what the features depend
+on; see ``bot/ranking/seed.py``) and ``bot/profiles/sps_seed.json`` (a readable summary).
+Rerun it whenever the profile's targets, the features or the model change (the ranker ignores a
+bundle whose fingerprint no longer matches, and says so).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot.config import load_config  # noqa: E402
+from bot.ranking import model as M  # noqa: E402
 from bot.ranking.embedder import load_embedder  # noqa: E402
-from bot.ranking.text import record_sentences  # noqa: E402
+from bot.ranking.scorer import Ranker, labelled_rows, targets_fingerprint  # noqa: E402
+from bot.ranking.seed import BUNDLE_NAME, SIDECAR_NAME, SeedBundle, read_bundle, save_bundle, sidecar  # noqa: E402
 from bot.store import open_db  # noqa: E402
-from bot.store.ranking import cached_encode, text_hash  # noqa: E402
 
-FIELDS = ("id", "kind", "title", "text", "pub_types", "relevant_to_sps", "themes")
+# The shared evaluation set sits beside the repository (../shared/eval/dev.jsonl).
+DEFAULT_DEV = str(Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl")
+# Only what the ranker reads from a seed record (as the old text seed kept).
+FIELDS = ("kind", "title", "text", "pub_types", "relevant_to_sps", "themes")
 
 
-def main(path: str = "/work/shared/eval/dev.jsonl", cache: str = "/tmp/spsbot-bench-embeddings.db") -> None:
-    with open(path, encoding="utf-8") as f:
+def build(records: list[dict], ranker: Ranker) -> SeedBundle:
+    """The derived seed of ``records`` for ``ranker``'s targets and model."""
+    records = [{k: r.get(k) for k in FIELDS} for r in records]
+    X, texts = ranker.matrix(ranker.prepare(records))
+    vectorizer = M.make_vectorizer()
+    T = vectorizer.fit_transform(texts)
+    labels, _ = labelled_rows(records, ranker.target_names)
+    return SeedBundle(X=X, T=T, vocabulary=vectorizer.get_feature_names_out().tolist(),
+                      idf=vectorizer.idf_, labels=labels,
+                      fingerprint=targets_fingerprint(ranker.targets, ranker.embedder.model_name),
+                      model=ranker.embedder.model_name)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", nargs="?", default=DEFAULT_DEV)
+    parser.add_argument("--cache", default="/tmp/spsbot-bench-embeddings.db",
+                        help="SQLite embedding cache, so a rebuild embeds nothing")
+    args = parser.parse_args(argv)
+    with open(args.path, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
-    seed = [{k: r.get(k) for k in FIELDS} for r in records]
+    config = load_config()
+    ranker = Ranker(config, load_embedder(config.ranking.get("model", "")), db=open_db(args.cache), seed=[])
+    bundle = build(records, ranker)
     out = ROOT / "bot" / "profiles"
-    with open(out / "sps_seed.jsonl", "w", encoding="utf-8") as f:
-        for r in seed:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    embedder = load_embedder()
-    texts = list(dict.fromkeys(s for r in seed for s in record_sentences(r)))
-    vectors = cached_encode(open_db(cache), embedder, texts)
-    np.savez_compressed(out / "sps_seed.vectors.npz", model=np.array(embedder.model_name),
-                        hashes=np.array([text_hash(t) for t in texts]), vectors=vectors.astype(np.float16))
-    print(f"{len(seed)} seed records, {len(texts)} sentences -> {out}")
+    save_bundle(out / BUNDLE_NAME, bundle)
+    check = read_bundle((out / BUNDLE_NAME).read_bytes())
+    assert check.fingerprint == bundle.fingerprint and check.X.shape == bundle.X.shape
+    (out / SIDECAR_NAME).write_text(sidecar(check, Path(args.path).name), encoding="utf-8")
+    for old in ("sps_seed.jsonl", "sps_seed.vectors.npz"):  # the text seed this replaced
+        (out / old).unlink(missing_ok=True)
+    print(f"{bundle.n} seed records -> X {bundle.X.shape}, T {bundle.T.shape} "
+          f"({len(bundle.vocabulary)} terms), fingerprint {bundle.fingerprint} -> {out / BUNDLE_NAME} "
+          f"({(out / BUNDLE_NAME).stat().st_size // 1024} KiB)")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main()

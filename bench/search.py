@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="build/reuse the store in this folder")
     args = parser.parse_args()
     if not args.dev.exists():
-        args.dev = Path("/work/shared/eval/dev.jsonl")
+        args.dev = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
     from bot.ranking.embedder import load_embedder
     embedder = load_embedder("")
     base = dev_items(args.dev)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The shared labelled evaluation set sits beside the repository (../shared/eval/dev.jsonl).
+DEV_JSONL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 
 # Tests never reach the network, and never a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import DEV_JSONL
 
 from bot.config import load_config
 from bot.ranking.embedder import load_embedder
@@ -124,3 +125,27 @@ def test_second_rank_with_nothing_new_does_not_load_the_model(db, embedder):
     assert fresh.load_count == 0 and not fresh.loaded
     row = get_scores(db)["pmid:7"]
     assert row["relevant"] and "immunomodulation" in row["labels"]
+
+
+DEV = str(DEV_JSONL)
+
+
+@pytest.mark.skipif(not __import__("os").path.isfile(DEV), reason="needs the dev set the bundle was built from")
+def test_bundled_seed_rows_are_what_training_computes(ranker):
+    """The bundle's rows are the dev set's, in order: recomputing a few from their texts with the
+    real model gives the same feature and TF-IDF rows (so feedback rows computed now line up)."""
+    import json
+
+    import numpy as np
+
+    from bot.ranking import model as M
+    bundle = ranker.bundle
+    assert bundle is not None
+    with open(DEV, encoding="utf-8") as f:
+        records = [json.loads(line) for _, line in zip(range(3), f)]
+    X, texts = ranker.matrix(ranker.prepare(records))
+    assert np.allclose(X, bundle.X[:3], atol=1e-3)
+    T = M.vectorizer_from(bundle.vocabulary, bundle.idf).transform(texts)
+    assert np.allclose(T.toarray(), bundle.T[:3].toarray(), atol=1e-5)
+    relevant = [r["relevant_to_sps"] == 2 for r in records]
+    assert bundle.labels["relevance"][0][:3].tolist() == relevant

@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DEV_JSONL
 
 from bot.config import load_config
+from bot.ranking.embedder import DEFAULT_MODEL
 from bot.ranking.model import best_f1_threshold
 from bot.ranking.text import query_phrases, record_sentences, split_sentences, term_pattern
 from bot.store import save_items
 from bot.store.ranking import (EmbeddingCache, cached_encode, feedback_hash, get_scores, load_feedback,
                                rank_items, save_feedback)
+
+
+DEV = str(DEV_JSONL)
 
 
 class FakeEmbedder:
@@ -160,11 +167,14 @@ def test_trained_model_is_cached_on_disk(tmp_path, monkeypatch):
     from bot.ranking.scorer import Ranker
     monkeypatch.setenv("SPSBOT_CACHE_DIR", str(tmp_path))
     config = load_config()
-    ranker = Ranker(config, FakeEmbedder())
+    # Named like the packaged model, so the bundled seed applies: its rows are precomputed.
+    ranker = Ranker(config, FakeEmbedder(model_name=DEFAULT_MODEL))
+    assert ranker.bundle is not None
     assert {"relevance", *config.theme_names} <= set(ranker.model.targets)
+    assert ranker.embedder.calls == 0  # no feedback: trained on the bundled rows, nothing embedded
     files = list((tmp_path / "models").glob("*.pkl"))
     assert len(files) == 1
-    second = Ranker(config, FakeEmbedder())
+    second = Ranker(config, FakeEmbedder(model_name=DEFAULT_MODEL))
     assert set(second.model.targets) == set(ranker.model.targets)
     assert second.embedder.calls == 0  # loaded from disk: nothing embedded, nothing trained
 
@@ -180,10 +190,109 @@ def test_the_model_library_is_imported_lazily(code):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_seed_file_is_bundled_and_well_formed():
-    from bot.ranking.scorer import load_seed
-    seed = load_seed(load_config())
-    assert len(seed) >= 200
-    themes = set(load_config().theme_names)
-    assert all(set(r["themes"]) == themes and r["relevant_to_sps"] in (0, 1, 2) for r in seed)
-    assert json.dumps(seed[0])
+def test_seed_bundle_is_bundled_and_well_formed():
+    from bot.ranking.scorer import Ranker, load_seed, targets_fingerprint
+    from bot.ranking.seed import bundled_seed
+    config = load_config()
+    assert load_seed(config) == []  # the bundled seed ships no texts
+    bundle = bundled_seed()
+    n, d = bundle.X.shape
+    assert n >= 200 and bundle.X.dtype == np.float32 and bundle.T.shape == (n, len(bundle.vocabulary))
+    assert bundle.idf.shape == (len(bundle.vocabulary),) and bundle.model == DEFAULT_MODEL
+    assert list(bundle.labels) == ["relevance", *config.theme_names]
+    for y, mask in bundle.labels.values():
+        assert y.shape == mask.shape == (n,) and mask.sum() >= 200 and 0 < y[mask].sum() < mask.sum()
+    # It matches the bundled profile under the packaged model (checked without loading the model).
+    ranker = Ranker(config, FakeEmbedder(model_name=DEFAULT_MODEL))
+    assert bundle.fingerprint == targets_fingerprint(ranker.targets, DEFAULT_MODEL)
+    assert d == ranker.matrix(ranker.prepare([{"title": "x", "text": "y"}]))[0].shape[1]
+
+
+def _dev_sentences(min_chars: int) -> set[str]:
+    from bot.ranking.text import split_sentences
+    with open(DEV, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    out = set()
+    for r in records:
+        out.update(s for s in [r.get("title") or "", *split_sentences(r.get("text") or "")] if len(s) > min_chars)
+    return out
+
+
+def _bundled_strings(path: Path) -> str:
+    """A profile file's text; for an npz, every string array in it (the file itself is compressed)."""
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            return "\n".join(" ".join(map(str, z[k].ravel())) for k in z.files if z[k].dtype.kind == "U")
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+@pytest.mark.skipif(not Path(DEV).is_file(), reason="needs the dev set")
+def test_no_dev_text_is_shipped_in_the_profiles():
+    import bot.profiles
+    sentences = _dev_sentences(80)
+    assert len(sentences) > 1000
+    files = [p for p in Path(bot.profiles.__file__).parent.iterdir() if p.is_file() and p.suffix != ".py"]
+    assert {p.name for p in files} >= {"sps.toml", "sps_seed.npz", "sps_seed.json"}
+    for path in files:
+        text = _bundled_strings(path)
+        shipped = [s for s in sentences if s in text]
+        assert not shipped, (path.name, shipped[:3])
+    # The vocabulary is terms, not sentences.
+    from bot.ranking.seed import bundled_seed
+    assert max(len(t) for t in bundled_seed().vocabulary) < 80
+
+
+def test_changed_themes_or_model_fall_back_without_the_bundle(tmp_path, caplog):
+    from bot.ranking.scorer import Ranker
+    path = tmp_path / "t.toml"
+    path.write_text('[[themes]]\nname = "diagnosis"\ndescription = "How SPS is diagnosed"\n'
+                    'include_terms = ["EMG"]\n', encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="bot.ranking.scorer"):
+        changed = Ranker(load_config(path), FakeEmbedder(model_name=DEFAULT_MODEL))
+        other_model = Ranker(load_config(), FakeEmbedder())
+    assert changed.bundle is None and other_model.bundle is None
+    notes = [r.getMessage() for r in caplog.records if "bundled SPS seed" in r.getMessage()]
+    assert len(notes) == 2 and "without it" in notes[0]
+    assert changed.model.targets == {}  # no seed, no feedback: similarity and terms only
+    result = changed.score([{"id": "a", "title": PAPERS[0]["title"], "text": PAPERS[0]["abstract"]}])[0]
+    assert 0 <= result["relevance"] <= 1 and set(result["themes"]) == set(changed.target_names[1:])
+
+
+def test_feedback_rows_line_up_with_the_bundle(tmp_path, monkeypatch):
+    from bot.ranking.scorer import Ranker
+    from bot.ranking.seed import bundled_seed
+    monkeypatch.setenv("SPSBOT_CACHE_DIR", str(tmp_path))
+    config = load_config()
+    feedback = [{"id": "pmid:3", "title": PAPERS[2]["title"], "text": PAPERS[2]["abstract"], "relevant": True,
+                 "themes": {"registries": 1}}]
+    plain = Ranker(config, FakeEmbedder(model_name=DEFAULT_MODEL))
+    judged = Ranker(config, FakeEmbedder(model_name=DEFAULT_MODEL), feedback=feedback)
+    assert judged.fingerprint() != plain.fingerprint()
+    vocabulary = bundled_seed().vocabulary
+    assert judged.model.vectorizer.get_feature_names_out().tolist() == vocabulary  # the bundled columns
+    assert judged.embedder.calls > 0  # the feedback record was embedded (the seed's rows were not)
+    assert judged.model.targets["relevance"].n_train == plain.model.targets["relevance"].n_train + 1
+    assert judged.model.targets["registries"].n_pos == plain.model.targets["registries"].n_pos + 1
+    record = {"id": "x", "title": PAPERS[2]["title"], "text": PAPERS[2]["abstract"]}
+    assert judged.score([record])[0]["relevance"] > plain.score([record])[0]["relevance"]
+
+
+def test_a_user_seed_file_with_texts_still_trains(tmp_path, monkeypatch):
+    from bot.ranking.scorer import Ranker
+    monkeypatch.setenv("SPSBOT_CACHE_DIR", str(tmp_path))
+    with open(Path(__file__).parent / "fixtures" / "search" / "dev_subset.jsonl", encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()][:60]
+    seed = tmp_path / "seed.jsonl"
+    seed.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    path = tmp_path / "c.toml"
+    path.write_text(f'[ranking]\nseed = "{seed}"\n', encoding="utf-8")
+    ranker = Ranker(load_config(path), FakeEmbedder(model_name=DEFAULT_MODEL))
+    assert ranker.bundle is None and len(ranker.seed) == 60
+    assert "relevance" in ranker.model.targets and ranker.model.targets["relevance"].n_train == 60
+    vocabulary = ranker.model.vectorizer.get_feature_names_out().tolist()
+    assert vocabulary != bundled_vocabulary() and len(vocabulary) < len(bundled_vocabulary())  # its own
+
+
+def bundled_vocabulary() -> list[str]:
+    from bot.ranking.seed import bundled_seed
+    return bundled_seed().vocabulary

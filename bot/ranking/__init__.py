@@ -6,6 +6,8 @@ Modules (import what you need; none imports the model library at import time):
 - ``text``: verbatim sentence splitting, term patterns, publication-type buckets.
 - ``features``: hybrid features (sentence similarity to the topic/theme phrases, terms, types).
 - ``model``: the supervised layer (scikit-learn) and data-chosen thresholds.
+- ``seed``: the bundled SPS seed as derived numbers (feature rows, TF-IDF rows and vocabulary,
+  labels, fingerprint; no texts), built by ``bench/ranking_seed.py``.
 - ``scorer``: ``Ranker(config, embedder, db=None).score(records)`` — the whole thing.
 The store side (embedding cache, ``rank_items``, feedback) is ``bot.store.ranking``.
 """

@@ -102,17 +102,34 @@ def train_target(X: np.ndarray, T, y: np.ndarray, w: np.ndarray, seed: int = 0) 
     return TargetModel(features, words, best_f1_threshold(y, oof), len(y), n_pos)
 
 
+def vectorizer_from(vocabulary: list[str], idf: np.ndarray) -> TfidfVectorizer:
+    """A fitted vectorizer rebuilt from its vocabulary (terms in column order) and idf weights,
+    e.g. the bundled seed's: texts it transforms get the columns the seed's TF-IDF rows have."""
+    vectorizer = make_vectorizer()
+    vectorizer.vocabulary_ = {term: i for i, term in enumerate(vocabulary)}
+    vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
+    return vectorizer
+
+
 def train(X: np.ndarray, texts: list[str], labels: dict[str, tuple[np.ndarray, np.ndarray]],
           weights: np.ndarray) -> TrainedModel:
     """``labels``: target -> (y 0/1, mask of rows labelled for that target).
 
     The TF-IDF vocabulary is fitted once on all training texts (it sees no labels) and shared.
     """
-    model = TrainedModel(vectorizer=make_vectorizer())
+    vectorizer = make_vectorizer()
     try:
-        T = model.vectorizer.fit_transform(texts)
+        T = vectorizer.fit_transform(texts)
     except ValueError:  # too few texts for min_df: no word model, similarity and terms only
         return TrainedModel()
+    return train_matrices(X, T, vectorizer, labels, weights)
+
+
+def train_matrices(X: np.ndarray, T, vectorizer, labels: dict[str, tuple[np.ndarray, np.ndarray]],
+                   weights: np.ndarray) -> TrainedModel:
+    """Like ``train``, from TF-IDF rows ``T`` already made by the fitted ``vectorizer``
+    (the bundled seed ships its rows and vocabulary, not its texts)."""
+    model = TrainedModel(vectorizer=vectorizer)
     for name, (y, mask) in labels.items():
         rows = np.flatnonzero(mask)
         fitted = train_target(X[rows], T[rows], y[rows].astype(int), weights[rows])

@@ -5,7 +5,9 @@
 
 With labelled examples (the profile's seed set, curator feedback) each target gets the
 supervised layer in ``model.py``; without them (a new topic with no seed file) scores come from
-similarity and terms alone. Trained models are cached on disk by the hash of everything they
+similarity and terms alone. The bundled SPS seed ships as derived numbers (``seed.py``: feature
+matrix, TF-IDF rows and vocabulary, labels), usable only while the configured targets and model
+are the ones it was computed for. Trained models are cached on disk by the hash of everything they
 were trained from, so a small ``spsbot score`` does not retrain.
 """
 
@@ -54,34 +56,55 @@ def bundled_topic_name() -> str:
     return tomllib.loads(_bundled("sps.toml").read_text(encoding="utf-8"))["topic"]["name"]
 
 
-def load_seed(config) -> list[dict]:
-    """Labelled seed examples for the configured topic.
+def seed_setting(config) -> str:
+    """``[ranking] seed``: a JSON Lines path, "none", or "" (the bundled seed, for the bundled topic)."""
+    return (config.ranking.get("seed") or "").strip()
 
-    ``[ranking] seed`` = a JSON Lines path, or "none"; unset = the bundled SPS seed set, but only
-    while the topic is the bundled one (another topic's ranker must not learn SPS labels).
+
+def uses_bundled_seed(config) -> bool:
+    """Whether the bundled SPS seed applies: no seed setting and the topic is the bundled one
+    (another topic's ranker must not learn SPS labels)."""
+    return seed_setting(config) == "" and config.topic.name == bundled_topic_name()
+
+
+def load_seed(config) -> list[dict]:
+    """Labelled seed examples *with their texts*: those of a user's ``[ranking] seed`` file.
+
+    Empty for "none" and for the bundled seed, which ships no texts (see ``load_bundle``).
     """
-    setting = (config.ranking.get("seed") or "").strip()
-    if setting.lower() == "none":
+    setting = seed_setting(config)
+    if not setting or setting.lower() == "none":
         return []
-    if setting:
-        text = Path(setting).expanduser().read_text(encoding="utf-8")
-    elif config.topic.name == bundled_topic_name() and _bundled("sps_seed.jsonl").is_file():
-        text = _bundled("sps_seed.jsonl").read_text(encoding="utf-8")
-    else:
-        return []
+    text = Path(setting).expanduser().read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def bundled_seed_vectors(model_name: str) -> dict[str, np.ndarray]:
-    """Vectors of the bundled seed sentences under the default model (hash of text → vector),
-    shipped so the first ranking does not have to embed ~3,000 seed sentences."""
-    path = _bundled("sps_seed.vectors.npz")
-    if not path.is_file():
-        return {}
-    with path.open("rb") as f, np.load(f, allow_pickle=False) as data:
-        if str(data["model"]) != model_name:
-            return {}
-        return dict(zip(data["hashes"].tolist(), data["vectors"].astype(np.float32)))
+def targets_fingerprint(targets: list[F.Target], model_name: str) -> str:
+    """Hash of everything a record's feature row depends on besides the record itself: the
+    ranker version, the embedding model and budget, and the targets built from the configuration
+    (topic name, description, examples, negatives, query phrases; each theme's description,
+    examples, include and exclude terms). The bundled seed's rows are valid only under its own."""
+    parts = {"version": RANKER_VERSION, "model": model_name, "embed_budget": EMBED_BUDGET_CHARS,
+             "targets": [[t.name, t.prototypes, sorted(t.terms), sorted(t.exclude), t.negatives]
+                         for t in targets]}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def load_bundle(config, targets: list[F.Target], model_name: str):
+    """The bundled seed if it applies to this configuration and model, else None (logged once
+    when it exists but was computed for other targets or another model)."""
+    if not uses_bundled_seed(config):
+        return None
+    from bot.ranking.seed import bundled_seed
+    bundle = bundled_seed()
+    if bundle is None:
+        return None
+    if bundle.fingerprint != targets_fingerprint(targets, model_name):
+        log.info("the bundled SPS seed was computed for other themes or another model "
+                 "(fingerprint %s); ranking without it: similarity, terms and curator feedback only",
+                 bundle.fingerprint)
+        return None
+    return bundle
 
 
 def labelled_rows(examples: list[dict], target_names: list[str],
@@ -125,8 +148,9 @@ def feedback_examples(feedback: list[dict], records: dict[str, dict]) -> list[di
 # --- the ranker -----------------------------------------------------------------------------
 
 class Ranker:
-    """Scores records for one configuration. ``seed=None`` loads the profile's seed set;
-    ``feedback`` is a list of labelled examples (see ``feedback_examples``)."""
+    """Scores records for one configuration. ``seed=None`` loads the profile's seed (a user's
+    seed file, or the bundled derived seed when it applies); ``seed=[...]`` uses those examples
+    and no bundle; ``feedback`` is a list of labelled examples (see ``feedback_examples``)."""
 
     def __init__(self, config, embedder, *, db=None, seed: list[dict] | None = None,
                  feedback: list[dict] | None = None):
@@ -137,16 +161,14 @@ class Ranker:
         self.feedback = feedback or []
         self.targets = F.build_targets(config)
         self.target_names = [t.name for t in self.targets]
-        self._extra: dict[str, np.ndarray] | None = None
+        self.bundle = load_bundle(config, self.targets, embedder.model_name) if seed is None else None
         self._targets_embedded = False
         self._model: M.TrainedModel | None = None
 
     # vectors ------------------------------------------------------------------------------
     def vectors(self, texts: list[str]) -> np.ndarray:
         from bot.store.ranking import cached_encode
-        if self._extra is None:
-            self._extra = bundled_seed_vectors(self.embedder.model_name) if self.seed else {}
-        return cached_encode(self.db, self.embedder, texts, extra=self._extra)
+        return cached_encode(self.db, self.embedder, texts)
 
     def _ensure_targets(self) -> None:
         if not self._targets_embedded:
@@ -168,11 +190,9 @@ class Ranker:
     def fingerprint(self) -> str:
         """Hash of everything the trained model depends on."""
         parts = {
-            "version": RANKER_VERSION, "model": self.embedder.model_name,
-            "embed_budget": EMBED_BUDGET_CHARS,
-            "targets": [[t.name, t.prototypes, sorted(t.terms), sorted(t.exclude), t.negatives]
-                        for t in self.targets],
+            "targets": targets_fingerprint(self.targets, self.embedder.model_name),
             "seed": hashlib.sha256(json.dumps(self.seed, sort_keys=True).encode()).hexdigest(),
+            "bundle": self.bundle.digest if self.bundle else "",
             "feedback": hashlib.sha256(json.dumps(self.feedback, sort_keys=True, default=str).encode()).hexdigest(),
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
@@ -186,7 +206,7 @@ class Ranker:
 
     def _load_or_train(self) -> M.TrainedModel:
         examples = self.seed + self.feedback
-        if not examples:
+        if not examples and self.bundle is None:
             return M.TrainedModel()
         path = cache_dir() / "models" / f"{self.fingerprint()}.pkl"
         if path.is_file():
@@ -195,19 +215,50 @@ class Ranker:
                     return pickle.load(f)
             except Exception as e:  # noqa: BLE001 - a stale/corrupt cache is just retrained
                 log.warning("ignoring unreadable model cache %s: %s", path, e)
-        log.info("training the ranker on %d seed examples and %d curator judgements",
-                 len(self.seed), len(self.feedback))
-        prepared = self.prepare(examples)
-        X, texts = self.matrix(prepared)
-        weights = [1.0] * len(self.seed) + [FEEDBACK_WEIGHT] * len(self.feedback)
-        labels, w = labelled_rows(examples, self.target_names, weights)
-        trained = self.fit(X, texts, labels, w)
+        if self.bundle is not None:
+            trained = self._train_with_bundle()
+        else:
+            log.info("training the ranker on %d seed examples and %d curator judgements",
+                     len(self.seed), len(self.feedback))
+            prepared = self.prepare(examples)
+            X, texts = self.matrix(prepared)
+            weights = [1.0] * len(self.seed) + [FEEDBACK_WEIGHT] * len(self.feedback)
+            labels, w = labelled_rows(examples, self.target_names, weights)
+            trained = self.fit(X, texts, labels, w)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as f:
             pickle.dump(trained, f)
         tmp.replace(path)  # atomic: a concurrent reader never sees half a file
         return trained
+
+    def _train_with_bundle(self) -> M.TrainedModel:
+        """The bundled seed's rows plus the curator's: feedback records get their feature rows
+        from the same code and their TF-IDF rows from the bundled vocabulary, so columns line up."""
+        from scipy import sparse
+        bundle = self.bundle
+        log.info("training the ranker on the bundled seed (%d examples) and %d curator judgements",
+                 bundle.n, len(self.feedback))
+        vectorizer = M.vectorizer_from(bundle.vocabulary, bundle.idf)
+        X, T = bundle.X, bundle.T
+        labels = {name: bundle.labels.get(name, (np.zeros(bundle.n, dtype=int), np.zeros(bundle.n, dtype=bool)))
+                  for name in self.target_names}
+        weights = np.ones(bundle.n)
+        if self.feedback:
+            prepared = self.prepare(self.feedback)
+            X_fb, texts = self.matrix(prepared)
+            if X_fb.shape[1] != X.shape[1]:  # features changed without a RANKER_VERSION bump
+                raise RuntimeError(f"feedback rows have {X_fb.shape[1]} features, the bundled seed "
+                                   f"{X.shape[1]}: rebuild it with bench/ranking_seed.py")
+            fb_labels, fb_weights = labelled_rows(self.feedback, self.target_names,
+                                                  [FEEDBACK_WEIGHT] * len(self.feedback))
+            X = np.vstack([X, X_fb])
+            T = sparse.vstack([T, vectorizer.transform(texts)]).tocsr()
+            labels = {name: (np.concatenate([labels[name][0], fb_labels[name][0]]),
+                             np.concatenate([labels[name][1], fb_labels[name][1]]))
+                      for name in self.target_names}
+            weights = np.concatenate([weights, fb_weights])
+        return M.train_matrices(X, T, vectorizer, labels, weights)
 
     # scoring ------------------------------------------------------------------------------
     def thresholds(self, model: M.TrainedModel | None = None) -> dict[str, float]:
