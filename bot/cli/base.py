@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,3 +99,16 @@ def cli(ctx: click.Context, db_path: str, config_path: str | None, verbose: int,
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+@contextmanager
+def locked(app: AppContext, what: str):
+    """Hold the database's writer lock (``bot.lock``); another holder is one line, exit 1."""
+    from bot.lock import LockBusy, db_lock
+    try:
+        with db_lock(app.db_path, what):
+            from bot.store import mark_interrupted_runs
+            mark_interrupted_runs(app.db)  # we hold the lock: any "running" row is a dead process's
+            yield
+    except LockBusy as e:
+        raise click.ClickException(str(e)) from None

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from contextlib import contextmanager
 
 import click
 
-from bot.cli.base import EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, cli, pass_app
+from bot.cli.base import EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, cli, locked, pass_app
 
 log = logging.getLogger("spsbot")
 
@@ -109,7 +108,7 @@ def digest() -> None:
 def digest_build(app, email) -> None:
     """Build and queue a digest for every due subscriber (and the public archive issue)."""
     from bot.digest.builder import build_digests
-    with _locked(app, "digest build"):
+    with locked(app, "digest build"):
         result = build_digests(app.db, app.config, email=email, progress=app.show_progress)
     click.echo(f"queued {len(result.built)} digest(s); {result.empty} with nothing new; {result.skipped} not due"
                + ("; public issue built" if result.public else ""))
@@ -140,7 +139,7 @@ def digest_send(app, dry_run, email) -> None:
     """Send the queued digests over SMTP (the outbox; retried until delivered)."""
     from bot.digest.send import SendError, send_pending
     try:
-        with _locked(app, "digest send"):
+        with locked(app, "digest send"):
             result = send_pending(app.db, app.config, email=email, dry_run=dry_run, progress=app.show_progress)
     except SendError as e:
         raise click.ClickException(str(e)) from None
@@ -222,22 +221,11 @@ def run(app, no_fetch, no_rank, dry_run) -> None:
     """
     from bot.store import recorded_run
 
-    with _locked(app, "run"), recorded_run(app.db, "run") as counts:
+    with locked(app, "run"), recorded_run(app.db, "run") as counts:
         code = _run_stages(app, counts, fetch=not no_fetch, rank=not no_rank, dry_run=dry_run)
         counts["_status"] = {EXIT_OK: "ok", EXIT_PARTIAL: "partial", EXIT_NOTHING_NEW: "nothing_new",
                              EXIT_FAILURE: "failed"}[code]
     sys.exit(code)
-
-
-@contextmanager
-def _locked(app, what: str):
-    """One writer at a time (cron and a manual run must not both send the outbox)."""
-    from bot.lock import LockBusy, db_lock
-    try:
-        with db_lock(app.db_path, what):
-            yield
-    except LockBusy as e:
-        raise click.ClickException(str(e)) from None
 
 
 def _run_stages(app, counts: dict, *, fetch: bool, rank: bool, dry_run: bool) -> int:

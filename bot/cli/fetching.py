@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bot.cli.base import EXIT_FAILURE, EXIT_PARTIAL, cli, pass_app
+from bot.cli.base import EXIT_FAILURE, EXIT_PARTIAL, cli, locked, pass_app
 from bot.fetch import SOURCES
 
 
@@ -33,7 +33,8 @@ def fetch(app, sources: tuple[str, ...], full: bool) -> None:
     """
     from bot.fetch import fetch_all
 
-    result = fetch_all(app.db, app.config, list(sources) or None, full=full, progress=app.show_progress)
+    with locked(app, "fetch"):
+        result = fetch_all(app.db, app.config, list(sources) or None, full=full, progress=app.show_progress)
     for name, counts in result.counts.items():
         click.echo(_counts_line(name, counts))
     for name, error in result.errors.items():

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from bot.cli.base import cli, pass_app
+from bot.cli.base import cli, locked, pass_app
 
 OUTPUT_FIELDS = ("id", "relevance", "relevant", "themes", "labels", "why", "evidence")
 
@@ -24,7 +24,8 @@ OUTPUT_FIELDS = ("id", "relevance", "relevant", "themes", "labels", "why", "evid
 def rank(app, force: bool) -> None:
     """Score new and changed items for relevance and themes (embeddings are cached)."""
     from bot.store.ranking import rank_items
-    counts = rank_items(app.db, app.config, progress=app.show_progress, force=force)
+    with locked(app, "rank"):
+        counts = rank_items(app.db, app.config, progress=app.show_progress, force=force)
     click.echo(f"scored {counts['scored']} items ({counts['relevant']} relevant), "
                f"{counts['unchanged']} unchanged, {counts['embedded']} texts embedded")
 

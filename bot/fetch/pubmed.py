@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from tqdm import tqdm
 
+from bot.faults import crash_point
 from bot.sources import pubmed
 from bot.store import get_state, now_iso, save_items, set_state
 
@@ -47,15 +48,18 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
     counts = {"fetched": 0, "new": 0, "updated": 0, "unchanged": 0, "batches": 0, "errors": 0,
               "requests": 0, "matched": total, "window": f"{mindate}-{maxdate}"}
     batch_size = int(config.pubmed.get("batch_size", pubmed.DEFAULT_BATCH_SIZE))
+    first_error = None  # the first failed batch's reason: the one line the user sees
     with tqdm(total=total, disable=not progress, unit="rec", desc="PubMed") as bar:
         for batch in pubmed.fetch_batches(client, windows, batch_size):
             counts["batches"] += 1
             bar.update(batch.retmax)
             if batch.error:
                 counts["errors"] += 1
+                first_error = first_error or batch.error
                 continue
             counts["errors"] += batch.record_errors
             saved = save_items(db, batch.records, source=SOURCE)
+            crash_point("fetch:after_batch")  # the batch is committed; the state is not advanced yet
             counts["fetched"] += len(batch.records)
             for key in ("new", "updated", "unchanged"):
                 counts[key] += saved[key]
@@ -65,7 +69,9 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
     counts["requests"] = client.requests_sent
     if counts["errors"]:
         counts["_status"] = "partial"
-        counts["_error"] = f"{counts['errors']} batch/record error(s); window kept for the next run"
+        counts["_error"] = (f"{counts['errors']} batch/record error(s)"
+                            + (f" (first: {first_error[:200]})" if first_error else "")
+                            + "; window kept for the next run")
         log.warning("pubmed: %s", counts["_error"])
     else:
         set_state(db, SOURCE, query, last_success=started, window_end=maxdate)

@@ -226,6 +226,12 @@ def parse_batch(body: bytes, retstart: int = 0, retmax: int = 0) -> Batch:
         batch.error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
         log.error("pubmed efetch retstart=%d: malformed batch skipped: %s", retstart, batch.error)
         return batch
+    if retmax and not articles:
+        # An empty answer where esearch promised records is a server fault, not the end of the
+        # window: taken as success it would advance the state past records never stored.
+        batch.error = f"efetch answered no records at retstart={retstart} (expected {retmax})"
+        log.error("pubmed: %s; batch skipped", batch.error)
+        return batch
     for article in articles:
         try:
             batch.records.append(parse_record(article))

@@ -249,6 +249,18 @@ def start_run(db: sqlite_utils.Database, command: str, source: str | None = None
                                   "status": "running"}).last_pk
 
 
+def mark_interrupted_runs(db: sqlite_utils.Database) -> int:
+    """Runs still "running" were killed (kill -9, power cut): mark them "interrupted".
+
+    Only call this while holding the writer lock (``bot.lock.db_lock``): then no other process
+    can be running, so a "running" row is one whose process died before finishing it.
+    """
+    with db.atomic():
+        cursor = db.execute("update runs set status = 'interrupted', error = coalesce(error, "
+                            "'the process ended without finishing (killed or crashed)') where status = 'running'")
+    return cursor.rowcount
+
+
 def finish_run(db: sqlite_utils.Database, run_id: int, status: str, counts: dict | None = None,
                error: str | None = None, started_monotonic: float | None = None) -> None:
     row = {"finished": now_iso(), "status": status,

@@ -15,12 +15,14 @@ from typing import Iterable
 import numpy as np
 import sqlite_utils
 
+from bot.faults import crash_point
 from bot.store import loads, now_iso
 
 log = logging.getLogger(__name__)
 
 FEEDBACK_LABELS = ("relevant", "irrelevant")
 _SQL_CHUNK = 500  # sqlite's bound-parameter limit is far above this; keeps queries small
+RANK_BATCH = 50   # items scored per saved batch (see rank_items)
 
 
 def text_hash(text: str) -> str:
@@ -205,8 +207,15 @@ def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, for
     items = _items(db, todo)
     records = [record_for_ranking(items[i]) for i in todo]
     before = getattr(ranker.embedder, "encoded", 0)
-    results = ranker.score(records, progress=progress)
-    save_scores(db, [(i, f"{items[i]['content_hash']}:{state}", r) for i, r in zip(todo, results)])
+    results = []
+    # Scored and saved batch by batch (each its own transaction): a crash keeps the finished
+    # batches, and the next run re-scores only the rest (their scored_hash is still stale).
+    for start in range(0, len(todo), RANK_BATCH):
+        batch_ids = todo[start:start + RANK_BATCH]
+        scored = ranker.score(records[start:start + RANK_BATCH], progress=progress)
+        save_scores(db, [(i, f"{items[i]['content_hash']}:{state}", r) for i, r in zip(batch_ids, scored)])
+        results.extend(scored)
+        crash_point("rank:after_batch")
     counts.update(scored=len(results), relevant=sum(r["relevant"] for r in results),
                   embedded=getattr(ranker.embedder, "encoded", 0) - before)
     log.info("ranked %d items (%d relevant), %d unchanged, %d texts embedded",
