@@ -77,18 +77,25 @@ def read_records(body: bytes, name: str = "input") -> list[dict]:
                     raise click.ClickException(f"{name}: record {number}: {problem}")
             return whole
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise click.ClickException(f"{name}: line {number}: not valid JSON ({e.msg})") from None
+    for number, record in _json_lines(text, name):
         problem = _record_problem(record)
         if problem:
             raise click.ClickException(f"{name}: line {number}: {problem}")
         records.append(record)
     return records
+
+
+def _json_lines(text: str, name: str) -> list[tuple[int, object]]:
+    """(line number, decoded object) for each non-blank line; a bad line is one error naming it."""
+    decoded = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            decoded.append((number, json.loads(line)))
+        except json.JSONDecodeError as e:
+            raise click.ClickException(f"{name}: line {number}: not valid JSON ({e.msg})") from None
+    return decoded
 
 
 def _record_problem(record) -> str | None:
@@ -172,13 +179,7 @@ def _label_rows(text: str, name: str) -> list[tuple[int, str, str, str | None]]:
     """(line number, item id, label, theme) from JSON Lines or CSV (header item_id,label[,theme])."""
     rows = []
     if text.lstrip().startswith("{"):
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise click.ClickException(f"{name}: line {number}: not valid JSON ({e.msg})") from None
+        for number, obj in _json_lines(text, name):
             if not isinstance(obj, dict) or not obj.get("item_id") or not obj.get("label"):
                 raise click.ClickException(f"{name}: line {number}: needs 'item_id' and 'label'")
             rows.append((number, obj["item_id"], obj["label"], obj.get("theme") or None))
