@@ -244,7 +244,8 @@ def _run_stages(app, counts: dict, *, fetch: bool, rank: bool, dry_run: bool) ->
                  "; failed: " + ", ".join(f"{k} ({v})" for k, v in fetched.errors.items()) if fetched.errors else "")
         if fetch_status == "failed":
             counts["_error"] = "every source failed: " + "; ".join(f"{k}: {v}" for k, v in fetched.errors.items())
-            log.error("run: every source failed; no digest built")
+            log.error("run: every source failed; no digest built (no network here? `spsbot demo` runs the "
+                      "whole pipeline on bundled recorded data)")
             return EXIT_FAILURE
     if rank:
         from bot.store.ranking import rank_items
