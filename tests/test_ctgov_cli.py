@@ -70,3 +70,14 @@ def test_changes_refuses_a_bad_date(tmp_path, env_isolated):
 def test_trials_on_an_empty_database(tmp_path, env_isolated):
     result = CliRunner().invoke(cli, ["--db", str(tmp_path / "empty.db"), "trials"])
     assert result.exit_code == 0 and "No trials stored yet" in result.output
+
+
+def test_changes_default_window_is_the_last_7_days_of_the_store_clock(tmp_path, monkeypatch, env_isolated):
+    db_path, *_ = _demo_database(tmp_path, monkeypatch)     # changes detected 2026-11-23
+    runner = CliRunner()
+    monkeypatch.setenv("SPSBOT_NOW", "2026-11-25T06:00:00+00:00")
+    recent = runner.invoke(cli, ["--db", str(db_path), "changes"])
+    assert "NCT03829826 overall_status: UNKNOWN → COMPLETED" in recent.output
+    monkeypatch.setenv("SPSBOT_NOW", "2026-12-31T06:00:00+00:00")
+    later = runner.invoke(cli, ["--db", str(db_path), "changes"])
+    assert "No trial changes since 2026-12-24" in later.output

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import click
 
 from bot.cli.base import cli, pass_app
+from bot.store import now_iso
 
 
 def _parse_day(value: str | None, option: str) -> str | None:
@@ -63,7 +64,8 @@ def changes_command(app, since: str | None, until: str | None, as_json: bool) ->
     Example: spsbot changes --since 2026-11-01 --json
     """
     from bot.store.trials import trial_changes_since
-    since = _parse_day(since, "--since") or (datetime.now(timezone.utc) - timedelta(days=7)).date().isoformat()
+    # The store's clock (SPSBOT_NOW in tests), so "the last 7 days" matches what fetch recorded.
+    since = _parse_day(since, "--since") or (datetime.fromisoformat(now_iso()) - timedelta(days=7)).date().isoformat()
     until = _parse_day(until, "--until")
     rows = trial_changes_since(app.db, since, until)
     if as_json:
