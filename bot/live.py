@@ -14,6 +14,7 @@ import logging
 import re
 from datetime import date
 
+from bot.config import DEFAULT_CTGOV_URL
 from bot.search import Filters, ParsedQuery, SearchResult, Token, hit_from_item, item_url, parse_query, rrf_fuse
 from bot.store import get_item, item_id_for, save_items
 from bot.store.search import items_by_rowid, normalise_status
@@ -81,7 +82,7 @@ def _pubmed_live(config, parsed, filters: Filters, limit: int, within_topic: boo
 def _ctgov_live(config, parsed, limit: int, within_topic: bool, result: LiveResult, client=None) -> None:
     from bot.sources import clinicaltrials as ctgov
     settings = config.clinicaltrials
-    client = client or ctgov.make_client(settings.get("base_url") or "https://clinicaltrials.gov/api/v2",
+    client = client or ctgov.make_client(settings.get("base_url") or DEFAULT_CTGOV_URL,
                                          min_interval=float(settings.get("min_interval", 1.0)))
     params = ctgov.search_params(condition=config.topic.ctgov_condition if within_topic else "",
                                  term=ctgov_term(parsed), page_size=min(max(limit, 1), ctgov.MAX_PAGE_SIZE))

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 
 from tqdm import tqdm
 
+from bot.config import DEFAULT_CTGOV_URL
 from bot.sources import clinicaltrials as ctgov
 from bot.store import get_state, now_iso, set_state
 from bot.store.trials import save_trials
@@ -50,7 +51,7 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
         if backoff is not None:
             options["backoff"] = backoff
         interval = settings.get("min_interval", 1.0) if min_interval is None else min_interval
-        client = ctgov.make_client(settings.get("base_url") or "https://clinicaltrials.gov/api/v2",
+        client = ctgov.make_client(settings.get("base_url") or DEFAULT_CTGOV_URL,
                                    min_interval=float(interval), **options)
     query = state_query(config)
     started = now_iso()

@@ -29,6 +29,7 @@ from xml.sax.saxutils import unescape
 from Bio import Entrez
 from Bio.Entrez import Parser as EntrezParser
 
+from bot.config import DEFAULT_EUTILS_URL
 from bot.sources.http import HttpClient, SourceError
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def make_client(config, *, env=None, min_interval: float | None = None, **http_o
     if min_interval is None:
         min_interval = INTERVAL_WITH_KEY if api_key else INTERVAL_NO_KEY
     options = {key: value for key, value in http_options.items() if value is not None}
-    return HttpClient(settings.get("base_url") or "https://eutils.ncbi.nlm.nih.gov/entrez/eutils", name="pubmed",
+    return HttpClient(settings.get("base_url") or DEFAULT_EUTILS_URL, name="pubmed",
                       min_interval=min_interval, default_params=params, secret_params=("api_key",), **options)
 
 
