@@ -283,7 +283,8 @@ def recorded_run(db: sqlite_utils.Database, command: str, source: str | None = N
     try:
         yield counts
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
-        status = counts.pop("_status", None)
+        counts.pop("_status", None)
+        counts.pop("_error", None)
         finish_run(db, run_id, "failed", counts, error=f"{type(e).__name__}: {e}"[:2000],
                    started_monotonic=started)
         raise

@@ -59,24 +59,17 @@ class EmbeddingCache:
             self.db["embeddings"].upsert_all(rows, pk=("content_hash", "model"))
 
 
-def cached_encode(db: sqlite_utils.Database | None, embedder, texts: list[str],
-                  extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+def cached_encode(db: sqlite_utils.Database | None, embedder, texts: list[str]) -> np.ndarray:
     """Vectors for ``texts`` (shape (n, d)), embedding only texts not already cached.
 
-    ``db`` may be None (no store: ``spsbot score``); ``extra`` is a read-only lookup (sha256 of text →
-    vector) of vectors known elsewhere (e.g. the seed set's bundled vectors). The embedder is only asked — and so the
-    model only loaded — when some text is missing from both.
+    ``db`` may be None (no store: ``spsbot score``). The embedder is only asked — and so the
+    model only loaded — when some text is missing from the cache.
     """
     unique = list(dict.fromkeys(texts))
     known: dict[str, np.ndarray] = {}
-    if extra:
-        for t in unique:
-            vector = extra.get(text_hash(t))
-            if vector is not None:
-                known[t] = vector
     cache = EmbeddingCache(db) if db is not None else None
     if cache is not None:
-        known.update(cache.get_many([t for t in unique if t not in known], embedder.model_name))
+        known.update(cache.get_many(unique, embedder.model_name))
     missing = [t for t in unique if t not in known]
     if missing:
         log.info("embedding %d new texts with %s", len(missing), embedder.model_name)
