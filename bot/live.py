@@ -12,11 +12,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from datetime import date
 
 from bot.config import DEFAULT_CTGOV_URL
 from bot.search import Filters, ParsedQuery, SearchResult, Token, hit_from_item, item_url, parse_query, rrf_fuse
-from bot.store import get_item, item_id_for, save_items
+from bot.store import get_item, item_id_for, now_iso, save_items
 from bot.store.search import items_by_rowid, normalise_status
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ def _pubmed_live(config, parsed, filters: Filters, limit: int, within_topic: boo
     # An Entrez-date floor is safe for --since (a paper is indexed after it is published); the
     # upper bound stays open because old papers are still being indexed.
     mindate = (filters.since or "1800-01-01").replace("-", "/")
-    found = pubmed.esearch(client, term, mindate, date.today().strftime("%Y/%m/%d"))
+    found = pubmed.esearch(client, term, mindate, now_iso()[:10].replace("-", "/"))
     result.counts["pubmed"] = found.count
     if not found.count:
         return

@@ -130,7 +130,7 @@ def test_second_rank_with_nothing_new_does_not_load_the_model(db, embedder):
 DEV = str(DEV_JSONL)
 
 
-@pytest.mark.skipif(not __import__("os").path.isfile(DEV), reason="needs the dev set the bundle was built from")
+@pytest.mark.needs_dev_set
 def test_bundled_seed_rows_are_what_training_computes(ranker):
     """The bundle's rows are the dev set's, in order: recomputing a few from their texts with the
     real model gives the same feature and TF-IDF rows (so feedback rows computed now line up)."""

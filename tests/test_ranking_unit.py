@@ -182,10 +182,12 @@ def test_trained_model_is_cached_on_disk(tmp_path, monkeypatch):
 @pytest.mark.parametrize("code", [
     "import bot.cli",
     "from bot.ranking.embedder import load_embedder; e = load_embedder(); assert e.model_name",
-    "from bot.cli import cli; from click.testing import CliRunner; r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0",
+    "from bot.cli import cli; from click.testing import CliRunner; "
+    "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0",
 ])
 def test_the_model_library_is_imported_lazily(code):
-    check = code + "\nimport sys\nassert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'loaded'"
+    check = (code + "\nimport sys\n"
+             "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'loaded'")
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
 
@@ -226,7 +228,7 @@ def _bundled_strings(path: Path) -> str:
     return path.read_bytes().decode("utf-8", errors="replace")
 
 
-@pytest.mark.skipif(not Path(DEV).is_file(), reason="needs the dev set")
+@pytest.mark.needs_dev_set
 def test_no_dev_text_is_shipped_in_the_profiles():
     import bot.profiles
     sentences = _dev_sentences(80)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from email.header import Header
 from email.policy import compat32
 from email.message import Message
@@ -23,6 +23,7 @@ import jinja2
 
 from bot.digest.entries import clean_text, safe_url
 from bot.digest.tokens import make_token, secret_for
+from bot.store.clock import now_iso
 
 # Headers folded only past RFC 5322's hard limit: a folded List-Unsubscribe (long signed URLs)
 # trips up some one-click implementations. Bodies are encoded in short lines regardless.
@@ -163,8 +164,8 @@ def build_message(*, subject: str, html: str, text: str, sender: str, to_email: 
     head["Subject"] = Header(clean_text(subject), "utf-8").encode(maxlinelen=76)
     head["From"] = _address_header(sender)
     head["To"] = formataddr((clean_text(to_name) or "", to_email), charset="utf-8")
-    when = datetime.fromisoformat(date.replace("Z", "+00:00")) if date else None
-    head["Date"] = format_datetime(when) if when and when.tzinfo else format_datetime(datetime.now().astimezone())
+    when = datetime.fromisoformat((date or now_iso()).replace("Z", "+00:00"))
+    head["Date"] = format_datetime(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
     head["Message-ID"] = message_id
     if list_id:
         head["List-Id"] = _address_header(list_id)
@@ -183,7 +184,8 @@ def build_message(*, subject: str, html: str, text: str, sender: str, to_email: 
     return b"".join([
         head.as_bytes()[:-2],  # the headers (CRLF), without the generator's closing blank line
         b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="', b, b'"\r\n\r\n',
-        b"--", b, b"\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n",
+        b"--", b, b"\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n",
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
         # the CRLF before a boundary belongs to the boundary: one more keeps the text's last line end
         plain, b"\r\n" if plain.endswith(b"\r\n") else b"\r\n\r\n",
         b"--", b, b"\r\nContent-Type: text/html; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",

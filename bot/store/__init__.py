@@ -14,12 +14,12 @@ import re
 import time
 import unicodedata
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import sqlite_utils
 
+from bot.store.clock import now_iso
 from bot.store.schema import ensure_db_shape
 
 __all__ = [
@@ -34,14 +34,6 @@ ITEM_FIELDS = ("kind", "pmid", "doi", "pmcid", "nct_id", "title", "abstract", "a
                "keywords", "nct_ids", "url", "extra")
 # A feed's copy of a paper never overwrites what PubMed or ClinicalTrials.gov said.
 _SOURCE_PRIORITY = {"pubmed": 3, "ctgov": 3}
-
-
-def now_iso() -> str:
-    """UTC now, ISO seconds. Tests may set SPSBOT_NOW to fake the clock."""
-    fake = os.environ.get("SPSBOT_NOW")
-    if fake:
-        return fake
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def open_db(path: str | os.PathLike) -> sqlite_utils.Database:

@@ -6,9 +6,9 @@ recorded in ``_migrations``. Never edit a migration that has shipped: append a n
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import sqlite_utils
+
+from bot.store.clock import now_iso
 
 
 def m001_core(db: sqlite_utils.Database) -> None:
@@ -204,6 +204,6 @@ def ensure_db_shape(db: sqlite_utils.Database) -> list[str]:
         with db.atomic():  # one transaction per migration: all of it or none
             migrate(db)
             db["_migrations"].insert({"name": name,
-                                      "applied_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                                      "applied_at": now_iso()})
         applied.append(name)
     return applied

@@ -78,20 +78,21 @@ def spsbot_path() -> str:
 
 
 def clean_env(tmp_path, **extra) -> dict:
-    """A subprocess environment with no SPSBOT_*/NCBI_* leaking in, offline, and its own DB."""
+    """A subprocess environment with no SPSBOT_*/NCBI_* leaking in (but the pinned store clock,
+    ``SPSBOT_NOW``), offline, and its own DB."""
     import os
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPSBOT_", "NCBI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPSBOT_", "NCBI_")) or k == "SPSBOT_NOW"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", SPSBOT_DB=str(tmp_path / "spsbot.db"),
                SPSBOT_CACHE_DIR=str(tmp_path / "cache"))
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
 
-def spsbot(*args, env: dict, input: str | bytes | None = None, timeout: float = 300):
-    """Run the real ``spsbot`` entry point; returns the CompletedProcess (text mode)."""
+def spsbot(*args, env: dict, stdin_text: str | bytes | None = None, timeout: float = 300):
+    """Run the real ``spsbot`` entry point, ``stdin_text`` on its stdin; returns the CompletedProcess (text mode)."""
     import subprocess
     return subprocess.run([spsbot_path(), *map(str, args)], env=env, capture_output=True, timeout=timeout,
-                          text=True, input=input)
+                          text=True, input=stdin_text)
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -107,13 +108,13 @@ def queue_digests(db_path, emails=("ann@example.org",)) -> None:
     from bot.digest.builder import build_digests
     from bot.digest.subscribers import add_subscriber
     from bot.store import open_db
-    from digest_support import paper, seed
+    from digest_support import NOW, paper, seed
     db = open_db(db_path)
     seed(db, [paper(1, "Rituximab in stiff person syndrome"), paper(2, "GAD65 antibody titres and IVIG")])
     config = load_config(env={})
     for address in emails:
         add_subscriber(db, address, valid_themes=config.theme_names)
-    build_digests(db, config)
+    build_digests(db, config, now=NOW)  # the clock the papers were seeded on
     db.close()
 
 

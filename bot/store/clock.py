@@ -1,0 +1,17 @@
+"""The store's clock: every stage asks it for "now", so tests (and the demo) can pin time.
+
+``SPSBOT_NOW`` (an ISO timestamp) fakes the clock; without it this is the real UTC time.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+
+def now_iso() -> str:
+    """UTC now, ISO seconds (``2026-11-21T06:00:00+00:00``), or ``SPSBOT_NOW`` when it is set."""
+    fake = os.environ.get("SPSBOT_NOW")
+    if fake:
+        return fake
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
