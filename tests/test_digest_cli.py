@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 import bot.fetch
 from bot.cli import cli
-from bot.cli.digesting import run_exit_code
+from bot.cli.digesting import EXIT_CODES
+from bot.pipeline import RunResult
 from bot.fetch import FetchResult
 from bot.store import open_db
 from digest_support import NOW, SmtpServer, paper, seed
@@ -22,7 +23,8 @@ def setup(env_isolated, monkeypatch):
     """A database with two subscribers and this week's papers; no source enabled (no network)."""
     monkeypatch.setenv("SPSBOT_NOW", NOW)
     config = env_isolated / "spsbot.toml"
-    config.write_text("[sources.pubmed]\nenabled = false\n[sources.clinicaltrials]\nenabled = false\n", encoding="utf-8")
+    config.write_text("[sources.pubmed]\nenabled = false\n[sources.clinicaltrials]\nenabled = false\n",
+                      encoding="utf-8")
     monkeypatch.setenv("SPSBOT_CONFIG", str(config))
     db = open_db(env_isolated / "cli.db")
     seed(db, [paper(1, "IVIG in SPS"), paper(2, "Baclofen in SPS", themes={"symptomatic": 0.9})])
@@ -80,8 +82,11 @@ def test_run_partial_fetch_exits_4(setup, monkeypatch):
 
 
 def test_exit_code_contract():
-    assert run_exit_code("ok", 3) == 0 and run_exit_code("ok", 0) == 3
-    assert run_exit_code("partial", 0) == 4 and run_exit_code("failed", 0) == 1
+    def code(**fields):
+        return EXIT_CODES[RunResult(**fields).status]
+    assert code(sent=3) == 0 and code(sent=0) == 3 and code(fetch_status="skipped") == 3
+    assert code(fetch_status="partial") == 4 and code(fetch_status="partial", sent=2) == 4
+    assert code(fetch_status="failed") == 1 and code(sent=2, error="SMTP refused") == 1
 
 
 def test_preview_writes_html_and_eml(setup, tmp_path):

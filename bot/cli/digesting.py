@@ -44,7 +44,8 @@ def subscribers_add(app, email, name, themes, frequency, max_items, send_empty) 
 
 @subscribers.command("remove")
 @click.argument("email")
-@click.option("--purge", is_flag=True, help="Delete the subscriber and their history instead of marking them unsubscribed.")
+@click.option("--purge", is_flag=True,
+              help="Delete the subscriber and their history instead of marking them unsubscribed.")
 @pass_app
 def subscribers_remove(app, email, purge) -> None:
     """Unsubscribe an address (history kept), or delete it with --purge."""
@@ -91,7 +92,8 @@ def subscribers_import(app, csv_file, skip_bad) -> None:
     for error in report.errors:
         click.echo(error, err=True)
     if report.errors and not skip_bad:
-        raise click.ClickException(f"{len(report.errors)} bad row(s); nothing imported (use --skip-bad to import the rest)")
+        raise click.ClickException(f"{len(report.errors)} bad row(s); nothing imported "
+                                   "(use --skip-bad to import the rest)")
     click.echo(f"imported: {report.added} added, {report.updated} updated, {len(report.errors)} skipped")
 
 
@@ -199,13 +201,7 @@ def archive_build(app, out_dir) -> None:
 
 # --- run -----------------------------------------------------------------------------------
 
-def run_exit_code(fetch_status: str, sent: int) -> int:
-    """cron's view of a run: partial fetch 4, something sent 0, nothing to send 3."""
-    if fetch_status == "failed":
-        return EXIT_FAILURE
-    if fetch_status == "partial":
-        return EXIT_PARTIAL
-    return EXIT_OK if sent else EXIT_NOTHING_NEW
+EXIT_CODES = {"ok": EXIT_OK, "partial": EXIT_PARTIAL, "nothing_new": EXIT_NOTHING_NEW, "failed": EXIT_FAILURE}
 
 
 @cli.command()
@@ -219,52 +215,13 @@ def run(app, no_fetch, no_rank, dry_run) -> None:
     Exit status: 0 sent something, 3 nothing new to send, 4 a source failed but the rest went
     out, 1 failure.
     """
+    from bot.pipeline import run_weekly
     from bot.store import recorded_run
 
     with locked(app, "run"), recorded_run(app.db, "run") as counts:
-        code = _run_stages(app, counts, fetch=not no_fetch, rank=not no_rank, dry_run=dry_run)
-        counts["_status"] = {EXIT_OK: "ok", EXIT_PARTIAL: "partial", EXIT_NOTHING_NEW: "nothing_new",
-                             EXIT_FAILURE: "failed"}[code]
-    sys.exit(code)
-
-
-def _run_stages(app, counts: dict, *, fetch: bool, rank: bool, dry_run: bool) -> int:
-    """fetch → rank → build → send; fills ``counts`` (and ``_error``); returns the exit code."""
-    from bot.digest.builder import build_digests
-    from bot.digest.send import SendError, send_pending
-
-    db, config, progress = app.db, app.config, app.show_progress
-    fetch_status = "ok"
-    if fetch:
-        from bot.fetch import fetch_all
-        fetched = fetch_all(db, config, progress=progress)
-        fetch_status = fetched.status
-        counts["new_items"] = fetched.new_items
-        log.info("run fetch: %s, %d new item(s)%s", fetch_status, fetched.new_items,
-                 "; failed: " + ", ".join(f"{k} ({v})" for k, v in fetched.errors.items()) if fetched.errors else "")
-        if fetch_status == "failed":
-            counts["_error"] = "every source failed: " + "; ".join(f"{k}: {v}" for k, v in fetched.errors.items())
-            log.error("run: every source failed; no digest built (no network here? `spsbot demo` runs the "
-                      "whole pipeline on bundled recorded data)")
-            return EXIT_FAILURE
-    if rank:
-        from bot.store.ranking import rank_items
-        ranked = rank_items(db, config, progress=progress)
-        log.info("run rank: %s", ", ".join(f"{k} {v}" for k, v in (ranked or {}).items()
-                                            if isinstance(v, (int, float))) or "done")
-    built = build_digests(db, config, progress=progress)
-    counts["queued"] = len(built.built)
-    log.info("run digest: %d queued, %d with nothing new, %d not due", len(built.built), built.empty, built.skipped)
-    if dry_run:
-        pending = send_pending(db, config, dry_run=True).dry_run
-        log.info("run send: dry run, %d message(s) would be sent", len(pending))
-        return run_exit_code(fetch_status, 0)
-    try:
-        result = send_pending(db, config, progress=progress)
-    except SendError as e:
-        counts["_error"] = str(e)
-        log.error("run send: %s", e)
-        return EXIT_FAILURE
-    counts.update(sent=result.sent, failed=result.failed, deferred=result.deferred)
-    log.info("run send: %d sent, %d failed, %d deferred", result.sent, result.failed, result.deferred)
-    return run_exit_code(fetch_status, result.sent)
+        result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, dry_run=dry_run,
+                            progress=app.show_progress)
+        counts.update(result.counts(), _status=result.status)
+        if result.error:
+            counts["_error"] = result.error
+    sys.exit(EXIT_CODES[result.status])
