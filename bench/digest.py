@@ -102,7 +102,8 @@ def seed(db, config, n_items: int, n_subscribers: int, rng: random.Random) -> No
         sentence = (text.split(". ")[0] or title)[:300]
         scores.append({"item_id": f"pmid:{40000000 + i}", "relevance": rng.random(), "relevant": 1,
                        "themes": json.dumps({t: rng.uniform(0.5, 1) for t in chosen}), "labels": json.dumps(chosen),
-                       "why": "bench", "evidence": json.dumps({t: {"sentence": sentence, "terms": []} for t in chosen})})
+                       "why": "bench",
+                       "evidence": json.dumps({t: {"sentence": sentence, "terms": []} for t in chosen})})
     save_items(db, records, source="pubmed", now=NOW)
     with db.atomic():
         db["scores"].insert_all(scores, pk="item_id")

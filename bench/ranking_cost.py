@@ -3,8 +3,8 @@
     .venv/bin/python bench/ranking_cost.py [--n 1000] [--dev /work/shared/eval/dev.jsonl]
 
 Items are the dev records, repeated, every sentence marked with its copy's number (" (1)") so
-the embedding cache cannot cheat. The ranker's trained model
-is built first (once per seed / feedback state in production) and timed separately. Then: a fresh store is ranked end to end
+the embedding cache cannot cheat. The ranker's trained model is built first (once per seed /
+feedback state in production) and timed separately. Then: a fresh store is ranked end to end
 (model load, sentence embedding, features, scoring, writing) and compared with one bare
 ``SentenceTransformer.encode`` of the items' texts (title + text); a second rank must embed
 nothing and not load the model. Peak memory is the process's max RSS.

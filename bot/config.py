@@ -193,7 +193,7 @@ def _line_of(text: str, key: str, section: str | None = None) -> str:
     start = 0
     if section:
         header = re.compile(r"^\s*\[\[?\s*" + re.escape(section) + r"\s*\]\]?\s*$")
-        start = next((i for i, l in enumerate(lines) if header.match(l)), 0)
+        start = next((i for i, line in enumerate(lines) if header.match(line)), 0)
     pattern = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
     for i in range(start, len(lines)):
         if pattern.match(lines[i]):

@@ -91,7 +91,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "studies.json").write_text(json.dumps({"studies": studies}, indent=1, ensure_ascii=False) + "\n",
                                       encoding="utf-8")
-    changed = later_version(next(s for s in studies if s["protocolSection"]["identificationModule"]["nctId"] == CHANGED))
+    changed = later_version(next(s for s in studies
+                                 if s["protocolSection"]["identificationModule"]["nctId"] == CHANGED))
     (OUT / f"later_version_{CHANGED}.json").write_text(json.dumps(changed, indent=1, ensure_ascii=False) + "\n",
                                                        encoding="utf-8")
     print(f"wrote {len(studies)} studies and 1 later version to {OUT}")

@@ -70,6 +70,8 @@ def article_xml(record: dict, entrez: date) -> str:
     ids = f'<ArticleId IdType="pubmed">{pmid}</ArticleId>' + (f'<ArticleId IdType="doi">{escape(doi)}</ArticleId>'
                                                              if doi else "")
     elocation = f'<ELocationID EIdType="doi" ValidYN="Y">{escape(doi)}</ELocationID>' if doi else ""
+    history = (xml_date("PubMedPubDate", entrez, ' PubStatus="pubmed"')
+               + xml_date("PubMedPubDate", entrez, ' PubStatus="entrez"'))
     return (
         f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{pmid}</PMID>'
         f'{xml_date("DateRevised", entrez)}<Article PubModel="Print"><Journal><JournalIssue CitedMedium="Internet">'
@@ -77,8 +79,7 @@ def article_xml(record: dict, entrez: date) -> str:
         f'<ArticleTitle>{escape(record["title"])}</ArticleTitle>{elocation}<Abstract>{abstract}</Abstract>'
         f'<Language>eng</Language><PublicationTypeList>{types}</PublicationTypeList></Article>'
         f'<MedlineJournalInfo><MedlineTA>{journal}</MedlineTA></MedlineJournalInfo></MedlineCitation>'
-        f'<PubmedData><History>{xml_date("PubMedPubDate", entrez, chr(32) + "PubStatus=" + chr(34) + "pubmed" + chr(34))}'
-        f'{xml_date("PubMedPubDate", entrez, chr(32) + "PubStatus=" + chr(34) + "entrez" + chr(34))}</History>'
+        f'<PubmedData><History>{history}</History>'
         f'<PublicationStatus>ppublish</PublicationStatus><ArticleIdList>{ids}</ArticleIdList></PubmedData>'
         f'</PubmedArticle>')
 

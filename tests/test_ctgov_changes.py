@@ -48,7 +48,8 @@ def test_record_edited_field_by_field_gives_one_event_per_changed_field(db):
     status = raw["protocolSection"]["statusModule"]
     edits = [
         ("overall_status", lambda: status.update(overallStatus="COMPLETED"), "UNKNOWN", "COMPLETED"),
-        ("enrollment", lambda: raw["protocolSection"]["designModule"]["enrollmentInfo"].update(count=120), "100", "120"),
+        ("enrollment", lambda: raw["protocolSection"]["designModule"]["enrollmentInfo"].update(count=120),
+         "100", "120"),
         ("primary_completion_date", lambda: status["primaryCompletionDateStruct"].update(date="2020-06", type="ACTUAL"),
          "2019-12-30 (estimated)", "2020-06 (actual)"),
         ("why_stopped", lambda: status.update(whyStopped="Sponsor decision"), "", "Sponsor decision"),

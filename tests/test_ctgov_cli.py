@@ -55,9 +55,11 @@ def test_demo_data_flow_shows_one_status_change(tmp_path, monkeypatch, env_isola
     lines = listing.output.splitlines()
     assert lines[0].startswith("NCT") and len(lines) == 1 + 6
     assert lines[1].split()[:2] == ["NCT03829826", "COMPLETED"] and "results_posted" in lines[1]
-    assert any(l.split()[:2] == ["NCT03749096", "WITHDRAWN"] and "none (first seen 2026-11-16)" in l for l in lines)
+    assert any(line.split()[:2] == ["NCT03749096", "WITHDRAWN"] and "none (first seen 2026-11-16)" in line
+               for line in lines)
 
-    rows = [json.loads(l) for l in runner.invoke(cli, ["--db", str(db_path), "trials", "--json"]).output.splitlines()]
+    as_json = runner.invoke(cli, ["--db", str(db_path), "trials", "--json"])
+    rows = [json.loads(line) for line in as_json.output.splitlines()]
     assert {r["nct_id"]: r["change_count"] for r in rows}[DEMO_CHANGED_TRIAL] == 2
 
 

@@ -46,8 +46,9 @@ def test_recorded_pages_are_followed_until_no_next_page_token():
 
 
 def test_single_page_without_token_is_one_request():
-    respond = lambda request: Response(200, json.dumps(load("studies_single_page_NCT06388018.json")),
-                                       "application/json")
+    def respond(request):
+        return Response(200, json.dumps(load("studies_single_page_NCT06388018.json")), "application/json")
+
     with LocalServer(respond) as server:
         client = make_client(server.url, min_interval=0)
         studies = list(search_studies(client, condition="x"))

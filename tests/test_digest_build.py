@@ -137,7 +137,8 @@ def test_trial_changes_links_and_notices(db, config, monkeypatch):
     assert [n["what"] for n in data["notices"]] == ["retracted"]
     assert data["notices"][0]["item_id"] == "pmid:11"
     assert data["overview"]["changes"] == 2 and data["overview"]["notices"] == 1
-    subject = list(db.query("select subject from digests where subscriber_id is not null order by id desc limit 1"))[0]["subject"]
+    subject = list(db.query("select subject from digests where subscriber_id is not null "
+                            "order by id desc limit 1"))[0]["subject"]
     assert subject == "SPS digest — 1 new paper, 2 trial changes, 1 correction notice (24–30 Nov 2026)"
     # the notice and the changes are not repeated next week
     db.execute("update deliveries set status = 'sent'")
@@ -165,9 +166,12 @@ def test_entry_helpers():
     assert short_authors(["Dalakas MC", "Li M", "Smith J", "Brown K"]) == "Dalakas MC, Li M, … et al."
     assert short_authors(["Dalakas MC", "Li M"]) == "Dalakas MC, Li M"
     assert display_date("2026-11-17") == "17 Nov 2026" and display_date("2026-11") == "Nov 2026"
-    assert evidence_label({"kind": "paper", "pub_types": json.dumps(["Journal Article", "Case Reports"])}) == "Case report"
-    assert evidence_label({"kind": "trial", "extra": json.dumps({"phases": ["PHASE2", "PHASE3"]})}) == "Phase 2/Phase 3 trial"
-    assert change_text("overall_status", "ACTIVE_NOT_RECRUITING", "COMPLETED") == "Status: Active, not recruiting → Completed"
+    case_report = {"kind": "paper", "pub_types": json.dumps(["Journal Article", "Case Reports"])}
+    assert evidence_label(case_report) == "Case report"
+    phase_2_3 = {"kind": "trial", "extra": json.dumps({"phases": ["PHASE2", "PHASE3"]})}
+    assert evidence_label(phase_2_3) == "Phase 2/Phase 3 trial"
+    assert (change_text("overall_status", "ACTIVE_NOT_RECRUITING", "COMPLETED")
+            == "Status: Active, not recruiting → Completed")
     assert change_text("results_first_posted", "", "2026-11-20") == "Results posted (2026-11-20)"
     assert safe_url("javascript:alert(1)") is None and safe_url("https://x.org/a") == "https://x.org/a"
     assert safe_url("http://x.org/\u202egnp.exe") is None and safe_url("//x.org") is None

@@ -49,4 +49,5 @@ def test_run_delivers_one_digest_per_subscriber_per_period(env_isolated, monkeyp
     assert all("2026-11-14" <= d <= "2026-11-21" for d in dates), dates
     assert db["items"].count > len(sent)
     message = next(m for m in smtp.messages if m["To"] == "bio@example.org")
-    assert message["Subject"].startswith("SPS digest — ") and "pubmed.ncbi.nlm.nih.gov" in message.get_body(("html",)).get_content()
+    assert message["Subject"].startswith("SPS digest — ")
+    assert "pubmed.ncbi.nlm.nih.gov" in message.get_body(("html",)).get_content()

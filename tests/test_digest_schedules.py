@@ -8,7 +8,8 @@ SCHEDULES = Path(__file__).parent.parent / "schedules"
 
 
 def test_crontab_line_is_weekly_and_sources_the_env_file():
-    lines = [l for l in (SCHEDULES / "crontab").read_text().splitlines() if l and not l.startswith("#") and "=" not in l.split()[0]]
+    lines = [line for line in (SCHEDULES / "crontab").read_text().splitlines()
+             if line and not line.startswith("#") and "=" not in line.split()[0]]
     assert len(lines) == 1
     minute, hour, dom, month, dow, command = lines[0].split(None, 5)
     assert (dom, month) == ("*", "*") and dow.isdigit() and minute.isdigit() and hour.isdigit()

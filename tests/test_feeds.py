@@ -18,7 +18,8 @@ RSS2 = """<?xml version="1.0" encoding="UTF-8"?>
 <item>
   <title>Efgartigimod in &lt;i&gt;stiff person&lt;/i&gt; syndrome: a case series</title>
   <link>https://pubmed.ncbi.nlm.nih.gov/39000001/?utm_source=rss</link>
-  <description>&lt;p&gt;We report three patients (trial NCT01234567) with &lt;b&gt;SPS&lt;/b&gt;.&lt;/p&gt;</description>
+  <description>&lt;p&gt;We report three patients (trial NCT01234567) \
+with &lt;b&gt;SPS&lt;/b&gt;.&lt;/p&gt;</description>
   <dc:creator>Jane Roe</dc:creator>
   <dc:creator>John Doe</dc:creator>
   <dc:date>2026-11-02</dc:date>
@@ -91,8 +92,8 @@ def test_feed_item_then_pubmed_record_is_one_item_with_both_sources(db, fixtures
 
 
 def test_feed_item_matches_by_title_when_it_has_no_ids(db):
-    save_items(db, [{"kind": "paper", "source": "pubmed", "pmid": "1", "title": "Stiff person syndrome: a long title here",
-                     "authors": ["Dalakas MC"]}])
+    save_items(db, [{"kind": "paper", "source": "pubmed", "pmid": "1",
+                     "title": "Stiff person syndrome: a long title here", "authors": ["Dalakas MC"]}])
     feed = {"kind": "paper", "source": "feed:x", "title": "Stiff-Person Syndrome — a long title here!",
             "authors": ["Marinos C. Dalakas"]}
     assert save_items(db, [feed])["new"] == 0 and db["items"].count == 1

@@ -55,8 +55,8 @@ def test_registry_reference_links_only_when_the_paper_is_stored_and_rerun_when_i
     assert link_papers_and_trials(db, item_ids=["pmid:300"]) == 1
     assert _links(db) == [("pmid:300", "nct:NCT03475563", "registry_reference", "RESULT")]
     links = links_for(db, "nct:NCT03475563")
-    assert [(l["other_id"], l["other_title"], l["evidence"]) for l in links] == \
-        [("pmid:300", "BiOSS one-year results", "registry_reference")]
+    assert [(link["other_id"], link["other_title"], link["evidence"]) for link in links] == [
+        ("pmid:300", "BiOSS one-year results", "registry_reference")]
     assert links_for(db, "pmid:300")[0]["other_kind"] == "trial"
     recent = links_since(db, "2000-01-01")
     assert [(r["paper_title"], r["nct_id"], r["detail"]) for r in recent] == \
@@ -101,7 +101,8 @@ def test_real_pubmed_record_naming_a_trial_links_to_it(db, fixtures):
     raw["protocolSection"]["identificationModule"]["nctId"] = "NCT02149199"
     counts = save_trials(db, [parse_study(raw)])
     assert counts["links"] >= 1
-    assert {(l["other_id"], l["evidence"]) for l in links_for(db, "nct:NCT02149199")} >= {("pmid:29768149", "abstract")}
+    found = {(link["other_id"], link["evidence"]) for link in links_for(db, "nct:NCT02149199")}
+    assert found >= {("pmid:29768149", "abstract")}
 
 
 def test_real_pubmed_record_citing_a_trial_only_in_its_references_does_not_link(db, fixtures):

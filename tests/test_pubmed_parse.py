@@ -150,11 +150,13 @@ def test_book_chapter_structured_abstract_authors_not_editors(records):
     assert [s["label"] for s in rec["abstract_sections"]] == [
         "CLINICAL CHARACTERISTICS", "DIAGNOSIS/TESTING", "MANAGEMENT", "GENETIC COUNSELING"]
     assert rec["authors"] == ["Goldstein A", "Falk MJ"]
-    assert rec["journal"] == "GeneReviews®" and rec["title"] == "Single Large-Scale Mitochondrial DNA Deletion Syndromes"
+    assert rec["journal"] == "GeneReviews®"
+    assert rec["title"] == "Single Large-Scale Mitochondrial DNA Deletion Syndromes"
 
 
 def test_book_report_with_trial_registrations_section(records):
-    rec = records("efetch_ncbi_cxx_pubmed28211659_PubmedBookArticle_structured_abstract_trial_registrations.xml")["28211659"]
+    fixture = "efetch_ncbi_cxx_pubmed28211659_PubmedBookArticle_structured_abstract_trial_registrations.xml"
+    rec = records(fixture)["28211659"]
     labels = [s["label"] for s in rec["abstract_sections"]]
     assert len(labels) == 9 and "TRIAL REGISTRATIONS" in labels and labels[-1] == "FUNDING"
     assert rec["nct_ids"] == []   # ISRCTN numbers are not NCT ids

@@ -21,8 +21,8 @@ def isolated(env_isolated, tmp_path_factory, monkeypatch):
     return env_isolated
 
 
-def run(args, input=None):
-    return CliRunner().invoke(cli, args, input=input, catch_exceptions=False)
+def run(args, stdin_text=None):
+    return CliRunner().invoke(cli, args, input=stdin_text, catch_exceptions=False)
 
 
 def lines(output: str) -> list[dict]:
@@ -33,14 +33,15 @@ RECORDS = [
     {"id": "a", "title": "Stiff person syndrome treated with intravenous immunoglobulin",
      "text": "Two patients with anti-GAD65 stiff person syndrome improved after monthly IVIG.",
      "pub_types": ["Case Reports"]},
-    {"id": "b", "title": "Tetanus in an unvaccinated farmer", "text": "Generalised rigidity and trismus after a wound."},
+    {"id": "b", "title": "Tetanus in an unvaccinated farmer",
+     "text": "Generalised rigidity and trismus after a wound."},
     {"id": "c", "title": "Stiff-limb syndrome", "text": "", "kind": "paper"},
 ]
 
 
 def test_score_jsonl_contract_in_order_and_no_database(isolated):
     body = "\n".join(json.dumps(r) for r in RECORDS) + "\n\n"
-    result = run(["score", "-"], input=body)
+    result = run(["score", "-"], stdin_text=body)
     assert result.exit_code == 0, result.output
     out = lines(result.stdout)
     assert [o["id"] for o in out] == ["a", "b", "c"]

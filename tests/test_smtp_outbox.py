@@ -53,7 +53,8 @@ def test_messages_arrive_with_both_parts_headers_links_and_escaping(db, tmp_path
     stored_id = list(db.query("select message_id from deliveries"))[0]["message_id"]
     assert message["Message-ID"] == stored_id and stored_id.endswith("@sps.example.org>")
     unsub = message["List-Unsubscribe"]
-    assert unsub.startswith("<https://sps.example.org/unsubscribe?token=1.") and "<mailto:unsubscribe@sps.example.org?subject=unsubscribe%201." in unsub
+    assert unsub.startswith("<https://sps.example.org/unsubscribe?token=1.")
+    assert "<mailto:unsubscribe@sps.example.org?subject=unsubscribe%201." in unsub
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     text, html = parts(message)
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;" in html
@@ -240,7 +241,8 @@ def test_smtp_settings_from_url_and_env():
     from bot.digest.send import SmtpSettings
     config = SimpleNamespace(email={"smtp_url": "smtp+starttls://mail.example.org", "username": "digest"})
     settings = SmtpSettings.from_config(config, env={"SPSBOT_SMTP_PASSWORD": "pw-123"})
-    assert (settings.scheme, settings.host, settings.port, settings.username) == ("smtp+starttls", "mail.example.org", 587, "digest")
+    assert (settings.scheme, settings.host, settings.port, settings.username) == (
+        "smtp+starttls", "mail.example.org", 587, "digest")
     assert "pw-123" not in repr(settings) and "pw-123" not in settings.describe()
     assert SmtpSettings.from_config(SimpleNamespace(email={"smtp_url": "smtps://mail.example.org"}), env={}).port == 465
     with pytest.raises(SendError, match="must not contain a password"):

@@ -84,7 +84,8 @@ def test_feed_never_overwrites_pubmed_fields(db):
 
 def test_match_by_normalised_title_but_not_short_titles(db):
     save_items(db, [PAPER])
-    save_items(db, [{"kind": "paper", "source": "feed:x", "title": "RITUXIMAB in stiff-person syndrome — a case report"}])
+    save_items(db, [{"kind": "paper", "source": "feed:x",
+                     "title": "RITUXIMAB in stiff-person syndrome — a case report"}])
     assert db["items"].count == 1
     save_items(db, [{"kind": "paper", "source": "pubmed", "pmid": "1", "title": "Correction."},
                     {"kind": "paper", "source": "pubmed", "pmid": "2", "title": "Correction."}])
@@ -103,8 +104,8 @@ def test_full_text_search_finds_abstract_words(db):
 
 
 def test_failed_save_keeps_nothing_from_the_batch(db):
-    with pytest.raises(Exception):
-        save_items(db, [PAPER, {"kind": "paper", "source": "pubmed", "pmid": "9"}])  # no title: NOT NULL
+    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL constraint failed: items.title"):
+        save_items(db, [PAPER, {"kind": "paper", "source": "pubmed", "pmid": "9"}])  # no title
     assert db["items"].count == 0
 
 

@@ -8,7 +8,6 @@ line, exit 1); exit codes are an interface for cron (see EXIT_* below).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field

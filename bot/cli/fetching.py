@@ -62,9 +62,11 @@ def demo(app, out_dir: str, db_path: str | None) -> None:
     trials = summary["trials"]
     click.echo(_counts_line("clinicaltrials", trials["first"]))
     for change in trials["changes"]:
-        click.echo(f"  trial change: {change['nct_id']} {change['field']}: {change['old'] or '—'} → {change['new'] or '—'}")
+        click.echo(f"  trial change: {change['nct_id']} {change['field']}: "
+                   f"{change['old'] or '—'} → {change['new'] or '—'}")
     stored = summary["stored"]
-    click.echo(f"stored {stored['items']} items ({stored['papers']} papers, {stored['items'] - stored['papers']} trials)")
+    trials_stored = stored["items"] - stored["papers"]
+    click.echo(f"stored {stored['items']} items ({stored['papers']} papers, {trials_stored} trials)")
     ranked = summary["rank"]
     click.echo(f"ranked {ranked['scored']} items: {ranked['relevant']} relevant to the topic")
     for theme, items in summary["top"].items():

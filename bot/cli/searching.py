@@ -73,8 +73,8 @@ def format_table(hits: list[dict], width: int) -> list[str]:
         score = f"{hit['score']:.4f}" if hit.get("score") is not None else "-"
         labels = ", ".join(hit.get("labels") or []) or ("(new)" if hit.get("origin") == "live" else "")
         lines.append(f"{rank:>3} {score:>7} {str(hit.get('year') or ''):>4} {hit.get('kind') or '':<5} "
-                     f"{_clip(hit.get('title'), title_width):<{title_width}} {_clip(labels, label_width):<{label_width}} "
-                     f"{_link(hit, link_width)}")
+                     f"{_clip(hit.get('title'), title_width):<{title_width}} "
+                     f"{_clip(labels, label_width):<{label_width}} {_link(hit, link_width)}")
     return lines
 
 

@@ -44,10 +44,11 @@ def build_archive(db: sqlite_utils.Database, config, out_dir: str | Path) -> dic
                        "summary": _summary(data)})
     env = environment()
     topic = clean_text(config.topic.name)
-    context = {"issues": issues, "topic": topic, "slug": clean_text(config.topic.slug or "topic").upper(),
+    slug = clean_text(config.topic.slug or "topic")
+    context = {"issues": issues, "topic": topic, "slug": slug.upper(),
                "base": base, "feed": (base + FEED_NAME) if base else FEED_NAME,
                "updated": issues[0]["updated"] if issues else _atom_time(now_iso()),
-               "feed_id": (base + FEED_NAME) if base else f"urn:spsbot:{clean_text(config.topic.slug or 'topic')}:archive"}
+               "feed_id": (base + FEED_NAME) if base else f"urn:spsbot:{slug}:archive"}
     (out / "index.html").write_text(env.get_template("archive_index.html").render(context), encoding="utf-8")
     (out / FEED_NAME).write_text(env.get_template("feed.atom").render(context), encoding="utf-8")
     return {"issues": len(issues), "dir": str(out), "index": str(out / "index.html"), "feed": str(out / FEED_NAME)}

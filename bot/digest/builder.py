@@ -25,8 +25,8 @@ from bot.store import digests as store
 log = logging.getLogger(__name__)
 
 FREQUENCY_DAYS = {"daily": 1, "weekly": None, "monthly": 30}  # None = config period_days
-DUE_SLACK = timedelta(hours=12)
-KEEP_BODIES_DAYS = 56  # rendered e-mails kept this long (for support questions), then pruned  # a cron job that starts a little early still counts as a week
+DUE_SLACK = timedelta(hours=12)  # a cron job that starts a little early still counts as a week
+KEEP_BODIES_DAYS = 56  # rendered e-mails kept this long (for support questions), then pruned
 FIELD_LABELS = {
     "overall_status": "Status", "status": "Status", "enrollment": "Enrollment", "why_stopped": "Why stopped",
     "start_date": "Start date", "primary_completion_date": "Primary completion", "completion_date": "Completion",
@@ -101,7 +101,8 @@ class Pool:
             [since[:10]])]
         self.links: dict[str, list[str]] = {}
         detail = "detail" if "detail" in db["links"].columns_dict else "''"
-        for paper_id, trial_id, evidence, extra in db.execute(f"select paper_id, trial_id, evidence, {detail} from links"):
+        rows = db.execute(f"select paper_id, trial_id, evidence, {detail} from links")
+        for paper_id, trial_id, evidence, extra in rows:
             self.links.setdefault(paper_id, []).append((_trial_key(trial_id), f"{evidence or ''}:{extra or ''}"))
         self._rows: dict[str, dict] = {}
         self._entries: dict[tuple, dict] = {}

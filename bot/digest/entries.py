@@ -32,11 +32,13 @@ _PUB_TYPE_LABELS = [
     ("Comment", "Comment"), ("Preprint", "Preprint"),
 ]
 # CommentsCorrections RefTypes on an item that point at a later retraction/correction of it.
-CORRECTION_IN = {"RetractionIn": "retracted", "ErratumIn": "corrected", "ExpressionOfConcernIn": "expression of concern",
+CORRECTION_IN = {"RetractionIn": "retracted", "ErratumIn": "corrected",
+                 "ExpressionOfConcernIn": "expression of concern",
                  "CorrectedandRepublishedIn": "corrected and republished",
                  "RetractedandRepublishedIn": "retracted and republished"}
 # …and on a notice item, the RefTypes that point at the item it retracts or corrects.
-CORRECTION_OF = {"RetractionOf": "retracted", "ErratumFor": "corrected", "ExpressionOfConcernFor": "expression of concern",
+CORRECTION_OF = {"RetractionOf": "retracted", "ErratumFor": "corrected",
+                 "ExpressionOfConcernFor": "expression of concern",
                  "CorrectedandRepublishedFrom": "corrected and republished",
                  "RetractedandRepublishedFrom": "retracted and republished"}
 

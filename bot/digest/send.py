@@ -172,7 +172,7 @@ def send_pending(db: sqlite_utils.Database, config, *, email: str | None = None,
             store.mark_sent(db, delivery)
             result.sent += 1
     finally:
-        _close(conn, quit=True)
+        _close(conn, send_quit=True)
     log.info("send: %d sent, %d failed, %d deferred%s", result.sent, result.failed, result.deferred,
              f", now bouncing: {', '.join(result.bouncing)}" if result.bouncing else "")
     return result
@@ -228,9 +228,13 @@ def _record_refusal(db, delivery: dict, refusal: _Refused, result: SendResult) -
     log.warning("send: %s refused (%s)", delivery["email"], refusal)
 
 
-def _close(conn, quit: bool = False) -> None:
+def _close(conn, send_quit: bool = False) -> None:
+    """Close the SMTP connection, saying QUIT first when ``send_quit``; a failing QUIT still closes."""
     try:
-        conn.quit() if quit else conn.close()
+        if send_quit:
+            conn.quit()
+        else:
+            conn.close()
     except (smtplib.SMTPException, OSError):
         try:
             conn.close()

@@ -150,7 +150,8 @@ def remove_subscriber(db: sqlite_utils.Database, email: str, *, purge: bool = Fa
         sid = existing["id"]
         db.execute("delete from sent_items where subscriber_id = ?", [sid])
         db.execute("delete from deliveries where subscriber_id = ?", [sid])
-        db.execute("delete from digest_items where digest_id in (select id from digests where subscriber_id = ?)", [sid])
+        db.execute("delete from digest_items where digest_id in "
+                   "(select id from digests where subscriber_id = ?)", [sid])
         db.execute("delete from digests where subscriber_id = ?", [sid])
         db.execute("delete from subscribers where id = ?", [sid])
     return existing
@@ -162,6 +163,11 @@ def list_subscribers(db: sqlite_utils.Database, status: str | None = None) -> li
     for row in rows:
         row["themes"] = loads(row["themes"])
     return rows
+
+
+def _csv_cell(record: dict, key: str) -> str | None:
+    """One CSV cell, stripped; None when the column is missing or the cell blank."""
+    return (record.get(key) or "").strip() or None
 
 
 def import_csv(db: sqlite_utils.Database, text: str, *, valid_themes: list[str], skip_bad: bool = False) -> CsvReport:
@@ -179,11 +185,11 @@ def import_csv(db: sqlite_utils.Database, text: str, *, valid_themes: list[str],
     rows, seen = [], set()
     for record in reader:
         line = reader.line_num
-        get = lambda key: (record.get(key) or "").strip() or None  # noqa: E731
+        email, name, themes, frequency, max_items, send_empty = (
+            _csv_cell(record, key) for key in ("email", "name", "themes", "frequency", "max_items", "send_empty"))
         try:
-            row = _validated_row(get("email") or "", get("name"), get("themes"), get("frequency"),
-                                 get("max_items"), (get("send_empty") or "").lower() in ("1", "true", "yes", "y"),
-                                 valid_themes)
+            row = _validated_row(email or "", name, themes, frequency, max_items,
+                                 (send_empty or "").lower() in ("1", "true", "yes", "y"), valid_themes)
             if row["email"].lower() in seen:
                 raise SubscriberError(f"duplicate address {row['email']}")
         except SubscriberError as e:

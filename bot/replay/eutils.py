@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections import deque

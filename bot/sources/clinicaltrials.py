@@ -263,7 +263,8 @@ def tracked_snapshot(extra: dict) -> dict:
         "last_known_status": extra.get("last_known_status") or "",
         "why_stopped": extra.get("why_stopped") or "",
         "phases": sorted_unique(extra.get("phases") or []),
-        "enrollment": int(enrollment) if isinstance(enrollment, (int, float, str)) and str(enrollment).isdigit() else None,
+        "enrollment": (int(enrollment) if isinstance(enrollment, (int, float, str)) and str(enrollment).isdigit()
+                       else None),
         "enrollment_type": extra.get("enrollment_type") or "",
         "start_date": _date_value(extra.get("start_date")),
         "primary_completion_date": _date_value(extra.get("primary_completion_date")),

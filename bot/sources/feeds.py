@@ -27,13 +27,15 @@ log = logging.getLogger(__name__)
 DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>]+)", re.I)
 PUBMED_LINK_RE = re.compile(r"(?:pubmed\.ncbi\.nlm\.nih\.gov/|ncbi\.nlm\.nih\.gov/pubmed/)(\d{1,9})\b")
 PMID_TEXT_RE = re.compile(r"\b(?:pmid|pubmed)\s*:\s*(\d{1,9})\b", re.I)
-ARXIV_RE = re.compile(r"(?:arxiv\.org/(?:abs|pdf)/|oai:arXiv\.org:|\barXiv:)(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?",
-                      re.I)
+ARXIV_RE = re.compile(r"(?:arxiv\.org/(?:abs|pdf)/|oai:arXiv\.org:|\barXiv:)"  # URL, OAI id or "arXiv:" prefix
+                      r"(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})"  # new-style or old-style id
+                      r"(v\d+)?", re.I)
 ARXIV_PREFIX_RE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*(?:Abstract:\s*)?", re.I)
 NCT_RE = re.compile(r"\bNCT\s?(\d{8})\b", re.I)
 TAG_RE = re.compile(r"<\s*(/?)\s*([a-zA-Z0-9]*)[^>]*>")
 _BLOCK_TAGS = {"p", "br", "div", "li", "ul", "ol", "tr", "td", "h1", "h2", "h3", "h4", "blockquote", "hr"}
-PREPRINT_DOI_PREFIXES = ("10.1101/", "10.48550/", "10.21203/", "10.20944/")  # bioRxiv/medRxiv, arXiv, Research Square, Preprints.org
+# bioRxiv/medRxiv, arXiv, Research Square, Preprints.org
+PREPRINT_DOI_PREFIXES = ("10.1101/", "10.48550/", "10.21203/", "10.20944/")
 
 
 class FeedError(SourceError):

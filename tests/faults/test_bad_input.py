@@ -187,19 +187,21 @@ def _hostile_pubmed_article() -> str:
     article = demo_articles()[0]
     title = escape('Rituximab <script>alert("t")</script> in SPS \u202eevil\u202c <a href="javascript:alert(1)">x</a>')
     abstract = escape('<img src=x onerror=alert(2)> GAD65 \u2066titres\u2069 fell. ' + LONG)
-    article = re.sub(r"<ArticleTitle>.*?</ArticleTitle>", f"<ArticleTitle>{title}</ArticleTitle>", article, 1,
-                     flags=re.S)
+    article = re.sub(r"<ArticleTitle>.*?</ArticleTitle>", f"<ArticleTitle>{title}</ArticleTitle>", article,
+                     count=1, flags=re.S)
     return re.sub(r"<Abstract>.*?</Abstract>", f"<Abstract><AbstractText>{abstract}</AbstractText></Abstract>",
-                  article, 1, flags=re.S)
+                  article, count=1, flags=re.S)
 
 
 HOSTILE_RSS = """<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>Hostile journal</title><link>https://example.org/</link>
 <description>x</description>
 <item>
-  <title>Baclofen &lt;iframe src="https://evil.example/"&gt;&lt;/iframe&gt; trial \u202egnp.exe\u202c in stiff person syndrome</title>
+  <title>Baclofen &lt;iframe src="https://evil.example/"&gt;&lt;/iframe&gt; \
+trial \u202egnp.exe\u202c in stiff person syndrome</title>
   <link>javascript:alert(document.cookie)</link>
-  <description>&lt;script&gt;steal()&lt;/script&gt;&lt;a href="javascript:void(0)"&gt;click&lt;/a&gt; Stiff person syndrome and \u2067IVIG\u2069.</description>
+  <description>&lt;script&gt;steal()&lt;/script&gt;&lt;a href="javascript:void(0)"&gt;click&lt;/a&gt; \
+Stiff person syndrome and \u2067IVIG\u2069.</description>
   <guid isPermaLink="false">hostile-1</guid>
   <pubDate>Thu, 19 Nov 2026 08:00:00 GMT</pubDate>
 </item>
