@@ -49,7 +49,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "overlap_days": (_INT, False), "enabled": (_BOOL, False),
     },
     "ranking": {"model": (_STR, False), "relevance_threshold": (_FLOAT, False), "theme_threshold": (_FLOAT, False),
-                "seed": (_STR, False)},
+                "seed": (_STR, False), "embedding": (_STR, False), "window": (_INT, False)},
     "digest": {"period_days": (_INT, False), "max_items": (_INT, False), "archive_url": (_STR, False)},
     "email": {
         "from": (_STR, False), "smtp_url": (_STR, False), "username": (_STR, False),
@@ -259,12 +259,15 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
                 if not isinstance(url, str) or not _is_http_url(url):
                     err(f"feed {feed!r} in [topic] is not an http(s) URL", "feeds", "topic")
     for section, key, low, high in (("digest", "max_items", 1, 200), ("digest", "period_days", 1, 366),
-                                    ("sources.pubmed", "batch_size", 1, 10000),
+                                    ("sources.pubmed", "batch_size", 1, 10000), ("ranking", "window", 16, 512),
                                     ("sources.clinicaltrials", "page_size", 1, 1000)):
         table = cfg.get(section) if "." not in section else cfg.get("sources", {}).get(section.split(".")[1])
         value = (table or {}).get(key)
         if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
             err(f"'{key}' in [{section}] must be between {low} and {high}, got {value}", key, section)
+    embedding = (cfg.get("ranking") or {}).get("embedding")
+    if isinstance(embedding, str) and embedding not in ("passage", "sentences"):
+        err(f"'embedding' in [ranking] must be \"passage\" or \"sentences\", got {embedding!r}", "embedding", "ranking")
     smtp = (cfg.get("email") or {}).get("smtp_url")
     if isinstance(smtp, str) and smtp and urlparse(smtp).scheme not in ("smtp", "smtps", "smtp+starttls"):
         err(f"'smtp_url' in [email] must start smtp://, smtps:// or smtp+starttls://, got {smtp!r}",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.ranking.embedder import SentenceEncoder
+
 DEV_SUBSET = Path(__file__).parent / "fixtures" / "search" / "dev_subset.jsonl"
 
 
@@ -65,10 +67,12 @@ def seed_store(db, records: list[dict] | None = None, *, scores: bool = True) ->
     return mapping
 
 
-class FakeEmbedder:
-    """Hashed bag of words, L2-normalised: texts sharing words are similar. Counts its calls."""
+class FakeEmbedder(SentenceEncoder):
+    """Hashed bag of words, L2-normalised: texts sharing words are similar. Counts its calls.
+    Cached like the default passage embedding (one row per record), each sentence on its own."""
 
     model_name = "fake-bow-64"
+    embedding = "passage"
 
     def __init__(self, dims: int = 64):
         self.dims = dims
@@ -88,4 +92,4 @@ class FakeEmbedder:
 def real_embedder():
     """The project's embedder (bot.ranking.embedder) when present, else the packaged MiniLM fallback."""
     from bot.search import load_default_embedder
-    return load_default_embedder("")
+    return load_default_embedder()

@@ -16,7 +16,7 @@ import pytest
 from conftest import DEV_JSONL
 
 from bot.config import load_config
-from bot.ranking.embedder import DEFAULT_MODEL
+from bot.ranking.embedder import DEFAULT_MODEL, SentenceEncoder
 from bot.ranking.model import best_f1_threshold
 from bot.ranking.text import query_phrases, record_sentences, split_sentences, term_pattern
 from bot.store import save_items
@@ -27,11 +27,12 @@ from bot.store.ranking import (EmbeddingCache, cached_encode, feedback_hash, get
 DEV = str(DEV_JSONL)
 
 
-class FakeEmbedder:
-    """Hashed bag of words → unit vector: similar wording, similar vectors; no model."""
+class FakeEmbedder(SentenceEncoder):
+    """Hashed bag of words → unit vector: similar wording, similar vectors; no model. Cached as
+    the default passage embedding is (one row per record), each sentence on its own."""
 
-    def __init__(self, dims: int = 64, model_name: str = "fake-bow"):
-        self.model_name, self.dims = model_name, dims
+    def __init__(self, dims: int = 64, model_name: str = "fake-bow", embedding: str = "passage"):
+        self.model_name, self.dims, self.embedding = model_name, dims, embedding
         self.calls, self.encoded, self.load_count = 0, 0, 0
 
     def encode(self, texts):
@@ -125,7 +126,7 @@ def test_rank_items_scores_changes_only(db):
     save_items(db, [{**PAPERS[2], "abstract": PAPERS[2]["abstract"] + " Stiffness rose with age."}], source="pubmed")
     again = rank_items(db, config, embedder=fake2)
     assert again["scored"] == 1 and again["unchanged"] == 2
-    assert fake2.encoded == 1  # only the new sentence
+    assert fake2.encoded == 3  # only the changed record, whole: title and both sentences (one pass)
 
 
 def test_feedback_is_stored_and_changes_the_ranker_state(db):
@@ -206,7 +207,8 @@ def test_seed_bundle_is_bundled_and_well_formed():
         assert y.shape == mask.shape == (n,) and mask.sum() >= 200 and 0 < y[mask].sum() < mask.sum()
     # It matches the bundled profile under the packaged model (checked without loading the model).
     ranker = Ranker(config, FakeEmbedder(model_name=DEFAULT_MODEL))
-    assert bundle.fingerprint == targets_fingerprint(ranker.targets, DEFAULT_MODEL)
+    assert bundle.fingerprint == targets_fingerprint(ranker.targets, f"{DEFAULT_MODEL}#passage128")
+    assert ranker.embedder.passage_space == f"{DEFAULT_MODEL}#passage128"  # the default embedding
     assert d == ranker.matrix(ranker.prepare([{"title": "x", "text": "y"}]))[0].shape[1]
 
 

@@ -1,6 +1,6 @@
 """The ranker: records in, calibrated relevance and theme scores with explanations out.
 
-    ranker = Ranker(config, load_embedder(config.ranking.get("model", "")), db=db)
+    ranker = Ranker(config, embedder_for(config.ranking), db=db)
     results = ranker.score(records)   # [{"id", "relevance", "relevant", "themes", "labels", "why", "evidence"}]
 
 With labelled examples (the profile's seed set, curator feedback) each target gets the
@@ -161,7 +161,7 @@ class Ranker:
         self.feedback = feedback or []
         self.targets = F.build_targets(config)
         self.target_names = [t.name for t in self.targets]
-        self.bundle = load_bundle(config, self.targets, embedder.model_name) if seed is None else None
+        self.bundle = load_bundle(config, self.targets, embedder.passage_space) if seed is None else None
         self._targets_embedded = False
         self._model: M.TrainedModel | None = None
 
@@ -170,6 +170,10 @@ class Ranker:
         from bot.store.ranking import cached_encode
         return cached_encode(self.db, self.embedder, texts)
 
+    def passage_vectors(self, passages: list[list[str]]) -> list[np.ndarray]:
+        from bot.store.ranking import cached_passages
+        return cached_passages(self.db, self.embedder, passages)
+
     def _ensure_targets(self) -> None:
         if not self._targets_embedded:
             F.embed_targets(self.targets, self.vectors)
@@ -177,7 +181,7 @@ class Ranker:
 
     def prepare(self, records: list[dict]) -> list[F.Prepared]:
         self._ensure_targets()
-        return F.prepare(records, self.vectors)
+        return F.prepare(records, self.passage_vectors)
 
     def matrix(self, prepared: list[F.Prepared]) -> tuple[np.ndarray, list[str]]:
         self._ensure_targets()
@@ -190,7 +194,7 @@ class Ranker:
     def fingerprint(self) -> str:
         """Hash of everything the trained model depends on."""
         parts = {
-            "targets": targets_fingerprint(self.targets, self.embedder.model_name),
+            "targets": targets_fingerprint(self.targets, self.embedder.passage_space),
             "seed": hashlib.sha256(json.dumps(self.seed, sort_keys=True).encode()).hexdigest(),
             "bundle": self.bundle.digest if self.bundle else "",
             "feedback": hashlib.sha256(json.dumps(self.feedback, sort_keys=True, default=str).encode()).hexdigest(),
