@@ -15,14 +15,16 @@ from datetime import datetime, timedelta, timezone
 from email.header import Header
 from email.policy import compat32
 from email.message import Message
+from dataclasses import dataclass
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from urllib.parse import quote
 
 import jinja2
+from markupsafe import Markup
 
 from bot.digest.entries import clean_text, safe_url
-from bot.digest.tokens import make_token, secret_for
+from bot.digest.tokens import make_feedback_token, make_token, secret_for
 from bot.store.clock import now_iso
 
 # Headers folded only past RFC 5322's hard limit: a folded List-Unsubscribe (long signed URLs)
@@ -77,14 +79,66 @@ def subject_for(data: dict, config=None) -> str:
                       f"({period_label(start, data['period_end'])})")
 
 
-def _item_renderers(cache: dict | None):
+# Where an item's per-subscriber feedback links go. The item itself is drawn once per build run
+# and shared by every subscriber (see _item_renderers); each subscriber's links are put in its slot.
+FEEDBACK_SLOT_HTML = "<!--spsbot:feedback-->"
+FEEDBACK_SLOT_TEXT = "@@spsbot:feedback@@\n"
+
+
+@dataclass
+class SubscriberLinks:
+    """The web front's links in one subscriber's digest: preferences, and per item feedback.
+    Built per render, never stored (it holds the signing secret)."""
+
+    base: str
+    preferences: str
+    subscriber_id: int
+    email: str
+    secret: bytes
+    now: str | None = None
+
+    def feedback(self, item_id: str) -> dict:
+        token = quote(make_feedback_token(self.secret, self.subscriber_id, self.email, item_id, self.now), safe="")
+        page = f"{self.base}/feedback?token={token}"
+        return {"page": page, "relevant": f"{page}&vote=relevant", "irrelevant": f"{page}&vote=irrelevant"}
+
+
+def subscriber_links(db, config, subscriber: dict, now: str | None = None) -> SubscriberLinks | None:
+    """Links to the web front for ``subscriber`` (None when ``[web] base_url`` is not set)."""
+    base = safe_url((config.web or {}).get("base_url") or "")
+    if not base:
+        return None
+    secret = secret_for(db)
+    token = make_token(secret, subscriber["id"], subscriber["email"], now, purpose="preferences")
+    base = base.rstrip("/")
+    return SubscriberLinks(base=base, preferences=f"{base}/preferences?token={quote(token, safe='')}",
+                           subscriber_id=subscriber["id"], email=subscriber["email"], secret=secret, now=now)
+
+
+def _with_feedback(draw_html, draw_text, links: SubscriberLinks | None):
+    """The item renderers with the subscriber's feedback links in the item's slot (or none)."""
+    env = environment()
+    html_links = env.get_template("_feedback.html").module.links
+    text_links = env.get_template("_feedback.txt").module.links
+
+    def html(entry):
+        fill = str(html_links(links.feedback(entry["key"]))) if links else ""
+        return Markup(str(draw_html(entry)).replace(FEEDBACK_SLOT_HTML, fill))
+
+    def text(entry):
+        fill = str(text_links(links.feedback(entry["key"]))) if links else ""
+        return str(draw_text(entry)).replace(FEEDBACK_SLOT_TEXT, fill)
+    return html, text
+
+
+def _item_renderers(cache: dict | None, links: SubscriberLinks | None = None):
     """Functions the templates call to draw one entry; with ``cache``, each distinct entry is
     drawn once per build run (a thousand subscribers mostly share the same items)."""
     env = environment()
     html_macro = env.get_template("_item.html").module.item
     text_macro = env.get_template("_item.txt").module.item
     if cache is None:
-        return html_macro, text_macro
+        return _with_feedback(html_macro, text_macro, links)
 
     def key(entry):  # the item, plus what varies with the section: the sentence and trial links
         return entry["key"], entry["sentence"], tuple(link["nct_id"] for link in entry["trial_links"])
@@ -96,14 +150,16 @@ def _item_renderers(cache: dict | None):
                 cache[k] = macro(entry)
             return cache[k]
         return draw
-    return cached("html", html_macro), cached("text", text_macro)
+    return _with_feedback(cached("html", html_macro), cached("text", text_macro), links)
 
 
-def render_digest(data: dict, config, unsubscribe: dict | None, cache: dict | None = None) -> tuple[str, str, str]:
+def render_digest(data: dict, config, unsubscribe: dict | None, cache: dict | None = None,
+                  links: SubscriberLinks | None = None) -> tuple[str, str, str]:
     """(subject, html, text) for a built digest. ``unsubscribe``: see ``unsubscribe_info``;
-    ``cache``: a dict kept for one build run (see ``_item_renderers``)."""
+    ``cache``: a dict kept for one build run (see ``_item_renderers``); ``links``: the web
+    front's preferences and feedback links for this subscriber (``subscriber_links``)."""
     env = environment()
-    item_html, item_text = _item_renderers(cache)
+    item_html, item_text = _item_renderers(cache, links)
     start = (datetime.fromisoformat(data["period_start"][:10]) + timedelta(days=1)).isoformat()
     titles = {t.name: t.title or t.name for t in config.themes}
     subscriber = data.get("subscriber") or {}
@@ -112,6 +168,7 @@ def render_digest(data: dict, config, unsubscribe: dict | None, cache: dict | No
         "period": period_label(start, data["period_end"]), "summary": _summary_sentence(data),
         "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": unsubscribe,
         "theme_titles": [titles.get(t, t) for t in (subscriber.get("themes") or [])], "archive_nav": False,
+        "preferences_url": links.preferences if links else None, "web_url": links.base if links else None,
     }
     html = env.get_template("digest.html").render(context, item=item_html)
     return context["subject"], html, env.get_template("digest.txt").render(context, item=item_text)
@@ -124,8 +181,9 @@ def render_archive_page(data: dict, config) -> str:
     context = {"d": data, "o": data["overview"], "subject": subject_for(data, config),
                "period": period_label(start, data["period_end"]), "summary": _summary_sentence(data),
                "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": None,
-               "theme_titles": [], "archive_nav": True}
-    return env.get_template("digest.html").render(context, item=_item_renderers(None)[0])
+               "theme_titles": [], "archive_nav": True, "preferences_url": None,
+               "web_url": None}
+    return env.get_template("digest.html").render(context, item=_item_renderers(None)[0])  # (no feedback links)
 
 
 def _summary_sentence(data: dict) -> str:
@@ -136,12 +194,16 @@ def _summary_sentence(data: dict) -> str:
 def unsubscribe_info(db, config, subscriber: dict, now: str | None = None) -> dict:
     """The signed token and where to use it: an https one-click URL and/or a mailto address.
 
-    Without ``[email].unsubscribe_url`` and ``unsubscribe_mailto`` the mailto falls back to the
-    sender's address (a human or a mail rule then runs ``spsbot unsubscribe TOKEN``).
+    The URL is ``[email].unsubscribe_url``, else ``[web] base_url`` + ``/unsubscribe``. Without a
+    URL and ``unsubscribe_mailto`` the mailto falls back to the sender's address (a human or a
+    mail rule then runs ``spsbot unsubscribe TOKEN``).
     """
     email_cfg = config.email or {}
     token = make_token(secret_for(db), subscriber["id"], subscriber["email"], now)
-    base = safe_url(email_cfg.get("unsubscribe_url") or "")
+    web_base = safe_url((config.web or {}).get("base_url") or "")
+    # [email] unsubscribe_url wins (deployments that predate the web front); else the web front's page
+    base = safe_url(email_cfg.get("unsubscribe_url") or "") or (web_base.rstrip("/") + "/unsubscribe" if web_base
+                                                                 else None)
     url = f"{base}{'&' if '?' in base else '?'}token={quote(token)}" if base else None
     mailto_address = (email_cfg.get("unsubscribe_mailto") or parseaddr(email_cfg.get("from") or "")[1] or "").strip()
     mailto = f"mailto:{mailto_address}?subject={quote('unsubscribe ' + token)}" if mailto_address else None
