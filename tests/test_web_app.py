@@ -15,7 +15,7 @@ from bot.store import open_db
 from bot.store.subscribers import get_signup
 from bot.web.app import create_app
 from digest_support import NOW, paper, seed, trial
-from searchkit import FakeEmbedder
+from conftest import FakeEmbedder
 from web_support import csrf, web_config
 
 SECRET = b"web-test-secret"

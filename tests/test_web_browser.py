@@ -30,7 +30,8 @@ from bot.store import open_db
 from bot.web.app import create_app
 from bot.web.mailer import SignupMailer
 from bot.web.server import make_server, serve_in_thread, stop_server
-from digest_support import SmtpServer, free_port, paper, parts, png_array, seed
+from conftest import SmtpServer, free_port
+from digest_support import paper, parts, png_array, seed
 from web_support import links, web_config
 
 NEEDS_CHROMEDRIVER = True  # conftest: this module drives Chromium through chromedriver

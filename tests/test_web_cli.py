@@ -14,8 +14,8 @@ from bot.cli import cli
 from bot.store import open_db
 from bot.store.ranking import save_feedback
 from bot.store.subscribers import save_vote
-from digest_support import free_port, paper, seed
-from faults.helpers import spsbot_path
+from conftest import free_port, spsbot_path
+from digest_support import paper, seed
 
 
 def test_serve_answers_and_stops_cleanly_on_sigterm(env_isolated):

@@ -9,7 +9,8 @@ from bot.digest.subscribers import add_subscriber
 from bot.digest.tokens import verify_confirm_token, verify_token
 from bot.store import open_db
 from bot.web.mailer import SignupMailer
-from digest_support import NOW, SmtpServer, free_port, parts
+from conftest import SmtpServer, free_port
+from digest_support import NOW, parts
 from web_support import links, web_config
 
 BASE = "https://sps.example.org"
