@@ -49,7 +49,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "overlap_days": (_INT, False), "enabled": (_BOOL, False),
     },
     "ranking": {"model": (_STR, False), "relevance_threshold": (_FLOAT, False), "theme_threshold": (_FLOAT, False),
-                "seed": (_STR, False)},
+                "seed": (_STR, False), "vote_weight": (_FLOAT, False)},
     "digest": {"period_days": (_INT, False), "max_items": (_INT, False), "archive_url": (_STR, False)},
     "email": {
         "from": (_STR, False), "smtp_url": (_STR, False), "username": (_STR, False),
@@ -288,6 +288,10 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
         if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval < 0:
             err(f"'min_interval' in [sources.{name}] must be 0 or more seconds, got {interval}",
                 "min_interval", f"sources.{name}")
+    vote_weight = (cfg.get("ranking") or {}).get("vote_weight")
+    if isinstance(vote_weight, (int, float)) and not isinstance(vote_weight, bool) and not 0 <= vote_weight <= 5:
+        # a vote may count for nothing, never for more than a curator's label (5 seed examples)
+        err(f"'vote_weight' in [ranking] must be between 0 and 5, got {vote_weight}", "vote_weight", "ranking")
     smtp = (cfg.get("email") or {}).get("smtp_url")
     if isinstance(smtp, str) and smtp and urlparse(smtp).scheme not in ("smtp", "smtps", "smtp+starttls"):
         err(f"'smtp_url' in [email] must start smtp://, smtps:// or smtp+starttls://, got {smtp!r}",
