@@ -15,26 +15,38 @@ from bot.store import open_db
 from bot.store.subscribers import get_signup
 from bot.web.app import create_app
 from digest_support import NOW, paper, seed, trial
-from conftest import FakeEmbedder
+from bot.config import load_config
+from conftest import FakeEmbedder, copy_db
 from web_support import csrf, web_config
 
 SECRET = b"web-test-secret"
 BASE = "http://sps.example.org"
 
 
+@pytest.fixture(scope="module")
+def site_template(tmp_path_factory):
+    """The store every test here starts from, built once: three relevant items, one irrelevant, Ann."""
+    path = tmp_path_factory.mktemp("web-template") / "template.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPSBOT_NOW", NOW)
+        db = open_db(path)
+        seed(db, [paper(1, "Rituximab in refractory stiff person syndrome", abstract="Rituximab helped."),
+                  paper(2, "Intravenous immunoglobulin for stiffness", abstract="IVIG trial in SPS."),
+                  paper(3, "Rituximab for spasticity after stroke", relevant=0, relevance=0.1),
+                  trial("NCT07654321", "Efgartigimod in stiff person syndrome")])
+        add_subscriber(db, "ann@example.org", valid_themes=load_config().theme_names, name="Ann")
+        db.close()
+    return path
+
+
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    """(app, client, db) over a store with three relevant items, one irrelevant, and Ann."""
+def site(tmp_path, monkeypatch, site_template):
+    """(app, client, db) over a fresh copy of the template store."""
     monkeypatch.setenv("SPSBOT_SECRET", SECRET.decode())
     monkeypatch.setenv("SPSBOT_NOW", NOW)
     config = web_config(tmp_path, f'base_url = "{BASE}"\n')
-    path = tmp_path / "web.db"
+    path = copy_db(site_template, tmp_path / "web.db")
     db = open_db(path)
-    seed(db, [paper(1, "Rituximab in refractory stiff person syndrome", abstract="Rituximab helped."),
-              paper(2, "Intravenous immunoglobulin for stiffness", abstract="IVIG trial in SPS."),
-              paper(3, "Rituximab for spasticity after stroke", relevant=0, relevance=0.1),
-              trial("NCT07654321", "Efgartigimod in stiff person syndrome")])
-    add_subscriber(db, "ann@example.org", valid_themes=config.theme_names, name="Ann")
     app = create_app(config, str(path), embedder=FakeEmbedder())
     yield app, app.test_client(), db
     db.close()
