@@ -22,6 +22,7 @@ import sqlite_utils
 
 from bot.digest.entries import clean_text
 from bot.digest.render import build_message, environment
+# the digests' own SMTP chokepoint: the same connection handling, refusal codes and secrecy
 from bot.digest.send import SendError, SmtpSettings, _close, _Refused, _send_one, connect
 from bot.digest.tokens import CONFIRM_HOURS, make_confirm_token, make_token, secret_for
 from bot.store import subscribers as store

@@ -115,19 +115,33 @@ def subscriber_links(db, config, subscriber: dict, now: str | None = None) -> Su
                            subscriber_id=subscriber["id"], email=subscriber["email"], secret=secret, now=now)
 
 
+# Stand-ins for the feedback URLs: the links' markup is drawn once, then each item's URLs go in.
+_FEEDBACK_STANDINS = {"relevant": "https://feedback.invalid/relevant", "irrelevant": "https://feedback.invalid/irrelevant",
+                      "page": "https://feedback.invalid/page"}
+
+
 def _with_feedback(draw_html, draw_text, links: SubscriberLinks | None):
-    """The item renderers with the subscriber's feedback links in the item's slot (or none)."""
+    """The item renderers with the subscriber's feedback links in the item's slot (or none).
+
+    The links' templates are drawn once with stand-in URLs and each item's signed URLs are put in
+    by string replacement (escaped for HTML): a thousand subscribers × 20 items are otherwise
+    20,000 template calls per run."""
     env = environment()
-    html_links = env.get_template("_feedback.html").module.links
-    text_links = env.get_template("_feedback.txt").module.links
+    html_shape = str(env.get_template("_feedback.html").module.links(_FEEDBACK_STANDINS))
+    text_shape = str(env.get_template("_feedback.txt").module.links(_FEEDBACK_STANDINS))
+
+    def fill(shape: str, urls: dict, escape) -> str:
+        for key, standin in _FEEDBACK_STANDINS.items():
+            shape = shape.replace(standin, escape(urls[key]))
+        return shape
 
     def html(entry):
-        fill = str(html_links(links.feedback(entry["key"]))) if links else ""
-        return Markup(str(draw_html(entry)).replace(FEEDBACK_SLOT_HTML, fill))
+        links_html = fill(html_shape, links.feedback(entry["key"]), lambda u: str(Markup.escape(u))) if links else ""
+        return Markup(str(draw_html(entry)).replace(FEEDBACK_SLOT_HTML, links_html))
 
     def text(entry):
-        fill = str(text_links(links.feedback(entry["key"]))) if links else ""
-        return str(draw_text(entry)).replace(FEEDBACK_SLOT_TEXT, fill)
+        links_text = fill(text_shape, links.feedback(entry["key"]), str) if links else ""
+        return str(draw_text(entry)).replace(FEEDBACK_SLOT_TEXT, links_text)
     return html, text
 
 

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")
 # Pages that may be cached by a proxy or browser: the public archive and its feed, the stylesheet.
-_CACHEABLE = ("public.issue", "public.feed", "static")
+_CACHEABLE = ("public.issue", "public.feed", "public.favicon", "static")
 STATUS_TEXT = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
                413: "Request too large", 429: "Too many requests", 500: "Something went wrong",
                503: "Busy"}
@@ -142,7 +142,7 @@ def _security_headers(response):
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
     if request.is_secure:
         headers["Strict-Transport-Security"] = "max-age=31536000"
-    if request.endpoint in _CACHEABLE and response.status_code == 200 and request.method == "GET":
+    if request.endpoint in _CACHEABLE and response.status_code in (200, 204) and request.method == "GET":
         headers.setdefault("Cache-Control", "public, max-age=300")
     else:
         headers["Cache-Control"] = "no-store"

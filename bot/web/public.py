@@ -25,12 +25,12 @@ FEED_ISSUES = 20
 @bp.get("/")
 def home():
     from bot.store.digests import public_issue_index
-    issues = [_issue_link(row) for row in public_issue_index(state().db())]
+    issues = [issue_link(row) for row in public_issue_index(state().db())]
     config = state().config
-    return render_template("home.html", issues=issues, themes=_themes(config), form={}, error=None)
+    return render_template("home.html", issues=issues, themes=theme_choices(config), form={}, error=None)
 
 
-def _themes(config) -> list[dict]:
+def theme_choices(config) -> list[dict]:
     return [{"name": t.name, "title": t.title or t.name, "description": t.description} for t in config.themes]
 
 
@@ -44,7 +44,7 @@ def _period(row: dict) -> str:
     return period_label(first, row["period_end"])
 
 
-def _issue_link(row: dict) -> dict:
+def issue_link(row: dict) -> dict:
     return {"day": row["period_end"][:10], "period": _period(row), "subject": row["subject"],
             "count": row["item_count"]}
 
@@ -77,6 +77,12 @@ def feed():
         path = f"issues/{row['period_end'][:10]}"
         issues.append(archive_issue(row, json.loads(row["data"]), state().config, path, base + path))
     return Response(render_feed(state().config, issues, base, home=base), mimetype="application/atom+xml")
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """No icon (browsers ask for one on every site): an empty answer instead of a 404 page."""
+    return Response(status=204, headers={"Cache-Control": "public, max-age=86400"})
 
 
 @bp.get("/healthz")

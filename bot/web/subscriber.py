@@ -66,7 +66,7 @@ def _post_limit() -> None:
 def subscribe():
     from bot.digest.confirmations import queue_signup
     from bot.digest.subscribers import SubscriberError, clean_name, parse_themes, validate_email
-    from bot.web.public import _issue_link, _themes
+    from bot.web.public import issue_link, theme_choices
     limit("subscribe", int(state().setting("signups_per_client_hour", 10)), 3600)
     form = request.form
     config = state().config
@@ -78,9 +78,9 @@ def subscribe():
         themes = parse_themes(form.getlist("themes"), config.theme_names)
     except SubscriberError as e:
         from bot.store.digests import public_issue_index
-        issues = [_issue_link(row) for row in public_issue_index(state().db())]
+        issues = [issue_link(row) for row in public_issue_index(state().db())]
         message = str(e).replace("invalid e-mail address", "That is not an e-mail address we can send to:")
-        return render_template("home.html", issues=issues, themes=_themes(config), error=message,
+        return render_template("home.html", issues=issues, themes=theme_choices(config), error=message,
                                form={"email": form.get("email", "")[:254], "name": form.get("name", "")[:200],
                                      "themes": form.getlist("themes")}), 400
     outcome = queue_signup(state().db(), config, email, clean_name(form.get("name")),
@@ -124,13 +124,14 @@ def preferences_page():
 def _preferences(subscriber: dict, token: str, done: str = "", error: str | None = None, status: int = 200):
     from bot.digest.builder import period_days
     from bot.store import loads
-    from bot.web.public import _themes
+    from bot.web.public import theme_choices
     config = state().config
     chosen = loads(subscriber.get("themes")) or [t.name for t in config.themes]
     notices = {"saved": "Your preferences are saved.", "unsubscribed": "You are unsubscribed.",
                "resubscribed": "Welcome back: you are subscribed again."}
     return render_template("preferences.html", token=token, address=mask_address(subscriber["email"]),
-                           themes=_themes(config), chosen=chosen, frequency=subscriber.get("frequency") or "weekly",
+                           themes=theme_choices(config), chosen=chosen,
+                           frequency=subscriber.get("frequency") or "weekly",
                            max_items=subscriber.get("max_items") or 20, active=subscriber["status"] == "active",
                            period_days=period_days(config), notice=notices.get(done), error=error), status
 
