@@ -69,7 +69,7 @@ def test_votes_move_the_score_less_than_a_curator_label(tmp_path, monkeypatch):
     monkeypatch.setenv("SPSBOT_CACHE_DIR", str(tmp_path))
     config = load_config()
     # a small relevance-only seed: training stays fast (the theme targets are not trained)
-    seed = [{**r, "themes": {}} for r in dev_records() if r.get("relevant_to_sps") in (0, 2)][:16]
+    seed = [{**r, "themes": {}} for r in dev_records() if r.get("relevant_to_sps") in (0, 2)][:10]
     assert {r["relevant_to_sps"] for r in seed} == {0, 2}
     record = {"id": "x", "title": PAPERS[1]["title"], "text": PAPERS[1]["abstract"]}
     example = {"id": "pmid:2", "title": PAPERS[1]["title"], "text": PAPERS[1]["abstract"], "themes": {},
