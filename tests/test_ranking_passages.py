@@ -8,7 +8,8 @@ import json
 
 import numpy as np
 import pytest
-from test_ranking_unit import PAPERS, FakeEmbedder
+from conftest import FakeEmbedder
+from test_ranking_unit import PAPERS
 
 from bot.config import ConfigError, load_config
 from bot.ranking import passages as P
