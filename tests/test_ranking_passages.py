@@ -133,3 +133,26 @@ def test_the_embedding_method_and_window_are_configurable(tmp_path):
 
 def test_passage_keys_are_the_sentences_in_order():
     assert json.loads(passage_key(["b", "a"])) == ["b", "a"] and passage_key(["a", "b"]) != passage_key(["b", "a"])
+
+
+def test_term_matching_with_the_substring_prefilter_finds_exactly_what_the_patterns_find():
+    """find_terms/count_terms skip a pattern whose first word is absent; they must agree with
+    running every pattern (the ranker's features and evidence depend on them)."""
+    from pathlib import Path
+
+    from bot.ranking.features import build_targets
+    from bot.ranking.text import count_terms, find_terms, record_sentences
+    path = Path(__file__).parent / "fixtures" / "search" / "dev_subset.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[:40]]
+    texts = [s for r in records for s in record_sentences(r)] + [
+        "Stiff-Person syndrome", "STIFF  PERSON", "\u212aelvin-sign (K) and long \u017f: \u017ftiff person", "EMG/emg",
+        "anti-GAD65", "", "Intravenous immunoglobulin (IVIG)"]
+    checked = 0
+    for target in build_targets(load_config()):
+        for patterns in (target.terms, target.exclude):
+            for text in texts:
+                assert find_terms(text, patterns) == [t for t, p in patterns.items() if p.search(text)], text
+                assert count_terms(text, patterns) == sum(len(p.findall(text)) for p in patterns.values()), text
+                checked += bool(patterns)
+    assert checked > 1000
+    assert find_terms("\u017ftiff person", build_targets(load_config())[0].terms)  # re's case folding kept
