@@ -143,7 +143,7 @@ def test_term_matching_with_the_substring_prefilter_finds_exactly_what_the_patte
     from bot.ranking.features import build_targets
     from bot.ranking.text import count_terms, find_terms, record_sentences
     path = Path(__file__).parent / "fixtures" / "search" / "dev_subset.jsonl"
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[:40]]
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[:15]]
     texts = [s for r in records for s in record_sentences(r)] + [
         "Stiff-Person syndrome", "STIFF  PERSON", "\u212aelvin-sign (K) and long \u017f: \u017ftiff person", "EMG/emg",
         "anti-GAD65", "", "Intravenous immunoglobulin (IVIG)"]
