@@ -50,13 +50,15 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     },
     "ranking": {"model": (_STR, False), "relevance_threshold": (_FLOAT, False), "theme_threshold": (_FLOAT, False),
                 "seed": (_STR, False)},
-    "digest": {"period_days": (_INT, False), "max_items": (_INT, False), "archive_url": (_STR, False)},
+    "digest": {"period_days": (_INT, False), "max_items": (_INT, False), "archive_url": (_STR, False),
+               "schedule_day": (_STR, False)},
     "email": {
         "from": (_STR, False), "smtp_url": (_STR, False), "username": (_STR, False),
         "unsubscribe_url": (_STR, False), "unsubscribe_mailto": (_STR, False), "subject": (_STR, False),
         "timeout": (_FLOAT, False),
     },
 }
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _URL_KEYS = {("sources.pubmed", "base_url"), ("sources.clinicaltrials", "base_url")}
 
 
@@ -265,6 +267,9 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
         value = (table or {}).get(key)
         if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
             err(f"'{key}' in [{section}] must be between {low} and {high}, got {value}", key, section)
+    day = (cfg.get("digest") or {}).get("schedule_day")
+    if isinstance(day, str) and day.lower() not in WEEKDAYS:
+        err(f"'schedule_day' in [digest] must be a weekday (monday … sunday), got {day!r}", "schedule_day", "digest")
     smtp = (cfg.get("email") or {}).get("smtp_url")
     if isinstance(smtp, str) and smtp and urlparse(smtp).scheme not in ("smtp", "smtps", "smtp+starttls"):
         err(f"'smtp_url' in [email] must start smtp://, smtps:// or smtp+starttls://, got {smtp!r}",

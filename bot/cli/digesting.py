@@ -23,13 +23,16 @@ def subscribers() -> None:
 @subscribers.command("add")
 @click.argument("email")
 @click.option("--name", help="Display name used in the greeting and the To: header.")
-@click.option("--themes", help="Themes to receive, separated by ';', '|' or ','; default: all.")
-@click.option("--frequency", type=click.Choice(["weekly", "daily", "monthly"]), default="weekly", show_default=True)
+@click.option("--themes", help="Themes to receive, separated by ';', '|' or ',', or \"all\"; default: all.")
+@click.option("--frequency", type=click.Choice(["weekly", "daily", "monthly"]), default=None,
+              help="How often (default for a new subscriber: weekly).")
 @click.option("--max-items", type=int, default=None, help="Most items per digest (1-200; default 20).")
-@click.option("--send-empty", is_flag=True, help="Send a digest even when nothing is new.")
+@click.option("--send-empty/--no-send-empty", default=None, help="Send a digest even when nothing is new.")
 @pass_app
 def subscribers_add(app, email, name, themes, frequency, max_items, send_empty) -> None:
     """Add a subscriber (or update and re-activate an existing one).
+
+    For an existing address only the options given change; the rest is kept.
 
     Example: spsbot subscribers add ann@example.org --name "Ann" --themes "immunomodulation;diagnosis"
     """
@@ -77,16 +80,21 @@ def subscribers_list(app, status, as_json) -> None:
 @subscribers.command("import")
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
 @click.option("--skip-bad", is_flag=True, help="Import the good rows even if some are bad (bad ones are reported).")
+@click.option("--resubscribe", is_flag=True,
+              help="Also re-activate listed addresses that unsubscribed or bounce (default: they stay out).")
 @pass_app
-def subscribers_import(app, csv_file, skip_bad) -> None:
-    """Import subscribers from CSV (header: email,name,themes,frequency,max_items).
+def subscribers_import(app, csv_file, skip_bad, resubscribe) -> None:
+    """Import subscribers from CSV (header: email[,name,themes,frequency,max_items,send_empty]).
 
     Themes are separated by ';' or '|'. Any bad row aborts the import (nothing is written) unless
-    --skip-bad.
+    --skip-bad. Existing subscribers keep every field the CSV leaves out or blank, and an address
+    that unsubscribed stays unsubscribed unless --resubscribe: importing the same list every week
+    is safe.
     """
     from bot.digest.subscribers import SubscriberError, import_csv
     try:
-        report = import_csv(app.db, csv_file.read(), valid_themes=app.config.theme_names, skip_bad=skip_bad)
+        report = import_csv(app.db, csv_file.read(), valid_themes=app.config.theme_names, skip_bad=skip_bad,
+                            resubscribe=resubscribe)
     except SubscriberError as e:
         raise click.ClickException(str(e)) from None
     for error in report.errors:
@@ -94,7 +102,11 @@ def subscribers_import(app, csv_file, skip_bad) -> None:
     if report.errors and not skip_bad:
         raise click.ClickException(f"{len(report.errors)} bad row(s); nothing imported "
                                    "(use --skip-bad to import the rest)")
-    click.echo(f"imported: {report.added} added, {report.updated} updated, {len(report.errors)} skipped")
+    inactive = f", {len(report.left_inactive)} left unsubscribed" if report.left_inactive else ""
+    click.echo(f"imported: {report.added} added, {report.updated} updated, {len(report.errors)} skipped{inactive}")
+    if report.left_inactive:
+        click.echo(f"not re-activated (unsubscribed or bouncing; --resubscribe to override): "
+                   f"{', '.join(report.left_inactive)}", err=True)
 
 
 # --- digest --------------------------------------------------------------------------------

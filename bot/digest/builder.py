@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from email.utils import make_msgid
 
 import sqlite_utils
 
+from bot.config import WEEKDAYS
 from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, humanize_value,
                                 in_window, item_dates, item_links, make_entry)
 from bot.store import loads, now_iso
@@ -25,7 +26,7 @@ from bot.store import digests as store
 log = logging.getLogger(__name__)
 
 FREQUENCY_DAYS = {"daily": 1, "weekly": None, "monthly": 30}  # None = config period_days
-DUE_SLACK = timedelta(hours=12)  # a cron job that starts a little early still counts as a week
+DEFAULT_SCHEDULE_DAY = "monday"  # the day every file in schedules/ runs `spsbot run`
 KEEP_BODIES_DAYS = 56  # rendered e-mails kept this long (for support questions), then pruned
 FIELD_LABELS = {
     "overall_status": "Status", "status": "Status", "enrollment": "Enrollment", "why_stopped": "Why stopped",
@@ -57,15 +58,40 @@ def period_days(config) -> int:
     return int((config.digest or {}).get("period_days") or 7)
 
 
+def schedule_weekday(config) -> int:
+    """``[digest] schedule_day`` as a weekday number (Monday = 0)."""
+    return WEEKDAYS.index(((config.digest or {}).get("schedule_day") or DEFAULT_SCHEDULE_DAY).lower())
+
+
+def local_day(ts: str) -> date:
+    """The calendar day of a timestamp in the machine's local time zone: cron and systemd timers
+    fire on local time, so "Monday" is the local Monday (a GitHub runner's local time is UTC)."""
+    return _parse(ts).astimezone().date()
+
+
+def is_due(last_day: date, today: date, days: int, schedule_weekday: int) -> bool:
+    """The due rule. Never twice on one day; otherwise due once ``days`` calendar days have
+    passed, or on the schedule day once the period is within a week of passing. A weekly
+    digest is so due on every schedule day: a Monday cron sends on the first Monday after a
+    Tuesday manual run, and the period is simply what was left unsent since then. A monthly
+    one goes out on the first schedule day 24 or more days after the last; a daily one every day.
+    """
+    gap = (today - last_day).days
+    if gap < 1:
+        return False
+    if gap >= days:
+        return True
+    return today.weekday() == schedule_weekday and gap >= days - 6
+
+
 def window_for(db, subscriber_id: int | None, config, now: str, frequency: str = "weekly"):
     """(period_start, is_first, due) for a subscriber (None = the public issue)."""
     days = FREQUENCY_DAYS.get(frequency) or period_days(config)
     last = store.last_digest(db, subscriber_id)
-    end = _parse(now)
     if last is None:
-        return _iso(end - timedelta(days=days)), True, True
-    start = _parse(last["period_end"])
-    return last["period_end"], False, end - start >= timedelta(days=days) - DUE_SLACK
+        return _iso(_parse(now) - timedelta(days=days)), True, True
+    due = is_due(local_day(last["period_end"]), local_day(now), days, schedule_weekday(config))
+    return last["period_end"], False, due
 
 
 # --- loading candidates --------------------------------------------------------------------
