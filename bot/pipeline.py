@@ -25,6 +25,7 @@ class RunResult:
     failed: int = 0
     deferred: int = 0
     would_send: int = 0                                     # --dry-run: messages that would go out
+    dry_run: list[dict] = field(default_factory=list)       # --dry-run: those messages (to, subject, bytes)
     error: str | None = None                                # why the run failed, one line
 
     @property
@@ -46,7 +47,15 @@ class RunResult:
 def run_weekly(db, config, *, fetch: bool = True, rank: bool = True, dry_run: bool = False,
                progress: bool = False) -> RunResult:
     """Run every stage once; a failing source does not stop the others, a failed fetch of every
-    source stops before building digests (nothing new could be known)."""
+    source stops before building digests (nothing new could be known).
+
+    ``dry_run``: every stage runs, on a throwaway copy of the database (``scratch_copy``), and
+    the result lists what would be sent; the real database is only read.
+    """
+    if dry_run and not getattr(db, "scratch", False):
+        from bot.store import scratch_copy
+        with scratch_copy(db) as scratch:
+            return run_weekly(scratch, config, fetch=fetch, rank=rank, dry_run=True, progress=progress)
     from bot.digest.builder import build_digests
     from bot.digest.send import SendError, send_pending
 
@@ -71,7 +80,8 @@ def run_weekly(db, config, *, fetch: bool = True, rank: bool = True, dry_run: bo
     result.queued = len(built.built)
     log.info("run digest: %d queued, %d with nothing new, %d not due", len(built.built), built.empty, built.skipped)
     if dry_run:
-        result.would_send = len(send_pending(db, config, dry_run=True).dry_run)
+        result.dry_run = send_pending(db, config, dry_run=True).dry_run
+        result.would_send = len(result.dry_run)
         log.info("run send: dry run, %d message(s) would be sent", result.would_send)
         return result
     try:

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from bot.cli.base import EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, cli, locked, pass_app
+from bot.cli.base import EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, AppContext, cli, locked, pass_app
 
 log = logging.getLogger("spsbot")
 
@@ -111,9 +111,29 @@ def subscribers_import(app, csv_file, skip_bad, resubscribe) -> None:
 
 # --- digest --------------------------------------------------------------------------------
 
-@cli.group()
-def digest() -> None:
-    """Build, preview and send the digests."""
+@cli.group(invoke_without_command=True)
+@click.option("--dry-run", is_flag=True,
+              help="Build and list the digests that would be sent now (pending ones included); change nothing.")
+@click.pass_context
+def digest(ctx, dry_run) -> None:
+    """Build, preview and send the digests.
+
+    Example: spsbot digest --dry-run    (what `digest build` + `digest send` would send now)
+    """
+    if ctx.invoked_subcommand is not None:
+        if dry_run:
+            raise click.UsageError("--dry-run goes after the subcommand here: spsbot digest send --dry-run")
+        return
+    if not dry_run:
+        click.echo(ctx.get_help())
+        return
+    from bot.digest.builder import build_digests
+    from bot.digest.send import send_pending
+    from bot.store import scratch_copy
+    app = ctx.find_object(AppContext)
+    with scratch_copy(app.db) as scratch:
+        build_digests(scratch, app.config, progress=app.show_progress)
+        _echo_would_send(send_pending(scratch, app.config, dry_run=True).dry_run)
 
 
 @digest.command("build")
@@ -219,21 +239,34 @@ EXIT_CODES = {"ok": EXIT_OK, "partial": EXIT_PARTIAL, "nothing_new": EXIT_NOTHIN
 @cli.command()
 @click.option("--no-fetch", is_flag=True, help="Skip fetching (digest and send what is stored).")
 @click.option("--no-rank", is_flag=True, help="Skip ranking (use the stored scores).")
-@click.option("--dry-run", is_flag=True, help="Fetch, rank and build, but send nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Do everything on a throwaway copy of the database and list what would be sent; "
+                   "the database is left exactly as it was.")
 @pass_app
 def run(app, no_fetch, no_rank, dry_run) -> None:
     """Fetch, rank, build the digests and send them: the weekly job for cron.
 
     Exit status: 0 sent something, 3 nothing new to send, 4 a source failed but the rest went
-    out, 1 failure.
+    out, 1 failure. With --dry-run: 0 something would be sent, 3 nothing would.
     """
     from bot.pipeline import run_weekly
     from bot.store import recorded_run
 
-    with locked(app, "run"), recorded_run(app.db, "run") as counts:
-        result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, dry_run=dry_run,
+    if dry_run:  # nothing is written, so no lock and no `runs` row
+        result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, dry_run=True,
                             progress=app.show_progress)
+        _echo_would_send(result.dry_run)
+        status = "failed" if result.status == "failed" else ("ok" if result.dry_run else "nothing_new")
+        sys.exit(EXIT_CODES[status])
+    with locked(app, "run"), recorded_run(app.db, "run") as counts:
+        result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, progress=app.show_progress)
         counts.update(result.counts(), _status=result.status)
         if result.error:
             counts["_error"] = result.error
     sys.exit(EXIT_CODES[result.status])
+
+
+def _echo_would_send(rows: list[dict]) -> None:
+    for row in rows:
+        click.echo(f"would send to {row['to']}: {row['subject']} ({row['bytes']} bytes)")
+    click.echo(f"dry run: {len(rows)} message(s) would be sent; nothing was stored or sent")

@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
+import tempfile
 import time
 import unicodedata
 from contextlib import contextmanager
@@ -24,7 +26,8 @@ from bot.store.schema import ensure_db_shape
 
 __all__ = [
     "open_db", "ensure_db_shape", "save_items", "item_id_for", "norm_title", "content_hash",
-    "now_iso", "start_run", "finish_run", "recorded_run", "get_state", "set_state", "loads",
+    "now_iso", "start_run", "finish_run", "recorded_run", "get_state", "set_state", "loads", "scratch_copy",
+    "db_file",
 ]
 
 # Columns that hold JSON lists/objects.
@@ -49,6 +52,31 @@ def open_db(path: str | os.PathLike) -> sqlite_utils.Database:
     db.execute("PRAGMA foreign_keys = ON")
     ensure_db_shape(db)
     return db
+
+
+def db_file(db: sqlite_utils.Database) -> Path | None:
+    """The file behind ``db`` (None for an in-memory database)."""
+    row = db.execute("PRAGMA database_list").fetchone()
+    return Path(row[2]) if row and row[2] else None
+
+
+@contextmanager
+def scratch_copy(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A throwaway copy of ``db`` for dry runs, made with SQLite's online backup (a consistent
+    snapshot, even while another process writes) in a temporary directory that is deleted after.
+
+    Whatever a dry run does — fetch, rank, build digests, reserve items, mint the unsubscribe
+    secret — lands in the copy; the real database is only read. The copy has ``scratch = True``.
+    """
+    with tempfile.TemporaryDirectory(prefix="spsbot-dry-run-") as folder:
+        conn = sqlite3.connect(str(Path(folder) / "dry-run.db"))
+        db.conn.backup(conn)
+        copy = sqlite_utils.Database(conn)
+        copy.scratch = True
+        try:
+            yield copy
+        finally:
+            copy.close()
 
 
 def loads(value, default=None):
