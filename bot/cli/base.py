@@ -26,6 +26,9 @@ EXIT_USAGE = 2         # bad command line (Click's own code)
 EXIT_NOTHING_NEW = 3   # ran fine, but nothing new to send
 EXIT_PARTIAL = 4       # a source failed, the rest went through (the run is marked partial)
 EXIT_STALE = 5         # `spsbot status`: a source has not succeeded for too long
+EXIT_RUN_FAILED = 6    # `spsbot status`: the last `spsbot run` failed or was killed
+EXIT_DELIVERIES_FAILING = 7  # `spsbot status`: messages are being retried, or failed/bounced lately
+EXIT_CONFIG_INVALID = 8      # `spsbot status`: the configuration does not load
 
 log = logging.getLogger("spsbot")
 
@@ -50,6 +53,11 @@ class AppContext:
             except ConfigError as e:
                 raise click.ClickException(str(e)) from None
         return self._config
+
+    def check_config(self) -> Config:
+        """Load the configuration even where a command only reads the database: a broken
+        configuration is one line and exit 1 for every command, not only for the next run."""
+        return self.config
 
     @property
     def db(self):

@@ -67,6 +67,7 @@ def subscribers_remove(app, email, purge) -> None:
 def subscribers_list(app, status, as_json) -> None:
     """List subscribers with their themes, frequency and status."""
     from bot.digest.subscribers import list_subscribers
+    app.check_config()
     for row in list_subscribers(app.db, status):
         if as_json:
             click.echo(json.dumps({k: row[k] for k in ("email", "name", "themes", "frequency", "max_items",

@@ -9,7 +9,12 @@ import sys
 
 import click
 
-from bot.cli.base import EXIT_OK, EXIT_STALE, cli, log, pass_app
+from bot.cli.base import (EXIT_CONFIG_INVALID, EXIT_DELIVERIES_FAILING, EXIT_OK, EXIT_RUN_FAILED, EXIT_STALE, cli,
+                          log, pass_app)
+
+# `spsbot status`: problem (bot.status.PROBLEMS) -> exit code.
+STATUS_EXIT_CODES = {"config_invalid": EXIT_CONFIG_INVALID, "run_failed": EXIT_RUN_FAILED,
+                     "deliveries_failing": EXIT_DELIVERIES_FAILING, "stale": EXIT_STALE}
 
 SEARCH_CSV_COLUMNS = ("rank", "score", "id", "kind", "year", "title", "labels", "relevance", "status",
                       "origin", "url")
@@ -174,22 +179,24 @@ def _with_live(app, result, text, filters, limit, anywhere, save):
 def status(app, as_json):
     """Show pipeline health: last runs, store, outbox, subscribers.
 
-    Exits 5 (and prints WARNING lines) when a source has not succeeded for more than twice the
-    digest period, or never has.
+    Exit status (the most urgent problem wins): 8 the configuration is invalid, 6 the last
+    `spsbot run` failed, 7 deliveries are failing, 5 a source has not succeeded for more than
+    twice the digest period (or never has), 0 healthy. Each problem is a WARNING line.
     """
     from bot.status import collect_status, format_status, status_json
+    config, config_error = None, None
     try:
         config = app.config
     except click.ClickException as e:  # a broken config must not hide the pipeline's state
-        click.echo(f"warning: {e.message}; using defaults", err=True)
-        config = None
-    report = collect_status(app.db, config)
+        config_error = e.message
+    report = collect_status(app.db, config, config_error=config_error)
+    report["exit_code"] = STATUS_EXIT_CODES[report["problems"][0]] if report["problems"] else EXIT_OK
     if as_json:
         click.echo(status_json(report))
     else:
         for line in format_status(report):
             click.echo(line)
-    click.get_current_context().exit(EXIT_STALE if report["stale"] else EXIT_OK)
+    click.get_current_context().exit(report["exit_code"])
 
 
 @cli.command()
@@ -211,6 +218,7 @@ def export(app, kind, themes, since, until, pub_types, statuses, relevant_only, 
         spsbot export --kind trial --format jsonl
     """
     from bot.export import write_export, export_records
+    app.check_config()
     filters = build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only)
     if fmt is None:
         suffix = (output or "").rsplit(".", 1)[-1].lower() if output and "." in output else ""
