@@ -37,10 +37,17 @@ _CHUNK = 200               # records embedded per call (one progress step)
 _WHY_SENTENCE_CHARS = 110
 
 
-def cache_dir() -> Path:
-    """Where trained models are cached: env SPSBOT_CACHE_DIR, else the user cache dir."""
+def cache_dir(db=None) -> Path:
+    """Where trained models are cached: env SPSBOT_CACHE_DIR, else ``cache/`` beside the database
+    (the one place a deployment already lets spsbot write: the systemd unit's ProtectHome=yes
+    hides ~/.cache), else (no database: ``spsbot score``) the user cache dir."""
     if os.environ.get("SPSBOT_CACHE_DIR"):
         return Path(os.environ["SPSBOT_CACHE_DIR"])
+    if db is not None:
+        from bot.store import db_file
+        path = db_file(db)
+        if path is not None:
+            return path.parent / "cache"
     import platformdirs
     return Path(platformdirs.user_cache_dir("spsbot"))
 
@@ -130,6 +137,12 @@ def labelled_rows(examples: list[dict], target_names: list[str],
     return labels, w
 
 
+def feedback_weight(example: dict) -> float:
+    """A judged example's training weight: its own ``weight`` if the store gave one, else a
+    curator's ``FEEDBACK_WEIGHT``."""
+    return float(example.get("weight") or FEEDBACK_WEIGHT)
+
+
 def feedback_examples(feedback: list[dict], records: dict[str, dict]) -> list[dict]:
     """Curator judgements as labelled examples (one per judged item whose record we have)."""
     by_item: dict[str, dict] = {}
@@ -143,6 +156,34 @@ def feedback_examples(feedback: list[dict], records: dict[str, dict]) -> list[di
         else:
             ex["relevant"] = f["label"] == "relevant"
     return list(by_item.values())
+
+
+# --- the trained-model cache --------------------------------------------------------------
+
+def _read_cached_model(path: Path):
+    """The model pickled at ``path``, or None (missing, unreadable or stale: just retrain)."""
+    try:
+        if not path.is_file():
+            return None
+        with path.open("rb") as f:
+            return pickle.load(f)
+    except Exception as e:  # noqa: BLE001 - a stale/corrupt/unreadable cache is just retrained
+        log.warning("ignoring unreadable model cache %s: %s", path, e)
+        return None
+
+
+def _write_cached_model(path: Path, trained) -> None:
+    """Keep the trained model for the next process; a cache that cannot be written (read-only
+    folder, full disk) costs a retrain next time, never the run."""
+    tmp = path.with_suffix(".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as f:
+            pickle.dump(trained, f)
+        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    except OSError as e:
+        log.warning("cannot write the trained-model cache %s (%s): the ranker was trained in memory and "
+                    "will be trained again next run (set SPSBOT_CACHE_DIR to a writable folder)", path.parent, e)
 
 
 # --- the ranker -----------------------------------------------------------------------------
@@ -208,13 +249,10 @@ class Ranker:
         examples = self.seed + self.feedback
         if not examples and self.bundle is None:
             return M.TrainedModel()
-        path = cache_dir() / "models" / f"{self.fingerprint()}.pkl"
-        if path.is_file():
-            try:
-                with path.open("rb") as f:
-                    return pickle.load(f)
-            except Exception as e:  # noqa: BLE001 - a stale/corrupt cache is just retrained
-                log.warning("ignoring unreadable model cache %s: %s", path, e)
+        path = cache_dir(self.db) / "models" / f"{self.fingerprint()}.pkl"
+        cached = _read_cached_model(path)
+        if cached is not None:
+            return cached
         if self.bundle is not None:
             trained = self._train_with_bundle()
         else:
@@ -222,14 +260,10 @@ class Ranker:
                      len(self.seed), len(self.feedback))
             prepared = self.prepare(examples)
             X, texts = self.matrix(prepared)
-            weights = [1.0] * len(self.seed) + [FEEDBACK_WEIGHT] * len(self.feedback)
+            weights = [1.0] * len(self.seed) + [feedback_weight(f) for f in self.feedback]
             labels, w = labelled_rows(examples, self.target_names, weights)
             trained = self.fit(X, texts, labels, w)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            pickle.dump(trained, f)
-        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+        _write_cached_model(path, trained)
         return trained
 
     def _train_with_bundle(self) -> M.TrainedModel:
@@ -251,7 +285,7 @@ class Ranker:
                 raise RuntimeError(f"feedback rows have {X_fb.shape[1]} features, the bundled seed "
                                    f"{X.shape[1]}: rebuild it with bench/ranking_seed.py")
             fb_labels, fb_weights = labelled_rows(self.feedback, self.target_names,
-                                                  [FEEDBACK_WEIGHT] * len(self.feedback))
+                                                  [feedback_weight(f) for f in self.feedback])
             X = np.vstack([X, X_fb])
             T = sparse.vstack([T, vectorizer.transform(texts)]).tocsr()
             labels = {name: (np.concatenate([labels[name][0], fb_labels[name][0]]),
