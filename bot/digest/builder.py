@@ -11,6 +11,7 @@ so nothing reaches the same subscriber twice.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from email.utils import make_msgid
@@ -18,7 +19,7 @@ from email.utils import make_msgid
 import sqlite_utils
 
 from bot.config import WEEKDAYS
-from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, humanize_value,
+from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, display_date, humanize_value,
                                 in_window, item_dates, item_links, make_entry)
 from bot.store import loads, now_iso
 from bot.store import digests as store
@@ -242,12 +243,26 @@ def _linked_entry(item: dict, pool: Pool) -> dict:
     return entry
 
 
+_TRACKED_DATE = re.compile(r"^(\d{4}(?:-\d{2}){0,2})(?: \((actual|estimated|anticipated)\))?$", re.IGNORECASE)
+
+
+def _change_value(value) -> str:
+    """A change value as a reader wants it: a tracked date '2026-12-05 (actual)' → '5 Dec 2026',
+    '2027-06 (estimated)' → 'Jun 2027 (estimated)'; a status 'ACTIVE_NOT_RECRUITING' → words."""
+    text = humanize_value(value)
+    match = _TRACKED_DATE.match(text)
+    if not match:
+        return text
+    kind = (match.group(2) or "").lower()
+    return display_date(match.group(1)) + (f" ({kind})" if kind and kind != "actual" else "")
+
+
 def change_text(field: str, old, new) -> str:
-    """'Status: Recruiting → Completed', 'Results posted', 'Enrollment: 40 → 60'."""
+    """'Status: Recruiting → Completed', 'Results posted on 5 Dec 2026', 'Enrollment: 40 → 60'."""
     label = FIELD_LABELS.get(field, clean_text(field).replace("_", " ").capitalize())
-    old_v, new_v = humanize_value(old), humanize_value(new)
+    old_v, new_v = _change_value(old), _change_value(new)
     if "result" in (field or "").lower() and (not old_v or old_v.lower() in ("no", "false", "0")):
-        return "Results posted" + (f" ({new_v})" if new_v and new_v.lower() not in ("true", "1", "yes") else "")
+        return "Results posted" + (f" on {new_v}" if new_v and new_v.lower() not in ("true", "1", "yes") else "")
     if not old_v:
         return f"{label}: {new_v} (new)"
     if not new_v:
@@ -274,7 +289,7 @@ def _changes(pool: Pool, sent: set, wanted, start_day: str) -> list[dict]:
             entry["changes"].append(text)
         entry["keys"].append(key)
     for entry in by_trial.values():  # has_results and results_first_posted both say "results posted"
-        if "Results posted" in entry["changes"] and any(t.startswith("Results posted (") for t in entry["changes"]):
+        if "Results posted" in entry["changes"] and any(t.startswith("Results posted on ") for t in entry["changes"]):
             entry["changes"].remove("Results posted")
     return list(by_trial.values())
 

@@ -112,6 +112,7 @@ def render_digest(data: dict, config, unsubscribe: dict | None, cache: dict | No
         "period": period_label(start, data["period_end"]), "summary": _summary_sentence(data),
         "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": unsubscribe,
         "theme_titles": [titles.get(t, t) for t in (subscriber.get("themes") or [])], "archive_nav": False,
+        "archive_url": archive_link(config),
     }
     html = env.get_template("digest.html").render(context, item=item_html)
     return context["subject"], html, env.get_template("digest.txt").render(context, item=item_text)
@@ -124,8 +125,14 @@ def render_archive_page(data: dict, config) -> str:
     context = {"d": data, "o": data["overview"], "subject": subject_for(data, config),
                "period": period_label(start, data["period_end"]), "summary": _summary_sentence(data),
                "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": None,
-               "theme_titles": [], "archive_nav": True}
+               "theme_titles": [], "archive_nav": True, "archive_url": archive_link(config)}
     return env.get_template("digest.html").render(context, item=_item_renderers(None)[0])
+
+
+def archive_link(config) -> str | None:
+    """The public archive's address (``[digest] archive_url``, where ``spsbot archive build``'s
+    folder is published), or None: then the e-mail names no archive at all."""
+    return safe_url((config.digest or {}).get("archive_url") or "")
 
 
 def _summary_sentence(data: dict) -> str:

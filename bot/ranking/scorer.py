@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 # Bump when features, model or output change: every stored score is then recomputed.
 RANKER_VERSION = "1"
+# Bump when only the explanation changes (evidence sentences, why): stored scores are recomputed,
+# but the feature rows (and so the bundled seed, whose fingerprint holds RANKER_VERSION) stay valid.
+EXPLAIN_VERSION = "2"   # 2: no section labels or journal boilerplate as evidence
 FEEDBACK_WEIGHT = 5.0      # a curator's judgement counts as much as five seed examples
 _CHUNK = 200               # records embedded per call (one progress step)
 _WHY_SENTENCE_CHARS = 110
@@ -231,6 +234,7 @@ class Ranker:
     def fingerprint(self) -> str:
         """Hash of everything the trained model depends on."""
         parts = {
+            "explain": EXPLAIN_VERSION,
             "targets": targets_fingerprint(self.targets, self.embedder.model_name),
             "seed": hashlib.sha256(json.dumps(self.seed, sort_keys=True).encode()).hexdigest(),
             "bundle": self.bundle.digest if self.bundle else "",

@@ -489,6 +489,17 @@ def _corrections(comments) -> list[dict]:
     return out
 
 
+def _volume_issue_pages(journal, pagination) -> dict:
+    """The citation details a PubMed alert shows ("66(6):1116-1122"): JournalIssue Volume and Issue,
+    Pagination MedlinePgn (else StartPage-EndPage). Absent parts are left out."""
+    issue = journal.get("JournalIssue", {}) or {}
+    pagination = pagination if isinstance(pagination, dict) else {}
+    start, end = flat(pagination.get("StartPage")), flat(pagination.get("EndPage"))
+    pages = flat(pagination.get("MedlinePgn")) or (f"{start}-{end}" if start and end else start)
+    found = {"volume": flat(issue.get("Volume")), "issue": flat(issue.get("Issue")), "pages": pages}
+    return {k: v for k, v in found.items() if v}
+
+
 def _keywords(keyword_lists) -> list[str]:
     words = [flat(k) for kl in keyword_lists or [] for k in kl]
     return list(dict.fromkeys(w for w in words if w))
@@ -517,7 +528,8 @@ def parse_record(article) -> dict:
     corrections = _corrections(citation.get("CommentsCorrectionsList"))
     extra = {"status": citation.attributes.get("Status") if hasattr(citation, "attributes") else None,
              "languages": [flat(x) for x in art.get("Language", [])],
-             "pub_date_text": pub_date_text, "publication_status": flat(data.get("PublicationStatus"))}
+             "pub_date_text": pub_date_text, "publication_status": flat(data.get("PublicationStatus")),
+             **_volume_issue_pages(journal, art.get("Pagination"))}
     if corrections:
         extra["corrections"] = corrections
     if "Retracted Publication" in pub_types or any(c["type"] == "RetractionIn" for c in corrections):
