@@ -118,6 +118,24 @@ def target_features(p: Prepared, target: Target) -> list[float]:
     return feats
 
 
+SHARED = "_shared"  # the columns no target owns: publication-type flags and cohort size
+
+
+def target_width(target: Target) -> int:
+    """How many columns ``target_features`` gives for ``target`` (without embedding anything)."""
+    return 8 + sum(1 for p in target.prototypes if p) + (3 if target.negatives else 0)
+
+
+def column_layout(targets: list[Target]) -> dict[str, np.ndarray]:
+    """Column indices of ``feature_matrix`` per target name, and ``SHARED`` for the common tail."""
+    layout, start = {}, 0
+    for target in targets:
+        layout[target.name] = np.arange(start, start + target_width(target))
+        start += target_width(target)
+    layout[SHARED] = np.arange(start, start + len(pub_type_flags([], None)) + 1)
+    return layout
+
+
 def feature_matrix(prepared: list[Prepared], targets: list[Target]) -> np.ndarray:
     """Rows: records; columns: every target's features, pub-type flags, cohort size."""
     rows = []

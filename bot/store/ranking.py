@@ -101,7 +101,10 @@ def save_feedback(db: sqlite_utils.Database, item_id: str, label: str, theme: st
 
 
 def load_feedback(db: sqlite_utils.Database) -> list[dict]:
-    """All judgements: [{"item_id", "label", "theme" (None = relevance)}], oldest first."""
+    """All judgements the ranker learns from: [{"item_id", "label", "theme" (None = relevance),
+    "created_at"}], oldest first. The one place feedback is read: ``make_ranker`` and
+    ``label --review`` both come here (rows may also carry "source" and "weight"; see
+    ``bot.ranking.scorer.feedback_examples``)."""
     if "feedback" not in db.table_names():
         return []
     return list(db.query("select item_id, label, theme, created_at from feedback order by id"))
@@ -181,6 +184,14 @@ def make_ranker(db: sqlite_utils.Database, config, embedder=None):
     return Ranker(config, embedder, db=db, feedback=examples)
 
 
+def _record_seed_state(db: sqlite_utils.Database, seed_state: dict) -> None:
+    """Keep what the ranker learns from (``Ranker.seed_state``) where ``spsbot status`` reads it."""
+    from bot.store.digests import get_setting, set_setting
+    value = json.dumps(seed_state, sort_keys=True)
+    if get_setting(db, "ranker_seed") != value:
+        set_setting(db, "ranker_seed", value)
+
+
 def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, force: bool = False,
                embedder=None) -> dict:
     """Score every item whose content (or the ranker: version, model, seed, feedback, config)
@@ -189,6 +200,7 @@ def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, for
     Returns {"scored": n, "unchanged": n, "relevant": n, "embedded": texts embedded now}.
     """
     ranker = make_ranker(db, config, embedder)
+    _record_seed_state(db, ranker.seed_state())
     state = ranker.fingerprint()[:12]
     rows = db.execute(
         "select items.id, items.content_hash, scores.scored_hash from items "
