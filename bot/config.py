@@ -34,6 +34,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "name": (_STR, True), "slug": (_STR, False), "description": (_STR, False),
         "pubmed_query": (_STR, True), "ctgov_condition": (_STR, False), "ctgov_terms": (_LIST, False),
         "feeds": (_LIST, False), "examples": (_LIST, False), "negatives": (_LIST, False),
+        "bundled_themes": (_BOOL, False),
     },
     "themes": {
         "name": (_STR, True), "title": (_STR, False), "description": (_STR, True),
@@ -163,14 +164,25 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
 
 
 def _merge(base: dict, raw: dict) -> dict:
-    merged = {"topic": dict(raw.get("topic") or base["topic"]),
-              "themes": [dict(t) for t in (raw.get("themes") or base["themes"])],
+    merged = {"topic": dict(raw.get("topic") or base["topic"]), "themes": [dict(t) for t in _themes(base, raw)],
               "sources": {}}
     for name in ("pubmed", "clinicaltrials"):
         merged["sources"][name] = {**base["sources"][name], **raw.get("sources", {}).get(name, {})}
     for name in ("ranking", "digest", "email"):
         merged[name] = {**base.get(name, {}), **raw.get(name, {})}
     return merged
+
+
+def _themes(base: dict, raw: dict) -> list[dict]:
+    """The file's own [[themes]]; else the bundled SPS themes, unless the file is about another
+    disease: its topic then has no themes until it gives some or says ``bundled_themes = true``
+    (a myasthenia gravis digest must not be sorted by SPS drug lists)."""
+    if raw.get("themes"):
+        return raw["themes"]
+    topic = raw.get("topic")
+    if isinstance(topic, dict) and topic.get("name") != base["topic"]["name"] and not topic.get("bundled_themes"):
+        return []
+    return base["themes"]
 
 
 def _apply_env(cfg: dict, env) -> None:

@@ -217,7 +217,8 @@ def _theme_sections(pool: Pool, config, papers: list[dict], wanted_themes: list[
         if not members:
             continue
         members.sort(key=lambda i: (-(i["_scores"].get(theme, 0) if theme else 0), -(i.get("relevance") or 0), i["id"]))
-        sections.append({"theme": theme, "title": titles.get(theme, "Other new research"),
+        fallback = "Other new research" if config.themes else "New research"  # a profile with no themes
+        sections.append({"theme": theme, "title": titles.get(theme, fallback),
                          "items": [pool.entry(i, theme) for i in members]})
     return sections
 

@@ -86,7 +86,8 @@ def parse_themes(value, valid: list[str]) -> list[str] | None:
         return None
     unknown = [n for n in names if n not in valid]
     if unknown:
-        raise SubscriberError(f"unknown theme(s) {', '.join(unknown)}; valid themes: {', '.join(valid)}")
+        raise SubscriberError(f"unknown theme(s) {', '.join(unknown)}; valid themes: "
+                              f"{', '.join(valid) or 'none (the profile has no [[themes]])'}")
     ordered = [n for n in valid if n in names]  # config order, no duplicates
     return None if ordered == list(valid) else ordered
 

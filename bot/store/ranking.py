@@ -110,6 +110,24 @@ def load_feedback(db: sqlite_utils.Database) -> list[dict]:
     return list(db.query("select item_id, label, theme, created_at from feedback order by id"))
 
 
+def review_candidates(db: sqlite_utils.Database) -> list[dict]:
+    """Scored items no judgement covers yet (for relevance), as ranker records plus their stored
+    ``relevance`` and ``relevant``: what ``spsbot label --review`` may ask about."""
+    judged = {f["item_id"] for f in load_feedback(db) if not f.get("theme")}
+    rows = db.execute("select items.*, scores.relevance as _relevance, scores.relevant as _relevant from items "
+                      "join scores on scores.item_id = items.id order by items.id")
+    names = [c[0] for c in rows.description]
+    out = []
+    for values in rows.fetchall():
+        row = dict(zip(names, values))
+        if row["id"] in judged:
+            continue
+        out.append({**record_for_ranking(row), "relevance": row["_relevance"] or 0.0,
+                    "relevant": bool(row["_relevant"]), "journal": row.get("journal"), "pub_date": row.get("pub_date"),
+                    "url": row.get("url")})
+    return out
+
+
 def feedback_hash(feedback: list[dict]) -> str:
     """A short hash of the judgements (order-free), part of every score's ``scored_hash``."""
     keys = sorted((f["item_id"], f["label"], f.get("theme") or "") for f in feedback)
