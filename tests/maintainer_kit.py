@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from pathlib import Path
 
 from searchkit import FakeEmbedder
 
@@ -45,3 +46,14 @@ def start_pubmed(stack, articles):
     from bot.replay import LocalServer
     from bot.replay.eutils import eutils_responder
     return stack.enter_context(LocalServer(eutils_responder(articles)))
+
+
+SCHEDULES = Path(__file__).parent.parent / "schedules"
+
+
+def crontab_line() -> str:
+    """The one job line of schedules/crontab (comments and NAME=value settings left out)."""
+    lines = [line for line in (SCHEDULES / "crontab").read_text().splitlines()
+             if line and not line.startswith("#") and "=" not in line.split()[0]]
+    assert len(lines) == 1
+    return lines[0]

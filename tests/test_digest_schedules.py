@@ -13,15 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-SCHEDULES = Path(__file__).parent.parent / "schedules"
-
-
-def crontab_line() -> str:
-    """The one job line of schedules/crontab (comments and NAME=value settings left out)."""
-    lines = [line for line in (SCHEDULES / "crontab").read_text().splitlines()
-             if line and not line.startswith("#") and "=" not in line.split()[0]]
-    assert len(lines) == 1
-    return lines[0]
+from maintainer_kit import SCHEDULES, crontab_line
 
 
 def source_env(path) -> subprocess.CompletedProcess:
