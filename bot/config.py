@@ -43,7 +43,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "sources.pubmed": {
         "base_url": (_STR, False), "tool": (_STR, False), "email": (_STR, False),
         "batch_size": (_INT, False), "overlap_days": (_INT, False), "backfill_from": (_STR, False),
-        "enabled": (_BOOL, False),
+        "enabled": (_BOOL, False), "min_interval": (_FLOAT, False),
     },
     "sources.clinicaltrials": {
         "base_url": (_STR, False), "page_size": (_INT, False), "min_interval": (_FLOAT, False),
@@ -282,6 +282,11 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
     day = (cfg.get("digest") or {}).get("schedule_day")
     if isinstance(day, str) and day.lower() not in WEEKDAYS:
         err(f"'schedule_day' in [digest] must be a weekday (monday … sunday), got {day!r}", "schedule_day", "digest")
+    for name in ("pubmed", "clinicaltrials"):
+        interval = (cfg.get("sources", {}).get(name) or {}).get("min_interval")
+        if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval < 0:
+            err(f"'min_interval' in [sources.{name}] must be 0 or more seconds, got {interval}",
+                "min_interval", f"sources.{name}")
     smtp = (cfg.get("email") or {}).get("smtp_url")
     if isinstance(smtp, str) and smtp and urlparse(smtp).scheme not in ("smtp", "smtps", "smtp+starttls"):
         err(f"'smtp_url' in [email] must start smtp://, smtps:// or smtp+starttls://, got {smtp!r}",

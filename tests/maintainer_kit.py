@@ -7,7 +7,7 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
-from searchkit import FakeEmbedder
+from conftest import FakeEmbedder
 
 
 def use_fake_model(monkeypatch, model_name: str | None = None) -> FakeEmbedder:

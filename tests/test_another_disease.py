@@ -11,7 +11,7 @@ from bot.digest.subscribers import SubscriberError, add_subscriber
 from bot.ranking.scorer import Ranker
 from bot.starter import slug_for
 from digest_support import NOW, paper, seed
-from searchkit import FakeEmbedder
+from conftest import FakeEmbedder
 
 MG = """[topic]
 name = "Myasthenia gravis"

@@ -14,7 +14,7 @@ from bot.ranking.scorer import Ranker
 from bot.sources.pubmed import parse_efetch
 from bot.store import get_item, save_items
 from digest_support import NOW, paper, seed, trial
-from searchkit import FakeEmbedder
+from conftest import FakeEmbedder
 
 GUT = "tests/fixtures/pubmed/efetch_biopython_pubmed4_structured_abstract_italic_title_pmc.xml"
 

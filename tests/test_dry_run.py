@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
-from digest_support import SmtpServer
+from conftest import SmtpServer
 from maintainer_kit import newest_demo_articles, start_pubmed, table_checksums, use_fake_model
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from bot.replay import LocalServer
 from bot.replay.ctgov import demo_responder
 from bot.replay.eutils import article_key, clone_article, eutils_responder
-from digest_support import SmtpServer
+from conftest import SmtpServer
 from maintainer_kit import crontab_line, newest_demo_articles
 
 REPO = Path(__file__).resolve().parents[1]

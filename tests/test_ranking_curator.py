@@ -13,7 +13,7 @@ from bot.ranking.scorer import Ranker
 from bot.store import open_db, save_items
 from bot.store.ranking import get_scores
 from maintainer_kit import use_fake_model
-from searchkit import FakeEmbedder
+from conftest import FakeEmbedder
 
 CASES = [  # near-duplicates of one another, all naming the topic (unsupervised: relevant)
     ("Stiff person syndrome after influenza vaccination", "A man developed stiff person syndrome with "

@@ -14,7 +14,7 @@ from bot.ranking import features as F
 from bot.ranking.embedder import DEFAULT_MODEL
 from bot.ranking.scorer import Ranker
 from bot.ranking.seed import SeedBundle
-from searchkit import FakeEmbedder
+from conftest import FakeEmbedder
 
 IMMUNO_TERMS = '"inebilizumab", "tocilizumab"]'
 

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from bot.cli import cli
 from bot.cli.base import EXIT_CONFIG_INVALID, EXIT_DELIVERIES_FAILING, EXIT_RUN_FAILED, EXIT_STALE
 from bot.store import recorded_run
-from digest_support import NOW, SmtpServer, offline_cli_store, paper
+from conftest import SmtpServer
+from digest_support import NOW, offline_cli_store, paper
 
 
 @pytest.fixture

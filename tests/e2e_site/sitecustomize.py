@@ -5,9 +5,9 @@ model (seconds each). Nothing else changes: the console script, the database, HT
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for searchkit
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for conftest
 
 import bot.ranking.embedder  # noqa: E402
-from searchkit import FakeEmbedder  # noqa: E402
+from conftest import FakeEmbedder  # noqa: E402
 
 bot.ranking.embedder.load_embedder = lambda model="": FakeEmbedder()
