@@ -7,18 +7,23 @@ from click.testing import CliRunner
 from bot.cli import cli
 from bot.ranking.review import ReviewQueue, decision_threshold
 from bot.store import open_db
-from bot.store.ranking import load_feedback
+from bot.store.ranking import load_feedback, save_feedback
 from digest_support import offline_cli_store, paper
 from maintainer_kit import use_fake_model
 
 
 def _store(env_isolated, monkeypatch):
+    """Five scored items, and six judged before (three of each kind: the queue is past its start)."""
     pairs = [paper(1, "Stiff person syndrome cohort", relevance=0.95),
              paper(2, "Unsure: stiffness after a viral illness", relevance=0.52, relevant=0),
              paper(3, "Unsure: GAD antibodies and ataxia", relevance=0.58),
              paper(4, "Arterial stiffness in hypertension", relevance=0.05, relevant=0),
              paper(5, "Unsure: GAD antibodies and ataxia again", relevance=0.57)]
-    offline_cli_store(env_isolated, monkeypatch, pairs).close()
+    pairs += [paper(10 + i, f"Judged before {i}", relevance=0.9 if i < 3 else 0.1) for i in range(6)]
+    db = offline_cli_store(env_isolated, monkeypatch, pairs)
+    for i in range(6):
+        save_feedback(db, f"pmid:{10 + i}", "relevant" if i < 3 else "irrelevant")
+    db.close()
     use_fake_model(monkeypatch)
     return CliRunner()
 
@@ -32,7 +37,9 @@ def test_review_asks_the_most_uncertain_first_and_stores_each_answer(env_isolate
     assert asked[0] in ("pmid:2", "pmid:5") and "pmid:1" not in asked and "pmid:4" not in asked
     assert "About Stiff Person Syndrome? [y/n/s/q]" in result.output
     assert "stored 2 judgement(s); run `spsbot rank` to apply them" in result.output
-    judged = {f["item_id"]: f["label"] for f in load_feedback(open_db(env_isolated / "cli.db"))}
+    before = {f"pmid:{10 + i}" for i in range(6)}
+    judged = {f["item_id"]: f["label"] for f in load_feedback(open_db(env_isolated / "cli.db"))
+              if f["item_id"] not in before}
     assert judged == {asked[0]: "relevant", asked[2]: "irrelevant"}
     again = runner.invoke(cli, ["label", "--review"], input="q\n")  # judged items are not asked again
     first = [line.split()[1] for line in again.output.splitlines() if line.startswith("[")]
@@ -43,12 +50,27 @@ def test_end_of_input_keeps_what_was_answered(env_isolated, monkeypatch):
     runner = _store(env_isolated, monkeypatch)
     result = runner.invoke(cli, ["label", "--review"], input="n\n")
     assert result.exit_code == 0 and "stored 1 judgement(s)" in result.output
-    assert len(load_feedback(open_db(env_isolated / "cli.db"))) == 1
+    assert len(load_feedback(open_db(env_isolated / "cli.db"))) == 6 + 1
+
+
+def test_with_few_labels_the_queue_first_asks_for_the_missing_kind():
+    vectors = np.eye(7, dtype=np.float32)
+    queue = ReviewQueue(list("abcdefg"), [0.9, 0.8, 0.6, 0.45, 0.3, 0.2, 0.1], vectors, threshold=0.5,
+                        known=(2, 1))
+    assert queue.next() == "a"           # one relevant label short: the surest relevant item
+    queue.answer("a", True)
+    assert queue.next() == "g"           # two irrelevant labels short: the surest irrelevant item
+    queue.answer("g", None)              # a skip teaches nothing …
+    assert queue.next() == "f"           # … so the next surest irrelevant one
+    queue.answer("f", False)
+    queue.answer("e", False)
+    assert queue.labelled == {True: 3, False: 3}
+    assert queue.next() == "d"           # both kinds known: the item nearest the cut (0.45)
 
 
 def test_an_answer_moves_its_near_duplicates_away_from_the_cut():
     vectors = np.array([[1, 0], [0.99, 0.14], [0, 1]], dtype=np.float32)
-    queue = ReviewQueue(["a", "b", "c"], [0.50, 0.51, 0.55], vectors, threshold=0.5)
+    queue = ReviewQueue(["a", "b", "c"], [0.50, 0.51, 0.55], vectors, threshold=0.5, known=(3, 3))
     assert queue.next() == "a"
     queue.answer("a", False)           # "a" is not relevant: its near-duplicate "b" drops well below the cut
     assert queue.score_of("b") < 0.3 and queue.next() == "c"

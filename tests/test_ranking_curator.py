@@ -54,10 +54,12 @@ def test_the_curator_decides_and_moves_the_neighbours_not_the_rest(tmp_path):
 def test_neighbour_adjustment_formula():
     judged = FB.Judged(["a", "b"], np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32),
                        {"relevance": np.array([0.0, np.nan])})
-    docs = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype=np.float32)  # cos to "a": 1.0, 0.6, 0.0
+    cos = (1 + FB.NEIGHBOUR_FLOOR) / 2  # halfway between the floor and a duplicate
+    docs = np.array([[1.0, 0.0], [cos, np.sqrt(1 - cos ** 2)], [0.6, 0.8]], dtype=np.float32)
     out = FB.neighbour_adjusted(np.array([0.9, 0.9, 0.9]), docs, judged, "relevance")
     assert out[0] == pytest.approx(0.9 / (1 + FB.NEIGHBOUR_WEIGHT))  # a duplicate of an irrelevant item
-    assert 0.8 < out[1] < 0.9 and out[2] == pytest.approx(0.9)        # a faint neighbour; not a neighbour
+    assert out[1] == pytest.approx(0.9 / (1 + FB.NEIGHBOUR_WEIGHT / 4), rel=1e-4)  # a closer-than-floor neighbour
+    assert out[2] == pytest.approx(0.9)                                 # cosine 0.6: not a neighbour
     assert list(FB.curator_decides(np.array([0.9, 0.2]), ["a", "x"], judged, "relevance")) == [0.0, 0.2]
     assert FB.model_share(0) == 0 and FB.model_share(20) == 0.5
 

@@ -194,16 +194,18 @@ def _review(app, limit: int) -> None:
     import numpy as np
 
     from bot.ranking.review import ReviewQueue, decision_threshold
-    from bot.store.ranking import make_ranker, review_candidates, save_feedback
+    from bot.store.ranking import load_feedback, make_ranker, review_candidates, save_feedback
     db, topic = app.db, app.config.topic.name
     candidates = review_candidates(db)
     if not candidates:
         raise click.ClickException("nothing to review: run `spsbot fetch` and `spsbot rank` first "
                                    "(every scored item is judged already, or none is scored)")
     prepared = make_ranker(db, app.config).prepare(candidates)  # cached vectors: no model load after a rank
+    judged = [f["label"] == "relevant" for f in load_feedback(db) if not f.get("theme")]
     queue = ReviewQueue([c["id"] for c in candidates], [c["relevance"] for c in candidates],
                         np.stack([p.doc_vector for p in prepared]),
-                        decision_threshold([c["relevance"] for c in candidates], [c["relevant"] for c in candidates]))
+                        decision_threshold([c["relevance"] for c in candidates], [c["relevant"] for c in candidates]),
+                        known=(sum(judged), len(judged) - sum(judged)))
     by_id = {c["id"]: c for c in candidates}
     click.echo(f"{len(queue)} unjudged items; asking about those the ranker is least sure of "
                f"(cut {queue.threshold:.2f}). y = about {topic}, n = not, s = skip, q = stop.")

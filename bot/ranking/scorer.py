@@ -454,13 +454,14 @@ class Ranker:
         return counts
 
     def _blended_targets(self, model: M.TrainedModel) -> dict[str, int]:
-        """Targets trained on curator feedback alone (no seed example labels them), with their
-        number of curator labels: their model is blended with the neighbour-adjusted score."""
+        """Targets trained on curator feedback alone (no seed example labels them), with what
+        their labels can teach (``Judged.evidence``): their model is blended with the
+        neighbour-adjusted score."""
         judged = self._judged()
         if judged is None:
             return {}
         seeded = self._seed_counts()
-        return {name: judged.count(name) for name in model.targets if not seeded.get(name)}
+        return {name: judged.evidence(name) for name in model.targets if not seeded.get(name)}
 
     def score(self, records: list[dict], progress: bool = False) -> list[dict]:
         """Results in input order; see the module docstring for their fields."""
