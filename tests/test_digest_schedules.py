@@ -74,9 +74,9 @@ def test_the_crontab_line_is_weekly_on_the_schedule_day_with_a_timeout():
 
 
 def _units_for_verify(tmp_path) -> list[Path]:
-    """The two units, with ExecStart pointing at an executable that exists on this machine."""
+    """Every unit in schedules/, with ExecStart pointing at an executable that exists here."""
     out = []
-    for name in ("spsbot.service", "spsbot.timer"):
+    for name in sorted(p.name for p in SCHEDULES.iterdir() if p.suffix in (".service", ".timer")):
         text = (SCHEDULES / name).read_text().replace("/opt/spsbot/.venv/bin/spsbot", shutil.which("true"))
         (tmp_path / name).write_text(text)
         out.append(tmp_path / name)
@@ -147,3 +147,10 @@ def test_the_workflow_accepts_a_restored_state(db, tmp_path):
     result = _verify(tmp_path, path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "state restored: 1 subscribers, 0 digests" in result.stdout
+
+
+def test_web_front_unit_serves_on_loopback_with_the_shared_env():
+    service = (SCHEDULES / "spsbot-web.service").read_text()
+    assert re.search(r"^ExecStart=\S*spsbot serve --host 127\.0\.0\.1 --port \d+$", service, re.M)
+    assert "EnvironmentFile=/etc/spsbot/env" in service and "Restart=on-failure" in service
+    assert "PASSWORD=" not in service and "SECRET=" not in service

@@ -92,6 +92,30 @@ def parse_themes(value, valid: list[str]) -> list[str] | None:
     return None if ordered == list(valid) else ordered
 
 
+def _check_frequency(frequency: str) -> str:
+    frequency = frequency.strip().lower()
+    if frequency not in FREQUENCIES:
+        raise SubscriberError(f"unknown frequency {frequency!r}; choose one of {', '.join(FREQUENCIES)}")
+    return frequency
+
+
+def _check_max_items(max_items) -> int:
+    try:
+        max_items = int(max_items)
+    except (TypeError, ValueError):
+        raise SubscriberError(f"max items must be a whole number, got {max_items!r}") from None
+    if not 1 <= max_items <= MAX_ITEMS_LIMIT:
+        raise SubscriberError(f"max items must be between 1 and {MAX_ITEMS_LIMIT}, got {max_items}")
+    return max_items
+
+
+def validate_preferences(themes, frequency, max_items, valid_themes: list[str]) -> dict:
+    """The checked ``themes`` (JSON or None = all), ``frequency`` and ``max_items``, or SubscriberError."""
+    chosen = parse_themes(themes, valid_themes)
+    return {"themes": json.dumps(chosen) if chosen else None, "frequency": _check_frequency(frequency or "weekly"),
+            "max_items": _check_max_items(DEFAULT_MAX_ITEMS if max_items in (None, "") else max_items)}
+
+
 # What a new subscriber gets for each field nobody gave.
 DEFAULTS = {"name": None, "themes": None, "frequency": "weekly", "max_items": DEFAULT_MAX_ITEMS, "send_empty": 0}
 
@@ -107,18 +131,9 @@ def _validated_row(email, valid_themes, *, name=None, themes=None, frequency=Non
         chosen = parse_themes(themes, valid_themes)
         row["themes"] = json.dumps(chosen) if chosen else None
     if frequency not in (None, ""):
-        frequency = frequency.strip().lower()
-        if frequency not in FREQUENCIES:
-            raise SubscriberError(f"unknown frequency {frequency!r}; choose one of {', '.join(FREQUENCIES)}")
-        row["frequency"] = frequency
+        row["frequency"] = _check_frequency(frequency)
     if max_items not in (None, ""):
-        try:
-            max_items = int(max_items)
-        except (TypeError, ValueError):
-            raise SubscriberError(f"max items must be a whole number, got {max_items!r}") from None
-        if not 1 <= max_items <= MAX_ITEMS_LIMIT:
-            raise SubscriberError(f"max items must be between 1 and {MAX_ITEMS_LIMIT}, got {max_items}")
-        row["max_items"] = max_items
+        row["max_items"] = _check_max_items(max_items)
     if send_empty is not None:
         row["send_empty"] = 1 if send_empty else 0
     return row
@@ -126,12 +141,18 @@ def _validated_row(email, valid_themes, *, name=None, themes=None, frequency=Non
 
 def add_subscriber(db: sqlite_utils.Database, email: str, *, valid_themes: list[str], name: str | None = None,
                    themes=None, frequency: str | None = None, max_items: int | None = None,
-                   send_empty: bool | None = None) -> tuple[dict, bool]:
+                   send_empty: bool | None = None, curator: bool | None = None) -> tuple[dict, bool]:
     """Add a subscriber, or update the fields given of an existing one and re-activate it (adding
     an address by hand is the maintainer saying "this person wants the digest"). Returns
-    (row, created)."""
+    (row, created).
+
+    ``curator`` True/False marks or unmarks a curator (their feedback links record curator
+    labels); None leaves the flag as it is.
+    """
     row = _validated_row(email, valid_themes, name=name, themes=themes, frequency=frequency,
                          max_items=max_items, send_empty=send_empty)
+    if curator is not None:
+        row["curator"] = 1 if curator else 0
     stored, outcome = _upsert(db, row, reactivate=True)
     return stored, outcome == "added"
 

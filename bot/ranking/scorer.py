@@ -38,6 +38,7 @@ RANKER_VERSION = "1"
 # but the feature rows (and so the bundled seed, whose fingerprint holds RANKER_VERSION) stay valid.
 EXPLAIN_VERSION = "2"   # 2: no section labels or journal boilerplate as evidence
 FEEDBACK_WEIGHT = 5.0      # a curator's judgement counts as much as five seed examples
+VOTE_WEIGHT = 1.0          # default [ranking] vote_weight: one net subscriber vote = one seed example
 REVIEWED_ENOUGH = 25       # curator relevance labels after which a seedless profile stops warning
 _CHUNK = 200               # records embedded per call (one progress step)
 _WHY_SENTENCE_CHARS = 110
@@ -194,28 +195,41 @@ def labelled_rows(examples: list[dict], target_names: list[str],
     return labels, w
 
 
-def feedback_weight(example: dict) -> float:
-    """A judged example's training weight: its own ``weight`` if the store gave one, else a
-    curator's ``FEEDBACK_WEIGHT``."""
-    return float(example.get("weight") or FEEDBACK_WEIGHT)
-
-
 def feedback_examples(feedback: list[dict], records: dict[str, dict]) -> list[dict]:
-    """Judgements (``bot.store.ranking.load_feedback``) as labelled examples, one per judged item
-    whose record we have. An example keeps its ``source`` ("curator": it decides its item's label)
-    and ``weight`` (training weight; default FEEDBACK_WEIGHT)."""
+    """Curator judgements as labelled examples (one per judged item whose record we have), each
+    with the curator's ``weight``."""
     by_item: dict[str, dict] = {}
     for f in feedback:
         record = records.get(f["item_id"])
         if record is None:
             continue
-        ex = by_item.setdefault(f["item_id"], {**record, "themes": {}, "source": f.get("source") or "curator",
-                                               "weight": f.get("weight") or FEEDBACK_WEIGHT})
+        ex = by_item.setdefault(f["item_id"], {**record, "themes": {}, "weight": FEEDBACK_WEIGHT,
+                                               "source": "curator"})
         if f.get("theme"):
             ex["themes"][f["theme"]] = int(f["label"] == "relevant")
         else:
             ex["relevant"] = f["label"] == "relevant"
     return list(by_item.values())
+
+
+def vote_examples(votes: dict[str, tuple[int, int]], records: dict[str, dict], weight: float,
+                  decided: set[str]) -> list[dict]:
+    """Subscribers' relevant / not relevant votes as relevance examples: one per item whose votes
+    lean one way, weighing ``weight`` per net vote (never more than one curator label). Items in
+    ``decided`` (a curator judged their relevance) and ties give none: a curator label decides."""
+    examples = []
+    for item_id, (up, down) in sorted(votes.items()):
+        record = records.get(item_id)
+        if record is None or item_id in decided or up == down or weight <= 0:
+            continue
+        examples.append({**record, "themes": {}, "relevant": up > down, "source": "votes",
+                         "weight": min(weight * abs(up - down), FEEDBACK_WEIGHT)})
+    return examples
+
+
+def feedback_weights(feedback: list[dict]) -> list[float]:
+    """The training weight of each feedback example (curator labels carry FEEDBACK_WEIGHT)."""
+    return [float(ex.get("weight", FEEDBACK_WEIGHT)) for ex in feedback]
 
 
 # --- the trained-model cache --------------------------------------------------------------
@@ -335,7 +349,7 @@ class Ranker:
                      len(self.seed), len(self.feedback))
             prepared = self.prepare(examples)
             X, texts = self.matrix(prepared)
-            weights = [1.0] * len(self.seed) + [feedback_weight(f) for f in self.feedback]
+            weights = [1.0] * len(self.seed) + feedback_weights(self.feedback)
             labels, w = labelled_rows(examples, self.target_names, weights)
             trained = self.fit(X, texts, labels, w)
         _write_cached_model(path, trained)
@@ -366,8 +380,7 @@ class Ranker:
             if X_fb.shape[1] != width:  # features changed without a RANKER_VERSION bump
                 raise RuntimeError(f"feedback rows have {X_fb.shape[1]} features, the layout {width}: "
                                    f"rebuild the seed with bench/ranking_seed.py")
-            fb_labels, fb_weights = labelled_rows(self.feedback, self.target_names,
-                                                  [feedback_weight(f) for f in self.feedback])
+            fb_labels, fb_weights = labelled_rows(self.feedback, self.target_names, feedback_weights(self.feedback))
             X = np.vstack([X, X_fb])
             T = sparse.vstack([T, vectorizer.transform(texts)]).tocsr()
             labels = {name: (np.concatenate([labels[name][0], fb_labels[name][0]]),
