@@ -115,7 +115,17 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
         "subscribers": dict(db.execute("SELECT coalesce(status, 'unknown'), count(*) FROM subscribers "
                                        "GROUP BY 1 ORDER BY 1").fetchall()),
         "warnings": warnings, "stale": bool(warnings),
+        "quarantine": _quarantine(db),
     }
+
+
+def _quarantine(db: sqlite_utils.Database, shown: int = 10) -> dict:
+    """Records a source served that could not be parsed or stored (issue 11: held, not lost)."""
+    if "quarantine" not in db.table_names():
+        return {"count": 0, "by_source": {}, "records": []}
+    from bot.store.quarantine import open_quarantine, quarantine_counts
+    counts = quarantine_counts(db)
+    return {"count": sum(counts.values()), "by_source": counts, "records": open_quarantine(db)[:shown]}
 
 
 def _last_command_runs(db: sqlite_utils.Database) -> list[dict]:
@@ -161,12 +171,28 @@ def format_status(status: dict) -> list[str]:
                  f"{status['failed_deliveries']} failed (retried next run)")
     subs = ", ".join(f"{n} {state}" for state, n in status["subscribers"].items()) or "none"
     lines.append(f"Subscribers: {subs}")
+    lines.extend(_quarantine_lines(status.get("quarantine") or {}))
     if status["warnings"]:
         lines.append("")
         lines.extend(f"WARNING: {w}" for w in status["warnings"])
     else:
         lines.append("OK: every source succeeded within the last "
                      f"{status['stale_after_days']} days")
+    return lines
+
+
+def _quarantine_lines(held: dict) -> list[str]:
+    if not held.get("count"):
+        return ["Quarantine: empty"]
+    sources = ", ".join(f"{n} {source}" for source, n in held["by_source"].items())
+    lines = [f"Quarantine: {held['count']} record(s) could not be parsed or stored ({sources}); "
+             f"everything else was stored. PubMed records are asked for again every run, "
+             f"ClinicalTrials.gov studies when the registry next updates them"]
+    for row in held["records"]:
+        lines.append(f"  {row['source']:<15} {row['record_id']}: {row['error'][:140]} "
+                     f"(since {row['first_seen'][:10]}, {row['attempts']} attempt(s))")
+    if held["count"] > len(held["records"]):
+        lines.append(f"  … and {held['count'] - len(held['records'])} more (spsbot status --json)")
     return lines
 
 

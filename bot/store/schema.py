@@ -183,12 +183,42 @@ def m005_views(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE VIEW {name} AS {sql.strip()}")
 
 
+# --- m006 (issue 11, completeness): the create date, and quarantined records -------------------
+
+def m006_create_date_and_quarantine(db: sqlite_utils.Database) -> None:
+    """``items.create_date`` and the ``quarantine`` table.
+
+    Until now ``entrez_date`` held PubMed's *create* date (PubStatus "entrez", CRDT) for papers
+    and the first-posted date for trials. From here on ``entrez_date`` is the Entrez date proper
+    (PubStatus "pubmed", EDAT: back-dated to the publication date for citations added more than
+    12 months late) and ``create_date`` the day the record entered its source (CRDT for PubMed,
+    first posted for ClinicalTrials.gov). Existing rows keep what they held as their create date;
+    a trial's first-posted date is no Entrez date, so it moves out of ``entrez_date``. A paper's
+    ``entrez_date`` is corrected the next time PubMed serves the record.
+    """
+    db["items"].add_column("create_date", str)
+    db.execute("UPDATE items SET create_date = entrez_date")
+    db.execute("UPDATE items SET entrez_date = NULL WHERE kind = 'trial'")
+    # One row per record a source served that could not be parsed or stored: its batch or page is
+    # stored without it, and ``spsbot status`` lists it until a later fetch parses it.
+    db["quarantine"].create({
+        "source": str,          # pubmed | clinicaltrials
+        "record_id": str,       # PMID or NCT id, or where it sat ("retstart 12 of 2026/11/14-2026/11/21")
+        "error": str,           # one line: why it was refused
+        "first_seen": str, "last_seen": str,
+        "attempts": int,        # how many fetches refused it
+        "resolved_at": str,     # set when a later fetch stored it
+    }, pk=("source", "record_id"))
+    db["quarantine"].create_index(["resolved_at"])
+
+
 MIGRATIONS = [
     ("001_core", m001_core),
     ("002_trials", m002_trials),
     ("003_ranking", m003_ranking),
     ("004_digest", m004_digest),
     ("005_views", m005_views),
+    ("006_create_date_and_quarantine", m006_create_date_and_quarantine),
 ]
 
 
