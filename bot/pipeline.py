@@ -44,16 +44,20 @@ class RunResult:
 
 
 def run_weekly(db, config, *, fetch: bool = True, rank: bool = True, dry_run: bool = False,
-               progress: bool = False) -> RunResult:
+               progress: bool = False, fetch_options: dict | None = None) -> RunResult:
     """Run every stage once; a failing source does not stop the others, a failed fetch of every
-    source stops before building digests (nothing new could be known)."""
+    source stops before building digests (nothing new could be known).
+
+    ``fetch_options``: per-source keyword arguments for ``fetch_all`` (tests and benchmarks pass
+    a client without request spacing: ``{"pubmed": {"client": …}}``).
+    """
     from bot.digest.builder import build_digests
     from bot.digest.send import SendError, send_pending
 
     result = RunResult(fetch_status=OK if fetch else "skipped")
     if fetch:
         from bot.fetch import fetch_all
-        fetched = fetch_all(db, config, progress=progress)
+        fetched = fetch_all(db, config, progress=progress, **(fetch_options or {}))
         result.fetch_status, result.fetch_errors, result.new_items = fetched.status, fetched.errors, fetched.new_items
         log.info("run fetch: %s, %d new item(s)%s", fetched.status, fetched.new_items,
                  "; failed: " + ", ".join(f"{k} ({v})" for k, v in fetched.errors.items()) if fetched.errors else "")

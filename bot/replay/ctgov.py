@@ -109,6 +109,15 @@ def visible_studies(studies: list[dict], today: str | None) -> list[dict]:
     return shown
 
 
+def _json(body: dict) -> bytes:
+    """The page as the registry sends it: UTF-8 JSON; a string the registry holds with a lone
+    surrogate goes out as its ``\\ud83d`` escape (UTF-8 cannot carry it), a NaN as ``NaN``."""
+    try:
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body).encode("ascii")
+
+
 def _store_today() -> str:
     from bot.store.clock import now_iso
     return now_iso()[:10]
@@ -150,17 +159,17 @@ def ctgov_responder(studies: list[dict], page_size_cap: int = 1000, *, repeat_to
             body["totalCount"] = len(selected) + count_extra
         if page_number == empty_page_before and not flag:
             body.update(studies=[], nextPageToken=_token(offset, salt, flag=1, serial=serial + 1))
-            return Response(200, json.dumps(body, ensure_ascii=False), "application/json")
+            return Response(200, _json(body), "application/json")
         if same_studies_after and page_number >= same_studies_after:
             start = (same_studies_after - 1) * page_size
             body.update(studies=selected[start:start + page_size], nextPageToken=_token(start, salt, serial=serial + 1))
-            return Response(200, json.dumps(body, ensure_ascii=False), "application/json")
+            return Response(200, _json(body), "application/json")
         chunk = selected[offset:offset + page_size]
         body["studies"] = [] if page_number == empty_page_at else chunk
         if offset + page_size < len(selected):
             body["nextPageToken"] = (token if repeat_token_after and page_number > repeat_token_after and token
                                      else _token(offset + page_size, salt, serial=serial + 1))
-        return Response(200, json.dumps(body, ensure_ascii=False), "application/json")
+        return Response(200, _json(body), "application/json")
 
     return respond
 

@@ -36,10 +36,12 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+import weakref
 import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -53,22 +55,37 @@ EFETCH_HEAD = ('<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NL
 RATE_LIMIT_BODY = '{"error":"API rate limit exceeded","api-key":"127.0.0.1","count":"4","limit":"3"}'
 PAGE_LIMIT = 9999
 _ARTICLE_RE = re.compile(r"<(PubmedArticle|PubmedBookArticle)>.*?</\1>", re.DOTALL)
+_ARTICLE_BYTES_RE = re.compile(rb"<(PubmedArticle|PubmedBookArticle)>.*?</\1>", re.DOTALL)
+# Characters XML 1.0 forbids: a record holding one is served as it is (a fault PubMed has had);
+# only the emulator's own reading of it skips them.
+_XML_ILLEGAL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # search field tag -> which date it ranges over
 _DATE_TAGS = {"crdt": "crdt", "edat": "edat", "mdat": "mdat", "lr": "mdat", "dp": "pdat", "pdat": "pdat"}
 
 
-def split_articles(xml: str) -> list[str]:
-    """The ``<PubmedArticle>``/``<PubmedBookArticle>`` elements of a set (or a lone article)."""
-    return [m.group(0) for m in _ARTICLE_RE.finditer(xml)]
+def split_articles(xml: str | bytes) -> list:
+    """The ``<PubmedArticle>``/``<PubmedBookArticle>`` elements of a set (or a lone article);
+    bytes in, bytes out (a record that is not valid UTF-8 is served as it is)."""
+    pattern = _ARTICLE_BYTES_RE if isinstance(xml, bytes) else _ARTICLE_RE
+    return [m.group(0) for m in pattern.finditer(xml)]
 
 
-def load_articles(source) -> list[str]:
-    """Article XML strings from a list of strings or a directory of .xml files."""
+def load_articles(source) -> list:
+    """Article XML (strings, or bytes for files that are not UTF-8) from a list of strings/bytes
+    or a directory of .xml files."""
     if isinstance(source, (str, Path)) and Path(source).is_dir():
-        texts = [p.read_text(encoding="utf-8") for p in sorted(Path(source).glob("*.xml"))]
+        texts = [_read(p) for p in sorted(Path(source).glob("*.xml"))]
     else:
         texts = list(source)
     return [article for text in texts for article in split_articles(text)]
+
+
+def _read(path: Path) -> str | bytes:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
 
 
 # --- one record's dates and searchable text -------------------------------------------------
@@ -90,12 +107,12 @@ def _tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: the term cache keys on the record itself
 class Record:
     """One version of a PubMed record as the emulator searches it."""
 
     pmid: str
-    xml: str
+    xml: str | bytes
     crdt: str                     # YYYY/MM/DD
     edat: str
     mdat: str
@@ -103,9 +120,11 @@ class Record:
     fields: dict[str, list[list[str]]] = field(default_factory=dict)  # tag -> token lists
 
 
-def read_record(article: str) -> Record:
-    """Parse one article's XML into its PMID, dates and searchable token lists."""
-    root = ET.fromstring(article)
+def read_record(article: str | bytes) -> Record:
+    """Parse one article's XML into its PMID, dates and searchable token lists (the emulator
+    reads past characters XML forbids and bytes that are not UTF-8; it serves them unchanged)."""
+    text = article.decode("utf-8", errors="replace") if isinstance(article, bytes) else article
+    root = ET.fromstring(_XML_ILLEGAL_RE.sub("", text))
     pmid = (root.findtext(".//PMID") or "").strip()
     history = {d.get("PubStatus"): _ymd(d) for d in root.iter("PubMedPubDate")}
     crdt = history.get("entrez") or history.get("pubmed") or "1900/01/01"
@@ -159,21 +178,29 @@ def _leaf(token: str, match_terms: bool) -> Callable[[Record], bool]:
         return lambda r: low <= getattr(r, kind) <= high
     if not match_terms:
         return lambda r: True
+    return _text_leaf(text, tag)
+
+
+@lru_cache(maxsize=4096)
+def _text_leaf(text: str, tag: str) -> Callable[[Record], bool]:
+    """A phrase or word in a field, as a predicate that remembers its answer per record (a
+    record version never changes; the same topic query is asked every week)."""
     words = _tokens(text.replace("*", " *"))
     prefix = text.endswith("*")
     scope = {"": "all", "tiab": "tiab", "title/abstract": "tiab", "ti": "ti", "title": "ti", "ab": "ab",
              "mh": "mh", "mesh": "mh", "mesh terms": "mh", "majr": "majr", "pt": "pt",
              "publication type": "pt", "ot": "ot", "kw": "ot", "tw": "tw", "all": "all"}.get(tag, "all")
+    # token sequences as space-joined text: a phrase is a substring on word boundaries
+    needle = re.compile(r"(?:^| )" + re.escape(" ".join(words)) + (r"" if prefix else r"(?: |$)"))
+    answers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    def contains(tokens: list[str]) -> bool:
-        n = len(words)
-        for i in range(len(tokens) - n + 1):
-            head, last = tokens[i:i + n - 1], tokens[i + n - 1]
-            if head == words[:-1] and (last.startswith(words[-1]) if prefix else last == words[-1]):
-                return True
-        return False
-
-    return lambda r: bool(words) and any(contains(tokens) for tokens in r.fields.get(scope, []))
+    def matches(record: Record) -> bool:
+        answer = answers.get(record)
+        if answer is None:
+            answer = answers[record] = bool(words) and any(needle.search(" ".join(tokens))
+                                                           for tokens in record.fields.get(scope, []))
+        return answer
+    return matches
 
 
 def compile_term(term: str, match_terms: bool = False) -> Callable[[Record], bool]:
@@ -426,8 +453,10 @@ class EutilsEmulator:
                                      'Search Backend failed: cannot page past 9999</ERROR>\n</eFetchResult>\n')
             pmids = self.histories[key][retstart:retstart + retmax]
         shown = [self.visible(p) for p in pmids]
-        articles = "\n".join(r.xml for r in shown if r is not None)
-        return Response(200, EFETCH_HEAD + "<PubmedArticleSet>\n" + articles + "\n</PubmedArticleSet>\n")
+        articles = b"\n".join(r.xml if isinstance(r.xml, bytes) else r.xml.encode("utf-8")
+                               for r in shown if r is not None)
+        return Response(200, (EFETCH_HEAD + "<PubmedArticleSet>\n").encode("utf-8") + articles
+                        + b"\n</PubmedArticleSet>\n")
 
 
 def _xml_escape(text: str) -> str:
