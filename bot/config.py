@@ -42,7 +42,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "sources.pubmed": {
         "base_url": (_STR, False), "tool": (_STR, False), "email": (_STR, False),
         "batch_size": (_INT, False), "overlap_days": (_INT, False), "backfill_from": (_STR, False),
-        "enabled": (_BOOL, False), "modified_days": (_INT, False),
+        "enabled": (_BOOL, False), "min_interval": (_FLOAT, False), "modified_days": (_INT, False),
     },
     "sources.clinicaltrials": {
         "base_url": (_STR, False), "page_size": (_INT, False), "min_interval": (_FLOAT, False),
@@ -266,6 +266,11 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
         value = (table or {}).get(key)
         if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
             err(f"'{key}' in [{section}] must be between {low} and {high}, got {value}", key, section)
+    for name in ("pubmed", "clinicaltrials"):
+        interval = (cfg.get("sources", {}).get(name) or {}).get("min_interval")
+        if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval < 0:
+            err(f"'min_interval' in [sources.{name}] must be 0 or more seconds, got {interval}",
+                "min_interval", f"sources.{name}")
     _check_values(cfg, err)
     smtp = (cfg.get("email") or {}).get("smtp_url")
     if isinstance(smtp, str) and smtp and urlparse(smtp).scheme not in ("smtp", "smtps", "smtp+starttls"):
@@ -285,7 +290,8 @@ VALUE_RANGES = (
     ("sources.pubmed", "overlap_days", 0, 365, False),
     ("sources.pubmed", "modified_days", 0, 365, False),
     ("sources.clinicaltrials", "overlap_days", 0, 365, False),
-    ("sources.clinicaltrials", "min_interval", 0, 60, False),
+    ("sources.pubmed", "min_interval", None, 60, False),          # below 0: checked above
+    ("sources.clinicaltrials", "min_interval", None, 60, False),
     ("email", "timeout", 0, 600, True),
     ("ranking", "relevance_threshold", 0, 1, False),
     ("ranking", "theme_threshold", 0, 1, False),
@@ -304,6 +310,9 @@ def _check_values(cfg: dict, err) -> None:
             continue  # absent, or already reported as the wrong type
         if not math.isfinite(value):
             err(f"'{key}' in [{section}] must be a finite number, got {value}", key, section)
+        elif low is None:
+            if value > high:
+                err(f"'{key}' in [{section}] must be at most {high}, got {value}", key, section)
         elif value < low or value > high or (exclusive and value == low):
             bound = f"greater than {low} and at most {high}" if exclusive else f"between {low} and {high}"
             err(f"'{key}' in [{section}] must be {bound}, got {value}", key, section)

@@ -95,7 +95,7 @@ def test_one_click_http_endpoint(tmp_path, monkeypatch):
     db.close()
     token = make_token(b"http-secret", 1, "ann@example.org")
     server = make_server(lambda: open_db(path), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_address[1]}/unsubscribe?token="
     try:

@@ -42,8 +42,7 @@ from bot.replay.ctgov import ctgov_responder, demo_studies
 from bot.replay.eutils import backdate_article, eutils_responder, load_articles, read_record, revise_article
 from bot.sources import pubmed
 from bot.store import open_db
-from digest_support import SmtpServer, free_port
-from searchkit import FakeEmbedder
+from conftest import FakeEmbedder, SmtpServer, free_port
 
 START = date(2025, 11, 29)           # week 0: the backfill; week 51 is 2026-11-21
 WEEKS = 52
@@ -71,7 +70,7 @@ seed = "none"   # the bundled seed is for the real model; the fake one ranks by 
 SUBPROCESS = """\
 import os, sys
 sys.path.insert(0, {tests!r})
-from searchkit import FakeEmbedder
+from conftest import FakeEmbedder
 import bot.ranking.embedder
 bot.ranking.embedder.load_embedder = lambda name="": FakeEmbedder()
 from bot.config import load_config
