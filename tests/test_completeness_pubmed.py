@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from datetime import date, timedelta
 
 import pytest
 
@@ -16,7 +17,7 @@ from bot.config import load_config
 from bot.fetch import fetch_all
 from bot.fetch import pubmed as fetch_pubmed
 from bot.replay import LocalServer
-from bot.replay.eutils import eutils_responder, load_articles
+from bot.replay.eutils import clone_article, eutils_responder, load_articles, revise_article
 from bot.sources import pubmed
 from bot.store import get_state, save_items
 from bot.store.quarantine import open_quarantine
@@ -188,3 +189,16 @@ def test_status_lists_quarantined_records(db):
     text = "\n".join(format_status(status))
     assert "Quarantine: 2 record(s) could not be parsed or stored (1 clinicaltrials, 1 pubmed)" in text
     assert "pubmed          34529508: CorruptedXMLError" in text and "NCT00973089: ValueError" in text
+
+
+
+def test_the_retraction_sweep_splits_a_range_listing_too_many_ids(fixtures):
+    """After a long outage more retractions than one answer lists (9,999) may fall in the sweep:
+    the range is split in halves, never truncated (here with a limit of 5)."""
+    [retracted] = derived(fixtures, "efetch_derived_29768149_retracted_2026-11-19.xml")
+    days = [date(2026, 10, 1) + timedelta(days=4 * i) for i in range(12)]
+    many = [revise_article(clone_article(retracted, 92000000 + i, d), d) for i, d in enumerate(days)]
+    with eutils(many, match_terms=True) as (server, config, client):
+        found = pubmed.search_ids(client, fetch_pubmed.RETRACTED_TERM, "2026/10/01", "2026/11/21", limit=5)
+    assert sorted(found) == sorted(str(92000000 + i) for i in range(12))      # all of them, none twice
+    assert len(searches(server)) > 3                                          # the range, then its halves

@@ -201,14 +201,20 @@ def esearch(client: HttpClient, query: str, mindate: str, maxdate: str, datetype
 
 def search_ids(client: HttpClient, query: str, mindate: str, maxdate: str, datetype: str = "mdat",
                limit: int = SEARCH_LIMIT) -> list[str]:
-    """The PMIDs matching ``query`` in the date range (at most ``limit``; more raises: a sweep
-    that cannot see all its records must say so, not truncate)."""
+    """The PMIDs matching ``query`` in the date range; a range with more than one answer can
+    list (``limit``) is split in halves, never truncated (a single day above it raises)."""
     response = client.request("esearch.fcgi", method="POST", data={
         "db": "pubmed", "retmax": str(limit), **dated_search(query, mindate, maxdate, datetype)})
     result = parse_esearch(response.content)
     if result.count > limit:
-        raise SourceError(f"pubmed esearch: {result.count} records for {query!r} in {mindate}-{maxdate}"
-                          f"[{datetype}], more than one answer lists ({limit})")
+        start, end = parse_edate(mindate), parse_edate(maxdate)
+        if start >= end:
+            raise SourceError(f"pubmed esearch: {result.count} records for {query!r} on {mindate}[{datetype}] "
+                              f"alone, more than one answer lists ({limit})")
+        middle = start + (end - start) // 2
+        return (search_ids(client, query, format_edate(start), format_edate(middle), datetype, limit)
+                + search_ids(client, query, format_edate(middle + timedelta(days=1)), format_edate(end),
+                             datetype, limit))
     if len(result.ids) < result.count:
         raise SourceError(f"pubmed esearch: answer lists {len(result.ids)} of the {result.count} ids it counted")
     return result.ids
