@@ -47,9 +47,16 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+def chromedriver_path() -> str | None:
+    return shutil.which("chromedriver")
+
+
 def _missing_resource(item) -> str | None:
     if item.get_closest_marker("needs_chromium") and not chromium_path():
         return "headless Chromium is not installed (apt-get install chromium; CI installs it)"
+    if (item.get_closest_marker("needs_chromium") and getattr(item.module, "NEEDS_CHROMEDRIVER", False)
+            and not chromedriver_path()):
+        return "chromedriver is not installed (apt-get install chromium-driver; CI installs it)"
     if item.get_closest_marker("needs_dev_set") and not DEV_JSONL.is_file():
         return f"the labelled dev set is not beside the clone ({DEV_JSONL})"
     return None

@@ -57,6 +57,21 @@ def parts(message) -> tuple[str, str]:
 
 def png_pixels(path) -> tuple[int, int, list[tuple]]:
     """(width, height, pixels) of an 8-bit, non-interlaced RGB/RGBA PNG, decoded with zlib only."""
+    width, height, bpp, rows = _png_rows(path)
+    stride = width * bpp
+    pixels = [tuple(row[x:x + 3]) for row in rows for x in range(0, stride, bpp)]
+    return width, height, pixels
+
+
+def png_array(path):
+    """The same PNG as a (height, width, 3) uint8 numpy array (fast for large screenshots)."""
+    import numpy as np
+    width, height, bpp, rows = _png_rows(path)
+    return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(height, width, bpp)[:, :, :3]
+
+
+def _png_rows(path) -> tuple[int, int, int, list[bytes]]:
+    """(width, height, bytes per pixel, unfiltered rows) of an 8-bit non-interlaced RGB/RGBA PNG."""
     import struct
     import zlib
 
@@ -105,8 +120,7 @@ def png_pixels(path) -> tuple[int, int, list[tuple]]:
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
         rows.append(bytes(line))
         prev = line
-    pixels = [tuple(row[x:x + 3]) for row in rows for x in range(0, stride, bpp)]
-    return width, height, pixels
+    return width, height, bpp, rows
 
 
 def self_signed_cert(directory) -> tuple[str, str]:
