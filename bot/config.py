@@ -54,8 +54,11 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "email": {
         "from": (_STR, False), "smtp_url": (_STR, False), "username": (_STR, False),
         "unsubscribe_url": (_STR, False), "unsubscribe_mailto": (_STR, False), "subject": (_STR, False),
-        "timeout": (_FLOAT, False),
+        "timeout": (_FLOAT, False), "allow_plaintext_auth": (_BOOL, False),
     },
+    # Limits against hostile or broken servers (bot/sources/http.py) and a whole run (bot/pipeline.py).
+    "http": {"request_deadline": (_FLOAT, False), "max_response_mb": (_FLOAT, False)},
+    "run": {"deadline_minutes": (_FLOAT, False)},
 }
 _URL_KEYS = {("sources.pubmed", "base_url"), ("sources.clinicaltrials", "base_url")}
 
@@ -166,7 +169,7 @@ def _merge(base: dict, raw: dict) -> dict:
               "sources": {}}
     for name in ("pubmed", "clinicaltrials"):
         merged["sources"][name] = {**base["sources"][name], **raw.get("sources", {}).get(name, {})}
-    for name in ("ranking", "digest", "email"):
+    for name in ("ranking", "digest", "email", "http", "run"):
         merged[name] = {**base.get(name, {}), **raw.get(name, {})}
     return merged
 
@@ -265,6 +268,11 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
         value = (table or {}).get(key)
         if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
             err(f"'{key}' in [{section}] must be between {low} and {high}, got {value}", key, section)
+    for section, key, low, high in (("http", "request_deadline", 0.01, 86400), ("http", "max_response_mb", 0.001, 1e6),
+                                    ("run", "deadline_minutes", 0.001, 10080)):
+        value = (cfg.get(section) or {}).get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not low <= value <= high:
+            err(f"'{key}' in [{section}] must be between {low:g} and {high:g}, got {value}", key, section)
     smtp = (cfg.get("email") or {}).get("smtp_url")
     if isinstance(smtp, str) and smtp and urlparse(smtp).scheme not in ("smtp", "smtps", "smtp+starttls"):
         err(f"'smtp_url' in [email] must start smtp://, smtps:// or smtp+starttls://, got {smtp!r}",
@@ -299,5 +307,6 @@ def _build(cfg: dict, path: str | None) -> Config:
     )
     sections = {"sources.pubmed": cfg["sources"]["pubmed"],
                 "sources.clinicaltrials": cfg["sources"]["clinicaltrials"],
-                "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"]}
+                "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"],
+                "http": cfg.get("http", {}), "run": cfg.get("run", {})}
     return Config(topic=topic, themes=themes, sections=sections, path=path)

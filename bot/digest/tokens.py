@@ -3,8 +3,9 @@
 A token is ``<subscriber id>.<issued day>.<signature>``; the signature covers the id, the
 subscriber's address and the day it was issued, so it cannot be moved to another subscriber,
 survives no address change, and expires after ``TOKEN_DAYS``. The secret comes from env
-``SPSBOT_SECRET``; without it a random secret is generated once and kept in the database's
-``settings`` table (so tokens in old e-mails keep working across runs).
+``SPSBOT_SECRET``; without it a random secret is generated once and kept in a 0600 file beside
+the database (``bot.store.keyfile``), never in the database itself: whoever can read the key can
+forge a token for every subscriber, and the database is meant to be browsed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from datetime import datetime, timezone
 import sqlite_utils
 
 from bot.store import now_iso
-from bot.store.digests import get_or_create_secret, get_subscriber
+from bot.store.digests import get_subscriber
+from bot.store.keyfile import signing_key
 
 TOKEN_DAYS = 400  # a year of weekly e-mails plus slack: an old digest's link still works
 
@@ -29,7 +31,7 @@ class TokenError(ValueError):
 
 def secret_for(db: sqlite_utils.Database) -> bytes:
     env = os.environ.get("SPSBOT_SECRET")
-    return (env or get_or_create_secret(db)).encode("utf-8")
+    return (env or signing_key(db)).encode("utf-8")
 
 
 def _day(now: str | None = None) -> int:
