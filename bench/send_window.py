@@ -29,7 +29,8 @@ from bot.digest.builder import build_digests  # noqa: E402
 from bot.digest.send import send_pending  # noqa: E402
 from bot.digest.subscribers import add_subscriber  # noqa: E402
 from bot.store import open_db  # noqa: E402
-from digest_support import NOW, SmtpServer, paper, seed  # noqa: E402
+from conftest import SmtpServer  # noqa: E402
+from digest_support import NOW, paper, seed  # noqa: E402
 
 
 def main(messages: int = 300, directory: str = ".") -> None:

@@ -42,14 +42,14 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "sources.pubmed": {
         "base_url": (_STR, False), "tool": (_STR, False), "email": (_STR, False),
         "batch_size": (_INT, False), "overlap_days": (_INT, False), "backfill_from": (_STR, False),
-        "enabled": (_BOOL, False),
+        "enabled": (_BOOL, False), "min_interval": (_FLOAT, False),
     },
     "sources.clinicaltrials": {
         "base_url": (_STR, False), "page_size": (_INT, False), "min_interval": (_FLOAT, False),
         "overlap_days": (_INT, False), "enabled": (_BOOL, False),
     },
     "ranking": {"model": (_STR, False), "relevance_threshold": (_FLOAT, False), "theme_threshold": (_FLOAT, False),
-                "seed": (_STR, False)},
+                "seed": (_STR, False), "vote_weight": (_FLOAT, False)},
     "digest": {"period_days": (_INT, False), "max_items": (_INT, False), "archive_url": (_STR, False)},
     "email": {
         "from": (_STR, False), "smtp_url": (_STR, False), "username": (_STR, False),
@@ -59,8 +59,24 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     # Limits against hostile or broken servers (bot/sources/http.py) and a whole run (bot/pipeline.py).
     "http": {"request_deadline": (_FLOAT, False), "max_response_mb": (_FLOAT, False)},
     "run": {"deadline_minutes": (_FLOAT, False)},
+    "web": {
+        "base_url": (_STR, False), "threads": (_INT, False), "connection_limit": (_INT, False),
+        "channel_timeout": (_INT, False), "request_timeout": (_INT, False), "max_body_bytes": (_INT, False),
+        "trusted_proxy": (_STR, False), "signups_per_address_day": (_INT, False),
+        "signups_per_client_hour": (_INT, False), "signup_mails_per_hour": (_INT, False),
+        "posts_per_client_minute": (_INT, False), "searches_per_client_minute": (_INT, False),
+        "semantic_search": (_BOOL, False), "results_per_page": (_INT, False),
+    },
 }
-_URL_KEYS = {("sources.pubmed", "base_url"), ("sources.clinicaltrials", "base_url")}
+_URL_KEYS = {("sources.pubmed", "base_url"), ("sources.clinicaltrials", "base_url"), ("web", "base_url")}
+# (section, key, lowest, highest) for integers with a sensible range.
+_RANGES = (("digest", "max_items", 1, 200), ("digest", "period_days", 1, 366),
+           ("sources.pubmed", "batch_size", 1, 10000), ("sources.clinicaltrials", "page_size", 1, 1000),
+           ("web", "threads", 1, 64), ("web", "connection_limit", 10, 10000), ("web", "channel_timeout", 1, 3600),
+           ("web", "request_timeout", 1, 3600), ("web", "max_body_bytes", 1024, 10_000_000),
+           ("web", "signups_per_address_day", 1, 100), ("web", "signups_per_client_hour", 1, 10000),
+           ("web", "signup_mails_per_hour", 1, 100000), ("web", "posts_per_client_minute", 1, 10000),
+           ("web", "searches_per_client_minute", 1, 10000), ("web", "results_per_page", 1, 100))
 
 
 @dataclass(frozen=True)
@@ -125,6 +141,10 @@ class Config:
         return self.section("email")
 
     @property
+    def web(self) -> dict:
+        return self.section("web")
+
+    @property
     def theme_names(self) -> list[str]:
         return [t.name for t in self.themes]
 
@@ -169,7 +189,7 @@ def _merge(base: dict, raw: dict) -> dict:
               "sources": {}}
     for name in ("pubmed", "clinicaltrials"):
         merged["sources"][name] = {**base["sources"][name], **raw.get("sources", {}).get(name, {})}
-    for name in ("ranking", "digest", "email", "http", "run"):
+    for name in ("ranking", "digest", "email", "web", "http", "run"):
         merged[name] = {**base.get(name, {}), **raw.get(name, {})}
     return merged
 
@@ -247,7 +267,7 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
                     types, "a number")
                 err(f"'{key}' in [{section}] must be {expected}, got {type(value).__name__}", key, section)
                 continue
-            if (section, key) in _URL_KEYS and not _is_http_url(value):
+            if (section, key) in _URL_KEYS and not _is_http_url(value) and (value or section != "web"):
                 err(f"'{key}' in [{section}] is not an http(s) URL: {value!r}", key, section)
             if isinstance(value, list) and key != "feeds" and not all(isinstance(v, str) for v in value):
                 err(f"'{key}' in [{section}] must be a list of strings", key, section)
@@ -261,13 +281,20 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
                 url = feed.get("url") if isinstance(feed, dict) else feed
                 if not isinstance(url, str) or not _is_http_url(url):
                     err(f"feed {feed!r} in [topic] is not an http(s) URL", "feeds", "topic")
-    for section, key, low, high in (("digest", "max_items", 1, 200), ("digest", "period_days", 1, 366),
-                                    ("sources.pubmed", "batch_size", 1, 10000),
-                                    ("sources.clinicaltrials", "page_size", 1, 1000)):
+    for section, key, low, high in _RANGES:
         table = cfg.get(section) if "." not in section else cfg.get("sources", {}).get(section.split(".")[1])
         value = (table or {}).get(key)
         if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
             err(f"'{key}' in [{section}] must be between {low} and {high}, got {value}", key, section)
+    for name in ("pubmed", "clinicaltrials"):
+        interval = (cfg.get("sources", {}).get(name) or {}).get("min_interval")
+        if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval < 0:
+            err(f"'min_interval' in [sources.{name}] must be 0 or more seconds, got {interval}",
+                "min_interval", f"sources.{name}")
+    vote_weight = (cfg.get("ranking") or {}).get("vote_weight")
+    if isinstance(vote_weight, (int, float)) and not isinstance(vote_weight, bool) and not 0 <= vote_weight <= 5:
+        # a vote may count for nothing, never for more than a curator's label (5 seed examples)
+        err(f"'vote_weight' in [ranking] must be between 0 and 5, got {vote_weight}", "vote_weight", "ranking")
     for section, key, low, high in (("http", "request_deadline", 0.01, 86400), ("http", "max_response_mb", 0.001, 1e6),
                                     ("run", "deadline_minutes", 0.001, 10080)):
         value = (cfg.get(section) or {}).get(key)
@@ -307,6 +334,6 @@ def _build(cfg: dict, path: str | None) -> Config:
     )
     sections = {"sources.pubmed": cfg["sources"]["pubmed"],
                 "sources.clinicaltrials": cfg["sources"]["clinicaltrials"],
-                "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"],
+                "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"], "web": cfg["web"],
                 "http": cfg.get("http", {}), "run": cfg.get("run", {})}
     return Config(topic=topic, themes=themes, sections=sections, path=path)

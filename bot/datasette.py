@@ -2,8 +2,9 @@
 
 The README recommends browsing the store with Datasette. Most of it is public literature (items,
 trials, scores, links) and safe to publish; some of it is about people: subscribers' addresses
-and names, the digests rendered for each of them (with their unsubscribe links), the outbox, run
-errors that name a refused address, curator feedback. The metadata below denies those tables to
+and names, web sign-ups awaiting confirmation, each subscriber's votes, the digests rendered for
+each of them (with their unsubscribe links), the outbox, run errors that name a refused address,
+curator feedback. The metadata below denies those tables to
 every visitor (``"allow": false``; hidden from the table list too) and turns off arbitrary SQL
 (``allow_sql``), without which any visitor could ``select email from subscribers``.
 
@@ -16,8 +17,8 @@ import os
 from pathlib import Path
 
 # Tables with personal data (or that lead to it): never served.
-PRIVATE_TABLES = ("subscribers", "digests", "digest_items", "deliveries", "sent_items", "settings", "runs",
-                  "feedback")
+PRIVATE_TABLES = ("subscribers", "signups", "votes", "digests", "digest_items", "deliveries", "sent_items",
+                  "settings", "runs", "feedback")
 
 
 def database_name(db_path: str | os.PathLike) -> str:

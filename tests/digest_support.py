@@ -1,21 +1,12 @@
-"""Helpers for the digest/subscriber/SMTP/archive tests: seeding the store and a real SMTP server.
-
-The SMTP server is aiosmtpd on 127.0.0.1 with a handler that records every message and can be told
-to refuse a given RCPT with 550, answer 451, or drop the connection during DATA.
+"""Helpers for the digest/subscriber/SMTP/archive tests: seeding the store, reading messages and
+screenshots, a throw-away TLS certificate. (The SMTP server itself is ``conftest.SmtpServer``.)
 """
 
 from __future__ import annotations
 
-import email
 import json
-import socket
-import ssl
 import subprocess
-import threading
-from email import policy
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 
 from bot.store import save_items
 
@@ -57,110 +48,6 @@ def seed(db, pairs, *, source="pubmed", now=NOW):
         db["scores"].upsert_all([s for _, s in pairs], pk="item_id", alter=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RecordingHandler:
-    """Records messages; ``refuse_rcpt`` (1-based RCPT numbers) → 550, ``defer_rcpt`` → 451,
-    ``drop_data`` (1-based DATA numbers) → the connection is closed without accepting."""
-
-    def __init__(self, refuse_rcpt=(), defer_rcpt=(), drop_data=(), refuse_addresses=(), reject_data=(),
-                 refuse_sender=False):
-        self.messages: list[email.message.EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-        self.refuse_rcpt, self.defer_rcpt, self.drop_data = set(refuse_rcpt), set(defer_rcpt), set(drop_data)
-        self.refuse_addresses = set(refuse_addresses)
-        self.reject_data, self.refuse_sender = set(reject_data), refuse_sender
-        self.rcpt_count = 0
-        self.data_count = 0
-        self.connections = 0
-        self.lock = threading.Lock()
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        with self.lock:
-            self.connections += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        if self.refuse_sender:
-            return "550 5.7.1 sender not allowed"
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        with self.lock:
-            self.rcpt_count += 1
-            number = self.rcpt_count
-        if number in self.refuse_rcpt or address in self.refuse_addresses:
-            return "550 5.1.1 mailbox unavailable"
-        if number in self.defer_rcpt:
-            return "451 4.3.0 try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.data_count += 1
-            number = self.data_count
-        if number in self.reject_data:
-            return "554 5.7.1 message content rejected"
-        if number in self.drop_data:
-            server.transport.close()  # the relay dies mid-batch: nothing accepted
-            return "421 closing"
-        message = email.message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
-        with self.lock:
-            self.messages.append(message)
-            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        return "250 Message accepted"
-
-
-class SmtpServer:
-    """A real SMTP server on 127.0.0.1 (context manager); ``url`` for SPSBOT_SMTP_URL."""
-
-    def __init__(self, auth: dict | None = None, tls: str | None = None, cert: tuple | None = None, **behaviour):
-        """``tls``: None (plain), "starttls" (STARTTLS required) or "smtps" (implicit TLS), with
-        ``cert`` = (certfile, keyfile)."""
-        self.handler = RecordingHandler(**behaviour)
-        self.port = free_port()
-        self.tls = tls
-        options = {}
-        if auth is not None:
-            def authenticator(server, session, envelope, mechanism, auth_data):
-                ok = auth.get(auth_data.login.decode()) == auth_data.password.decode()
-                return AuthResult(success=ok, handled=False)
-            options = {"authenticator": authenticator, "auth_require_tls": False}
-        if tls:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(*cert)
-            options.update({"tls_context": context, "require_starttls": True} if tls == "starttls"
-                           else {"ssl_context": context})
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **options)
-
-    @property
-    def url(self) -> str:
-        scheme = {"starttls": "smtp+starttls", "smtps": "smtps"}.get(self.tls, "smtp")
-        return f"{scheme}://127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        self.controller.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.controller.stop()
-
-    @property
-    def messages(self):
-        return self.handler.messages
-
-    def recipients(self) -> list[str]:
-        return [rcpt for _, rcpts in self.handler.envelopes for rcpt in rcpts]
-
-
 def parts(message) -> tuple[str, str]:
     """(text, html) bodies of a received multipart/alternative message."""
     text = message.get_body(preferencelist=("plain",)).get_content()
@@ -170,6 +57,21 @@ def parts(message) -> tuple[str, str]:
 
 def png_pixels(path) -> tuple[int, int, list[tuple]]:
     """(width, height, pixels) of an 8-bit, non-interlaced RGB/RGBA PNG, decoded with zlib only."""
+    width, height, bpp, rows = _png_rows(path)
+    stride = width * bpp
+    pixels = [tuple(row[x:x + 3]) for row in rows for x in range(0, stride, bpp)]
+    return width, height, pixels
+
+
+def png_array(path):
+    """The same PNG as a (height, width, 3) uint8 numpy array (fast for large screenshots)."""
+    import numpy as np
+    width, height, bpp, rows = _png_rows(path)
+    return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(height, width, bpp)[:, :, :3]
+
+
+def _png_rows(path) -> tuple[int, int, int, list[bytes]]:
+    """(width, height, bytes per pixel, unfiltered rows) of an 8-bit non-interlaced RGB/RGBA PNG."""
     import struct
     import zlib
 
@@ -218,8 +120,7 @@ def png_pixels(path) -> tuple[int, int, list[tuple]]:
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
         rows.append(bytes(line))
         prev = line
-    pixels = [tuple(row[x:x + 3]) for row in rows for x in range(0, stride, bpp)]
-    return width, height, pixels
+    return width, height, bpp, rows
 
 
 def self_signed_cert(directory) -> tuple[str, str]:

@@ -1,13 +1,10 @@
-"""Helpers for the search / status / export tests: real SPS records into a store, a fake embedder."""
+"""Helpers for the search / status / export tests: real SPS records into a store."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from pathlib import Path
 
-import numpy as np
 
 DEV_SUBSET = Path(__file__).parent / "fixtures" / "search" / "dev_subset.jsonl"
 
@@ -63,29 +60,3 @@ def seed_store(db, records: list[dict] | None = None, *, scores: bool = True) ->
                          "labels": json.dumps(labels), "why": "seeded from dev labels"})
         db["scores"].insert_all(rows, pk="item_id", replace=True)
     return mapping
-
-
-class FakeEmbedder:
-    """Hashed bag of words, L2-normalised: texts sharing words are similar. Counts its calls."""
-
-    model_name = "fake-bow-64"
-
-    def __init__(self, dims: int = 64):
-        self.dims = dims
-        self.calls: list[int] = []
-
-    def encode(self, texts) -> np.ndarray:
-        texts = list(texts)
-        self.calls.append(len(texts))
-        out = np.zeros((len(texts), self.dims), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in re.findall(r"[a-z0-9]+", text.lower()):
-                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dims] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1, norms)
-
-
-def real_embedder():
-    """The project's embedder (bot.ranking.embedder) when present, else the packaged MiniLM fallback."""
-    from bot.search import load_default_embedder
-    return load_default_embedder("")

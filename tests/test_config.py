@@ -76,6 +76,8 @@ def test_env_overrides_endpoints_and_smtp(tmp_path):
     ('[digest]\nmax_items = 500\n', "'max_items' in [digest] must be between 1 and 200, got 500 (line 2)"),
     ('[email]\nsmtp_url = "http://mail"\n', "'smtp_url' in [email] must start smtp://"),
     ('[bogus]\nx = 1\n', "unknown section [bogus]"),
+    ('[sources.pubmed]\nmin_interval = -1\n',
+     "'min_interval' in [sources.pubmed] must be 0 or more seconds, got -1 (line 2)"),
     ('[digest\nmax_items = 5\n', "invalid TOML"),
     ('[[themes]]\nname = "a"\ndescription = "d"\n[[themes]]\nname = "a"\ndescription = "e"\n',
      "duplicate theme name(s): a"),

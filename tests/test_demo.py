@@ -1,38 +1,46 @@
-"""`spsbot demo` end to end through the real console script: fetch → trials → rank → digest."""
+"""`spsbot demo` end to end through the real console script: fetch → trials → rank → digest.
+
+The demo runs twice in one folder (module fixture): the first run is a fresh install's, the
+second the re-run of a user who calls it again, with --out/--db naming the same places.
+"""
 
 from __future__ import annotations
 
 import email
 import json
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 from email import policy
 from pathlib import Path
 
-SPSBOT = Path(sys.executable).parent / "spsbot"
+import pytest
+from conftest import clean_env, spsbot
 
 
 def run_demo(*args, cwd):
-    # The user's own settings must not matter: the demo uses its own servers and database.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPSBOT_", "NCBI_"))}
-    env.update(SPSBOT_EUTILS_URL="http://127.0.0.1:9/never-used", SPSBOT_DB=str(cwd / "real.db"),
-               HF_HUB_OFFLINE="1")
-    return subprocess.run([str(SPSBOT), "demo", *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+    # The user's own settings must not matter: the demo uses its own servers, clock and database.
+    env = clean_env(cwd, SPSBOT_EUTILS_URL="http://127.0.0.1:9/never-used", SPSBOT_DB=cwd / "real.db")
+    env.pop("SPSBOT_NOW", None)
+    return spsbot("demo", *args, env=env, cwd=cwd, timeout=600)
 
 
-def test_demo_runs_the_whole_pipeline_in_a_fresh_folder(tmp_path):
-    result = run_demo(cwd=tmp_path)
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    first = run_demo(cwd=folder)
+    second = run_demo("--out", "spsbot-demo", "--db", "spsbot-demo/spsbot-demo.db", cwd=folder)
+    return folder, first, second
+
+
+def test_demo_runs_the_whole_pipeline_in_a_fresh_folder(demo_runs):
+    folder, result, _ = demo_runs
     assert result.returncode == 0, result.stderr
-    out = tmp_path / "spsbot-demo"
+    out = folder / "spsbot-demo"
     assert "pubmed: fetched 85, new 85" in result.stdout
     assert "clinicaltrials: fetched 6, new 6" in result.stdout
     assert "trial change: NCT03829826 overall_status: UNKNOWN → COMPLETED" in result.stdout
     assert f"demo output written to: {out}" in result.stdout
-    assert not (tmp_path / "real.db").exists()          # the user's database was never touched
+    assert not (folder / "real.db").exists()          # the user's database was never touched
 
     with sqlite3.connect(out / "spsbot-demo.db") as conn:
         kinds = dict(conn.execute("select kind, count(*) from items group by kind"))
@@ -54,15 +62,15 @@ def test_demo_runs_the_whole_pipeline_in_a_fresh_folder(tmp_path):
     assert {part.get_content_type() for part in message.iter_parts()} == {"text/plain", "text/html"}
 
 
-def test_demo_rerun_into_the_same_folder_adds_nothing(tmp_path):
-    first = run_demo("--out", "out", "--db", "demo.sqlite", cwd=tmp_path)
-    second = run_demo("--out", "out", "--db", "demo.sqlite", cwd=tmp_path)
+def test_demo_rerun_into_the_same_folder_adds_nothing(demo_runs):
+    folder, first, second = demo_runs
     assert first.returncode == 0 and second.returncode == 0, second.stderr
     # The second run is incremental: it re-reads only the overlap window and stores nothing new.
     assert re.search(r"^pubmed: fetched \d+, new 0, updated 0", second.stdout, re.M), second.stdout
     assert re.search(r"^clinicaltrials: fetched \d+, new 0, updated 0", second.stdout, re.M), second.stdout
     assert "ranked 0 items" in second.stdout                 # nothing changed: nothing re-scored
-    with sqlite3.connect(tmp_path / "demo.sqlite") as conn:
+    assert f"demo output written to: {folder / 'spsbot-demo'}" in second.stdout  # --out was honoured
+    with sqlite3.connect(folder / "spsbot-demo" / "spsbot-demo.db") as conn:
         assert conn.execute("select count(*) from items").fetchone()[0] == 91
         assert conn.execute("select count(*) from trial_changes").fetchone()[0] == 2
-    assert (tmp_path / "out" / "demo-summary.json").exists()
+    assert (folder / "spsbot-demo" / "demo-summary.json").exists()

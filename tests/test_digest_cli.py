@@ -13,7 +13,8 @@ from bot.cli.digesting import EXIT_CODES
 from bot.pipeline import RunResult
 from bot.fetch import FetchResult
 from bot.store import open_db
-from digest_support import NOW, SmtpServer, paper, seed
+from conftest import SmtpServer
+from digest_support import NOW, paper, seed
 
 LATER = "2026-11-30T06:00:00+00:00"
 

@@ -1,5 +1,6 @@
 """`spsbot run` end to end: the real PubMed fetch against the local E-utilities emulator serving the
-bundled demo records, the real ranker (packaged model), digests, and a real SMTP server. Each
+bundled demo records, the real ranker (the packaged model's vectors, computed once per session by
+``ranked_demo_db`` and pre-filled into the embedding cache), digests, and a real SMTP server. Each
 subscriber gets exactly one correct e-mail per period, re-runs included."""
 
 import json
@@ -10,10 +11,11 @@ from click.testing import CliRunner
 from bot.cli import cli
 from bot.demo import start_pubmed_server
 from bot.store import open_db
-from digest_support import SmtpServer
+from conftest import SmtpServer, prewarm_embeddings
 
 
-def test_run_delivers_one_digest_per_subscriber_per_period(env_isolated, monkeypatch):
+def test_run_delivers_one_digest_per_subscriber_per_period(env_isolated, monkeypatch, ranked_demo_db):
+    prewarm_embeddings(env_isolated / "cli.db", ranked_demo_db)
     config = env_isolated / "spsbot.toml"
     config.write_text("[sources.clinicaltrials]\nenabled = false\n", encoding="utf-8")
     monkeypatch.setenv("SPSBOT_CONFIG", str(config))

@@ -35,3 +35,10 @@ def test_github_workflow_is_scheduled_and_uses_repository_secrets():
     assert env["SPSBOT_SMTP_PASSWORD"] == "${{ secrets.SPSBOT_SMTP_PASSWORD }}"
     steps = "\n".join(str(s.get("run", "")) for s in workflow["jobs"]["run"]["steps"])
     assert "spsbot run" in steps and '"$code" -eq 3' in steps
+
+
+def test_web_front_unit_serves_on_loopback_with_the_shared_env():
+    service = (SCHEDULES / "spsbot-web.service").read_text()
+    assert re.search(r"^ExecStart=\S*spsbot serve --host 127\.0\.0\.1 --port \d+$", service, re.M)
+    assert "EnvironmentFile=/etc/spsbot/env" in service and "Restart=on-failure" in service
+    assert "PASSWORD=" not in service and "SECRET=" not in service

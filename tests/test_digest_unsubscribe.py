@@ -1,7 +1,6 @@
 """Signed unsubscribe tokens: valid, forged, moved to another subscriber, expired; the CLI and the
 one-click HTTP endpoint."""
 
-import threading
 import urllib.error
 import urllib.request
 
@@ -10,11 +9,12 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from bot.config import load_config
-from bot.digest.server import make_server
 from bot.digest.subscribers import add_subscriber
 from bot.digest.tokens import TokenError, apply_unsubscribe, make_token, secret_for, verify_token
 from bot.store import open_db
 from bot.store.digests import get_setting
+from bot.web.app import create_app
+from web_support import running
 
 THEMES = load_config().theme_names
 NOW = "2026-11-23T06:00:00+00:00"
@@ -96,13 +96,10 @@ def test_one_click_http_endpoint(tmp_path, monkeypatch):
     add_subscriber(db, "ann@example.org", valid_themes=THEMES)
     db.close()
     token = make_token(b"http-secret", 1, "ann@example.org")
-    server = make_server(lambda: open_db(path), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/unsubscribe?token="
-    try:
+    with running(create_app(load_config(), str(path))) as url:
+        base = f"{url}/unsubscribe?token="
         page = urllib.request.urlopen(base + token, timeout=10).read().decode()
-        assert "<form method='post'" in page  # a GET only asks: link scanners must not unsubscribe
+        assert '<form method="post"' in page  # a GET only asks: link scanners must not unsubscribe
         check = open_db(path)
         assert check["subscribers"].get(1)["status"] == "active"
         with pytest.raises(urllib.error.HTTPError) as e:
@@ -114,6 +111,3 @@ def test_one_click_http_endpoint(tmp_path, monkeypatch):
         assert answer.status == 200
         assert check["subscribers"].get(1)["status"] == "unsubscribed"
         check.close()
-    finally:
-        server.shutdown()
-        server.server_close()

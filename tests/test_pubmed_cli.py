@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import clean_env, spsbot
 
 from bot.replay import LocalServer, Response
 from bot.replay.eutils import eutils_responder, load_articles
 
-SPSBOT = Path(sys.executable).parent / "spsbot"
-
-
-def spsbot(*args, env, cwd, timeout=120):
-    return subprocess.run([str(SPSBOT), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
 
 @pytest.fixture
 def cli_env(env_isolated):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPSBOT_", "NCBI_"))}
-    env.update(SPSBOT_DB=str(env_isolated / "cli.db"), SPSBOT_NOW="2026-11-20T08:00:00+00:00",
-               HF_HUB_OFFLINE="1")
-    return env
+    return clean_env(env_isolated, SPSBOT_DB=env_isolated / "cli.db", SPSBOT_NOW="2026-11-20T08:00:00+00:00")
 
 
 @pytest.fixture

@@ -221,3 +221,19 @@ def test_fetch_by_id_list(articles):
         body = client.request("efetch.fcgi", method="POST", data={"db": "pubmed", "id": "29768149,219391",
                                                                    "retmode": "xml"}).content
     assert sorted(r["pmid"] for r in pubmed.parse_efetch(body)) == ["219391", "29768149"]
+
+
+@pytest.mark.parametrize("base_url, configured, api_key, expected", [
+    ("https://eutils.ncbi.nlm.nih.gov/entrez/eutils", None, "", 0.34),    # NCBI: 3 requests/s
+    ("https://eutils.ncbi.nlm.nih.gov/entrez/eutils", None, "k", 0.1),    # 10/s with a key
+    ("https://eutils.ncbi.nlm.nih.gov/entrez/eutils", 1.0, "", 1.0),      # politer is always fine
+    ("https://eutils.ncbi.nlm.nih.gov/entrez/eutils", 0.0, "", 0.34),     # faster than NCBI allows: no
+    ("http://127.0.0.1:8080/entrez/eutils", 0.0, "", 0.0),               # a local replay server: yes
+])
+def test_request_spacing_honours_ncbi_limits_except_for_a_local_replay(base_url, configured, api_key, expected):
+    from bot.config import load_config
+    from bot.sources.pubmed import make_client
+    config = load_config(env={"SPSBOT_EUTILS_URL": base_url})
+    if configured is not None:
+        config.sections["sources.pubmed"]["min_interval"] = configured
+    assert make_client(config, env={"NCBI_API_KEY": api_key}).min_interval == expected

@@ -16,8 +16,7 @@ THEMES = {"immunomodulation", "symptomatic", "registries", "multidisciplinary", 
 
 
 @pytest.fixture(autouse=True)
-def isolated(env_isolated, tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("SPSBOT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "ranking-models"))
+def isolated(env_isolated):
     return env_isolated
 
 

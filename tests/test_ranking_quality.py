@@ -12,17 +12,9 @@ from bot.store import save_items
 from bot.store.ranking import get_scores, rank_items, save_feedback
 
 
-@pytest.fixture(scope="module", autouse=True)
-def model_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SPSBOT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "ranking-models"))
-    yield
-    mp.undo()
-
-
 @pytest.fixture(scope="module")
-def embedder():
-    return load_embedder()
+def embedder(real_embedder):
+    return real_embedder
 
 
 @pytest.fixture(scope="module")

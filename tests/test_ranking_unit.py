@@ -3,17 +3,15 @@ test_ranking_quality.py and test_ranking_cli.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DEV_JSONL
+from conftest import DEV_JSONL, FakeEmbedder
 
 from bot.config import load_config
 from bot.ranking.embedder import DEFAULT_MODEL
@@ -25,29 +23,6 @@ from bot.store.ranking import (EmbeddingCache, cached_encode, feedback_hash, get
 
 
 DEV = str(DEV_JSONL)
-
-
-class FakeEmbedder:
-    """Hashed bag of words → unit vector: similar wording, similar vectors; no model."""
-
-    def __init__(self, dims: int = 64, model_name: str = "fake-bow"):
-        self.model_name, self.dims = model_name, dims
-        self.calls, self.encoded, self.load_count = 0, 0, 0
-
-    def encode(self, texts):
-        self.calls += 1
-        self.encoded += len(texts)
-        out = np.zeros((len(texts), self.dims), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"[a-z0-9]+", text.lower()):
-                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dims] += 1
-            out[i] /= np.linalg.norm(out[i]) or 1.0
-        return out
-
-
-@pytest.fixture(autouse=True)
-def model_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("SPSBOT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "ranking-models"))
 
 
 PAPERS = [

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from bot.cli import cli
 from bot.search import (Filters, SearchError, fts_expression, parse_date, parse_query, rrf_fuse, search,
                         vector_index)
-from searchkit import FakeEmbedder, dev_records, seed_store
+from conftest import FakeEmbedder
+from searchkit import dev_records, seed_store
 
 
 @pytest.fixture
@@ -181,10 +182,10 @@ def test_hybrid_adds_embedding_hits_and_caches_vectors(store):
     assert db.execute("SELECT count(*) FROM embeddings WHERE model = ?",
                       [embedder.model_name + "#doc-mean"]).fetchone()[0] == items
     # second query: only the query text is encoded; the matrix is reused in-process
-    embedder.calls.clear()
+    embedder.batches.clear()
     index = vector_index(db, embedder.model_name)
     search(db, "baclofen", embedder=embedder)
-    assert embedder.calls == [1]
+    assert embedder.batches == [1]
     assert vector_index(db, embedder.model_name) is index
 
 
@@ -214,9 +215,9 @@ def test_too_many_missing_vectors_fall_back_to_words(store, monkeypatch):
     from bot.store import save_items
     save_items(db, [{"kind": "paper", "pmid": str(90000000 + i), "title": f"Rituximab report {i}",
                      "abstract": "Rituximab in a patient."} for i in range(11)])
-    embedder.calls.clear()
+    embedder.batches.clear()
     result = search(db, "rituximab", embedder=embedder, limit=200)
-    assert embedder.calls == [1]  # the query only: the 11 new items were not embedded
+    assert embedder.batches == [1]  # the query only: the 11 new items were not embedded
     assert any("searched by words only" in n for n in result.notes)
     new_ids = {f"pmid:{90000000 + i}" for i in range(11)}
     found = {h["id"]: h for h in result.hits}
@@ -236,9 +237,9 @@ def test_cached_sentence_vectors_are_reused_without_the_model(store, monkeypatch
         {"id": r[0], "kind": r[1], "title": r[2], "abstract": r[3]})})
     EmbeddingCache(db).put_many(dict(zip(sentences, embedder.encode(sentences))), embedder.model_name)
     monkeypatch.setattr(search_module, "EMBED_ON_THE_FLY_MAX", 0)
-    embedder.calls.clear()
+    embedder.batches.clear()
     result = search(db, "baclofen", embedder=embedder)
-    assert embedder.calls == [1]
+    assert embedder.batches == [1]
     assert not any("words only" in n for n in result.notes)
     assert any(h["similarity"] for h in result.hits)
 

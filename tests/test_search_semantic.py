@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from bot.search import search
-from searchkit import dev_records, real_embedder, seed_store
+from searchkit import dev_records, seed_store
 
 
 def _has(record, word):
@@ -16,7 +16,7 @@ def _has(record, word):
 
 
 @pytest.fixture(scope="module")
-def small_store(tmp_path_factory):
+def small_store(tmp_path_factory, real_embedder):
     from bot.store import open_db
     records = dev_records()
     chosen = ([r for r in records if _has(r, "intrathecal baclofen")][:4]
@@ -26,8 +26,7 @@ def small_store(tmp_path_factory):
               + [r for r in records if r.get("group") == "negative" and not _has(r, "baclofen")][:6])
     db = open_db(tmp_path_factory.mktemp("semantic") / "store.db")
     seed_store(db, chosen)
-    embedder = real_embedder()
-    yield db, embedder
+    yield db, real_embedder
     db.close()
 
 

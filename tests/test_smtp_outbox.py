@@ -7,7 +7,8 @@ from bot.config import load_config
 from bot.digest.builder import build_digests
 from bot.digest.send import SendError, send_pending
 from bot.digest.subscribers import add_subscriber
-from digest_support import NOW, SmtpServer, paper, parts, seed, self_signed_cert
+from conftest import SmtpServer
+from digest_support import NOW, paper, parts, seed, self_signed_cert
 
 HOSTILE = "<script>alert(1)</script> & <b>"
 

@@ -13,6 +13,7 @@ from bot.cli import searching  # noqa: F401,E402
 from bot.cli import digesting  # noqa: F401,E402
 from bot.cli import trials  # noqa: F401,E402
 from bot.cli import ranking  # noqa: F401,E402
+from bot.cli import web  # noqa: F401,E402
 
 __all__ = ["cli", "main"]
 

@@ -27,8 +27,11 @@ def subscribers() -> None:
 @click.option("--frequency", type=click.Choice(["weekly", "daily", "monthly"]), default="weekly", show_default=True)
 @click.option("--max-items", type=int, default=None, help="Most items per digest (1-200; default 20).")
 @click.option("--send-empty", is_flag=True, help="Send a digest even when nothing is new.")
+@click.option("--curator/--no-curator", default=None,
+              help="Mark (or unmark) a curator: their feedback links record curator labels, which the ranker "
+                   "weighs fully; other subscribers' clicks are votes with a lower weight.")
 @pass_app
-def subscribers_add(app, email, name, themes, frequency, max_items, send_empty) -> None:
+def subscribers_add(app, email, name, themes, frequency, max_items, send_empty, curator) -> None:
     """Add a subscriber (or update and re-activate an existing one).
 
     Example: spsbot subscribers add ann@example.org --name "Ann" --themes "immunomodulation;diagnosis"
@@ -36,10 +39,11 @@ def subscribers_add(app, email, name, themes, frequency, max_items, send_empty) 
     from bot.digest.subscribers import SubscriberError, add_subscriber
     try:
         row, created = add_subscriber(app.db, email, valid_themes=app.config.theme_names, name=name, themes=themes,
-                                      frequency=frequency, max_items=max_items, send_empty=send_empty)
+                                      frequency=frequency, max_items=max_items, send_empty=send_empty,
+                                      curator=curator)
     except SubscriberError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"{'added' if created else 'updated'} {row['email']}")
+    click.echo(f"{'added' if created else 'updated'} {row['email']}" + (" (curator)" if row.get("curator") else ""))
 
 
 @subscribers.command("remove")
@@ -66,12 +70,13 @@ def subscribers_list(app, status, as_json) -> None:
     from bot.digest.subscribers import list_subscribers
     for row in list_subscribers(app.db, status):
         if as_json:
-            click.echo(json.dumps({k: row[k] for k in ("email", "name", "themes", "frequency", "max_items",
-                                                        "send_empty", "status", "bounces")}))
+            click.echo(json.dumps({**{k: row[k] for k in ("email", "name", "themes", "frequency", "max_items",
+                                                           "send_empty", "status", "bounces")},
+                                   "curator": bool(row.get("curator"))}))
         else:
             themes = ",".join(row["themes"]) if row["themes"] else "all themes"
             click.echo(f"{row['email']}\t{row['name'] or ''}\t{themes}\t{row['frequency']}\t"
-                       f"max {row['max_items']}\t{row['status']}")
+                       f"max {row['max_items']}\t{row['status']}" + ("\tcurator" if row.get("curator") else ""))
 
 
 @subscribers.command("import")
@@ -171,24 +176,6 @@ def unsubscribe(app, token) -> None:
     except TokenError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"unsubscribed {subscriber['email']}")
-
-
-@cli.command("serve-unsubscribe")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
-@pass_app
-def serve_unsubscribe(app, host, port) -> None:
-    """Serve the one-click unsubscribe endpoint (POST /unsubscribe?token=…) until stopped."""
-    from bot.digest.server import make_server
-    from bot.store import open_db
-    server = make_server(lambda: open_db(app.db_path), host, port)
-    click.echo(f"unsubscribe endpoint on http://{host}:{server.server_address[1]}/unsubscribe", err=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
 
 
 @cli.group()

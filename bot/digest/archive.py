@@ -36,22 +36,36 @@ def build_archive(db: sqlite_utils.Database, config, out_dir: str | Path) -> dic
         if not data:
             continue
         name = issue_filename(row)
-        html = render_archive_page(data, config)
-        (out / name).write_text(html, encoding="utf-8")
-        issues.append({"id": row["id"], "file": name, "url": (base + name) if base else name,
-                       "title": subject_for(data, config), "updated": _atom_time(row["period_end"]),
-                       "period": period_label(row["period_start"], row["period_end"]), "html": html,
-                       "summary": _summary(data)})
+        issue = archive_issue(row, data, config, name, (base + name) if base else name)
+        (out / name).write_text(issue["html"], encoding="utf-8")
+        issues.append(issue)
     env = environment()
-    topic = clean_text(config.topic.name)
-    slug = clean_text(config.topic.slug or "topic")
-    context = {"issues": issues, "topic": topic, "slug": slug.upper(),
-               "base": base, "feed": (base + FEED_NAME) if base else FEED_NAME,
-               "updated": issues[0]["updated"] if issues else _atom_time(now_iso()),
-               "feed_id": (base + FEED_NAME) if base else f"urn:spsbot:{slug}:archive"}
+    context = archive_context(config, issues, base, home=(base + "index.html") if base else "")
     (out / "index.html").write_text(env.get_template("archive_index.html").render(context), encoding="utf-8")
     (out / FEED_NAME).write_text(env.get_template("feed.atom").render(context), encoding="utf-8")
     return {"issues": len(issues), "dir": str(out), "index": str(out / "index.html"), "feed": str(out / FEED_NAME)}
+
+
+def archive_issue(row: dict, data: dict, config, file: str, url: str) -> dict:
+    """One public issue as the index and the feed list it (``file`` relative to ``base``)."""
+    return {"id": row["id"], "file": file, "url": url, "title": subject_for(data, config),
+            "updated": _atom_time(row["period_end"]), "period": period_label(row["period_start"], row["period_end"]),
+            "html": render_archive_page(data, config), "summary": _summary(data)}
+
+
+def archive_context(config, issues: list[dict], base: str, home: str) -> dict:
+    """What ``archive_index.html`` and ``feed.atom`` render; ``base`` ends with "/" (or is empty:
+    relative links), ``home`` is the page the feed's alternate link names."""
+    topic = clean_text(config.topic.name)
+    slug = clean_text(config.topic.slug or "topic")
+    return {"issues": issues, "topic": topic, "slug": slug.upper(), "base": base, "home": home,
+            "feed": (base + FEED_NAME) if base else FEED_NAME,
+            "updated": issues[0]["updated"] if issues else _atom_time(now_iso()),
+            "feed_id": (base + FEED_NAME) if base else f"urn:spsbot:{slug}:archive"}
+
+
+def render_feed(config, issues: list[dict], base: str, home: str) -> str:
+    return environment().get_template("feed.atom").render(archive_context(config, issues, base, home))
 
 
 def _atom_time(value: str) -> str:

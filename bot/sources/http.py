@@ -175,14 +175,29 @@ class _Adapter(HTTPAdapter):
 
 class _Watchdog:
     """``with _Watchdog(seconds):`` shuts down this thread's sockets when the time is up, which
-    makes any blocked read (headers or body, however slowly trickled) fail at once."""
+    makes any blocked read (headers or body, however slowly trickled) fail at once.
+
+    It sleeps in short relative steps instead of a timed wait on a lock: a timed wait computes an
+    absolute deadline, which a shifted clock (``faketime``, the suite's clock-ahead run) turns
+    into years."""
+
+    _STEP = 0.02
 
     def __init__(self, seconds: float):
         self.seconds = max(0.0, seconds)
         self.fired = False
+        self._done = False
         self._owner = threading.get_ident()
-        self._timer = threading.Timer(self.seconds, self._fire)
-        self._timer.daemon = True
+        self._thread = threading.Thread(target=self._watch, name="http-deadline", daemon=True)
+
+    def _watch(self) -> None:
+        end = time.monotonic() + self.seconds
+        while not self._done:
+            left = end - time.monotonic()
+            if left <= 0:
+                self._fire()
+                return
+            time.sleep(min(left, self._STEP))
 
     def _fire(self) -> None:
         self.fired = True
@@ -197,11 +212,11 @@ class _Watchdog:
                     pass
 
     def __enter__(self) -> "_Watchdog":
-        self._timer.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._timer.cancel()
+        self._done = True  # the thread notices within one step and ends
 
 
 # --- failures inside one attempt ------------------------------------------------------------------

@@ -24,6 +24,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from urllib.parse import urlsplit
 from xml.sax.saxutils import unescape
 
 from Bio import Entrez
@@ -61,11 +62,22 @@ def make_client(config, *, env=None, min_interval: float | None = None, **http_o
     api_key = env.get("NCBI_API_KEY") or ""
     if api_key:
         params["api_key"] = api_key
+    base_url = settings.get("base_url") or DEFAULT_EUTILS_URL
     if min_interval is None:
-        min_interval = INTERVAL_WITH_KEY if api_key else INTERVAL_NO_KEY
+        min_interval = _request_spacing(settings.get("min_interval"), base_url, bool(api_key))
     options = {key: value for key, value in http_options.items() if value is not None}
-    return HttpClient(settings.get("base_url") or DEFAULT_EUTILS_URL, name="pubmed",
+    return HttpClient(base_url, name="pubmed",
                       min_interval=min_interval, default_params=params, secret_params=("api_key",), **options)
+
+
+def _request_spacing(configured: float | None, base_url: str, with_key: bool) -> float:
+    """Seconds between requests: NCBI's limit (3/s, 10/s with a key), or the configured
+    ``min_interval`` when it is longer — or shorter against a local replay server only."""
+    floor = INTERVAL_WITH_KEY if with_key else INTERVAL_NO_KEY
+    if configured is None:
+        return floor
+    host = (urlsplit(base_url).hostname or "").lower()
+    return float(configured) if configured >= floor or host in ("127.0.0.1", "localhost", "::1") else floor
 
 
 # --- esearch ----------------------------------------------------------------------------------

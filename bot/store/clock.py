@@ -15,3 +15,13 @@ def now_iso() -> str:
     if fake:
         return fake
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def iso_before(seconds: float, now: str | None = None) -> str:
+    """``now`` (default the store's now) minus ``seconds``, in the same ISO form: for windows
+    such as "sign-ups in the last 24 hours" compared as strings in SQL."""
+    from datetime import timedelta
+    moment = datetime.fromisoformat((now or now_iso()).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (moment.astimezone(timezone.utc) - timedelta(seconds=seconds)).isoformat(timespec="seconds")

@@ -201,3 +201,19 @@ def prune_bodies(db: sqlite_utils.Database, before: str) -> int:
               and not exists (select 1 from deliveries d where d.digest_id = digests.id and d.status = 'pending')
         """, [before])
         return cursor.rowcount
+
+
+def public_issue_index(db: sqlite_utils.Database, limit: int | None = None) -> list[dict]:
+    """The public issues without their bodies (id, period, subject, item count), newest first."""
+    sql = ("select id, period_start, period_end, subject, item_count from digests where subscriber_id is null "
+           "and data is not null order by period_end desc, id desc")
+    cursor = db.execute(sql + (" limit ?" if limit else ""), [limit] if limit else [])
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def public_issue_on(db: sqlite_utils.Database, day: str) -> dict | None:
+    """The (latest) public issue whose period ends on ``day`` (YYYY-MM-DD), with its data."""
+    rows = list(db["digests"].rows_where("subscriber_id is null and data is not null and substr(period_end, 1, 10) = ?",
+                                         [day], order_by="period_end desc, id desc", limit=1))
+    return rows[0] if rows else None

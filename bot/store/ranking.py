@@ -1,4 +1,5 @@
-"""Ranking's tables: the embedding cache, scores, curator feedback — and ``rank_items``.
+"""Ranking's tables: the embedding cache, scores, curator feedback (and subscribers' votes as
+training examples) — and ``rank_items``.
 
 Embeddings are keyed by (sha256 of the exact text, model name), so an unchanged text is never
 embedded twice, whoever asks (the ranker, search). Scores remember what they were computed from
@@ -169,15 +170,33 @@ def _items(db: sqlite_utils.Database, ids: list[str]) -> dict[str, dict]:
     return out
 
 
+def training_feedback(db: sqlite_utils.Database, vote_weight: float) -> list[dict]:
+    """Everything the store says about relevance, as weighted labelled examples for the ranker:
+    curator labels (``feedback``: ``spsbot label`` or a curator's click in a digest) at full weight
+    (``FEEDBACK_WEIGHT``), and subscribers' votes (``votes``) at ``vote_weight`` per net vote,
+    only for items no curator judged. Each example: the item's ranking record plus ``relevant``
+    and/or ``themes``, ``weight`` and ``source`` ("curator" or "votes")."""
+    from bot.ranking.scorer import feedback_examples, vote_examples
+    from bot.store.subscribers import vote_counts
+
+    feedback = load_feedback(db)
+    votes = vote_counts(db) if "votes" in db.table_names() else {}
+    judged = _items(db, sorted({f["item_id"] for f in feedback} | set(votes)))
+    records = {i: record_for_ranking(r) for i, r in judged.items()}
+    curated = feedback_examples(feedback, records)
+    decided = {ex["id"] for ex in curated if "relevant" in ex}
+    return curated + vote_examples(votes, records, vote_weight, decided)
+
+
 def make_ranker(db: sqlite_utils.Database, config, embedder=None):
-    """The ranker for this store: the profile's seed set plus the curator feedback stored here."""
+    """The ranker for this store: the profile's seed set plus the feedback stored here (curator
+    labels, and subscribers' votes at ``[ranking] vote_weight``)."""
     from bot.ranking.embedder import load_embedder
-    from bot.ranking.scorer import Ranker, feedback_examples
+    from bot.ranking.scorer import VOTE_WEIGHT, Ranker
 
     embedder = embedder or load_embedder(config.ranking.get("model", ""))
-    feedback = load_feedback(db)
-    judged = _items(db, sorted({f["item_id"] for f in feedback}))
-    examples = feedback_examples(feedback, {i: record_for_ranking(r) for i, r in judged.items()})
+    vote_weight = config.ranking.get("vote_weight")
+    examples = training_feedback(db, VOTE_WEIGHT if vote_weight is None else float(vote_weight))
     return Ranker(config, embedder, db=db, feedback=examples)
 
 

@@ -211,6 +211,34 @@ def m0071_ranker_models(db: sqlite_utils.Database) -> None:
     }, pk="fingerprint")
 
 
+def m009_web(db: sqlite_utils.Database) -> None:
+    """The web front: sign-ups awaiting confirmation, subscribers' votes, curators."""
+    # One row per sign-up request (a web form submission). The address becomes a subscriber only
+    # when the signed link in the confirmation e-mail is used (double opt-in). The row is also the
+    # outbox of that e-mail and what the per-address rate limit counts.
+    db["signups"].create({
+        "id": int, "email": str, "name": str,
+        "themes": str,          # JSON list, null = all themes
+        "kind": str,            # confirm (a new or returning address) | manage (already subscribed)
+        "created_at": str,
+        "mail_status": str,     # pending | sent | failed | skipped (over a rate limit: no e-mail)
+        "mail_attempts": int, "mail_error": str, "mail_sent_at": str,
+        "confirmed_at": str,
+    }, pk="id")
+    db.execute("CREATE INDEX idx_signups_lower_email ON signups(lower(email), created_at)")
+    db["signups"].create_index(["mail_status"])
+    db["signups"].create_index(["created_at"])
+    db["subscribers"].add_column("curator", int)        # 1: their feedback is a curator label
+    db["subscribers"].add_column("confirmed_at", str)   # when a web sign-up was confirmed
+    # Subscribers' relevant / not relevant votes from the digest's feedback links: kept apart from
+    # the curators' labels (``feedback``); the ranker gives them a lower weight. One per
+    # (subscriber, item); a second click changes the vote.
+    db["votes"].create({"subscriber_id": int, "item_id": str,
+                        "vote": str,     # relevant | irrelevant
+                        "created_at": str, "updated_at": str}, pk=("subscriber_id", "item_id"))
+    db["votes"].create_index(["item_id"])
+
+
 MIGRATIONS = [
     ("001_core", m001_core),
     ("002_trials", m002_trials),
@@ -219,6 +247,7 @@ MIGRATIONS = [
     ("005_views", m005_views),
     ("007_unsubscribe_key_out_of_db", m007_unsubscribe_key_out_of_db),
     ("0071_ranker_models", m0071_ranker_models),
+    ("009_web", m009_web),
 ]
 
 

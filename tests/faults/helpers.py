@@ -68,33 +68,6 @@ def integrity(db) -> str:
 
 # --- the real command line, as a subprocess ---------------------------------------------------
 
-def spsbot_path() -> str:
-    """The installed console script (``spsbot = bot.cli:main``) beside this interpreter."""
-    import shutil
-    import sys
-    from pathlib import Path
-    script = Path(sys.executable).parent / "spsbot"
-    return str(script) if script.exists() else shutil.which("spsbot")
-
-
-def clean_env(tmp_path, **extra) -> dict:
-    """A subprocess environment with no SPSBOT_*/NCBI_* leaking in (but the pinned store clock,
-    ``SPSBOT_NOW``), offline, and its own DB."""
-    import os
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPSBOT_", "NCBI_")) or k == "SPSBOT_NOW"}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", SPSBOT_DB=str(tmp_path / "spsbot.db"),
-               SPSBOT_CACHE_DIR=str(tmp_path / "cache"))
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
-
-
-def spsbot(*args, env: dict, stdin_text: str | bytes | None = None, timeout: float = 300):
-    """Run the real ``spsbot`` entry point, ``stdin_text`` on its stdin; returns the CompletedProcess (text mode)."""
-    import subprocess
-    return subprocess.run([spsbot_path(), *map(str, args)], env=env, capture_output=True, timeout=timeout,
-                          text=True, input=stdin_text)
-
-
 def error_lines(stderr: str) -> list[str]:
     """stderr without log lines (``2026-… LEVEL name: …``): what the user is told."""
     import re

@@ -17,7 +17,8 @@ from bot.config import load_config
 from bot.digest.subscribers import add_subscriber
 from bot.digest.tokens import make_token, secret_for
 from bot.store import open_db
-from faults.helpers import clean_env, error_lines, integrity, spsbot
+from conftest import clean_env, spsbot
+from faults.helpers import error_lines, integrity
 
 CONFIGS = {
     "config: unknown key": ("[digest]\nmax_itemz = 5\n", "unknown key 'max_itemz' in [digest] (line 2)"),
@@ -78,7 +79,8 @@ def test_bad_subscriber_is_refused_in_one_line_and_nothing_stored(tmp_path, name
 
 def test_header_injection_in_the_display_name_cannot_add_a_header_or_recipient(tmp_path):
     """A name is free text, so it is not refused; CR/LF must not survive into the To: header."""
-    from digest_support import NOW, paper, seed, SmtpServer
+    from conftest import SmtpServer
+    from digest_support import NOW, paper, seed
     env = clean_env(tmp_path, SPSBOT_NOW=NOW)
     added = spsbot("subscribers", "add", "ann@example.org", "--name", "Ann\r\nBcc: victim@example.org", env=env)
     assert added.returncode == 0, added.stderr
@@ -211,7 +213,8 @@ Stiff person syndrome and \u2067IVIG\u2069.</description>
 def test_hostile_records_fetched_over_http_are_rendered_safely_in_html_and_text(tmp_path):
     from bot.replay import LocalServer, Response
     from bot.replay.eutils import eutils_responder
-    from digest_support import SmtpServer, parts
+    from conftest import SmtpServer
+    from digest_support import parts
 
     feed = lambda request: Response(200, HOSTILE_RSS, "application/rss+xml; charset=utf-8")  # noqa: E731
     with LocalServer(eutils_responder([_hostile_pubmed_article()])) as eutils, LocalServer(feed) as rss, \

@@ -7,10 +7,10 @@ The process dies through ``bot.faults.crash_point`` (env ``SPSBOT_CRASH_AT=point
 sends itself SIGKILL: no ``finally``, no atexit, no SQLite close — the same as a power cut for
 everything above the kernel.
 
-Cost control: the first ``spsbot run`` (module fixture ``world``) loads the embedding model once
-and leaves a *template* database (items, scores, the embedding cache). Crash tests start either
-from a copy of it, or from an empty database whose embedding cache is pre-filled from it, so the
-re-runs never need the model again.
+Cost control: the session's ``ranked_demo_db`` (tests/conftest.py) fetched the demo records and
+ranked them with the real model once: a *template* database (items, scores, the embedding cache).
+Crash tests start either from a copy of it, or from an empty database whose embedding cache is
+pre-filled from it, so the real ``spsbot`` processes never need the model.
 """
 
 from __future__ import annotations
@@ -32,14 +32,15 @@ from bot.replay.ctgov import demo_responder
 from bot.replay.eutils import eutils_responder
 from bot.store import open_db
 from bot.store.ranking import RANK_BATCH
-from digest_support import SmtpServer
-from faults.helpers import clean_env, error_lines, integrity, spsbot, spsbot_path
+from conftest import SmtpServer, clean_env, copy_db, prewarm_embeddings, spsbot, spsbot_path
+from faults.helpers import error_lines, integrity
 
 NOW = "2026-11-21T06:00:00+00:00"   # the demo records end on 2026-11-20
 SUBSCRIBERS = ["ann@example.org", "bob@example.org", "cyd@example.org"]
 CONFIG = """\
 [sources.pubmed]
 batch_size = 20          # the 85 demo papers arrive in 5 batches: a crash can fall between them
+min_interval = 0.0       # the emulator is local: no NCBI rate limit to respect
 [sources.clinicaltrials]
 min_interval = 0.0
 """
@@ -64,38 +65,14 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, ranked_demo_db):
     root = tmp_path_factory.mktemp("crash")
     with ExitStack() as stack:
         w = World(root, stack)
-        # One full run (fetch + rank with the real model + build; nobody subscribed, nothing sent).
-        made = spsbot("run", "--dry-run", env=w.env(w.template))
-        assert made.returncode in (0, 3), made.stderr[-2000:]
-        db = open_db(w.template)
-        assert db["items"].count == 91 and db["scores"].count == 91
-        db.close()
+        # The session's template: the demo records fetched and ranked with the real model once
+        # (nobody subscribed, nothing sent). Each test copies it or takes its embedding cache.
+        copy_db(ranked_demo_db, w.template)
         yield w
-
-
-def copy_db(source: Path, target: Path) -> Path:
-    """A consistent copy (SQLite's backup API, so a WAL is folded in)."""
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
-    with dst:
-        src.backup(dst)
-    src.close()
-    dst.close()
-    return target
-
-
-def prewarm_embeddings(db_path: Path, template: Path) -> None:
-    """Fill an empty database's embedding cache from the template (vectors keyed by text hash):
-    the re-run then ranks without loading the model. Items, scores and state stay empty."""
-    db = open_db(db_path)
-    db.execute("attach database ? as template", [str(template)])
-    db.execute("insert or ignore into embeddings select * from template.embeddings")
-    db.conn.commit()
-    db.execute("detach database template")
-    db.close()
 
 
 def subscribe(db_path: Path, emails=SUBSCRIBERS) -> None:

@@ -96,6 +96,8 @@ def test_datasette_metadata_serves_the_literature_and_no_subscriber_address(tmp_
     db = open_db(db_path)
     seed(db, [paper(1, "Rituximab in stiff person syndrome")])
     add_subscriber(db, "ann.private@example.org", valid_themes=THEMES, name="Ann Private")
+    with db.atomic():   # a web sign-up not confirmed yet
+        db["signups"].insert({"email": "ann.private@example.org", "name": "Ann Private", "created_at": NOW})
     db.close()
     result = CliRunner().invoke(cli, ["datasette-metadata"])
     assert result.exit_code == 0, result.output
@@ -103,7 +105,7 @@ def test_datasette_metadata_serves_the_literature_and_no_subscriber_address(tmp_
     private = ["/spsbot/subscribers.json?_shape=array", "/spsbot/subscribers",
                "/spsbot.json?sql=select+email,name+from+subscribers",
                "/spsbot/items.json?_where=1%3D1+union+select+email+from+subscribers",
-               "/spsbot/runs.json", "/spsbot/digests.json"]
+               "/spsbot/runs.json", "/spsbot/digests.json", "/spsbot/signups.json", "/spsbot/votes.json"]
     public = ["/spsbot.json", "/spsbot/items.json?_shape=array", "/spsbot/relevant_papers.json?_shape=array"]
 
     # Without the metadata, anyone browsing the store reads the addresses (what the test must catch) …

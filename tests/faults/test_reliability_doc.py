@@ -7,8 +7,8 @@ The totals live between ``<!-- totals:start -->`` and ``<!-- totals:end -->``. A
     .venv/bin/python tests/faults/test_reliability_doc.py
 
 Adding a fault is adding one table row: ``| area | fault tried | guarantee | test |`` (the test as
-`` `faults/test_x.py::test_name[param]` ``, `` `…[param]` `` for another case of the row above's
-test, or ``(same test)``).
+`` `faults/test_x.py::test_name[param]` ``, `` `…[param]` `` for another case of the test before
+it, `` `::other_test` `` for another test in its file, or ``(same test)``).
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ def references(rows: list[list[str]]) -> list[list[tuple[str, str, str]]]:
     for row in rows:
         refs = []
         for ref in _REF.findall(row[3]):
-            match = re.fullmatch(r"(?:(faults/[\w/]+\.py|test_\w+\.py)::(\w+)|…)?(?:\[(.+)\])?", ref)
+            match = re.fullmatch(r"(?:(faults/[\w/]+\.py|test_\w+\.py)?::(\w+)|…)?(?:\[(.+)\])?", ref)
             assert match and any(match.groups()), f"not a test reference: {ref!r} (row {row[1]!r})"
             path, name, param = match.groups()
             if path is None:
-                assert previous, f"'…' with no test above it (row {row[1]!r})"
-                path, name = previous[0], previous[1]
+                assert previous, f"'{ref}' with no test before it (row {row[1]!r})"
+                path, name = previous[0], name or previous[1]   # `::other_test`: the same file
             refs.append((path, name, param or ""))
             previous = refs[-1]
         if not refs and "(same test)" in row[3] and previous:

@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from bot.config import load_config
@@ -24,8 +23,9 @@ from bot.replay import LocalServer, Response
 from bot.sources import pubmed
 from bot.sources.http import SourceError
 from bot.store import open_db
-from digest_support import NOW, RecordingHandler, free_port
-from faults.helpers import clean_env, queue_digests, spsbot
+from conftest import SmtpServer, clean_env, spsbot
+from digest_support import NOW
+from faults.helpers import queue_digests
 
 SMTP_PASSWORD = "pw-S3CRET/smtp+7781"
 NCBI_KEY = "key-S3CRET-ncbi-4242"
@@ -49,29 +49,21 @@ def leaky_eutils(request):
     return Response(400, f"Bad Request: cannot parse request api_key={key}&term=x", "text/plain")
 
 
-class EchoingSmtp:
+def _echo_password(server, session, envelope, mechanism, auth_data):
+    login, password = auth_data.login.decode(), auth_data.password.decode()
+    echoed = " ".join(encodings(password, login))  # plain, %-encoded, both base64 payloads
+    return AuthResult(success=False, handled=False, message=f"535 5.7.8 bad credentials {echoed}")
+
+
+class EchoingSmtp(SmtpServer):
     """aiosmtpd requiring AUTH, whose refusal repeats the password it was given (a hostile relay)."""
 
     def __init__(self):
-        self.port = free_port()
-
-        def authenticator(server, session, envelope, mechanism, auth_data):
-            login, password = auth_data.login.decode(), auth_data.password.decode()
-            echoed = " ".join(encodings(password, login))  # plain, %-encoded, both base64 payloads
-            return AuthResult(success=False, handled=False, message=f"535 5.7.8 bad credentials {echoed}")
-        self.controller = Controller(RecordingHandler(), hostname="127.0.0.1", port=self.port,
-                                     authenticator=authenticator, auth_require_tls=False)
+        super().__init__(authenticator=_echo_password)
 
     @property
     def url(self) -> str:
         return f"smtp://digest@127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        self.controller.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.controller.stop()
 
 
 def assert_clean(text: str | bytes, where: str) -> None:

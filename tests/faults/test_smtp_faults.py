@@ -15,8 +15,9 @@ from collections import Counter
 
 import pytest
 
-from digest_support import NOW, SmtpServer, free_port
-from faults.helpers import clean_env, delivery_statuses, error_lines, queue_digests, spsbot
+from conftest import SmtpServer, clean_env, free_port, spsbot
+from digest_support import NOW
+from faults.helpers import delivery_statuses, error_lines, queue_digests
 
 READERS = ("ann@example.org", "bob@example.org")
 

@@ -10,6 +10,7 @@ from collections import Counter
 from email.header import decode_header, make_header
 
 import pytest
+from aiosmtpd.smtp import AuthResult
 from click.testing import CliRunner
 
 from bot.cli import cli
@@ -18,8 +19,9 @@ from bot.digest.builder import build_digests
 from bot.digest.send import SendError, send_pending
 from bot.digest.subscribers import add_subscriber
 from bot.store import open_db
-from digest_support import NOW, RecordingHandler, SmtpServer, paper, seed
-from faults.helpers import clean_env, delivery_statuses, queue_digests, spsbot
+from conftest import RecordingHandler, SmtpServer, clean_env, spsbot
+from digest_support import NOW, paper, seed
+from faults.helpers import delivery_statuses, queue_digests
 
 READERS = ("ann@example.org", "bob@example.org", "cyd@example.org")
 
@@ -42,17 +44,16 @@ def _queue(db, config, readers=READERS, names=None):
 
 
 class CountingAuth(SmtpServer):
-    """aiosmtpd requiring nothing over TLS (a loopback relay), counting AUTH attempts."""
+    """aiosmtpd accepting AUTH without TLS (a loopback relay), counting the attempts."""
 
     def __init__(self):
         self.auth_attempts = 0
-        super().__init__(auth={"digest": "s3cret-pw"})
-        original = self.controller.SMTP_kwargs["authenticator"]
 
-        def counting(*args):
+        def authenticator(server, session, envelope, mechanism, auth_data):
             self.auth_attempts += 1
-            return original(*args)
-        self.controller.SMTP_kwargs["authenticator"] = counting
+            ok = (auth_data.login, auth_data.password) == (b"digest", b"s3cret-pw")
+            return AuthResult(success=ok, handled=False)
+        super().__init__(authenticator=authenticator)
 
 
 def test_auth_over_plain_smtp_is_refused_unless_allowed(db, tmp_path, monkeypatch):
@@ -109,7 +110,7 @@ class RawRecordingHandler(RecordingHandler):
 @pytest.fixture(autouse=True)
 def raw_messages(monkeypatch):
     """Every SmtpServer here keeps the raw bytes of what it accepted (``handler.raw``)."""
-    monkeypatch.setattr("digest_support.RecordingHandler", RawRecordingHandler)
+    monkeypatch.setattr("conftest.RecordingHandler", RawRecordingHandler)
 
 
 def test_deliveries_refused_for_good_are_reported_in_the_exit_status(tmp_path):

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from bot.store import open_db
-from digest_support import NOW, SmtpServer
+from conftest import SmtpServer
+from digest_support import NOW
 from faults.helpers import delivery_statuses, queue_digests
 
 READERS = ("ann@example.org", "bob@example.org")

@@ -1,0 +1,189 @@
+"""Subscriber-side tables of the web front: sign-ups (double opt-in), preferences, votes, curators.
+
+Tables are created by ``m009_web`` in ``bot.store.schema``. The web app (``bot.web``) and the CLI
+call these functions; they hold all of its SQL. Every change of several rows is one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from bot.store import now_iso
+
+VOTES = ("relevant", "irrelevant")
+
+
+def _rows(cursor) -> list[dict]:
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+# --- sign-ups ------------------------------------------------------------------------------
+
+def record_signup(db: sqlite_utils.Database, email: str, *, name: str | None, themes: str | None, kind: str,
+                  mail_status: str) -> int:
+    """Store one sign-up request; ``mail_status`` "pending" queues its e-mail, "skipped" does not."""
+    with db.atomic():
+        return db["signups"].insert({"email": email, "name": name, "themes": themes, "kind": kind,
+                                     "created_at": now_iso(), "mail_status": mail_status,
+                                     "mail_attempts": 0}).last_pk
+
+
+def signups_for_address_since(db: sqlite_utils.Database, email: str, since: str) -> int:
+    """How many sign-up requests named this address since ``since`` (the per-address limit)."""
+    return db.execute("select count(*) from signups where lower(email) = lower(?) and created_at >= ?",
+                      [email, since]).fetchone()[0]
+
+
+def signup_mails_since(db: sqlite_utils.Database, since: str) -> int:
+    """Sign-up e-mails queued or sent since ``since``, any address (the global hourly cap)."""
+    return db.execute("select count(*) from signups where created_at >= ? and mail_status != 'skipped'",
+                      [since]).fetchone()[0]
+
+
+def get_signup(db: sqlite_utils.Database, signup_id: int) -> dict | None:
+    rows = _rows(db.execute("select * from signups where id = ?", [signup_id]))
+    return rows[0] if rows else None
+
+
+def pending_signup_mails(db: sqlite_utils.Database, max_attempts: int, limit: int = 50) -> list[dict]:
+    """Sign-up e-mails still to send (oldest first), skipping those that failed too often."""
+    return _rows(db.execute("select * from signups where mail_status = 'pending' and mail_attempts < ? "
+                            "order by id limit ?", [max_attempts, limit]))
+
+
+def mark_signup_mail(db: sqlite_utils.Database, signup_id: int, status: str, error: str | None = None) -> None:
+    """``status``: sent, failed (permanent) or pending (a temporary failure: retried)."""
+    with db.atomic():
+        db.execute("update signups set mail_status = ?, mail_attempts = mail_attempts + 1, mail_error = ?, "
+                   "mail_sent_at = case when ? = 'sent' then ? else mail_sent_at end where id = ?",
+                   [status, (error or None) and error[:300], status, now_iso(), signup_id])
+
+
+def purge_signups(db: sqlite_utils.Database, before: str) -> int:
+    """Forget sign-up requests made before ``before``: their links have expired, and an address
+    that never confirmed should not stay on file."""
+    with db.atomic():
+        return db.execute("delete from signups where created_at < ?", [before]).rowcount
+
+
+def confirm_signup(db: sqlite_utils.Database, signup: dict) -> tuple[dict, bool]:
+    """Make the sign-up's address an active subscriber (idempotent). Returns (subscriber, changed).
+
+    A new address is added with the sign-up's choices; an unsubscribed or bouncing one is
+    re-activated with them; an active subscriber is left as they are.
+    """
+    now = now_iso()
+    with db.atomic():
+        rows = _rows(db.execute("select * from subscribers where lower(email) = lower(?)", [signup["email"]]))
+        changed = True
+        if not rows:
+            db.execute("insert into subscribers (email, name, themes, frequency, max_items, send_empty, status, "
+                       "bounces, created_at, updated_at, confirmed_at) values (?, ?, ?, 'weekly', 20, 0, 'active', "
+                       "0, ?, ?, ?)", [signup["email"], signup["name"], signup["themes"], now, now, now])
+        elif rows[0]["status"] != "active":
+            db.execute("update subscribers set status = 'active', bounces = 0, themes = ?, "
+                       "name = coalesce(?, name), updated_at = ?, confirmed_at = ? where id = ?",
+                       [signup["themes"], signup["name"], now, now, rows[0]["id"]])
+        else:
+            changed = False
+        db.execute("update signups set confirmed_at = coalesce(confirmed_at, ?) where id = ?", [now, signup["id"]])
+        subscriber = _rows(db.execute("select * from subscribers where lower(email) = lower(?)",
+                                      [signup["email"]]))[0]
+    return subscriber, changed
+
+
+# --- subscribers ---------------------------------------------------------------------------
+
+def update_preferences(db: sqlite_utils.Database, subscriber_id: int, *, themes: str | None, frequency: str,
+                       max_items: int) -> None:
+    """Store validated preferences (``themes`` JSON or None = all)."""
+    with db.atomic():
+        db.execute("update subscribers set themes = ?, frequency = ?, max_items = ?, updated_at = ? where id = ?",
+                   [themes, frequency, max_items, now_iso(), subscriber_id])
+
+
+def unsubscribe(db: sqlite_utils.Database, subscriber_id: int) -> None:
+    """Mark the subscriber unsubscribed and cancel their pending e-mails (idempotent)."""
+    with db.atomic():
+        db.execute("update subscribers set status = 'unsubscribed', updated_at = ? where id = ?",
+                   [now_iso(), subscriber_id])
+        db.execute("update deliveries set status = 'failed', last_error = 'unsubscribed' "
+                   "where subscriber_id = ? and status = 'pending'", [subscriber_id])
+
+
+def resubscribe(db: sqlite_utils.Database, subscriber_id: int) -> None:
+    """Active again (from their own preferences link, which proves the address is theirs)."""
+    with db.atomic():
+        db.execute("update subscribers set status = 'active', bounces = 0, updated_at = ? where id = ?",
+                   [now_iso(), subscriber_id])
+
+
+def set_curator(db: sqlite_utils.Database, subscriber_id: int, curator: bool) -> None:
+    with db.atomic():
+        db.execute("update subscribers set curator = ?, updated_at = ? where id = ?",
+                   [1 if curator else 0, now_iso(), subscriber_id])
+
+
+# --- votes ---------------------------------------------------------------------------------
+
+def save_vote(db: sqlite_utils.Database, subscriber_id: int, item_id: str, vote: str) -> None:
+    """A subscriber's vote on an item; a later vote by the same subscriber replaces it."""
+    if vote not in VOTES:
+        raise ValueError(f"vote must be one of {', '.join(VOTES)}, got {vote!r}")
+    now = now_iso()
+    with db.atomic():
+        db.execute("insert into votes (subscriber_id, item_id, vote, created_at, updated_at) values (?, ?, ?, ?, ?) "
+                   "on conflict (subscriber_id, item_id) do update set vote = excluded.vote, "
+                   "updated_at = excluded.updated_at", [subscriber_id, item_id, vote, now, now])
+
+
+def get_vote(db: sqlite_utils.Database, subscriber_id: int, item_id: str) -> str | None:
+    row = db.execute("select vote from votes where subscriber_id = ? and item_id = ?",
+                     [subscriber_id, item_id]).fetchone()
+    return row[0] if row else None
+
+
+def current_judgement(db: sqlite_utils.Database, subscriber: dict, item_id: str) -> str | None:
+    """What this subscriber said about the item: their vote, or for a curator their label."""
+    if subscriber.get("curator"):
+        row = db.execute("select label from feedback where item_id = ? and theme is null order by id desc limit 1",
+                         [item_id]).fetchone()
+        return row[0] if row else None
+    return get_vote(db, subscriber["id"], item_id)
+
+
+def vote_counts(db: sqlite_utils.Database) -> dict[str, tuple[int, int]]:
+    """item id -> (relevant votes, irrelevant votes), over every subscriber who is not a curator
+    (a curator's click is stored as a curator label instead)."""
+    rows = db.execute("select v.item_id, sum(v.vote = 'relevant'), sum(v.vote = 'irrelevant') from votes v "
+                      "join subscribers s on s.id = v.subscriber_id where coalesce(s.curator, 0) = 0 "
+                      "group by v.item_id").fetchall()
+    return {item_id: (int(up or 0), int(down or 0)) for item_id, up, down in rows}
+
+
+def feedback_overview(db: sqlite_utils.Database, since: str | None = None) -> list[dict]:
+    """Every item with a curator label or a subscriber vote: title, the curator labels
+    (relevance and themes) and the vote counts, most recent feedback first."""
+    sql = """
+        with judged as (
+            select item_id, max(created_at) as last_at from feedback group by item_id
+            union all
+            select item_id, max(updated_at) from votes group by item_id)
+        select j.item_id, max(j.last_at) as last_at, i.title, i.kind
+        from judged j left join items i on i.id = j.item_id
+        group by j.item_id
+    """
+    rows = _rows(db.execute(sql))
+    if since:
+        rows = [r for r in rows if (r["last_at"] or "") >= since]
+    labels: dict[str, list[dict]] = {}
+    for item_id, label, theme, created_at in db.execute(
+            "select item_id, label, theme, created_at from feedback order by id"):
+        labels.setdefault(item_id, []).append({"label": label, "theme": theme, "at": created_at})
+    counts = vote_counts(db)
+    for row in rows:
+        row["curator"] = labels.get(row["item_id"], [])
+        row["votes_relevant"], row["votes_irrelevant"] = counts.get(row["item_id"], (0, 0))
+    rows.sort(key=lambda r: (r["last_at"] or "", r["item_id"]), reverse=True)
+    return rows

@@ -1,0 +1,150 @@
+"""Public pages: the home page (topic, sign-up form, archive), one archived issue, the Atom feed,
+and search over the relevant items. Nothing here depends on who is asking."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+
+from flask import Blueprint, Response, abort, render_template, request
+
+from bot.web.app import bad_request, limit, state
+
+log = logging.getLogger(__name__)
+bp = Blueprint("public", __name__)
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MAX_QUERY_CHARS = 300
+MAX_PAGES = 10       # deeper than 10 pages of the relevant items is a job for `spsbot search`
+SEARCH_WAIT = 10.0   # seconds a search waits for the one search slot before answering 503
+FEED_ISSUES = 20
+
+
+@bp.get("/")
+def home():
+    from bot.store.digests import public_issue_index
+    issues = [issue_link(row) for row in public_issue_index(state().db())]
+    config = state().config
+    return render_template("home.html", issues=issues, themes=theme_choices(config), form={}, error=None)
+
+
+def theme_choices(config) -> list[dict]:
+    return [{"name": t.name, "title": t.title or t.name, "description": t.description} for t in config.themes]
+
+
+def _period(row: dict) -> str:
+    """'10–16 Nov 2026': the days an issue covers, as its subject line says them (the period
+    starts the day after the previous issue's end)."""
+    from datetime import date, timedelta
+
+    from bot.digest.render import period_label
+    first = (date.fromisoformat(row["period_start"][:10]) + timedelta(days=1)).isoformat()
+    return period_label(first, row["period_end"])
+
+
+def issue_link(row: dict) -> dict:
+    return {"day": row["period_end"][:10], "period": _period(row), "subject": row["subject"],
+            "count": row["item_count"]}
+
+
+@bp.get("/issues/<day>")
+def issue(day: str):
+    from bot.digest.render import subject_for
+    from bot.store.digests import public_issue_on
+    if not _DAY.match(day):
+        bad_request("An issue is named by its date, like /issues/2026-11-21.")
+    row = public_issue_on(state().db(), day)
+    if row is None:
+        abort(404)
+    data = json.loads(row["data"])
+    config = state().config
+    return render_template("issue.html", d=data, o=data["overview"], subject=subject_for(data, config),
+                           period=_period(row))
+
+
+@bp.get("/feed.atom")
+def feed():
+    from bot.digest.archive import archive_issue, render_feed
+    from bot.store.digests import public_issue_on, public_issue_index
+    db, base = state().db(), state().base_url + "/"
+    issues = []
+    for entry in public_issue_index(db, limit=FEED_ISSUES):
+        row = public_issue_on(db, entry["period_end"][:10])
+        if row is None or row["id"] != entry["id"]:
+            continue  # an older issue of the same day: the page shows the latest one
+        path = f"issues/{row['period_end'][:10]}"
+        issues.append(archive_issue(row, json.loads(row["data"]), state().config, path, base + path))
+    return Response(render_feed(state().config, issues, base, home=base), mimetype="application/atom+xml")
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """No icon (browsers ask for one on every site): an empty answer instead of a 404 page."""
+    return Response(status=204, headers={"Cache-Control": "public, max-age=86400"})
+
+
+@bp.get("/healthz")
+def healthz():
+    state().db().execute("select 1").fetchone()
+    return Response("ok\n", mimetype="text/plain")
+
+
+@bp.get("/search")
+def search():
+    query = request.args.get("q", "")
+    if not query.strip():
+        return render_template("search.html", query="", hits=[], page=1, more=False, notes=[], error=None)
+    if len(query) > MAX_QUERY_CHARS:
+        bad_request(f"That search is too long; keep it under {MAX_QUERY_CHARS} characters.")
+    page = _page(request.args.get("page", "1"))
+    limit("search", int(state().setting("searches_per_client_minute", 30)), 60)
+    per_page = int(state().setting("results_per_page", 10))
+    result, error = _run_search(query, page * per_page + 1)
+    if error:
+        return render_template("search.html", query=query, hits=[], page=page, more=False, notes=[],
+                               error=error), 400
+    hits = result.hits[(page - 1) * per_page:page * per_page]
+    more = len(result.hits) > page * per_page and page < MAX_PAGES
+    return render_template("search.html", query=query, hits=[_display(h) for h in hits], page=page, more=more,
+                           first_rank=(page - 1) * per_page + 1, notes=[], error=None)
+
+
+def _page(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGES:
+        bad_request(f"The page must be a number from 1 to {MAX_PAGES}.")
+    return int(value)
+
+
+def _run_search(query: str, how_many: int):
+    """Hybrid search (``bot.search``, as ``spsbot search --relevant``), one at a time: a search
+    holds a core for tens of milliseconds and must not starve the sign-up pages."""
+    from bot.search import Filters, SearchError, search
+    st = state()
+    if not st.search_slots.acquire(timeout=SEARCH_WAIT):
+        from werkzeug.exceptions import ServiceUnavailable
+        abort(ServiceUnavailable(retry_after=5))
+    started = time.monotonic()
+    try:
+        semantic = bool(st.setting("semantic_search", True))
+        result = search(st.db(), query, Filters(relevant_only=True), limit=how_many, semantic=semantic,
+                        embedder_loader=st.search_embedder if semantic else None)
+    except SearchError as e:
+        return None, f"{str(e)[:1].upper()}{str(e)[1:]}."
+    finally:
+        st.search_slots.release()
+    log.info("web search: %d results in %.0f ms", len(result.hits), (time.monotonic() - started) * 1000)
+    return result, None
+
+
+def _display(hit: dict) -> dict:
+    """A result with its links (PubMed, DOI, ClinicalTrials.gov) and theme titles."""
+    from bot.digest.entries import display_date, humanize_value, item_links
+    from bot.store import get_item
+    item = get_item(state().db(), hit["id"]) or {}
+    titles = {t.name: t.title or t.name for t in state().config.themes}
+    return {"title": hit["title"] or hit["id"], "kind": hit["kind"], "journal": hit.get("journal"),
+            "date": display_date(hit.get("date")) or hit.get("year"), "status": humanize_value(hit.get("status")),
+            "labels": [titles.get(label, label) for label in hit.get("labels") or []],
+            "links": item_links(item) if item else []}
