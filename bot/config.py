@@ -55,8 +55,11 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "email": {
         "from": (_STR, False), "smtp_url": (_STR, False), "username": (_STR, False),
         "unsubscribe_url": (_STR, False), "unsubscribe_mailto": (_STR, False), "subject": (_STR, False),
-        "timeout": (_FLOAT, False),
+        "timeout": (_FLOAT, False), "allow_plaintext_auth": (_BOOL, False),
     },
+    # Limits against hostile or broken servers (bot/sources/http.py) and a whole run (bot/pipeline.py).
+    "http": {"request_deadline": (_FLOAT, False), "max_response_mb": (_FLOAT, False)},
+    "run": {"deadline_minutes": (_FLOAT, False)},
     "web": {
         "base_url": (_STR, False), "threads": (_INT, False), "connection_limit": (_INT, False),
         "channel_timeout": (_INT, False), "request_timeout": (_INT, False), "max_body_bytes": (_INT, False),
@@ -187,7 +190,7 @@ def _merge(base: dict, raw: dict) -> dict:
               "sources": {}}
     for name in ("pubmed", "clinicaltrials"):
         merged["sources"][name] = {**base["sources"][name], **raw.get("sources", {}).get(name, {})}
-    for name in ("ranking", "digest", "email", "web"):
+    for name in ("ranking", "digest", "email", "web", "http", "run"):
         merged[name] = {**base.get(name, {}), **raw.get(name, {})}
     return merged
 
@@ -318,6 +321,9 @@ VALUE_RANGES = (
     ("ranking", "relevance_threshold", 0, 1, False),
     ("ranking", "theme_threshold", 0, 1, False),
     ("digest", "max_age_days", 1, 3660, False),
+    ("http", "request_deadline", 0.01, 86400, False),
+    ("http", "max_response_mb", 0.001, 1_000_000, False),
+    ("run", "deadline_minutes", 0.001, 10080, False),
 )
 _DATE_RE = re.compile(r"^(\d{4})[/-](\d{2})[/-](\d{2})$")
 
@@ -373,5 +379,6 @@ def _build(cfg: dict, path: str | None) -> Config:
     )
     sections = {"sources.pubmed": cfg["sources"]["pubmed"],
                 "sources.clinicaltrials": cfg["sources"]["clinicaltrials"],
-                "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"], "web": cfg["web"]}
+                "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"], "web": cfg["web"],
+                "http": cfg.get("http", {}), "run": cfg.get("run", {})}
     return Config(topic=topic, themes=themes, sections=sections, path=path)

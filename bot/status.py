@@ -4,7 +4,9 @@
 returns a plain dict (``--json`` prints it as is); ``format_status`` turns it into lines for a
 terminal. A source is *stale* when it has not succeeded for longer than twice the schedule
 (``[digest] period_days``, 7 by default → 14 days) or never succeeded at all: a weekly cron job
-that quietly broke is then visible after one missed run, not after a month.
+that quietly broke is then visible after one missed run, not after a month. ``status`` also runs
+``PRAGMA quick_check`` on the file and says what it found (``integrity``); stored error texts are
+scrubbed of secrets (``bot.redact``) before they are shown.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
-from bot.store import loads, now_iso
+from bot.redact import scrub
+from bot.store import integrity_problem, loads, now_iso
 
 __all__ = ["collect_status", "format_status", "status_json", "SUCCESS_STATUSES", "SOURCE_ITEM_TAGS"]
 
@@ -92,7 +95,7 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
             "last_run": last and {"started": last["started"], "finished": last["finished"],
                                   "duration_s": last["duration_s"], "status": last["status"],
                                   "new": counts.get("new"), "updated": counts.get("updated"),
-                                  "error": last["error"]},
+                                  "error": scrub(last["error"]) if last["error"] else None},
             "last_success": ok["started"] if ok else None, "last_success_age_days": success_age,
             "newest_item_seen": newest.get(tag), "newest_item_age_days": _age_days(newest.get(tag), now_dt),
             "stale": stale,
@@ -116,6 +119,7 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
                                        "GROUP BY 1 ORDER BY 1").fetchall()),
         "warnings": warnings, "stale": bool(warnings),
         "quarantine": _quarantine(db),
+        "integrity": _integrity(db),
     }
 
 
@@ -128,13 +132,19 @@ def _quarantine(db: sqlite_utils.Database, shown: int = 10) -> dict:
     return {"count": sum(counts.values()), "by_source": counts, "records": open_quarantine(db)[:shown]}
 
 
+def _integrity(db: sqlite_utils.Database) -> dict:
+    """What ``PRAGMA quick_check`` says about the database file (``ok`` false: do not send)."""
+    problem = integrity_problem(db)
+    return {"check": "PRAGMA quick_check", "ok": problem is None, "result": problem or "ok"}
+
+
 def _last_command_runs(db: sqlite_utils.Database) -> list[dict]:
     """The newest run of each whole-stage command (runs with no single source: run, rank, digest…)."""
     rows = db.execute("SELECT command, started, finished, duration_s, status, error FROM runs AS r "
                       "WHERE source IS NULL AND id = (SELECT id FROM runs WHERE source IS NULL AND "
                       "command = r.command ORDER BY started DESC, id DESC LIMIT 1) ORDER BY started DESC").fetchall()
     names = ("command", "started", "finished", "duration_s", "status", "error")
-    return [dict(zip(names, row)) for row in rows]
+    return [{**dict(zip(names, row)), "error": scrub(row[5]) if row[5] else None} for row in rows]
 
 
 def _days(value: float | None) -> str:
@@ -172,6 +182,12 @@ def format_status(status: dict) -> list[str]:
     subs = ", ".join(f"{n} {state}" for state, n in status["subscribers"].items()) or "none"
     lines.append(f"Subscribers: {subs}")
     lines.extend(_quarantine_lines(status.get("quarantine") or {}))
+    integrity = status.get("integrity") or {}
+    if integrity:
+        lines.append(f"Database: {integrity['check']} {'ok' if integrity['ok'] else 'FAILED: ' + integrity['result']}")
+    if integrity and not integrity["ok"]:
+        lines.append("ERROR: the database fails PRAGMA quick_check; `spsbot run` will not send from it "
+                     "(restore a backup, or rebuild it with sqlite3 .recover)")
     if status["warnings"]:
         lines.append("")
         lines.extend(f"WARNING: {w}" for w in status["warnings"])

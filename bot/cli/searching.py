@@ -1,4 +1,5 @@
-"""Commands for asking the store and watching the pipeline: ``search``, ``status``, ``export``."""
+"""Commands for asking the store and watching the pipeline: ``search``, ``status``, ``export``,
+``datasette-metadata``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 
 import click
 
-from bot.cli.base import EXIT_OK, EXIT_STALE, cli, log, pass_app
+from bot.cli.base import EXIT_FAILURE, EXIT_OK, EXIT_STALE, cli, log, pass_app
 
 SEARCH_CSV_COLUMNS = ("rank", "score", "id", "kind", "year", "title", "labels", "relevance", "status",
                       "origin", "url")
@@ -85,10 +86,12 @@ def _link(hit: dict, width: int) -> str:
 
 
 def _print_csv(hits: list[dict]) -> None:
+    from bot.export import csv_cell  # cleaned text, spreadsheet formulas neutralised (as `export`)
     writer = csv.DictWriter(sys.stdout, fieldnames=SEARCH_CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for rank, hit in enumerate(hits, start=1):
-        writer.writerow({**hit, "rank": rank, "labels": "; ".join(hit.get("labels") or [])})
+        row = {**hit, "rank": rank}
+        writer.writerow({key: csv_cell(row.get(key)) for key in SEARCH_CSV_COLUMNS})
 
 
 @cli.command()
@@ -175,7 +178,7 @@ def status(app, as_json):
     """Show pipeline health: last runs, store, outbox, subscribers.
 
     Exits 5 (and prints WARNING lines) when a source has not succeeded for more than twice the
-    digest period, or never has.
+    digest period, or never has; exits 1 when the database fails PRAGMA quick_check.
     """
     from bot.status import collect_status, format_status, status_json
     try:
@@ -189,6 +192,8 @@ def status(app, as_json):
     else:
         for line in format_status(report):
             click.echo(line)
+    if not report["integrity"]["ok"]:  # a damaged file outranks staleness
+        click.get_current_context().exit(EXIT_FAILURE)
     click.get_current_context().exit(EXIT_STALE if report["stale"] else EXIT_OK)
 
 
@@ -225,3 +230,20 @@ def export(app, kind, themes, since, until, pub_types, statuses, relevant_only, 
         count = write_export(records, sys.stdout, fmt)
         if not count:
             click.echo("No items match these filters.", err=True)
+
+
+@cli.command("datasette-metadata")
+@pass_app
+def datasette_metadata(app) -> None:
+    """Print Datasette metadata (JSON) that keeps subscribers' data private.
+
+    Subscribers, their digests, the outbox, runs and feedback are hidden and denied, and custom
+    SQL is off; the literature (items, trials, scores, views) stays browsable.
+
+    \b
+    Example:
+        spsbot datasette-metadata > metadata.json
+        datasette ~/.local/share/spsbot/spsbot.db --metadata metadata.json
+    """
+    from bot.datasette import metadata
+    click.echo(json.dumps(metadata(app.db_path), indent=2))

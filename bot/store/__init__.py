@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import time
 import unicodedata
 from contextlib import contextmanager
@@ -19,12 +20,14 @@ from typing import Iterable, Iterator
 
 import sqlite_utils
 
+from bot.redact import scrub
 from bot.store.clock import now_iso
 from bot.store.schema import ensure_db_shape
 
 __all__ = [
     "open_db", "ensure_db_shape", "save_items", "item_id_for", "norm_title", "content_hash",
     "now_iso", "start_run", "finish_run", "recorded_run", "get_state", "set_state", "loads", "stored_pmids",
+    "integrity_problem",
 ]
 
 # Columns that hold JSON lists/objects.
@@ -49,6 +52,21 @@ def open_db(path: str | os.PathLike) -> sqlite_utils.Database:
     db.execute("PRAGMA foreign_keys = ON")
     ensure_db_shape(db)
     return db
+
+
+def integrity_problem(db: sqlite_utils.Database) -> str | None:
+    """None when ``PRAGMA quick_check`` finds the file sound, else what it found (one line).
+
+    quick_check reads every page (b-tree structure, record formats, NOT NULL) but skips the
+    index-content cross-check of integrity_check, so it stays fast on a large store.
+    """
+    try:
+        rows = [str(r[0]) for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.DatabaseError as e:
+        return f"{type(e).__name__}: {e}"
+    if rows == ["ok"]:
+        return None
+    return " ".join("; ".join(rows).split())[:300]
 
 
 def loads(value, default=None):
@@ -290,7 +308,7 @@ def mark_interrupted_runs(db: sqlite_utils.Database) -> int:
 def finish_run(db: sqlite_utils.Database, run_id: int, status: str, counts: dict | None = None,
                error: str | None = None, started_monotonic: float | None = None) -> None:
     row = {"finished": now_iso(), "status": status,
-           "counts": json.dumps(counts or {}, sort_keys=True), "error": error}
+           "counts": scrub(json.dumps(counts or {}, sort_keys=True)), "error": scrub(error) if error else error}
     if started_monotonic is not None:
         row["duration_s"] = round(time.monotonic() - started_monotonic, 3)
     with db.atomic():

@@ -8,14 +8,13 @@ rows at once runs in one transaction, so a crash never leaves a digest without i
 from __future__ import annotations
 
 import json
-import secrets as _secrets
 
 import sqlite_utils
 
 from bot.store import loads, now_iso
 
 __all__ = [
-    "get_setting", "set_setting", "get_or_create_secret", "get_subscriber", "find_subscriber",
+    "get_setting", "set_setting", "get_subscriber", "find_subscriber",
     "active_subscribers", "last_digest", "sent_keys", "store_digest", "pending_deliveries",
     "mark_sent", "mark_failed", "mark_deferred", "public_digests", "digest_row", "first_digest",
     "fetch_runs_since",
@@ -32,18 +31,6 @@ def get_setting(db: sqlite_utils.Database, key: str) -> str | None:
 def set_setting(db: sqlite_utils.Database, key: str, value: str) -> None:
     with db.atomic():
         db["settings"].upsert({"key": key, "value": value, "updated_at": now_iso()}, pk="key")
-
-
-def get_or_create_secret(db: sqlite_utils.Database, key: str = "unsubscribe_secret") -> str:
-    """A random secret generated once and kept in ``settings`` (used when SPSBOT_SECRET is unset)."""
-    value = get_setting(db, key)
-    if value:
-        return value
-    with db.atomic():
-        # insert-or-ignore: two processes racing both end up with the first one's secret
-        db.execute("insert or ignore into settings (key, value, updated_at) values (?, ?, ?)",
-                   [key, _secrets.token_hex(32), now_iso()])
-    return get_setting(db, key)
 
 
 # --- subscribers ---------------------------------------------------------------------------
