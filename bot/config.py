@@ -43,7 +43,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "sources.pubmed": {
         "base_url": (_STR, False), "tool": (_STR, False), "email": (_STR, False),
         "batch_size": (_INT, False), "overlap_days": (_INT, False), "backfill_from": (_STR, False),
-        "enabled": (_BOOL, False), "min_interval": (_FLOAT, False),
+        "enabled": (_BOOL, False), "min_interval": (_FLOAT, False), "modified_days": (_INT, False),
     },
     "sources.clinicaltrials": {
         "base_url": (_STR, False), "page_size": (_INT, False), "min_interval": (_FLOAT, False),
@@ -52,12 +52,15 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "ranking": {"model": (_STR, False), "relevance_threshold": (_FLOAT, False), "theme_threshold": (_FLOAT, False),
                 "seed": (_STR, False), "vote_weight": (_FLOAT, False)},
     "digest": {"period_days": (_INT, False), "max_items": (_INT, False), "archive_url": (_STR, False),
-               "schedule_day": (_STR, False)},
+               "schedule_day": (_STR, False), "max_age_days": (_INT, False)},
     "email": {
         "from": (_STR, False), "smtp_url": (_STR, False), "username": (_STR, False),
         "unsubscribe_url": (_STR, False), "unsubscribe_mailto": (_STR, False), "subject": (_STR, False),
-        "timeout": (_FLOAT, False),
+        "timeout": (_FLOAT, False), "allow_plaintext_auth": (_BOOL, False),
     },
+    # Limits against hostile or broken servers (bot/sources/http.py) and a whole run (bot/pipeline.py).
+    "http": {"request_deadline": (_FLOAT, False), "max_response_mb": (_FLOAT, False)},
+    "run": {"deadline_minutes": (_FLOAT, False)},
     "web": {
         "base_url": (_STR, False), "threads": (_INT, False), "connection_limit": (_INT, False),
         "channel_timeout": (_INT, False), "request_timeout": (_INT, False), "max_body_bytes": (_INT, False),
@@ -188,7 +191,7 @@ def _merge(base: dict, raw: dict) -> dict:
               "sources": {}}
     for name in ("pubmed", "clinicaltrials"):
         merged["sources"][name] = {**base["sources"][name], **raw.get("sources", {}).get(name, {})}
-    for name in ("ranking", "digest", "email", "web"):
+    for name in ("ranking", "digest", "email", "web", "http", "run"):
         merged[name] = {**base.get(name, {}), **raw.get(name, {})}
     return merged
 
@@ -309,6 +312,7 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
     if isinstance(vote_weight, (int, float)) and not isinstance(vote_weight, bool) and not 0 <= vote_weight <= 5:
         # a vote may count for nothing, never for more than a curator's label (5 seed examples)
         err(f"'vote_weight' in [ranking] must be between 0 and 5, got {vote_weight}", "vote_weight", "ranking")
+    _check_values(cfg, err)
     smtp = (cfg.get("email") or {}).get("smtp_url")
     if isinstance(smtp, str) and smtp and urlparse(smtp).scheme not in ("smtp", "smtps", "smtp+starttls"):
         err(f"'smtp_url' in [email] must start smtp://, smtps:// or smtp+starttls://, got {smtp!r}",
@@ -318,6 +322,54 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
     if dupes:
         err(f"duplicate theme name(s): {', '.join(sorted(map(str, dupes)))}")
     return errors
+
+
+# --- values that type-check but make no sense (issue 11): a negative overlap silently skips days,
+# a zero timeout fails every request, a NaN passes every comparison. (section, key, low, high,
+# low exclusive?) Checked for ints and floats alike; NaN and infinity are never accepted.
+VALUE_RANGES = (
+    ("sources.pubmed", "overlap_days", 0, 365, False),
+    ("sources.pubmed", "modified_days", 0, 365, False),
+    ("sources.clinicaltrials", "overlap_days", 0, 365, False),
+    ("sources.pubmed", "min_interval", None, 60, False),          # below 0: checked above
+    ("sources.clinicaltrials", "min_interval", None, 60, False),
+    ("email", "timeout", 0, 600, True),
+    ("ranking", "relevance_threshold", 0, 1, False),
+    ("ranking", "theme_threshold", 0, 1, False),
+    ("digest", "max_age_days", 1, 3660, False),
+    ("http", "request_deadline", 0.01, 86400, False),
+    ("http", "max_response_mb", 0.001, 1_000_000, False),
+    ("run", "deadline_minutes", 0.001, 10080, False),
+)
+_DATE_RE = re.compile(r"^(\d{4})[/-](\d{2})[/-](\d{2})$")
+
+
+def _check_values(cfg: dict, err) -> None:
+    import math
+    from datetime import date
+    for section, key, low, high, exclusive in VALUE_RANGES:
+        table = cfg.get(section) if "." not in section else cfg.get("sources", {}).get(section.split(".")[1])
+        value = (table or {}).get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue  # absent, or already reported as the wrong type
+        if not math.isfinite(value):
+            err(f"'{key}' in [{section}] must be a finite number, got {value}", key, section)
+        elif low is None:
+            if value > high:
+                err(f"'{key}' in [{section}] must be at most {high}, got {value}", key, section)
+        elif value < low or value > high or (exclusive and value == low):
+            bound = f"greater than {low} and at most {high}" if exclusive else f"between {low} and {high}"
+            err(f"'{key}' in [{section}] must be {bound}, got {value}", key, section)
+    backfill = (cfg.get("sources", {}).get("pubmed") or {}).get("backfill_from")
+    if isinstance(backfill, str):
+        match = _DATE_RE.match(backfill.strip())
+        try:
+            valid = bool(match) and date(*map(int, match.groups())) is not None
+        except ValueError:
+            valid = False
+        if not valid:
+            err(f"'backfill_from' in [sources.pubmed] must be a date like 1950/01/01, got {backfill!r}",
+                "backfill_from", "sources.pubmed")
 
 
 def _is_http_url(value: str) -> bool:
@@ -343,5 +395,6 @@ def _build(cfg: dict, path: str | None) -> Config:
     )
     sections = {"sources.pubmed": cfg["sources"]["pubmed"],
                 "sources.clinicaltrials": cfg["sources"]["clinicaltrials"],
-                "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"], "web": cfg["web"]}
+                "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"], "web": cfg["web"],
+                "http": cfg.get("http", {}), "run": cfg.get("run", {})}
     return Config(topic=topic, themes=themes, sections=sections, path=path)

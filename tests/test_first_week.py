@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bot.replay import LocalServer
 from bot.replay.ctgov import demo_responder
-from bot.replay.eutils import article_key, clone_article, eutils_responder
+from bot.replay.eutils import clone_article, eutils_responder
 from conftest import SmtpServer
 from maintainer_kit import crontab_line, newest_demo_articles
 
@@ -62,9 +62,12 @@ def test_the_readme_path_with_the_crontab_recipe_sends_on_the_first_monday(tmp_p
     editor.write_text(EDITOR.format(python=sys.executable))
     editor.chmod(0o755)
     articles = newest_demo_articles(6)
+    # Two more SPS papers PubMed creates on Sunday: the emulator shows them from its Monday on.
+    weekend = [clone_article(articles[0], 90000001, date(2026, 11, 22)),
+               clone_article(articles[1], 90000002, date(2026, 11, 22))]
+    today = ["2026/11/21"]
     with ExitStack() as stack:
-        eutils = eutils_responder(articles)
-        pubmed = stack.enter_context(LocalServer(eutils))
+        pubmed = stack.enter_context(LocalServer(eutils_responder(articles + weekend, today=lambda: today[0])))
         ctgov = stack.enter_context(LocalServer(demo_responder(1)))
         smtp = stack.enter_context(SmtpServer())
         env = {"HOME": str(home), "PATH": os.environ["PATH"], "EDITOR": str(editor), "TZ": "UTC",
@@ -77,10 +80,7 @@ def test_the_readme_path_with_the_crontab_recipe_sends_on_the_first_monday(tmp_p
         assert smtp.recipients() == ["ann@example.org"]  # the manual run's first digest (the last 7 days)
         assert (home / ".local" / "share" / "spsbot" / "spsbot.db").is_file()
 
-        # Over the weekend PubMed indexes two more SPS papers.
-        for pmid, article in ((90000001, articles[0]), (90000002, articles[1])):
-            copy = clone_article(article, pmid, date(2026, 11, 22))
-            eutils.articles[str(pmid)], eutils.edat[str(pmid)] = copy, article_key(copy)[1]
+        today[0] = "2026/11/23"
         command = crontab_line().split(None, 5)[5]
         cron_env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh", "TZ": "UTC",  # cron's env
                     "PYTHONPATH": env["PYTHONPATH"], "SPSBOT_NOW": MONDAY}

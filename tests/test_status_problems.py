@@ -45,16 +45,19 @@ def test_healthy_is_0_then_a_failed_send_is_6(setup, monkeypatch):
     assert setup.invoke(cli, ["status"]).exit_code == 0
 
 
-@pytest.mark.parametrize("behaviour, what", [({"defer_rcpt": {1}}, ("1 being retried", "try again later")),
-                                             ({"refuse_rcpt": {1}}, ("1 failed or bounced", "mailbox unavailable"))])
-def test_deferred_or_bounced_deliveries_are_7(setup, monkeypatch, behaviour, what):
+@pytest.mark.parametrize("behaviour, what, problems", [
+    ({"defer_rcpt": {1}}, ("1 being retried", "try again later"), ["deliveries_failing"]),
+    # every delivery refused: the run itself failed (exit 1), which outranks the failing delivery
+    ({"refuse_rcpt": {1}}, ("1 failed or bounced", "mailbox unavailable"), ["run_failed", "deliveries_failing"])])
+def test_deferred_or_bounced_deliveries_are_7(setup, monkeypatch, behaviour, what, problems):
     with SmtpServer(**behaviour) as server:
         monkeypatch.setenv("SPSBOT_SMTP_URL", server.url)
         setup.invoke(cli, ["run", "--no-rank"])
     status = setup.invoke(cli, ["status", "--json"])
-    assert status.exit_code == EXIT_DELIVERIES_FAILING, status.output
+    code = EXIT_DELIVERIES_FAILING if problems[0] == "deliveries_failing" else EXIT_RUN_FAILED
+    assert status.exit_code == code, status.output
     report = json.loads(status.output)
-    assert report["problems"] == ["deliveries_failing"] and report["exit_code"] == EXIT_DELIVERIES_FAILING
+    assert report["problems"] == problems and report["exit_code"] == code
     assert any(all(part in w for part in what) for w in report["warnings"]), report["warnings"]
 
 

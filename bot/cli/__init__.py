@@ -25,5 +25,6 @@ def main() -> None:
         cli.main(prog_name="spsbot")
     except Exception as e:  # noqa: BLE001 - last resort; details with -v
         logging.getLogger("spsbot").debug("unhandled error", exc_info=True)
-        print(f"Error: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)
+        from bot.redact import scrub
+        print(scrub(f"Error: {type(e).__name__}: {e}".splitlines()[0]), file=sys.stderr)
         sys.exit(EXIT_FAILURE)

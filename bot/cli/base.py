@@ -75,10 +75,30 @@ class AppContext:
         return not self.quiet and sys.stderr.isatty()
 
 
+class ScrubbingFormatter(logging.Formatter):
+    """Log lines (and tracebacks) with every secret removed (``bot.redact.scrub``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from bot.redact import scrub
+        return scrub(super().format(record))
+
+
+class ScrubbingGroup(click.Group):
+    """A command's one-line error (ClickException) never carries a secret, whatever it quotes."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as e:
+            from bot.redact import scrub
+            e.message = scrub(e.message)
+            raise
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -87,7 +107,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ScrubbingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spsbot")
 @click.option("--db", "db_path", envvar="SPSBOT_DB", type=click.Path(dir_okay=False),
               default=default_db_path, show_default="the user data dir's spsbot.db",

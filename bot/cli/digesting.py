@@ -176,7 +176,10 @@ def digest_preview(app, email, out_dir) -> None:
 @click.option("--to", "email", help="Only the pending digest of this subscriber.")
 @pass_app
 def digest_send(app, dry_run, email) -> None:
-    """Send the queued digests over SMTP (the outbox; retried until delivered)."""
+    """Send the queued digests over SMTP (the outbox; retried until delivered).
+
+    Exit status: 0 done, 4 some deliveries failed for good (the rest went out), 1 all failed.
+    """
     from bot.digest.send import SendError, send_pending
     try:
         with locked(app, "digest send"):
@@ -189,6 +192,10 @@ def digest_send(app, dry_run, email) -> None:
         click.echo(f"{len(result.dry_run)} message(s) pending")
         return
     click.echo(f"sent {result.sent}, failed {result.failed}, deferred {result.deferred}")
+    if result.failed:  # a delivery refused for good is an error cron must see, not a quiet count
+        from bot.pipeline import delivery_failure_line
+        click.echo(f"Error: {delivery_failure_line(result.failed, result.failures)}", err=True)
+        sys.exit(EXIT_PARTIAL if result.sent else EXIT_FAILURE)
 
 
 @cli.command()
@@ -230,27 +237,33 @@ EXIT_CODES = {"ok": EXIT_OK, "partial": EXIT_PARTIAL, "nothing_new": EXIT_NOTHIN
 @click.option("--dry-run", is_flag=True,
               help="Do everything on a throwaway copy of the database and list what would be sent; "
                    "the database is left exactly as it was.")
+@click.option("--deadline", type=click.FloatRange(min=0.001), default=None, metavar="MINUTES",
+              help="Stop after this many minutes (default: [run] deadline_minutes, 120).")
 @pass_app
-def run(app, no_fetch, no_rank, dry_run) -> None:
+def run(app, no_fetch, no_rank, dry_run, deadline) -> None:
     """Fetch, rank, build the digests and send them: the weekly job for cron.
 
-    Exit status: 0 sent something, 3 nothing new to send, 4 a source failed but the rest went
-    out, 1 failure. With --dry-run: 0 something would be sent, 3 nothing would.
+    Exit status: 0 sent something, 3 nothing new to send, 4 a source or some deliveries failed
+    but the rest went out, 1 failure (including every delivery refused, or the deadline passed).
+    With --dry-run: 0 something would be sent, 3 nothing would.
     """
     from bot.pipeline import run_weekly
     from bot.store import recorded_run
 
     if dry_run:  # nothing is written, so no lock and no `runs` row
         result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, dry_run=True,
-                            progress=app.show_progress)
+                            progress=app.show_progress, deadline_minutes=deadline)
         _echo_would_send(result.dry_run)
         status = "failed" if result.status == "failed" else ("ok" if result.dry_run else "nothing_new")
         sys.exit(EXIT_CODES[status])
     with locked(app, "run"), recorded_run(app.db, "run") as counts:
-        result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, progress=app.show_progress)
+        result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, progress=app.show_progress,
+                            deadline_minutes=deadline)
         counts.update(result.counts(), _status=result.status)
-        if result.error:
-            counts["_error"] = result.error
+        if result.summary_error:
+            counts["_error"] = result.summary_error
+    if result.failed:
+        click.echo(f"Error: {result.summary_error}", err=True)
     sys.exit(EXIT_CODES[result.status])
 
 

@@ -1,4 +1,5 @@
-"""Commands for asking the store and watching the pipeline: ``search``, ``status``, ``export``."""
+"""Commands for asking the store and watching the pipeline: ``search``, ``status``, ``export``,
+``datasette-metadata``."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import sys
 
 import click
 
-from bot.cli.base import (EXIT_CONFIG_INVALID, EXIT_DELIVERIES_FAILING, EXIT_OK, EXIT_RUN_FAILED, EXIT_STALE, cli,
-                          log, pass_app)
+from bot.cli.base import (EXIT_CONFIG_INVALID, EXIT_DELIVERIES_FAILING, EXIT_FAILURE, EXIT_OK, EXIT_RUN_FAILED,
+                          EXIT_STALE, cli, log, pass_app)
 
-# `spsbot status`: problem (bot.status.PROBLEMS) -> exit code.
-STATUS_EXIT_CODES = {"config_invalid": EXIT_CONFIG_INVALID, "run_failed": EXIT_RUN_FAILED,
-                     "deliveries_failing": EXIT_DELIVERIES_FAILING, "stale": EXIT_STALE}
+# `spsbot status`: problem (bot.status.PROBLEMS, most urgent first) -> exit code. A database that
+# fails PRAGMA quick_check is 1, like any failure: nothing should run on it.
+STATUS_EXIT_CODES = {"integrity": EXIT_FAILURE, "config_invalid": EXIT_CONFIG_INVALID,
+                     "run_failed": EXIT_RUN_FAILED, "deliveries_failing": EXIT_DELIVERIES_FAILING,
+                     "stale": EXIT_STALE}
 
 SEARCH_CSV_COLUMNS = ("rank", "score", "id", "kind", "year", "title", "labels", "relevance", "status",
                       "origin", "url")
@@ -90,10 +93,12 @@ def _link(hit: dict, width: int) -> str:
 
 
 def _print_csv(hits: list[dict]) -> None:
+    from bot.export import csv_cell  # cleaned text, spreadsheet formulas neutralised (as `export`)
     writer = csv.DictWriter(sys.stdout, fieldnames=SEARCH_CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for rank, hit in enumerate(hits, start=1):
-        writer.writerow({**hit, "rank": rank, "labels": "; ".join(hit.get("labels") or [])})
+        row = {**hit, "rank": rank}
+        writer.writerow({key: csv_cell(row.get(key)) for key in SEARCH_CSV_COLUMNS})
 
 
 @cli.command()
@@ -179,9 +184,10 @@ def _with_live(app, result, text, filters, limit, anywhere, save):
 def status(app, as_json):
     """Show pipeline health: last runs, store, outbox, subscribers.
 
-    Exit status (the most urgent problem wins): 8 the configuration is invalid, 6 the last
-    `spsbot run` failed, 7 deliveries are failing, 5 a source has not succeeded for more than
-    twice the digest period (or never has), 0 healthy. Each problem is a WARNING line.
+    Exit status (the most urgent problem wins): 1 the database fails PRAGMA quick_check, 8 the
+    configuration is invalid, 6 the last `spsbot run` failed, 7 deliveries are failing, 5 a source
+    has not succeeded for more than twice the digest period (or never has), 0 healthy. Each
+    problem is a WARNING line.
     """
     from bot.status import collect_status, format_status, status_json
     config, config_error = None, None
@@ -233,3 +239,20 @@ def export(app, kind, themes, since, until, pub_types, statuses, relevant_only, 
         count = write_export(records, sys.stdout, fmt)
         if not count:
             click.echo("No items match these filters.", err=True)
+
+
+@cli.command("datasette-metadata")
+@pass_app
+def datasette_metadata(app) -> None:
+    """Print Datasette metadata (JSON) that keeps subscribers' data private.
+
+    Subscribers, their digests, the outbox, runs and feedback are hidden and denied, and custom
+    SQL is off; the literature (items, trials, scores, views) stays browsable.
+
+    \b
+    Example:
+        spsbot datasette-metadata > metadata.json
+        datasette ~/.local/share/spsbot/spsbot.db --metadata metadata.json
+    """
+    from bot.datasette import metadata
+    click.echo(json.dumps(metadata(app.db_path), indent=2))

@@ -203,12 +203,13 @@ def make_entry(item: dict, theme: str | None = None) -> dict:
 
 
 def item_dates(item: dict) -> list[tuple[str, str]]:
-    """The (earliest, latest) day each of the item's dates can mean: the Entrez date and the
-    publication date (a month-level "2026-11" spans the month). A year-only publication date is
-    too vague to put a back-catalogue paper in this week: used only when nothing else is known,
-    and then the first-seen day stands in."""
+    """The (earliest, latest) day each of the item's dates can mean: the create date (the day it
+    entered PubMed, or a trial was first posted), the Entrez date and the publication date (a
+    month-level "2026-11" spans the month). A year-only publication date is too vague to put a
+    back-catalogue paper in this week: used only when nothing else is known, and then the
+    first-seen day stands in."""
     spans = []
-    for value in (item.get("entrez_date"), item.get("pub_date")):
+    for value in (item.get("create_date"), item.get("entrez_date"), item.get("pub_date")):
         text = (value or "")[:10]
         if len(text) >= 7 and date_upper(text):
             spans.append((text if len(text) == 10 else text + "-01", date_upper(text)))

@@ -254,12 +254,12 @@ def build_message(*, subject: str, html: str, text: str, sender: str, to_email: 
     # RFC 2047 words of at most 75 characters, folded here (the policy folds nothing below 998)
     head["Subject"] = Header(clean_text(subject), "utf-8").encode(maxlinelen=76)
     head["From"] = _address_header(sender)
-    head["To"] = formataddr((clean_text(to_name) or "", to_email), charset="utf-8")
+    head["To"] = _address("To", clean_text(to_name), to_email)
     when = datetime.fromisoformat((date or now_iso()).replace("Z", "+00:00"))
     head["Date"] = format_datetime(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
     head["Message-ID"] = message_id
     if list_id:
-        head["List-Id"] = _address_header(list_id)
+        head["List-Id"] = _address_header(list_id, "List-Id")
     if unsubscribe:
         targets = [f"<{u}>" for u in (unsubscribe.get("url"), unsubscribe.get("mailto")) if u]
         if targets:
@@ -283,7 +283,21 @@ def build_message(*, subject: str, html: str, text: str, sender: str, to_email: 
         rich, b"--", b, b"--\r\n"])
 
 
-def _address_header(value: str) -> str:
+def _address_header(value: str, header: str = "From") -> str:
     """'Name <addr>' with a non-ASCII name encoded (RFC 2047); CR/LF never reach a header."""
     name, address = parseaddr(clean_text(value))
-    return formataddr((name, address), charset="utf-8") if address else clean_text(value)
+    return _address(header, name, address) if address else clean_text(value)
+
+
+def _address(header: str, name: str | None, address: str) -> str:
+    """'Name <addr>' for a header. A non-ASCII name becomes RFC 2047 encoded words of at most 75
+    characters on folded lines of at most 76 (``formataddr(charset=…)`` makes one word of any
+    length: a 200-emoji name gave a 1,096-character line that SMTP servers refuse)."""
+    if not name:
+        return address
+    name = name[:256]  # a greeting, not a payload: no header line grows without bound
+    if name.isascii():  # quoted as needed, folded at its spaces
+        return Header(formataddr((name, address)), header_name=header).encode(maxlinelen=76)
+    words = Header(name, "utf-8", header_name=header).encode(maxlinelen=76)
+    last = words.rsplit("\n", 1)[-1]
+    return words + ("\n " if len(last) + len(address) + 3 > 76 else " ") + f"<{address}>"

@@ -14,6 +14,8 @@ import threading
 
 import numpy as np
 
+from bot.ranking.model_files import check_model
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -43,6 +45,9 @@ class Embedder:
     def _load(self):
         with self._lock:
             if self._model is None:
+                # Supply chain, before anything is imported or read: the packaged model's files must
+                # match their pinned hashes; a named model's are hashed for the record (model_files.py).
+                self.model_files = check_model(self.model_name, packaged=self.model_name == DEFAULT_MODEL)
                 self._model = _shared_model(self.model_name)
                 self.load_count += 1
         return self._model

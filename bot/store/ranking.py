@@ -220,6 +220,23 @@ def make_ranker(db: sqlite_utils.Database, config, embedder=None):
     return Ranker(config, embedder, db=db, feedback=examples)
 
 
+def record_model_files(db: sqlite_utils.Database, fingerprint: str, model_files: dict | None) -> None:
+    """Keep which model files (sha256 each) the ranker state ``fingerprint`` was computed with
+    (``bot.ranking.model_files.check_model``'s answer; None when no model was loaded)."""
+    if not model_files:
+        return
+    files = json.dumps(model_files.get("files") or {}, sort_keys=True)
+    previous = db.execute("SELECT files FROM ranker_models WHERE model = ? ORDER BY recorded_at DESC LIMIT 1",
+                          [model_files["model"]]).fetchone()
+    if previous and previous[0] != files and not model_files.get("verified"):
+        log.warning("the files of embedding model %s changed since it last ranked (recorded in ranker_models)",
+                    model_files["model"])
+    with db.atomic():
+        db["ranker_models"].upsert({"fingerprint": fingerprint, "model": model_files["model"], "files": files,
+                                    "verified": int(bool(model_files.get("verified"))), "recorded_at": now_iso()},
+                                   pk="fingerprint")
+
+
 def _record_seed_state(db: sqlite_utils.Database, seed_state: dict) -> None:
     """Keep what the ranker learns from (``Ranker.seed_state``) where ``spsbot status`` reads it."""
     from bot.store.digests import get_setting, set_setting
@@ -259,6 +276,7 @@ def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, for
         crash_point("rank:after_batch")
     counts.update(scored=len(results), relevant=sum(r["relevant"] for r in results),
                   embedded=getattr(ranker.embedder, "encoded", 0) - before)
+    record_model_files(db, state, getattr(ranker.embedder, "model_files", None))
     log.info("ranked %d items (%d relevant), %d unchanged, %d texts embedded",
              counts["scored"], counts["relevant"], counts["unchanged"], counts["embedded"])
     return counts
