@@ -77,3 +77,18 @@ def test_an_answer_moves_its_near_duplicates_away_from_the_cut():
     assert decision_threshold([0.9, 0.7, 0.4], [True, True, False]) == 0.55   # midway between 0.7 and 0.4
     assert decision_threshold([0.9, 0.7], [True, True]) == 0.5                 # one side empty
     assert decision_threshold([0.3, 0.7], [True, False]) == 0.5                # a manual override's verdicts
+
+
+def test_review_shows_subscribers_votes_beside_an_item(env_isolated, monkeypatch):
+    from bot.digest.subscribers import add_subscriber
+    from bot.store.subscribers import save_vote
+    runner = _store(env_isolated, monkeypatch)
+    db = open_db(env_isolated / "cli.db")
+    for n, vote in enumerate(["relevant", "relevant", "irrelevant"]):
+        row, _ = add_subscriber(db, f"reader{n}@example.org", valid_themes=["immunomodulation"])
+        for item in ("pmid:2", "pmid:5"):
+            save_vote(db, row["id"], item, vote)
+    db.close()
+    result = runner.invoke(cli, ["label", "--review", "--limit", "1"], input="s\n")
+    assert result.exit_code == 0, result.output
+    assert "subscribers' votes: 2 relevant, 1 not relevant" in result.output

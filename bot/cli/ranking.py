@@ -195,7 +195,9 @@ def _review(app, limit: int) -> None:
 
     from bot.ranking.review import ReviewQueue, decision_threshold
     from bot.store.ranking import load_feedback, make_ranker, review_candidates, save_feedback
+    from bot.store.subscribers import vote_counts
     db, topic = app.db, app.config.topic.name
+    votes = vote_counts(db)  # subscribers' clicks in their e-mails: shown beside each item
     candidates = review_candidates(db)
     if not candidates:
         raise click.ClickException("nothing to review: run `spsbot fetch` and `spsbot rank` first "
@@ -214,7 +216,7 @@ def _review(app, limit: int) -> None:
         item_id = queue.next()
         if item_id is None:
             break
-        _show(number, limit, by_id[item_id], queue.score_of(item_id))
+        _show(number, limit, by_id[item_id], queue.score_of(item_id), votes.get(item_id))
         try:
             answer = click.prompt(f"About {topic}? [y/n/s/q]", type=click.Choice(["y", "n", "s", "q"]),
                                   show_choices=False)
@@ -230,10 +232,12 @@ def _review(app, limit: int) -> None:
     click.echo(f"stored {stored} judgement(s); run `spsbot rank` to apply them")
 
 
-def _show(number: int, limit: int, record: dict, score: float) -> None:
+def _show(number: int, limit: int, record: dict, score: float, votes: tuple[int, int] | None = None) -> None:
     from bot.digest.entries import display_date
     text = " ".join((record.get("text") or "").split())
     click.echo(f"\n[{number}/{limit}] {record['id']}  relevance {score:.2f}")
+    if votes:
+        click.echo(f"  subscribers' votes: {votes[0]} relevant, {votes[1]} not relevant")
     click.echo(f"  {record.get('title') or '(no title)'}")
     meta = " · ".join(x for x in (record.get("journal"), display_date(record.get("pub_date")),
                                   ", ".join(record.get("pub_types") or [])) if x)
