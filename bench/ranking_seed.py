@@ -44,7 +44,7 @@ def build(records: list[dict], ranker: Ranker) -> SeedBundle:
     return SeedBundle(X=X, T=T, vocabulary=vectorizer.get_feature_names_out().tolist(),
                       idf=vectorizer.idf_, labels=labels,
                       fingerprint=targets_fingerprint(ranker.targets, ranker.embedder.passage_space),
-                      model=ranker.embedder.model_name)
+                      model=ranker.embedder.passage_space)  # the vectors the rows were made from
 
 
 def main(argv=None) -> None:

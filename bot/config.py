@@ -34,6 +34,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "name": (_STR, True), "slug": (_STR, False), "description": (_STR, False),
         "pubmed_query": (_STR, True), "ctgov_condition": (_STR, False), "ctgov_terms": (_LIST, False),
         "feeds": (_LIST, False), "examples": (_LIST, False), "negatives": (_LIST, False),
+        "bundled_themes": (_BOOL, False),
     },
     "themes": {
         "name": (_STR, True), "title": (_STR, False), "description": (_STR, True),
@@ -42,7 +43,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "sources.pubmed": {
         "base_url": (_STR, False), "tool": (_STR, False), "email": (_STR, False),
         "batch_size": (_INT, False), "overlap_days": (_INT, False), "backfill_from": (_STR, False),
-        "enabled": (_BOOL, False), "min_interval": (_FLOAT, False),
+        "enabled": (_BOOL, False), "min_interval": (_FLOAT, False), "modified_days": (_INT, False),
     },
     "sources.clinicaltrials": {
         "base_url": (_STR, False), "page_size": (_INT, False), "min_interval": (_FLOAT, False),
@@ -51,12 +52,16 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "ranking": {"model": (_STR, False), "relevance_threshold": (_FLOAT, False), "theme_threshold": (_FLOAT, False),
                 "seed": (_STR, False), "vote_weight": (_FLOAT, False), "embedding": (_STR, False),
                 "window": (_INT, False)},
-    "digest": {"period_days": (_INT, False), "max_items": (_INT, False), "archive_url": (_STR, False)},
+    "digest": {"period_days": (_INT, False), "max_items": (_INT, False), "archive_url": (_STR, False),
+               "schedule_day": (_STR, False), "max_age_days": (_INT, False)},
     "email": {
         "from": (_STR, False), "smtp_url": (_STR, False), "username": (_STR, False),
         "unsubscribe_url": (_STR, False), "unsubscribe_mailto": (_STR, False), "subject": (_STR, False),
-        "timeout": (_FLOAT, False),
+        "timeout": (_FLOAT, False), "allow_plaintext_auth": (_BOOL, False),
     },
+    # Limits against hostile or broken servers (bot/sources/http.py) and a whole run (bot/pipeline.py).
+    "http": {"request_deadline": (_FLOAT, False), "max_response_mb": (_FLOAT, False)},
+    "run": {"deadline_minutes": (_FLOAT, False)},
     "web": {
         "base_url": (_STR, False), "threads": (_INT, False), "connection_limit": (_INT, False),
         "channel_timeout": (_INT, False), "request_timeout": (_INT, False), "max_body_bytes": (_INT, False),
@@ -66,6 +71,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "semantic_search": (_BOOL, False), "results_per_page": (_INT, False),
     },
 }
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _URL_KEYS = {("sources.pubmed", "base_url"), ("sources.clinicaltrials", "base_url"), ("web", "base_url")}
 # (section, key, lowest, highest) for integers with a sensible range.
 _RANGES = (("digest", "max_items", 1, 200), ("digest", "period_days", 1, 366),
@@ -183,14 +189,25 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
 
 
 def _merge(base: dict, raw: dict) -> dict:
-    merged = {"topic": dict(raw.get("topic") or base["topic"]),
-              "themes": [dict(t) for t in (raw.get("themes") or base["themes"])],
+    merged = {"topic": dict(raw.get("topic") or base["topic"]), "themes": [dict(t) for t in _themes(base, raw)],
               "sources": {}}
     for name in ("pubmed", "clinicaltrials"):
         merged["sources"][name] = {**base["sources"][name], **raw.get("sources", {}).get(name, {})}
-    for name in ("ranking", "digest", "email", "web"):
+    for name in ("ranking", "digest", "email", "web", "http", "run"):
         merged[name] = {**base.get(name, {}), **raw.get(name, {})}
     return merged
+
+
+def _themes(base: dict, raw: dict) -> list[dict]:
+    """The file's own [[themes]]; else the bundled SPS themes, unless the file is about another
+    disease: its topic then has no themes until it gives some or says ``bundled_themes = true``
+    (a myasthenia gravis digest must not be sorted by SPS drug lists)."""
+    if raw.get("themes"):
+        return raw["themes"]
+    topic = raw.get("topic")
+    if isinstance(topic, dict) and topic.get("name") != base["topic"]["name"] and not topic.get("bundled_themes"):
+        return []
+    return base["themes"]
 
 
 def _apply_env(cfg: dict, env) -> None:
@@ -285,6 +302,9 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
         value = (table or {}).get(key)
         if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
             err(f"'{key}' in [{section}] must be between {low} and {high}, got {value}", key, section)
+    day = (cfg.get("digest") or {}).get("schedule_day")
+    if isinstance(day, str) and day.lower() not in WEEKDAYS:
+        err(f"'schedule_day' in [digest] must be a weekday (monday … sunday), got {day!r}", "schedule_day", "digest")
     for name in ("pubmed", "clinicaltrials"):
         interval = (cfg.get("sources", {}).get(name) or {}).get("min_interval")
         if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval < 0:
@@ -294,6 +314,7 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
     if isinstance(vote_weight, (int, float)) and not isinstance(vote_weight, bool) and not 0 <= vote_weight <= 5:
         # a vote may count for nothing, never for more than a curator's label (5 seed examples)
         err(f"'vote_weight' in [ranking] must be between 0 and 5, got {vote_weight}", "vote_weight", "ranking")
+    _check_values(cfg, err)
     embedding = (cfg.get("ranking") or {}).get("embedding")
     if isinstance(embedding, str) and embedding not in ("passage", "sentences"):
         err(f"'embedding' in [ranking] must be \"passage\" or \"sentences\", got {embedding!r}", "embedding", "ranking")
@@ -306,6 +327,54 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
     if dupes:
         err(f"duplicate theme name(s): {', '.join(sorted(map(str, dupes)))}")
     return errors
+
+
+# --- values that type-check but make no sense (issue 11): a negative overlap silently skips days,
+# a zero timeout fails every request, a NaN passes every comparison. (section, key, low, high,
+# low exclusive?) Checked for ints and floats alike; NaN and infinity are never accepted.
+VALUE_RANGES = (
+    ("sources.pubmed", "overlap_days", 0, 365, False),
+    ("sources.pubmed", "modified_days", 0, 365, False),
+    ("sources.clinicaltrials", "overlap_days", 0, 365, False),
+    ("sources.pubmed", "min_interval", None, 60, False),          # below 0: checked above
+    ("sources.clinicaltrials", "min_interval", None, 60, False),
+    ("email", "timeout", 0, 600, True),
+    ("ranking", "relevance_threshold", 0, 1, False),
+    ("ranking", "theme_threshold", 0, 1, False),
+    ("digest", "max_age_days", 1, 3660, False),
+    ("http", "request_deadline", 0.01, 86400, False),
+    ("http", "max_response_mb", 0.001, 1_000_000, False),
+    ("run", "deadline_minutes", 0.001, 10080, False),
+)
+_DATE_RE = re.compile(r"^(\d{4})[/-](\d{2})[/-](\d{2})$")
+
+
+def _check_values(cfg: dict, err) -> None:
+    import math
+    from datetime import date
+    for section, key, low, high, exclusive in VALUE_RANGES:
+        table = cfg.get(section) if "." not in section else cfg.get("sources", {}).get(section.split(".")[1])
+        value = (table or {}).get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue  # absent, or already reported as the wrong type
+        if not math.isfinite(value):
+            err(f"'{key}' in [{section}] must be a finite number, got {value}", key, section)
+        elif low is None:
+            if value > high:
+                err(f"'{key}' in [{section}] must be at most {high}, got {value}", key, section)
+        elif value < low or value > high or (exclusive and value == low):
+            bound = f"greater than {low} and at most {high}" if exclusive else f"between {low} and {high}"
+            err(f"'{key}' in [{section}] must be {bound}, got {value}", key, section)
+    backfill = (cfg.get("sources", {}).get("pubmed") or {}).get("backfill_from")
+    if isinstance(backfill, str):
+        match = _DATE_RE.match(backfill.strip())
+        try:
+            valid = bool(match) and date(*map(int, match.groups())) is not None
+        except ValueError:
+            valid = False
+        if not valid:
+            err(f"'backfill_from' in [sources.pubmed] must be a date like 1950/01/01, got {backfill!r}",
+                "backfill_from", "sources.pubmed")
 
 
 def _is_http_url(value: str) -> bool:
@@ -331,5 +400,6 @@ def _build(cfg: dict, path: str | None) -> Config:
     )
     sections = {"sources.pubmed": cfg["sources"]["pubmed"],
                 "sources.clinicaltrials": cfg["sources"]["clinicaltrials"],
-                "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"], "web": cfg["web"]}
+                "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"], "web": cfg["web"],
+                "http": cfg.get("http", {}), "run": cfg.get("run", {})}
     return Config(topic=topic, themes=themes, sections=sections, path=path)

@@ -1,5 +1,11 @@
 """``spsbot export``: stored items with their scores and labels as CSV, JSON Lines or RIS.
 
+Exported text is hostile-data safe the way the digest is: every line of every string goes through
+the digest's ``clean_text`` (no control, zero-width or bidi-override characters; line breaks are
+kept), and a CSV cell that a spreadsheet would run as a formula (starting ``=``, ``+``, ``-``,
+``@``) is prefixed with ``'`` (OWASP's "CSV injection" advice), so opening an export never
+executes anything.
+
 RIS (Research Information Systems) is what reference managers (Zotero, EndNote, Mendeley) import:
 one ``TY  - `` line opening each record, ``ER  - `` closing it, one tag per line. Papers are
 ``JOUR``; a trial registration is a web/database record, ``ELEC`` (RIS has no trial type; EndNote
@@ -14,24 +20,62 @@ from typing import IO, Iterable
 
 import sqlite_utils
 
+from bot.digest.entries import clean_text
 from bot.search import item_url
 from bot.store.search import Filters, export_rows, loads_dict, loads_list
 
-__all__ = ["FORMATS", "export_records", "write_export", "ris_type"]
+__all__ = ["FORMATS", "export_records", "write_export", "ris_type", "csv_cell", "clean_record"]
 
 FORMATS = ("csv", "jsonl", "ris")
 CSV_COLUMNS = ("id", "kind", "title", "year", "date", "journal", "authors", "doi", "pmid", "nct_id",
                "pub_types", "status", "relevance", "relevant", "labels", "why", "url", "abstract")
 
 
+# What a spreadsheet reads as the start of a formula (and their full-width forms).
+_FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def _clean_lines(text: str) -> str:
+    """The digest's ``clean_text`` on each line: line breaks are kept (a CSV cell or a JSON string
+    holds them safely), every other control, zero-width and bidi character goes."""
+    return "\n".join(clean_text(line) for line in text.splitlines()).strip("\n")
+
+
+def _clean(value):
+    """Strings cleaned like the digest's (bot.digest.entries.clean_text), also inside lists/dicts."""
+    if isinstance(value, str):
+        return _clean_lines(value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {clean_text(k): _clean(v) for k, v in value.items()}
+    return value
+
+
+def clean_record(record: dict) -> dict:
+    return {key: _clean(value) for key, value in record.items()}
+
+
+def csv_cell(value):
+    """A value for a CSV cell: lists joined with '; ', text cleaned, formulas neutralised."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = "; ".join(str(v) for v in value)
+    if not isinstance(value, str):
+        return value
+    text = _clean_lines(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def export_records(db: sqlite_utils.Database, filters: Filters | None = None,
                    limit: int | None = None) -> Iterable[dict]:
-    """Items (most relevant first) as plain dicts with JSON columns decoded."""
+    """Items (most relevant first) as plain dicts with JSON columns decoded and text cleaned."""
     for row in export_rows(db, filters or Filters(), limit):
         extra = loads_dict(row.get("extra"))
         date = row.get("pub_date") or row.get("entrez_date")
         year = row.get("pub_year") or (int(date[:4]) if date and date[:4].isdigit() else None)
-        yield {
+        yield clean_record({
             "id": row["id"], "kind": row["kind"], "title": row["title"], "abstract": row.get("abstract"),
             "year": year, "date": date, "journal": row.get("journal"),
             "authors": loads_list(row.get("authors")), "doi": row.get("doi"), "pmid": row.get("pmid"),
@@ -42,15 +86,7 @@ def export_records(db: sqlite_utils.Database, filters: Filters | None = None,
             "relevant": bool(row["relevant"]) if row.get("relevant") is not None else None,
             "themes": loads_dict(row.get("themes")), "labels": loads_list(row.get("labels")),
             "why": row.get("why"), "url": item_url(row), "first_seen": row.get("first_seen"),
-        }
-
-
-def _csv_value(value):
-    if isinstance(value, list):
-        return "; ".join(str(v) for v in value)
-    if value is None:
-        return ""
-    return value
+        })
 
 
 def write_csv(records: Iterable[dict], out: IO[str]) -> int:
@@ -58,7 +94,7 @@ def write_csv(records: Iterable[dict], out: IO[str]) -> int:
     writer.writeheader()
     count = 0
     for record in records:
-        writer.writerow({k: _csv_value(record.get(k)) for k in CSV_COLUMNS})
+        writer.writerow({k: csv_cell(record.get(k)) for k in CSV_COLUMNS})
         count += 1
     return count
 

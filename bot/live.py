@@ -67,7 +67,7 @@ def _pubmed_live(config, parsed, filters: Filters, limit: int, within_topic: boo
     # An Entrez-date floor is safe for --since (a paper is indexed after it is published); the
     # upper bound stays open because old papers are still being indexed.
     mindate = (filters.since or "1800-01-01").replace("-", "/")
-    found = pubmed.esearch(client, term, mindate, now_iso()[:10].replace("-", "/"))
+    found = pubmed.esearch(client, term, mindate, now_iso()[:10].replace("-", "/"), datetype="edat")
     result.counts["pubmed"] = found.count
     if not found.count:
         return

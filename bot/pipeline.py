@@ -25,17 +25,29 @@ class RunResult:
     failed: int = 0
     deferred: int = 0
     would_send: int = 0                                     # --dry-run: messages that would go out
+    dry_run: list[dict] = field(default_factory=list)       # --dry-run: those messages (to, subject, bytes)
     error: str | None = None                                # why the run failed, one line
+    delivery_failures: list[str] = field(default_factory=list)  # "address: why", permanent failures
 
     @property
     def status(self) -> str:
-        """failed (nothing could be done), partial (a source failed, the rest went out),
-        ok (something was sent) or nothing_new."""
-        if self.error or self.fetch_status == FAILED:
+        """failed (nothing could be done, or every attempted delivery failed for good), partial
+        (a source or some deliveries failed, the rest went out), ok (something was sent) or
+        nothing_new. A delivery refused for good (5xx) is never hidden behind "nothing new"."""
+        if self.error or self.fetch_status == FAILED or (self.failed and not self.sent):
             return FAILED
-        if self.fetch_status == PARTIAL:
+        if self.fetch_status == PARTIAL or self.failed:
             return PARTIAL
         return OK if self.sent else NOTHING_NEW
+
+    @property
+    def summary_error(self) -> str | None:
+        """What the ``runs`` row and the CLI report as the run's error (one line)."""
+        if self.error:
+            return self.error
+        if self.failed:
+            return delivery_failure_line(self.failed, self.delivery_failures)
+        return None
 
     def counts(self) -> dict:
         """What the ``runs`` row records."""
@@ -43,17 +55,64 @@ class RunResult:
                 "failed": self.failed, "deferred": self.deferred}
 
 
+def delivery_failure_line(failed: int, failures: list[str]) -> str:
+    """'2 deliveries failed for good: a@x: 550 …; b@y: 554 …' (one line, shortened)."""
+    shown = "; ".join(failures[:3]) + ("; …" if len(failures) > 3 else "")
+    return " ".join(f"{failed} deliver{'y' if failed == 1 else 'ies'} failed for good: {shown}".split())[:500]
+
+
 def run_weekly(db, config, *, fetch: bool = True, rank: bool = True, dry_run: bool = False,
-               progress: bool = False) -> RunResult:
+               progress: bool = False, deadline_minutes: float | None = None,
+               fetch_options: dict | None = None) -> RunResult:
     """Run every stage once; a failing source does not stop the others, a failed fetch of every
-    source stops before building digests (nothing new could be known)."""
+    source stops before building digests (nothing new could be known).
+
+    The run has a deadline (``deadline_minutes``, else ``[run] deadline_minutes``): once it has
+    passed no HTTP request is made, and the run stops at the next stage boundary with
+    ``RunResult.error`` saying so (a stage already running, such as ranking a backfill, finishes).
+    ``fetch_options``: per-source keyword arguments for ``fetch_all`` (tests and benchmarks pass
+    a client without request spacing: ``{"pubmed": {"client": …}}``).
+
+    ``dry_run``: every stage runs, on a throwaway copy of the database (``scratch_copy``), and
+    the result lists what would be sent; the real database is only read.
+    """
+    if dry_run and not getattr(db, "scratch", False):
+        from bot.store import scratch_copy
+        with scratch_copy(db) as scratch:
+            return run_weekly(scratch, config, fetch=fetch, rank=rank, dry_run=True, progress=progress,
+                              deadline_minutes=deadline_minutes, fetch_options=fetch_options)
+    from bot.sources import http
+    minutes = deadline_minutes if deadline_minutes is not None else config.section("run").get("deadline_minutes")
+    with http.limits(**http.limits_from_config(config), run_seconds=float(minutes) * 60 if minutes else None):
+        return _run_stages(db, config, fetch=fetch, rank=rank, dry_run=dry_run, progress=progress,
+                           minutes=float(minutes) if minutes else None, fetch_options=fetch_options)
+
+
+def _deadline_error(minutes: float | None, stage: str) -> str | None:
+    """The run's error when its deadline passed during ``stage`` (None while time is left)."""
+    from bot.sources.http import run_time_left
+    left = run_time_left()
+    if left is None or left > 0:
+        return None
+    return (f"the run's deadline ({minutes:g} min, [run] deadline_minutes) passed during {stage}; "
+            "stopped there, the next run carries on")
+
+
+def _run_stages(db, config, *, fetch: bool, rank: bool, dry_run: bool, progress: bool,
+                minutes: float | None, fetch_options: dict | None) -> RunResult:
     from bot.digest.builder import build_digests
     from bot.digest.send import SendError, send_pending
 
     result = RunResult(fetch_status=OK if fetch else "skipped")
+    from bot.store import integrity_problem
+    problem = integrity_problem(db)
+    if problem:  # a damaged outbox could send twice, or to the wrong people: stop before anything
+        result.error = f"the database fails PRAGMA quick_check ({problem}); nothing fetched or sent"
+        log.error("run: %s", result.error)
+        return result
     if fetch:
         from bot.fetch import fetch_all
-        fetched = fetch_all(db, config, progress=progress)
+        fetched = fetch_all(db, config, progress=progress, **(fetch_options or {}))
         result.fetch_status, result.fetch_errors, result.new_items = fetched.status, fetched.errors, fetched.new_items
         log.info("run fetch: %s, %d new item(s)%s", fetched.status, fetched.new_items,
                  "; failed: " + ", ".join(f"{k} ({v})" for k, v in fetched.errors.items()) if fetched.errors else "")
@@ -62,17 +121,30 @@ def run_weekly(db, config, *, fetch: bool = True, rank: bool = True, dry_run: bo
             log.error("run: every source failed; no digest built (no network here? `spsbot demo` runs the "
                       "whole pipeline on bundled recorded data)")
             return result
+        result.error = _deadline_error(minutes, "fetch")
+        if result.error:
+            log.error("run: %s", result.error)
+            return result
     if rank:
         from bot.store.ranking import rank_items
         ranked = rank_items(db, config, progress=progress)
         log.info("run rank: %s", ", ".join(f"{k} {v}" for k, v in (ranked or {}).items()
                                             if isinstance(v, (int, float))) or "done")
+        result.error = _deadline_error(minutes, "rank")
+        if result.error:
+            log.error("run: %s", result.error)
+            return result
     built = build_digests(db, config, progress=progress)
     result.queued = len(built.built)
     log.info("run digest: %d queued, %d with nothing new, %d not due", len(built.built), built.empty, built.skipped)
     if dry_run:
-        result.would_send = len(send_pending(db, config, dry_run=True).dry_run)
+        result.dry_run = send_pending(db, config, dry_run=True).dry_run
+        result.would_send = len(result.dry_run)
         log.info("run send: dry run, %d message(s) would be sent", result.would_send)
+        return result
+    result.error = _deadline_error(minutes, "digest building")
+    if result.error:
+        log.error("run: %s; the digests are queued and go out next run", result.error)
         return result
     try:
         sent = send_pending(db, config, progress=progress)
@@ -81,5 +153,6 @@ def run_weekly(db, config, *, fetch: bool = True, rank: bool = True, dry_run: bo
         log.error("run send: %s", e)
         return result
     result.sent, result.failed, result.deferred = sent.sent, sent.failed, sent.deferred
+    result.delivery_failures = sent.failures
     log.info("run send: %d sent, %d failed, %d deferred", sent.sent, sent.failed, sent.deferred)
     return result

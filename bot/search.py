@@ -38,6 +38,10 @@ RRF_K = 60                   # the constant from the RRF paper; damps the weight
 CANDIDATE_POOL = 200         # how deep each ranking is read before fusing
 MIN_SIMILARITY = 0.25        # below this cosine, an embedding-only hit is noise for MiniLM-sized models
 EMBED_ON_THE_FLY_MAX = 2000  # more missing vectors than this: leave them to `spsbot rank`
+# FTS5's time grows quadratically with the number of terms (800 OR'ed words: 0.5 s; 5,000: 18 s):
+# a query is refused above these, long before it could pin a core.
+MAX_QUERY_TERMS = 64
+MAX_QUERY_CHARS = 2000
 
 
 class SearchError(ValueError):
@@ -82,6 +86,8 @@ def parse_query(query: str) -> ParsedQuery:
 
     Tokens with no letter or digit (``*``, ``(``, ``--``) are dropped: they carry nothing to match.
     """
+    if len(query) > MAX_QUERY_CHARS:
+        raise SearchError(f"the query is too long ({len(query):,} characters; at most {MAX_QUERY_CHARS:,})")
     parsed = ParsedQuery(groups=[[]])
     # Control characters (a NUL ends an FTS5 string early) become spaces.
     query = "".join(c if c.isprintable() else " " for c in query)
@@ -103,6 +109,9 @@ def parse_query(query: str) -> ParsedQuery:
             continue
         (parsed.excluded if negated else parsed.groups[-1]).append(token)
     parsed.groups = [g for g in parsed.groups if g]
+    terms = sum(len(g) for g in parsed.groups) + len(parsed.excluded)
+    if terms > MAX_QUERY_TERMS:
+        raise SearchError(f"the query is too long ({terms} words or phrases; at most {MAX_QUERY_TERMS})")
     return parsed
 
 

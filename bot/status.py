@@ -4,19 +4,29 @@
 returns a plain dict (``--json`` prints it as is); ``format_status`` turns it into lines for a
 terminal. A source is *stale* when it has not succeeded for longer than twice the schedule
 (``[digest] period_days``, 7 by default → 14 days) or never succeeded at all: a weekly cron job
-that quietly broke is then visible after one missed run, not after a month.
+that quietly broke is then visible after one missed run, not after a month. ``status`` also runs
+``PRAGMA quick_check`` on the file and says what it found (``integrity``); stored error texts are
+scrubbed of secrets (``bot.redact``) before they are shown.
+
+``problems`` lists what is wrong, most urgent first (the CLI turns the first into the exit code):
+``integrity`` (the file fails quick_check), ``config_invalid`` (the next run would fail at once),
+``run_failed`` (the last ``spsbot run`` failed or was killed), ``deliveries_failing`` (a message
+is being retried after an SMTP error, or one failed or bounced within the stale window), ``stale``.
+Warnings that are not failures (the ranker lost its bundled seed) are shown but are not problems.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
-from bot.store import loads, now_iso
+from bot.redact import scrub
+from bot.store import integrity_problem, loads, now_iso
 
-__all__ = ["collect_status", "format_status", "status_json", "SUCCESS_STATUSES", "SOURCE_ITEM_TAGS"]
+__all__ = ["collect_status", "format_status", "status_json", "SUCCESS_STATUSES", "SOURCE_ITEM_TAGS", "PROBLEMS",
+           "ranker_seed_state"]
 
 # A run with one of these statuses means the source was read successfully.
 SUCCESS_STATUSES = ("ok", "nothing_new")
@@ -72,8 +82,15 @@ def _newest_items(db: sqlite_utils.Database) -> dict[str, str]:
     return newest
 
 
-def collect_status(db: sqlite_utils.Database, config=None, now: str | None = None) -> dict:
-    """Everything ``spsbot status`` shows, as a JSON-ready dict (``stale`` is the verdict)."""
+PROBLEMS = ("integrity", "config_invalid", "run_failed", "deliveries_failing", "stale")  # most urgent first
+
+
+def collect_status(db: sqlite_utils.Database, config=None, now: str | None = None,
+                   config_error: str | None = None) -> dict:
+    """Everything ``spsbot status`` shows, as a JSON-ready dict (``problems`` is the verdict).
+
+    ``config_error``: the configuration could not be loaded (``config`` is then None).
+    """
     now_dt = _parse_time(now or now_iso()) or datetime.now(timezone.utc)
     period_days = int((config.digest.get("period_days") if config is not None else None) or 7)
     stale_after = 2 * period_days
@@ -92,7 +109,7 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
             "last_run": last and {"started": last["started"], "finished": last["finished"],
                                   "duration_s": last["duration_s"], "status": last["status"],
                                   "new": counts.get("new"), "updated": counts.get("updated"),
-                                  "error": last["error"]},
+                                  "error": scrub(last["error"]) if last["error"] else None},
             "last_success": ok["started"] if ok else None, "last_success_age_days": success_age,
             "newest_item_seen": newest.get(tag), "newest_item_age_days": _age_days(newest.get(tag), now_dt),
             "stale": stale,
@@ -105,17 +122,82 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
                             f"(twice the {period_days}-day schedule)")
     if not names:
         warnings.append("no source has ever run: run `spsbot fetch` or `spsbot run`")
+    stale = bool(warnings)
+    problems = ["stale"] if stale else []
+    commands = _last_command_runs(db)
+    last_run = next((c for c in commands if c["command"] == "run"), None)
+    if last_run and last_run["status"] in ("failed", "interrupted"):
+        problems.append("run_failed")
+        warnings.insert(0, f"the last `spsbot run` ({last_run['started']}) {last_run['status']}: "
+                           f"{(last_run['error'] or 'no error recorded').splitlines()[0][:200]}")
+    since = (now_dt - timedelta(days=stale_after)).isoformat(timespec="seconds")
+    deliveries = _failing_deliveries(db, since)
+    if deliveries["retrying"] or deliveries["failed"]:
+        problems.append("deliveries_failing")
+        warnings.insert(0, f"deliveries failing: {deliveries['retrying']} being retried after an SMTP error, "
+                           f"{deliveries['failed']} failed or bounced in the last {stale_after} days"
+                           + (f" (last error: {deliveries['last_error']})" if deliveries["last_error"] else ""))
+    integrity = _integrity(db)
+    if not integrity["ok"]:
+        problems.append("integrity")
+    if config_error:
+        problems.append("config_invalid")
+        first_line = scrub(config_error.splitlines()[0])
+        warnings.insert(0, f"the configuration is invalid, the next run will fail: {first_line}")
+    seed = ranker_seed_state(db)
+    if seed and seed.get("warning"):
+        warnings.append(seed["warning"])
     return {
         "now": now_dt.isoformat(timespec="seconds"), "period_days": period_days,
         "stale_after_days": stale_after, "sources": sources,
         "items": dict(db.execute("SELECT kind, count(*) FROM items GROUP BY kind").fetchall()),
-        "commands": _last_command_runs(db),
+        "commands": commands,
         "pending_deliveries": db.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0],
         "failed_deliveries": db.execute("SELECT count(*) FROM deliveries WHERE status = 'failed'").fetchone()[0],
+        "retrying_deliveries": deliveries["retrying"], "recent_failed_deliveries": deliveries["failed"],
         "subscribers": dict(db.execute("SELECT coalesce(status, 'unknown'), count(*) FROM subscribers "
                                        "GROUP BY 1 ORDER BY 1").fetchall()),
-        "warnings": warnings, "stale": bool(warnings),
+        "ranker_seed": seed,
+        "warnings": warnings, "stale": stale,
+        "problems": [p for p in PROBLEMS if p in problems],
+        "quarantine": _quarantine(db),
+        "integrity": integrity,
     }
+
+
+def _failing_deliveries(db: sqlite_utils.Database, since: str) -> dict:
+    """Pending deliveries already tried (an SMTP 4xx or a dropped connection: retried next run),
+    and deliveries that failed or bounced since ``since``, with the latest error."""
+    retrying = db.execute("SELECT count(*) FROM deliveries WHERE status = 'pending' "
+                          "AND coalesce(attempts, 0) > 0").fetchone()[0]
+    failed = db.execute("SELECT count(*) FROM deliveries WHERE status IN ('failed', 'bounced') "
+                        "AND created_at >= ?", [since]).fetchone()[0]
+    row = db.execute("SELECT last_error FROM deliveries WHERE last_error IS NOT NULL AND (status IN "
+                     "('failed', 'bounced') AND created_at >= ? OR status = 'pending') ORDER BY id DESC LIMIT 1",
+                     [since]).fetchone()
+    return {"retrying": retrying, "failed": failed, "last_error": scrub(row[0])[:200] if row else None}
+
+
+def ranker_seed_state(db: sqlite_utils.Database) -> dict | None:
+    """What the last ``rank`` recorded about the bundled seed (``bot.store.ranking``), if anything."""
+    from bot.store.digests import get_setting
+    value = get_setting(db, "ranker_seed")
+    return loads(value, None) if value else None
+
+
+def _quarantine(db: sqlite_utils.Database, shown: int = 10) -> dict:
+    """Records a source served that could not be parsed or stored (issue 11: held, not lost)."""
+    if "quarantine" not in db.table_names():
+        return {"count": 0, "by_source": {}, "records": []}
+    from bot.store.quarantine import open_quarantine, quarantine_counts
+    counts = quarantine_counts(db)
+    return {"count": sum(counts.values()), "by_source": counts, "records": open_quarantine(db)[:shown]}
+
+
+def _integrity(db: sqlite_utils.Database) -> dict:
+    """What ``PRAGMA quick_check`` says about the database file (``ok`` false: do not send)."""
+    problem = integrity_problem(db)
+    return {"check": "PRAGMA quick_check", "ok": problem is None, "result": problem or "ok"}
 
 
 def _last_command_runs(db: sqlite_utils.Database) -> list[dict]:
@@ -124,7 +206,7 @@ def _last_command_runs(db: sqlite_utils.Database) -> list[dict]:
                       "WHERE source IS NULL AND id = (SELECT id FROM runs WHERE source IS NULL AND "
                       "command = r.command ORDER BY started DESC, id DESC LIMIT 1) ORDER BY started DESC").fetchall()
     names = ("command", "started", "finished", "duration_s", "status", "error")
-    return [dict(zip(names, row)) for row in rows]
+    return [{**dict(zip(names, row)), "error": scrub(row[5]) if row[5] else None} for row in rows]
 
 
 def _days(value: float | None) -> str:
@@ -157,16 +239,40 @@ def format_status(status: dict) -> list[str]:
         lines.append(f"Last {run['command']}: {run['started']} {run['status']}{error}")
     items = status["items"]
     lines.append(f"Store: {items.get('paper', 0)} papers, {items.get('trial', 0)} trials")
-    lines.append(f"Deliveries: {status['pending_deliveries']} pending, "
-                 f"{status['failed_deliveries']} failed (retried next run)")
+    retrying = status.get("retrying_deliveries") or 0
+    lines.append(f"Deliveries: {status['pending_deliveries']} pending"
+                 + (f" ({retrying} retried next run after an error)" if retrying else "")
+                 + f", {status['failed_deliveries']} failed for good")
     subs = ", ".join(f"{n} {state}" for state, n in status["subscribers"].items()) or "none"
     lines.append(f"Subscribers: {subs}")
+    lines.extend(_quarantine_lines(status.get("quarantine") or {}))
+    integrity = status.get("integrity") or {}
+    if integrity:
+        lines.append(f"Database: {integrity['check']} {'ok' if integrity['ok'] else 'FAILED: ' + integrity['result']}")
+    if integrity and not integrity["ok"]:
+        lines.append("ERROR: the database fails PRAGMA quick_check; `spsbot run` will not send from it "
+                     "(restore a backup, or rebuild it with sqlite3 .recover)")
     if status["warnings"]:
         lines.append("")
         lines.extend(f"WARNING: {w}" for w in status["warnings"])
-    else:
+    if not status.get("problems") and not status["stale"]:
         lines.append("OK: every source succeeded within the last "
                      f"{status['stale_after_days']} days")
+    return lines
+
+
+def _quarantine_lines(held: dict) -> list[str]:
+    if not held.get("count"):
+        return ["Quarantine: empty"]
+    sources = ", ".join(f"{n} {source}" for source, n in held["by_source"].items())
+    lines = [f"Quarantine: {held['count']} record(s) could not be parsed or stored ({sources}); "
+             f"everything else was stored. PubMed records are asked for again every run, "
+             f"ClinicalTrials.gov studies when the registry next updates them"]
+    for row in held["records"]:
+        lines.append(f"  {row['source']:<15} {row['record_id']}: {row['error'][:140]} "
+                     f"(since {row['first_seen'][:10]}, {row['attempts']} attempt(s))")
+    if held["count"] > len(held["records"]):
+        lines.append(f"  … and {held['count'] - len(held['records'])} more (spsbot status --json)")
     return lines
 
 

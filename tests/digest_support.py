@@ -130,3 +130,18 @@ def self_signed_cert(directory) -> tuple[str, str]:
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
                    check=True, capture_output=True, timeout=60)
     return cert, key
+
+
+def offline_cli_store(folder, monkeypatch, pairs):
+    """A CLI database at ``folder/cli.db`` (env_isolated's SPSBOT_DB) holding ``pairs`` (see
+    ``seed``), with a config that enables no source (no network), on the clock ``NOW``.
+    Returns the open database."""
+    from bot.store import open_db
+    monkeypatch.setenv("SPSBOT_NOW", NOW)
+    config = folder / "spsbot.toml"
+    config.write_text("[sources.pubmed]\nenabled = false\n[sources.clinicaltrials]\nenabled = false\n",
+                      encoding="utf-8")
+    monkeypatch.setenv("SPSBOT_CONFIG", str(config))
+    db = open_db(folder / "cli.db")
+    seed(db, pairs)
+    return db

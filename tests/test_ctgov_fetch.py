@@ -32,8 +32,12 @@ def _phelan_responder():
 def test_recorded_pages_are_followed_until_no_next_page_token():
     with LocalServer(_phelan_responder()) as server:
         client = make_client(server.url, min_interval=0)
-        stats = {}
-        studies = list(search_studies(client, condition="Phelan-McDermid Syndrome", page_size=5, stats=stats))
+        stats, studies = {}, []
+        # The recorded first page counts 21 studies; the third page (a recorded last page of
+        # another search) ends the paging after 11: falling short of totalCount is a failed fetch.
+        with pytest.raises(SourceError, match="served 11 of the 21 studies it counted"):
+            for found in search_studies(client, condition="Phelan-McDermid Syndrome", page_size=5, stats=stats):
+                studies.append(found)
         requests = server.requests
     assert len(studies) == 5 + 5 + 1 and stats["pages"] == 3 and stats["total"] == 21
     assert [r.param("pageToken") for r in requests] == [None, load("studies_phelan_page1.json")["nextPageToken"],
@@ -56,8 +60,8 @@ def test_single_page_without_token_is_one_request():
     assert len(studies) == 1
 
 
-@pytest.mark.parametrize("fault", [{"repeat_token_after": 1}, {"empty_page_at": 2}])
-def test_repeating_token_or_empty_page_stops_with_an_error(fault):
+@pytest.mark.parametrize("fault", [{"repeat_token_after": 1}, {"same_studies_after": 2}])
+def test_repeating_token_or_repeated_studies_stop_with_an_error(fault):
     studies = [study(n) for n in ALL_SINGLE]
     with LocalServer(ctgov_responder(studies, **fault)) as server:
         client = make_client(server.url, min_interval=0)

@@ -172,7 +172,11 @@ def test_entry_helpers():
     assert evidence_label(phase_2_3) == "Phase 2/Phase 3 trial"
     assert (change_text("overall_status", "ACTIVE_NOT_RECRUITING", "COMPLETED")
             == "Status: Active, not recruiting → Completed")
-    assert change_text("results_first_posted", "", "2026-11-20") == "Results posted (2026-11-20)"
+    assert change_text("results_first_posted", "", "2026-11-20") == "Results posted on 20 Nov 2026"
+    # the tracked value CT.gov changes carry: no doubled brackets ("(2026-12-05 (actual))")
+    assert change_text("results_posted", "", "2026-12-05 (actual)") == "Results posted on 5 Dec 2026"
+    assert (change_text("completion_date", "2027-06 (estimated)", "2027-09 (estimated)")
+            == "Completion: Jun 2027 (estimated) → Sep 2027 (estimated)")
     assert safe_url("javascript:alert(1)") is None and safe_url("https://x.org/a") == "https://x.org/a"
     assert safe_url("http://x.org/\u202egnp.exe") is None and safe_url("//x.org") is None
 

@@ -14,7 +14,7 @@ from bot.pipeline import RunResult
 from bot.fetch import FetchResult
 from bot.store import open_db
 from conftest import SmtpServer
-from digest_support import NOW, paper, seed
+from digest_support import offline_cli_store, paper
 
 LATER = "2026-11-30T06:00:00+00:00"
 
@@ -22,14 +22,8 @@ LATER = "2026-11-30T06:00:00+00:00"
 @pytest.fixture
 def setup(env_isolated, monkeypatch):
     """A database with two subscribers and this week's papers; no source enabled (no network)."""
-    monkeypatch.setenv("SPSBOT_NOW", NOW)
-    config = env_isolated / "spsbot.toml"
-    config.write_text("[sources.pubmed]\nenabled = false\n[sources.clinicaltrials]\nenabled = false\n",
-                      encoding="utf-8")
-    monkeypatch.setenv("SPSBOT_CONFIG", str(config))
-    db = open_db(env_isolated / "cli.db")
-    seed(db, [paper(1, "IVIG in SPS"), paper(2, "Baclofen in SPS", themes={"symptomatic": 0.9})])
-    db.close()
+    offline_cli_store(env_isolated, monkeypatch, [paper(1, "IVIG in SPS"),
+                                                  paper(2, "Baclofen in SPS", themes={"symptomatic": 0.9})]).close()
     runner = CliRunner()
     for args in (["ann@example.org", "--name", "Ann"], ["bob@example.org", "--themes", "symptomatic"]):
         assert runner.invoke(cli, ["subscribers", "add", *args]).exit_code == 0

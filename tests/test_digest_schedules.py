@@ -1,40 +1,152 @@
-"""The schedules/ files all run `spsbot run`, read secrets from the environment, and treat
-exit 3 (nothing new) as success."""
+"""The schedules/ files work as written: the env file sources in /bin/sh, the crontab line runs
+as pasted (log folder, env, timeout, exit 3 = success), the systemd units pass
+`systemd-analyze verify` (where the binary exists), and the workflow pins torch, has a timeout
+and refuses to start over when its state was not restored."""
 
+import os
 import re
+import shutil
+import sqlite3
+import subprocess
 from pathlib import Path
 
-SCHEDULES = Path(__file__).parent.parent / "schedules"
+import pytest
+import yaml
+
+from maintainer_kit import SCHEDULES, crontab_line
 
 
-def test_crontab_line_is_weekly_and_sources_the_env_file():
-    lines = [line for line in (SCHEDULES / "crontab").read_text().splitlines()
-             if line and not line.startswith("#") and "=" not in line.split()[0]]
-    assert len(lines) == 1
-    minute, hour, dom, month, dow, command = lines[0].split(None, 5)
-    assert (dom, month) == ("*", "*") and dow.isdigit() and minute.isdigit() and hour.isdigit()
-    assert ". /etc/spsbot/env" in command and "spsbot run" in command and "[ $? -eq 3 ]" in command
+def source_env(path) -> subprocess.CompletedProcess:
+    """What the crontab line does with the env file: /bin/sh, `set -a`, `.`, then print env -0."""
+    return subprocess.run(["/bin/sh", "-c", 'set -a && . "$1" && set +a && env -0', "sh", str(path)],
+                          capture_output=True, text=True, env={"PATH": os.environ["PATH"]}, timeout=10)
 
 
-def test_systemd_units():
+def test_the_env_example_sources_in_sh_with_every_value_intact():
+    result = source_env(SCHEDULES / "env.example")
+    assert result.returncode == 0, result.stderr
+    env = dict(item.split("=", 1) for item in result.stdout.split("\0") if "=" in item)
+    assert env["SPSBOT_SMTP_FROM"] == "SPS digest <digest@example.org>"
+    assert env["SPSBOT_SMTP_URL"] == "smtp+starttls://mail.example.org:587"
+    assert {"SPSBOT_CONFIG", "SPSBOT_SECRET", "SPSBOT_SMTP_PASSWORD", "NCBI_EMAIL"} <= set(env)
+    # one syntax both /bin/sh and systemd's EnvironmentFile= read the same: NAME='value', no $
+    for line in (SCHEDULES / "env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert re.fullmatch(r"[A-Z][A-Z0-9_]*='[^'$]*'", line), line
+
+
+def test_the_old_unquoted_example_is_the_syntax_error_that_stopped_the_job(tmp_path):
+    broken = tmp_path / "env"
+    broken.write_text("SPSBOT_SMTP_FROM=SPS digest <digest@example.org>\n")
+    assert source_env(broken).returncode != 0
+
+
+STUB = """#!/bin/sh
+echo "args: $*" > "$HOME/stub.out"
+echo "from: $SPSBOT_SMTP_FROM" >> "$HOME/stub.out"
+echo "ran spsbot"
+exit "${STUB_EXIT:-0}"
+"""
+
+
+@pytest.mark.parametrize("code, line_ok", [(0, True), (3, True), (1, False)])
+def test_the_crontab_line_runs_as_pasted(tmp_path, code, line_ok):
+    home = tmp_path / "home"
+    (home / ".config" / "spsbot").mkdir(parents=True)
+    shutil.copy(SCHEDULES / "env.example", home / ".config" / "spsbot" / "env")
+    binary = home / "spsbot" / ".venv" / "bin" / "spsbot"
+    binary.parent.mkdir(parents=True)
+    binary.write_text(STUB)
+    binary.chmod(0o755)
+    command = crontab_line().split(None, 5)[5]
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "STUB_EXIT": str(code)}  # cron's own minimal env
+    result = subprocess.run(["/bin/sh", "-c", command], env=env, capture_output=True, text=True, timeout=20)
+    assert (result.returncode == 0) is line_ok, result.stderr
+    assert (home / "stub.out").read_text() == "args: run\nfrom: SPS digest <digest@example.org>\n"
+    assert (home / ".local" / "state" / "spsbot" / "run.log").read_text() == "ran spsbot\n"
+
+
+def test_the_crontab_line_is_weekly_on_the_schedule_day_with_a_timeout():
+    minute, hour, dom, month, dow, command = crontab_line().split(None, 5)
+    assert (dom, month, dow) == ("*", "*", "1") and minute.isdigit() and hour.isdigit()  # Mondays
+    assert re.search(r"timeout -k \S+ \S+ \S*spsbot\" run", command)
+    assert "/var/log" not in command and "/etc/spsbot" not in command  # nothing a user cannot create
+
+
+def _units_for_verify(tmp_path) -> list[Path]:
+    """Every unit in schedules/, with ExecStart pointing at an executable that exists here."""
+    out = []
+    for name in sorted(p.name for p in SCHEDULES.iterdir() if p.suffix in (".service", ".timer")):
+        text = (SCHEDULES / name).read_text().replace("/opt/spsbot/.venv/bin/spsbot", shutil.which("true"))
+        (tmp_path / name).write_text(text)
+        out.append(tmp_path / name)
+    return out
+
+
+def test_systemd_units(tmp_path):
     service = (SCHEDULES / "spsbot.service").read_text()
     timer = (SCHEDULES / "spsbot.timer").read_text()
     assert re.search(r"^ExecStart=\S*spsbot run$", service, re.M)
     assert "EnvironmentFile=/etc/spsbot/env" in service and "SuccessExitStatus=3" in service
+    assert "TimeoutStartSec=2h" in service and "ProtectHome=yes" in service and "StateDirectory=spsbot" in service
+    assert "Environment=SPSBOT_DB=/var/lib/spsbot/spsbot.db" in service  # the model cache goes beside it
     assert "PASSWORD=" not in service
     assert re.search(r"^OnCalendar=Mon ", timer, re.M) and "Persistent=true" in timer
+    analyze = shutil.which("systemd-analyze")
+    if analyze:  # CI installs it (.ci/run); without it the checks above are all there is
+        units = _units_for_verify(tmp_path)
+        result = subprocess.run([analyze, "verify", *map(str, units)], capture_output=True, text=True, timeout=60,
+                                cwd=tmp_path)
+        assert result.returncode == 0 and "spsbot" not in result.stderr, result.stderr
 
 
-def test_github_workflow_is_scheduled_and_uses_repository_secrets():
-    text = (SCHEDULES / "github-actions-weekly.yml").read_text()
-    import yaml
-    workflow = yaml.safe_load(text)
-    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as true
+def workflow() -> dict:
+    return yaml.safe_load((SCHEDULES / "github-actions-weekly.yml").read_text())
+
+
+def _step(name: str) -> dict:
+    return next(s for s in workflow()["jobs"]["run"]["steps"] if s.get("name") == name)
+
+
+def test_github_workflow_is_scheduled_pinned_timed_and_uses_repository_secrets():
+    flow = workflow()
+    triggers = flow[True] if True in flow else flow["on"]  # YAML 1.1 reads `on` as true
     assert triggers["schedule"][0]["cron"].split()[4] == "1"
-    env = workflow["jobs"]["run"]["env"]
-    assert env["SPSBOT_SMTP_PASSWORD"] == "${{ secrets.SPSBOT_SMTP_PASSWORD }}"
-    steps = "\n".join(str(s.get("run", "")) for s in workflow["jobs"]["run"]["steps"])
+    job = flow["jobs"]["run"]
+    assert job["timeout-minutes"] == 120
+    assert job["env"]["SPSBOT_SMTP_PASSWORD"] == "${{ secrets.SPSBOT_SMTP_PASSWORD }}"
+    assert "torch==2.13.0" in _step("Install spsbot")["run"]
+    steps = "\n".join(str(s.get("run", "")) for s in job["steps"])
     assert "spsbot run" in steps and '"$code" -eq 3' in steps
+    assert not any("actions/cache" in str(s.get("uses", "")) for s in job["steps"])  # evicted after 7 days
+    keep = _step("Keep the state for the next run")
+    assert keep["if"] == "always() && steps.verify.outcome == 'success'" and keep["with"]["retention-days"] == 90
+
+
+def _verify(tmp_path, db_path, first_run=""):
+    script = _step("Verify the state")["run"]
+    return subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=30,
+                          env={"PATH": os.environ["PATH"], "SPSBOT_DB": str(db_path), "FIRST_RUN": first_run})
+
+
+def test_the_workflow_fails_loudly_when_no_state_was_restored(tmp_path):
+    missing = _verify(tmp_path, tmp_path / "state" / "spsbot.db")
+    assert missing.returncode != 0 and "::error::no spsbot state was restored" in missing.stdout
+    assert _verify(tmp_path, tmp_path / "state" / "spsbot.db", first_run="true").returncode == 0
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    bad = _verify(tmp_path, garbage)
+    assert bad.returncode != 0 and "::error::" in bad.stdout + bad.stderr
+
+
+def test_the_workflow_accepts_a_restored_state(db, tmp_path):
+    db["subscribers"].insert({"email": "ann@example.org", "status": "active"})
+    path = db.execute("pragma database_list").fetchone()[2]
+    db.close()
+    sqlite3.connect(path).execute("pragma wal_checkpoint(truncate)").close()
+    result = _verify(tmp_path, path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "state restored: 1 subscribers, 0 digests" in result.stdout
 
 
 def test_web_front_unit_serves_on_loopback_with_the_shared_env():

@@ -38,10 +38,12 @@ def test_valid_token_unsubscribes_once_and_is_idempotent(db, two):
     assert status == {"ann@example.org": "unsubscribed", "bob@example.org": "active"}
 
 
-def test_secret_generated_once_and_kept_in_the_database(db, two):
+def test_secret_generated_once_and_kept_beside_the_database_not_in_it(db, two, tmp_path):
     first = secret_for(db)
     assert first == secret_for(db) and len(first) == 64
-    assert get_setting(db, "unsubscribe_secret") == first.decode()
+    assert get_setting(db, "unsubscribe_secret") is None  # anyone who can read the DB could forge tokens
+    key_file = tmp_path / "test.db.key"
+    assert key_file.read_text().strip() == first.decode() and (key_file.stat().st_mode & 0o777) == 0o600
 
 
 def test_env_secret_takes_precedence(db, two, monkeypatch):

@@ -30,7 +30,11 @@ def test_fetch_pubmed_stores_what_the_server_serves(cli_env, env_isolated, artic
     assert first.returncode == 0, first.stderr
     assert "pubmed: fetched 34, new 34, updated 0, unchanged 0, errors 0 (2 requests)" in first.stdout
     assert second.returncode == 0 and "pubmed: fetched 0, new 0" in second.stdout
-    assert [s.param("mindate") for s in searches] == ["1950/01/01", "2026/11/17"]   # backfill, then overlap
+    # backfill, then the overlap on the create date; then the modified-records sweep (the query,
+    # then retracted publications) over the last 14 days
+    assert [s.param("term")[-27:] for s in searches[:2]] == [
+        "1950/01/01:2026/11/20[crdt]", "2026/11/17:2026/11/20[crdt]"]
+    assert [(s.param("datetype"), s.param("mindate")) for s in searches[2:]] == [("mdat", "2026/11/06")] * 2
     with sqlite3.connect(env_isolated / "cli.db") as conn:
         assert conn.execute("select count(*) from items where sources like '%pubmed%'").fetchone()[0] == 34
         assert conn.execute("select status from runs where source = 'pubmed' order by id").fetchall() == [

@@ -52,9 +52,10 @@ def test_backfill_pages_through_webenv(db, articles):
     assert counts["fetched"] == counts["new"] == 34 == db["items"].count
     assert (counts["batches"], counts["errors"], counts["requests"]) == (5, 0, 6)
     [search] = endpoint_requests(server, "esearch")
+    # the window is on the create date, as a [crdt] range in the term (no datetype parameter)
     assert {k: search.param(k) for k in ("db", "usehistory", "datetype", "mindate", "maxdate")} == {
-        "db": "pubmed", "usehistory": "y", "datetype": "edat", "mindate": "1950/01/01", "maxdate": END}
-    assert search.param("term") == config.topic.pubmed_query
+        "db": "pubmed", "usehistory": "y", "datetype": None, "mindate": None, "maxdate": None}
+    assert search.param("term") == f"({config.topic.pubmed_query}) AND 1950/01/01:{END}[crdt]"
     fetches = endpoint_requests(server, "efetch")
     [(webenv, query_key)] = list(responder.histories)
     assert [(f.param("WebEnv"), f.param("query_key")) for f in fetches] == [(webenv, query_key)] * 5
@@ -71,8 +72,8 @@ def test_next_run_overlaps_the_previous_window(db, articles):
         fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END)
         counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end="2026/11/27")
         searches = endpoint_requests(server, "esearch")
-    assert searches[-1].param("mindate") == "2026/11/17"   # 2026/11/20 minus overlap_days = 3
-    assert searches[-1].param("maxdate") == "2026/11/27"
+    # 2026/11/20 minus overlap_days = 3, on the create date
+    assert searches[1].param("term").endswith(") AND 2026/11/17:2026/11/27[crdt]")
     assert counts["window"] == "2026/11/17-2026/11/27"
     assert get_state(db, "pubmed", config.topic.pubmed_query)["window_end"] == "2026/11/27"
 
@@ -147,8 +148,7 @@ def test_a_window_above_the_limit_is_split_not_truncated(db, articles, monkeypat
     assert counts["fetched"] == counts["new"] == 34 and counts["errors"] == 0
     assert len(searches) > 4                                  # the whole window, then halves
     assert all(int(f.param("retstart")) + int(f.param("retmax")) <= 10 for f in fetches)
-    windows = [(s.param("mindate"), s.param("maxdate")) for s in searches]
-    assert windows[0] == ("1950/01/01", END)
+    assert searches[0].param("term").endswith(f" AND 1950/01/01:{END}[crdt]")
 
 
 def test_a_single_day_above_the_limit_is_an_error(articles):
@@ -171,18 +171,33 @@ def test_split_windows_cover_every_day_once(articles):
     assert all(a[1] < b[0] for a, b in zip(spans, spans[1:]))   # disjoint, in date order
 
 
-def test_malformed_batch_is_skipped_and_the_window_kept(db, articles):
-    broken = Response(200, '<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, '
-                           '1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n'
-                           '<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMI')
-    with eutils(articles, script={"efetch": [broken]}) as (_, config, _):
+BROKEN = ('<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, '
+          '1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n'
+          '<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMI')
+
+
+def test_a_malformed_answer_is_fetched_again_in_halves_and_nothing_is_lost(db, articles):
+    with eutils(articles, script={"efetch": [Response(200, BROKEN)]}) as (server, config, _):
         result = fetch_all(db, config, ["pubmed"], pubmed={"sleep": no_sleep, "window_end": END})
+        fetches = endpoint_requests(server, "efetch")
     counts = result.counts["pubmed"]
-    assert (counts["batches"], counts["errors"], counts["fetched"]) == (5, 1, 27)
-    assert db["items"].count == 27
+    assert (counts["errors"], counts["fetched"], counts["quarantined"]) == (0, 34, 0) and db["items"].count == 34
+    # the first batch (retstart 0, 7 records) was asked for again as 0+3 and 3+4
+    assert [(f.param("retstart"), f.param("retmax")) for f in fetches[:3]] == [("0", "7"), ("0", "3"), ("3", "4")]
+    assert get_state(db, "pubmed", config.topic.pubmed_query)["window_end"] == END
+
+
+def test_an_answer_broken_every_time_is_a_batch_error_and_the_window_kept(db, articles):
+    with eutils(articles, script={"efetch": [Response(200, BROKEN)] * 200}) as (server, config, _):
+        result = fetch_all(db, config, ["pubmed"], pubmed={"sleep": no_sleep, "window_end": END})
+        fetches = endpoint_requests(server, "efetch")
+    counts = result.counts["pubmed"]
+    # not 34 records quarantined and the window moved on: a broken answer is not a bad record
+    assert counts["errors"] == 5 and counts["fetched"] == 0 and db["quarantine"].count == 0
+    assert len(fetches) <= 5 * 6                          # halving stops once the answer is clearly broken
     assert get_state(db, "pubmed", config.topic.pubmed_query) is None   # next run reads the window again
     run = list(db["runs"].rows)[-1]
-    assert run["status"] == "partial" and "batch" in run["error"]
+    assert run["status"] == "partial" and "broken" in run["error"]
 
 
 def test_esearch_error_fails_the_source_and_is_recorded(db, articles, caplog):

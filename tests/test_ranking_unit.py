@@ -175,7 +175,7 @@ def test_seed_bundle_is_bundled_and_well_formed():
     bundle = bundled_seed()
     n, d = bundle.X.shape
     assert n >= 200 and bundle.X.dtype == np.float32 and bundle.T.shape == (n, len(bundle.vocabulary))
-    assert bundle.idf.shape == (len(bundle.vocabulary),) and bundle.model == DEFAULT_MODEL
+    assert bundle.idf.shape == (len(bundle.vocabulary),) and bundle.model == f"{DEFAULT_MODEL}#passage128"
     assert list(bundle.labels) == ["relevance", *config.theme_names]
     for y, mask in bundle.labels.values():
         assert y.shape == mask.shape == (n,) and mask.sum() >= 200 and 0 < y[mask].sum() < mask.sum()
@@ -220,7 +220,7 @@ def test_no_dev_text_is_shipped_in_the_profiles():
     assert max(len(t) for t in bundled_seed().vocabulary) < 80
 
 
-def test_changed_themes_or_model_fall_back_without_the_bundle(tmp_path, caplog):
+def test_changed_themes_or_model_lose_the_bundle_where_it_no_longer_fits(tmp_path, caplog):
     from bot.ranking.scorer import Ranker
     path = tmp_path / "t.toml"
     path.write_text('[[themes]]\nname = "diagnosis"\ndescription = "How SPS is diagnosed"\n'
@@ -228,12 +228,15 @@ def test_changed_themes_or_model_fall_back_without_the_bundle(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="bot.ranking.scorer"):
         changed = Ranker(load_config(path), FakeEmbedder(model_name=DEFAULT_MODEL))
         other_model = Ranker(load_config(), FakeEmbedder())
-    assert changed.bundle is None and other_model.bundle is None
-    notes = [r.getMessage() for r in caplog.records if "bundled SPS seed" in r.getMessage()]
-    assert len(notes) == 2 and "without it" in notes[0]
-    assert changed.model.targets == {}  # no seed, no feedback: similarity and terms only
-    result = changed.score([{"id": "a", "title": PAPERS[0]["title"], "text": PAPERS[0]["abstract"]}])[0]
-    assert 0 <= result["relevance"] <= 1 and set(result["themes"]) == set(changed.target_names[1:])
+    # the topic is unchanged: relevance keeps the seed; the edited theme loses it (tests/test_ranking_seed_fit.py)
+    assert (changed.seed_fit.kept, changed.seed_fit.dropped) == (["relevance"], ["diagnosis"])
+    assert other_model.bundle is None
+    notes = [r for r in caplog.records if "bundled SPS seed" in r.getMessage()]
+    assert len(notes) == 2 and all(r.levelno == logging.WARNING for r in notes)
+    assert "no longer fits diagnosis" in notes[0].getMessage() and "lower precision" in notes[1].getMessage()
+    assert other_model.model.targets == {}  # no seed, no feedback: similarity and terms only
+    result = other_model.score([{"id": "a", "title": PAPERS[0]["title"], "text": PAPERS[0]["abstract"]}])[0]
+    assert 0 <= result["relevance"] <= 1 and set(result["themes"]) == set(other_model.target_names[1:])
 
 
 def test_feedback_rows_line_up_with_the_bundle(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ def _config(tmp_path, monkeypatch, server, **email):
     monkeypatch.setenv("SPSBOT_SMTP_FROM", "SPS digest <digest@sps.example.org>")
     lines = ["[email]", 'unsubscribe_url = "https://sps.example.org/unsubscribe"',
              'unsubscribe_mailto = "unsubscribe@sps.example.org"']
-    lines += [f'{k} = "{v}"' for k, v in email.items()]
+    lines += [f"{k} = {str(v).lower()}" if isinstance(v, bool) else f'{k} = "{v}"' for k, v in email.items()]
     path = tmp_path / "spsbot.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return load_config(path)
@@ -159,8 +159,8 @@ def test_three_hard_bounces_mark_the_subscriber_bouncing(db, tmp_path, monkeypat
 
 
 def test_authentication_error_never_contains_the_password(db, tmp_path, monkeypatch):
-    with SmtpServer(auth={"digest": "right-password"}) as server:
-        config = _config(tmp_path, monkeypatch, server, username="digest")
+    with SmtpServer(auth={"digest": "right-password"}) as server:  # plain SMTP on loopback: allowed explicitly
+        config = _config(tmp_path, monkeypatch, server, username="digest", allow_plaintext_auth=True)
         seed(db, [paper(1, "A paper")])
         _subscribers(db, config, 1)
         build_digests(db, config)

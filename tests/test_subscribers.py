@@ -106,3 +106,64 @@ def test_cli_add_list_import_remove(env_isolated, tmp_path):
     assert "ann@example.org" in listing and "eve@example.org" in listing
     assert runner.invoke(cli, ["subscribers", "remove", "eve@example.org"]).exit_code == 0
     assert "eve@example.org" not in runner.invoke(cli, ["subscribers", "list", "--status", "active"]).output
+
+
+# --- re-importing the same list every week (schedules/github-actions-weekly.yml does) ----------
+
+WEEKLY_CSV = "email,name\nann@example.org,Ann\nbob@example.org,\n"
+
+
+def test_reimport_never_reactivates_an_unsubscribed_address_or_resets_its_fields(db):
+    add_subscriber(db, "ann@example.org", valid_themes=THEMES, name="Ann", themes="diagnosis", max_items=7,
+                   frequency="monthly", send_empty=True)
+    add_subscriber(db, "bob@example.org", valid_themes=THEMES, name="Bob", themes="symptomatic")
+    remove_subscriber(db, "ann@example.org")  # she clicked "unsubscribe"
+    report = import_csv(db, WEEKLY_CSV, valid_themes=THEMES)
+    assert (report.added, report.updated, report.left_inactive) == (0, 1, ["ann@example.org"])
+    rows = {r["email"]: r for r in list_subscribers(db)}
+    ann, bob = rows["ann@example.org"], rows["bob@example.org"]
+    assert ann["status"] == "unsubscribed"
+    # columns the CSV lacks (themes, frequency, max_items, send_empty) and blank cells (Bob's name) stay
+    assert (ann["themes"], ann["frequency"], ann["max_items"], ann["send_empty"]) == (["diagnosis"], "monthly", 7, 1)
+    assert (bob["name"], bob["themes"], bob["status"]) == ("Bob", ["symptomatic"], "active")
+
+
+def test_reimport_with_resubscribe_reactivates(db):
+    add_subscriber(db, "ann@example.org", valid_themes=THEMES)
+    remove_subscriber(db, "ann@example.org")
+    db.execute("update subscribers set bounces = 2")
+    db.conn.commit()
+    report = import_csv(db, WEEKLY_CSV, valid_themes=THEMES, resubscribe=True)
+    assert (report.added, report.updated, report.left_inactive) == (1, 1, [])
+    ann = list_subscribers(db)[0]
+    assert (ann["email"], ann["status"], ann["bounces"]) == ("ann@example.org", "active", 0)
+
+
+def test_csv_cells_given_do_update_and_all_resets_themes(db):
+    add_subscriber(db, "ann@example.org", valid_themes=THEMES, themes="diagnosis", max_items=7)
+    import_csv(db, "email,themes,max_items\nann@example.org,all,30\n", valid_themes=THEMES)
+    ann = list_subscribers(db)[0]
+    assert (ann["themes"], ann["max_items"]) == (None, 30)
+
+
+def test_add_keeps_the_fields_it_is_not_given(db):
+    add_subscriber(db, "ann@example.org", valid_themes=THEMES, name="Ann", themes="diagnosis", max_items=7)
+    add_subscriber(db, "ann@example.org", valid_themes=THEMES, frequency="daily")
+    ann = list_subscribers(db)[0]
+    assert (ann["name"], ann["themes"], ann["max_items"], ann["frequency"]) == ("Ann", ["diagnosis"], 7, "daily")
+
+
+def test_cli_import_reports_who_stayed_unsubscribed(env_isolated, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(cli, ["subscribers", "add", "ann@example.org"]).exit_code == 0
+    assert runner.invoke(cli, ["subscribers", "remove", "ann@example.org"]).exit_code == 0
+    csv_file = tmp_path / "subs.csv"
+    csv_file.write_text(WEEKLY_CSV, encoding="utf-8")
+    result = runner.invoke(cli, ["subscribers", "import", str(csv_file)])
+    assert result.exit_code == 0, result.output
+    assert "1 added, 0 updated, 0 skipped, 1 left unsubscribed" in result.output
+    assert "not re-activated" in result.output and "ann@example.org" in result.output
+    assert "ann@example.org" not in runner.invoke(cli, ["subscribers", "list", "--status", "active"]).output
+    again = runner.invoke(cli, ["subscribers", "import", "--resubscribe", str(csv_file)])
+    assert again.exit_code == 0 and "ann@example.org" in runner.invoke(
+        cli, ["subscribers", "list", "--status", "active"]).output

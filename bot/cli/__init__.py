@@ -13,6 +13,7 @@ from bot.cli import searching  # noqa: F401,E402
 from bot.cli import digesting  # noqa: F401,E402
 from bot.cli import trials  # noqa: F401,E402
 from bot.cli import ranking  # noqa: F401,E402
+from bot.cli import profile  # noqa: F401,E402
 from bot.cli import web  # noqa: F401,E402
 
 __all__ = ["cli", "main"]
@@ -24,5 +25,6 @@ def main() -> None:
         cli.main(prog_name="spsbot")
     except Exception as e:  # noqa: BLE001 - last resort; details with -v
         logging.getLogger("spsbot").debug("unhandled error", exc_info=True)
-        print(f"Error: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)
+        from bot.redact import scrub
+        print(scrub(f"Error: {type(e).__name__}: {e}".splitlines()[0]), file=sys.stderr)
         sys.exit(EXIT_FAILURE)

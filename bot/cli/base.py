@@ -26,6 +26,9 @@ EXIT_USAGE = 2         # bad command line (Click's own code)
 EXIT_NOTHING_NEW = 3   # ran fine, but nothing new to send
 EXIT_PARTIAL = 4       # a source failed, the rest went through (the run is marked partial)
 EXIT_STALE = 5         # `spsbot status`: a source has not succeeded for too long
+EXIT_RUN_FAILED = 6    # `spsbot status`: the last `spsbot run` failed or was killed
+EXIT_DELIVERIES_FAILING = 7  # `spsbot status`: messages are being retried, or failed/bounced lately
+EXIT_CONFIG_INVALID = 8      # `spsbot status`: the configuration does not load
 
 log = logging.getLogger("spsbot")
 
@@ -51,6 +54,11 @@ class AppContext:
                 raise click.ClickException(str(e)) from None
         return self._config
 
+    def check_config(self) -> Config:
+        """Load the configuration even where a command only reads the database: a broken
+        configuration is one line and exit 1 for every command, not only for the next run."""
+        return self.config
+
     @property
     def db(self):
         if self._db is None:
@@ -67,10 +75,30 @@ class AppContext:
         return not self.quiet and sys.stderr.isatty()
 
 
+class ScrubbingFormatter(logging.Formatter):
+    """Log lines (and tracebacks) with every secret removed (``bot.redact.scrub``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from bot.redact import scrub
+        return scrub(super().format(record))
+
+
+class ScrubbingGroup(click.Group):
+    """A command's one-line error (ClickException) never carries a secret, whatever it quotes."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as e:
+            from bot.redact import scrub
+            e.message = scrub(e.message)
+            raise
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -79,7 +107,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ScrubbingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spsbot")
 @click.option("--db", "db_path", envvar="SPSBOT_DB", type=click.Path(dir_okay=False),
               default=default_db_path, show_default="the user data dir's spsbot.db",

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from bot.cli.base import EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, cli, locked, pass_app
+from bot.cli.base import EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, AppContext, cli, locked, pass_app
 
 log = logging.getLogger("spsbot")
 
@@ -23,16 +23,19 @@ def subscribers() -> None:
 @subscribers.command("add")
 @click.argument("email")
 @click.option("--name", help="Display name used in the greeting and the To: header.")
-@click.option("--themes", help="Themes to receive, separated by ';', '|' or ','; default: all.")
-@click.option("--frequency", type=click.Choice(["weekly", "daily", "monthly"]), default="weekly", show_default=True)
+@click.option("--themes", help="Themes to receive, separated by ';', '|' or ',', or \"all\"; default: all.")
+@click.option("--frequency", type=click.Choice(["weekly", "daily", "monthly"]), default=None,
+              help="How often (default for a new subscriber: weekly).")
 @click.option("--max-items", type=int, default=None, help="Most items per digest (1-200; default 20).")
-@click.option("--send-empty", is_flag=True, help="Send a digest even when nothing is new.")
+@click.option("--send-empty/--no-send-empty", default=None, help="Send a digest even when nothing is new.")
 @click.option("--curator/--no-curator", default=None,
               help="Mark (or unmark) a curator: their feedback links record curator labels, which the ranker "
                    "weighs fully; other subscribers' clicks are votes with a lower weight.")
 @pass_app
 def subscribers_add(app, email, name, themes, frequency, max_items, send_empty, curator) -> None:
     """Add a subscriber (or update and re-activate an existing one).
+
+    For an existing address only the options given change; the rest is kept.
 
     Example: spsbot subscribers add ann@example.org --name "Ann" --themes "immunomodulation;diagnosis"
     """
@@ -68,6 +71,7 @@ def subscribers_remove(app, email, purge) -> None:
 def subscribers_list(app, status, as_json) -> None:
     """List subscribers with their themes, frequency and status."""
     from bot.digest.subscribers import list_subscribers
+    app.check_config()
     for row in list_subscribers(app.db, status):
         if as_json:
             click.echo(json.dumps({**{k: row[k] for k in ("email", "name", "themes", "frequency", "max_items",
@@ -82,16 +86,21 @@ def subscribers_list(app, status, as_json) -> None:
 @subscribers.command("import")
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
 @click.option("--skip-bad", is_flag=True, help="Import the good rows even if some are bad (bad ones are reported).")
+@click.option("--resubscribe", is_flag=True,
+              help="Also re-activate listed addresses that unsubscribed or bounce (default: they stay out).")
 @pass_app
-def subscribers_import(app, csv_file, skip_bad) -> None:
-    """Import subscribers from CSV (header: email,name,themes,frequency,max_items).
+def subscribers_import(app, csv_file, skip_bad, resubscribe) -> None:
+    """Import subscribers from CSV (header: email[,name,themes,frequency,max_items,send_empty]).
 
     Themes are separated by ';' or '|'. Any bad row aborts the import (nothing is written) unless
-    --skip-bad.
+    --skip-bad. Existing subscribers keep every field the CSV leaves out or blank, and an address
+    that unsubscribed stays unsubscribed unless --resubscribe: importing the same list every week
+    is safe.
     """
     from bot.digest.subscribers import SubscriberError, import_csv
     try:
-        report = import_csv(app.db, csv_file.read(), valid_themes=app.config.theme_names, skip_bad=skip_bad)
+        report = import_csv(app.db, csv_file.read(), valid_themes=app.config.theme_names, skip_bad=skip_bad,
+                            resubscribe=resubscribe)
     except SubscriberError as e:
         raise click.ClickException(str(e)) from None
     for error in report.errors:
@@ -99,14 +108,38 @@ def subscribers_import(app, csv_file, skip_bad) -> None:
     if report.errors and not skip_bad:
         raise click.ClickException(f"{len(report.errors)} bad row(s); nothing imported "
                                    "(use --skip-bad to import the rest)")
-    click.echo(f"imported: {report.added} added, {report.updated} updated, {len(report.errors)} skipped")
+    inactive = f", {len(report.left_inactive)} left unsubscribed" if report.left_inactive else ""
+    click.echo(f"imported: {report.added} added, {report.updated} updated, {len(report.errors)} skipped{inactive}")
+    if report.left_inactive:
+        click.echo(f"not re-activated (unsubscribed or bouncing; --resubscribe to override): "
+                   f"{', '.join(report.left_inactive)}", err=True)
 
 
 # --- digest --------------------------------------------------------------------------------
 
-@cli.group()
-def digest() -> None:
-    """Build, preview and send the digests."""
+@cli.group(invoke_without_command=True)
+@click.option("--dry-run", is_flag=True,
+              help="Build and list the digests that would be sent now (pending ones included); change nothing.")
+@click.pass_context
+def digest(ctx, dry_run) -> None:
+    """Build, preview and send the digests.
+
+    Example: spsbot digest --dry-run    (what `digest build` + `digest send` would send now)
+    """
+    if ctx.invoked_subcommand is not None:
+        if dry_run:
+            raise click.UsageError("--dry-run goes after the subcommand here: spsbot digest send --dry-run")
+        return
+    if not dry_run:
+        click.echo(ctx.get_help())
+        return
+    from bot.digest.builder import build_digests
+    from bot.digest.send import send_pending
+    from bot.store import scratch_copy
+    app = ctx.find_object(AppContext)
+    with scratch_copy(app.db) as scratch:
+        build_digests(scratch, app.config, progress=app.show_progress)
+        _echo_would_send(send_pending(scratch, app.config, dry_run=True).dry_run)
 
 
 @digest.command("build")
@@ -143,7 +176,10 @@ def digest_preview(app, email, out_dir) -> None:
 @click.option("--to", "email", help="Only the pending digest of this subscriber.")
 @pass_app
 def digest_send(app, dry_run, email) -> None:
-    """Send the queued digests over SMTP (the outbox; retried until delivered)."""
+    """Send the queued digests over SMTP (the outbox; retried until delivered).
+
+    Exit status: 0 done, 4 some deliveries failed for good (the rest went out), 1 all failed.
+    """
     from bot.digest.send import SendError, send_pending
     try:
         with locked(app, "digest send"):
@@ -156,6 +192,10 @@ def digest_send(app, dry_run, email) -> None:
         click.echo(f"{len(result.dry_run)} message(s) pending")
         return
     click.echo(f"sent {result.sent}, failed {result.failed}, deferred {result.deferred}")
+    if result.failed:  # a delivery refused for good is an error cron must see, not a quiet count
+        from bot.pipeline import delivery_failure_line
+        click.echo(f"Error: {delivery_failure_line(result.failed, result.failures)}", err=True)
+        sys.exit(EXIT_PARTIAL if result.sent else EXIT_FAILURE)
 
 
 @cli.command()
@@ -194,21 +234,40 @@ EXIT_CODES = {"ok": EXIT_OK, "partial": EXIT_PARTIAL, "nothing_new": EXIT_NOTHIN
 @cli.command()
 @click.option("--no-fetch", is_flag=True, help="Skip fetching (digest and send what is stored).")
 @click.option("--no-rank", is_flag=True, help="Skip ranking (use the stored scores).")
-@click.option("--dry-run", is_flag=True, help="Fetch, rank and build, but send nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Do everything on a throwaway copy of the database and list what would be sent; "
+                   "the database is left exactly as it was.")
+@click.option("--deadline", type=click.FloatRange(min=0.001), default=None, metavar="MINUTES",
+              help="Stop after this many minutes (default: [run] deadline_minutes, 120).")
 @pass_app
-def run(app, no_fetch, no_rank, dry_run) -> None:
+def run(app, no_fetch, no_rank, dry_run, deadline) -> None:
     """Fetch, rank, build the digests and send them: the weekly job for cron.
 
-    Exit status: 0 sent something, 3 nothing new to send, 4 a source failed but the rest went
-    out, 1 failure.
+    Exit status: 0 sent something, 3 nothing new to send, 4 a source or some deliveries failed
+    but the rest went out, 1 failure (including every delivery refused, or the deadline passed).
+    With --dry-run: 0 something would be sent, 3 nothing would.
     """
     from bot.pipeline import run_weekly
     from bot.store import recorded_run
 
+    if dry_run:  # nothing is written, so no lock and no `runs` row
+        result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, dry_run=True,
+                            progress=app.show_progress, deadline_minutes=deadline)
+        _echo_would_send(result.dry_run)
+        status = "failed" if result.status == "failed" else ("ok" if result.dry_run else "nothing_new")
+        sys.exit(EXIT_CODES[status])
     with locked(app, "run"), recorded_run(app.db, "run") as counts:
-        result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, dry_run=dry_run,
-                            progress=app.show_progress)
+        result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, progress=app.show_progress,
+                            deadline_minutes=deadline)
         counts.update(result.counts(), _status=result.status)
-        if result.error:
-            counts["_error"] = result.error
+        if result.summary_error:
+            counts["_error"] = result.summary_error
+    if result.failed:
+        click.echo(f"Error: {result.summary_error}", err=True)
     sys.exit(EXIT_CODES[result.status])
+
+
+def _echo_would_send(rows: list[dict]) -> None:
+    for row in rows:
+        click.echo(f"would send to {row['to']}: {row['subject']} ({row['bytes']} bytes)")
+    click.echo(f"dry run: {len(rows)} message(s) would be sent; nothing was stored or sent")

@@ -146,14 +146,25 @@ def _ctgov_records(data, name: str) -> list[dict]:
 @click.option("--remove", is_flag=True, help="Forget the judgement on ITEM (and --theme).")
 @click.option("--file", "labels_file", type=click.File("r"),
               help="Load judgements from CSV or JSON Lines with item_id, label[, theme].")
+@click.option("--review", is_flag=True,
+              help="Ask about the items whose label would most improve the ranker, one at a time.")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True,
+              help="With --review: at most this many.")
 @pass_app
-def label(app, item, judgement, theme, remove, labels_file) -> None:
+def label(app, item, judgement, theme, remove, labels_file, review, limit) -> None:
     """Record a curator's judgement; the ranker learns from it at the next rank.
 
+    A judged item always gets the curator's label; its neighbours move with it.
+
+    \b
     Example: spsbot label pmid:12345 relevant --theme immunomodulation
+             spsbot label --review --limit 25    (answer y / n, s to skip, q to stop)
     """
     from bot.store import get_item
     from bot.store.ranking import save_feedback
+    if review:
+        _review(app, limit)
+        return
     themes = set(app.config.theme_names)
     if labels_file is not None:
         rows = _label_rows(labels_file.read(), labels_file.name)
@@ -173,6 +184,69 @@ def label(app, item, judgement, theme, remove, labels_file) -> None:
     for _, item_id, verdict, theme_name in rows:
         save_feedback(db, item_id, verdict, theme_name, remove=remove)
     click.echo(f"{'removed' if remove else 'stored'} {len(rows)} judgement(s); run `spsbot rank` to apply")
+
+
+REVIEW_ANSWERS = {"y": True, "n": False, "s": None}
+
+
+def _review(app, limit: int) -> None:
+    """``label --review``: uncertainty sampling in the terminal; every answer is stored at once."""
+    import numpy as np
+
+    from bot.ranking.review import ReviewQueue, decision_threshold
+    from bot.store.ranking import load_feedback, make_ranker, review_candidates, save_feedback
+    from bot.store.subscribers import vote_counts
+    db, topic = app.db, app.config.topic.name
+    votes = vote_counts(db)  # subscribers' clicks in their e-mails: shown beside each item
+    candidates = review_candidates(db)
+    if not candidates:
+        raise click.ClickException("nothing to review: run `spsbot fetch` and `spsbot rank` first "
+                                   "(every scored item is judged already, or none is scored)")
+    prepared = make_ranker(db, app.config).prepare(candidates)  # cached vectors: no model load after a rank
+    judged = [f["label"] == "relevant" for f in load_feedback(db) if not f.get("theme")]
+    queue = ReviewQueue([c["id"] for c in candidates], [c["relevance"] for c in candidates],
+                        np.stack([p.doc_vector for p in prepared]),
+                        decision_threshold([c["relevance"] for c in candidates], [c["relevant"] for c in candidates]),
+                        known=(sum(judged), len(judged) - sum(judged)))
+    by_id = {c["id"]: c for c in candidates}
+    click.echo(f"{len(queue)} unjudged items; asking about those the ranker is least sure of "
+               f"(cut {queue.threshold:.2f}). y = about {topic}, n = not, s = skip, q = stop.")
+    stored = 0
+    for number in range(1, limit + 1):
+        item_id = queue.next()
+        if item_id is None:
+            break
+        _show(number, limit, by_id[item_id], queue.score_of(item_id), votes.get(item_id))
+        try:
+            answer = click.prompt(f"About {topic}? [y/n/s/q]", type=click.Choice(["y", "n", "s", "q"]),
+                                  show_choices=False)
+        except click.Abort:  # end of input (Ctrl-D): what was answered is kept
+            click.echo()
+            break
+        if answer == "q":
+            break
+        if REVIEW_ANSWERS[answer] is not None:
+            save_feedback(db, item_id, "relevant" if REVIEW_ANSWERS[answer] else "irrelevant", note="label --review")
+            stored += 1
+        queue.answer(item_id, REVIEW_ANSWERS[answer])
+    click.echo(f"stored {stored} judgement(s); run `spsbot rank` to apply them")
+
+
+def _show(number: int, limit: int, record: dict, score: float, votes: tuple[int, int] | None = None) -> None:
+    from bot.digest.entries import display_date
+    text = " ".join((record.get("text") or "").split())
+    click.echo(f"\n[{number}/{limit}] {record['id']}  relevance {score:.2f}")
+    if votes:
+        click.echo(f"  subscribers' votes: {votes[0]} relevant, {votes[1]} not relevant")
+    click.echo(f"  {record.get('title') or '(no title)'}")
+    meta = " · ".join(x for x in (record.get("journal"), display_date(record.get("pub_date")),
+                                  ", ".join(record.get("pub_types") or [])) if x)
+    if meta:
+        click.echo(f"  {meta}")
+    if text:
+        click.echo(f"  {text[:600]}{'…' if len(text) > 600 else ''}")
+    if record.get("url"):
+        click.echo(f"  {record['url']}")
 
 
 def _label_rows(text: str, name: str) -> list[tuple[int, str, str, str | None]]:

@@ -1,4 +1,5 @@
-"""Commands for asking the store and watching the pipeline: ``search``, ``status``, ``export``."""
+"""Commands for asking the store and watching the pipeline: ``search``, ``status``, ``export``,
+``datasette-metadata``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import sys
 
 import click
 
-from bot.cli.base import EXIT_OK, EXIT_STALE, cli, log, pass_app
+from bot.cli.base import (EXIT_CONFIG_INVALID, EXIT_DELIVERIES_FAILING, EXIT_FAILURE, EXIT_OK, EXIT_RUN_FAILED,
+                          EXIT_STALE, cli, log, pass_app)
+
+# `spsbot status`: problem (bot.status.PROBLEMS, most urgent first) -> exit code. A database that
+# fails PRAGMA quick_check is 1, like any failure: nothing should run on it.
+STATUS_EXIT_CODES = {"integrity": EXIT_FAILURE, "config_invalid": EXIT_CONFIG_INVALID,
+                     "run_failed": EXIT_RUN_FAILED, "deliveries_failing": EXIT_DELIVERIES_FAILING,
+                     "stale": EXIT_STALE}
 
 SEARCH_CSV_COLUMNS = ("rank", "score", "id", "kind", "year", "title", "labels", "relevance", "status",
                       "origin", "url")
@@ -85,10 +93,12 @@ def _link(hit: dict, width: int) -> str:
 
 
 def _print_csv(hits: list[dict]) -> None:
+    from bot.export import csv_cell  # cleaned text, spreadsheet formulas neutralised (as `export`)
     writer = csv.DictWriter(sys.stdout, fieldnames=SEARCH_CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for rank, hit in enumerate(hits, start=1):
-        writer.writerow({**hit, "rank": rank, "labels": "; ".join(hit.get("labels") or [])})
+        row = {**hit, "rank": rank}
+        writer.writerow({key: csv_cell(row.get(key)) for key in SEARCH_CSV_COLUMNS})
 
 
 @cli.command()
@@ -173,22 +183,25 @@ def _with_live(app, result, text, filters, limit, anywhere, save):
 def status(app, as_json):
     """Show pipeline health: last runs, store, outbox, subscribers.
 
-    Exits 5 (and prints WARNING lines) when a source has not succeeded for more than twice the
-    digest period, or never has.
+    Exit status (the most urgent problem wins): 1 the database fails PRAGMA quick_check, 8 the
+    configuration is invalid, 6 the last `spsbot run` failed, 7 deliveries are failing, 5 a source
+    has not succeeded for more than twice the digest period (or never has), 0 healthy. Each
+    problem is a WARNING line.
     """
     from bot.status import collect_status, format_status, status_json
+    config, config_error = None, None
     try:
         config = app.config
     except click.ClickException as e:  # a broken config must not hide the pipeline's state
-        click.echo(f"warning: {e.message}; using defaults", err=True)
-        config = None
-    report = collect_status(app.db, config)
+        config_error = e.message
+    report = collect_status(app.db, config, config_error=config_error)
+    report["exit_code"] = STATUS_EXIT_CODES[report["problems"][0]] if report["problems"] else EXIT_OK
     if as_json:
         click.echo(status_json(report))
     else:
         for line in format_status(report):
             click.echo(line)
-    click.get_current_context().exit(EXIT_STALE if report["stale"] else EXIT_OK)
+    click.get_current_context().exit(report["exit_code"])
 
 
 @cli.command()
@@ -210,6 +223,7 @@ def export(app, kind, themes, since, until, pub_types, statuses, relevant_only, 
         spsbot export --kind trial --format jsonl
     """
     from bot.export import write_export, export_records
+    app.check_config()
     filters = build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only)
     if fmt is None:
         suffix = (output or "").rsplit(".", 1)[-1].lower() if output and "." in output else ""
@@ -224,3 +238,20 @@ def export(app, kind, themes, since, until, pub_types, statuses, relevant_only, 
         count = write_export(records, sys.stdout, fmt)
         if not count:
             click.echo("No items match these filters.", err=True)
+
+
+@cli.command("datasette-metadata")
+@pass_app
+def datasette_metadata(app) -> None:
+    """Print Datasette metadata (JSON) that keeps subscribers' data private.
+
+    Subscribers, their digests, the outbox, runs and feedback are hidden and denied, and custom
+    SQL is off; the literature (items, trials, scores, views) stays browsable.
+
+    \b
+    Example:
+        spsbot datasette-metadata > metadata.json
+        datasette ~/.local/share/spsbot/spsbot.db --metadata metadata.json
+    """
+    from bot.datasette import metadata
+    click.echo(json.dumps(metadata(app.db_path), indent=2))

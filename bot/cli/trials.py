@@ -34,6 +34,7 @@ def _short(text: str | None, width: int) -> str:
 def trials_command(app, as_json: bool) -> None:
     """List tracked trials with their status and last change."""
     from bot.store.trials import tracked_trials
+    app.check_config()
     rows = tracked_trials(app.db)
     if as_json:
         for row in rows:
@@ -64,6 +65,7 @@ def changes_command(app, since: str | None, until: str | None, as_json: bool) ->
     Example: spsbot changes --since 2026-11-01 --json
     """
     from bot.store.trials import trial_changes_since
+    app.check_config()
     # The store's clock (SPSBOT_NOW in tests), so "the last 7 days" matches what fetch recorded.
     since = _parse_day(since, "--since") or (datetime.fromisoformat(now_iso()) - timedelta(days=7)).date().isoformat()
     until = _parse_day(until, "--until")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from bot.digest.entries import clean_text, safe_url
-from bot.digest.render import environment, period_label, render_archive_page, subject_for
+from bot.digest.entries import clean_text
+from bot.digest.render import archive_link, environment, period_label, render_archive_page, subject_for
 from bot.store import now_iso
 from bot.store import digests as store
 
@@ -28,7 +28,7 @@ def build_archive(db: sqlite_utils.Database, config, out_dir: str | Path) -> dic
     """Write ``index.html``, ``feed.atom`` and one page per public issue into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    base = safe_url((config.digest or {}).get("archive_url") or "")
+    base = archive_link(config) or ""
     base = base.rstrip("/") + "/" if base else ""
     issues = []
     for row in store.public_digests(db):

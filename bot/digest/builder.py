@@ -1,32 +1,45 @@
-"""Build digests: for each due subscriber, what is new since their previous digest.
+"""Build digests: for each due subscriber, what the store holds that they have not been sent.
 
 A digest covers ``period_start`` (the previous digest's end, or ``period_days`` ago for the
-first one) to now. It holds relevant items whose Entrez/publication date falls in that window
-(so the first digest after a backfill is one week's worth, never the back catalogue), new trials,
-trial changes, papers linked to tracked trials and retraction/correction notices for items the
-subscriber already received. Every key it holds is reserved in ``sent_items`` when it is stored,
-so nothing reaches the same subscriber twice.
+first one) to now, but what it holds is not chosen by dates inside that window (a source outage
+would then lose the outage's papers): it holds every relevant item, trial change and notice the
+subscriber has not been sent (``news_for``):
+
+- the **first** digest: items whose create, Entrez or publication date falls in the last
+  ``period_days`` (a backfill of the back catalogue goes to the archive, never into inboxes);
+- later digests: also every item first stored after their first digest, whatever its dates
+  (an outage's papers when the source catches up, old citations indexed late), and anything that
+  qualified earlier but did not fit under ``max_items``;
+- nothing first stored more than ``[digest] max_age_days`` (60) ago.
+
+Over the cap, the digest says how many more there were (they follow in the next digest); when a
+source failed since the subscriber's last digest and has not caught up, it says so in one line.
+Every key it holds is reserved in ``sent_items`` when it is stored, so nothing reaches the same
+subscriber twice.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from email.utils import make_msgid
 
 import sqlite_utils
 
-from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, humanize_value,
-                                in_window, item_dates, item_links, make_entry)
+from bot.config import WEEKDAYS
+from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, display_date, humanize_value,
+                                in_window, item_dates, item_links, make_entry, safe_url)
 from bot.store import loads, now_iso
 from bot.store import digests as store
 
 log = logging.getLogger(__name__)
 
 FREQUENCY_DAYS = {"daily": 1, "weekly": None, "monthly": 30}  # None = config period_days
-DUE_SLACK = timedelta(hours=12)  # a cron job that starts a little early still counts as a week
+DEFAULT_SCHEDULE_DAY = "monday"  # the day every file in schedules/ runs `spsbot run`
 KEEP_BODIES_DAYS = 56  # rendered e-mails kept this long (for support questions), then pruned
+DEFAULT_MAX_AGE_DAYS = 60  # an item first stored longer ago than this is no longer mailed
 FIELD_LABELS = {
     "overall_status": "Status", "status": "Status", "enrollment": "Enrollment", "why_stopped": "Why stopped",
     "start_date": "Start date", "primary_completion_date": "Primary completion", "completion_date": "Completion",
@@ -57,15 +70,109 @@ def period_days(config) -> int:
     return int((config.digest or {}).get("period_days") or 7)
 
 
+def schedule_weekday(config) -> int:
+    """``[digest] schedule_day`` as a weekday number (Monday = 0)."""
+    return WEEKDAYS.index(((config.digest or {}).get("schedule_day") or DEFAULT_SCHEDULE_DAY).lower())
+
+
+def local_day(ts: str) -> date:
+    """The calendar day of a timestamp in the machine's local time zone: cron and systemd timers
+    fire on local time, so "Monday" is the local Monday (a GitHub runner's local time is UTC)."""
+    return _parse(ts).astimezone().date()
+
+
+def is_due(last_day: date, today: date, days: int, schedule_weekday: int) -> bool:
+    """The due rule. Never twice on one day; otherwise due once ``days`` calendar days have
+    passed, or on the schedule day once the period is within a week of passing. A weekly
+    digest is so due on every schedule day: a Monday cron sends on the first Monday after a
+    Tuesday manual run, and the period is simply what was left unsent since then. A monthly
+    one goes out on the first schedule day 24 or more days after the last; a daily one every day.
+    """
+    gap = (today - last_day).days
+    if gap < 1:
+        return False
+    if gap >= days:
+        return True
+    return today.weekday() == schedule_weekday and gap >= days - 6
+
+
+def max_age_days(config) -> int:
+    return int((config.digest or {}).get("max_age_days") or DEFAULT_MAX_AGE_DAYS)
+
+
+def news_for(db, subscriber_id: int | None, config, now: str, period_start: str) -> dict:
+    """What a subscriber (None = the public issue) may be sent now, beyond what they were sent:
+
+    ``start``: items whose own dates reach back to this (their first digest's period start, or
+    this period's for the first digest); ``joined``: items first stored after this moment (their
+    first digest), whatever their dates; ``oldest``: nothing first stored before this
+    (``max_age_days``); ``since``: the subscriber's last digest (sources failing since are named).
+    """
+    first = store.first_digest(db, subscriber_id)
+    last = store.last_digest(db, subscriber_id)
+    return {"start": first["period_start"] if first else period_start,
+            "joined": first["created_at"] if first else None,
+            "oldest": _iso(_parse(now) - timedelta(days=max_age_days(config))),
+            "since": last["created_at"] if last else period_start}
+
+
+def is_news(item: dict, news: dict, now: str) -> bool:
+    """Not yet sent items are news if first stored after the subscriber's first digest, or dated
+    (create, Entrez or publication date) since their first digest's period start; and not older
+    (first stored) than ``max_age_days``."""
+    seen = item.get("first_seen") or ""
+    if seen > now or seen < news["oldest"]:
+        return False
+    if news["joined"] and seen > news["joined"]:
+        return True
+    return in_window(item, news["start"][:10], now[:10])
+
+
+# A source's name and what its outage delays, for the one line a digest carries about it.
+OUTAGE_WORDS = {"pubmed": ("PubMed", "its new papers will follow"),
+                "clinicaltrials": ("ClinicalTrials.gov", "its trial updates will follow"),
+                "feeds": ("Some feeds", "their new items will follow")}
+
+
+def outage_notes(runs: list[dict], since: str) -> list[str]:
+    """One line per source whose fetches failed since ``since`` and have not succeeded since:
+    "PubMed could not be reached on 14 Nov 2026; its new papers will follow."."""
+    failing: dict[str, list[dict]] = {}
+    for run in runs:
+        if run["started"] < since:
+            continue
+        if run["status"] in ("failed", "partial"):
+            failing.setdefault(run["source"], []).append(run)
+        elif run["status"] in ("ok", "nothing_new"):
+            failing[run["source"]] = []  # caught up: its items are in the store
+    notes = []
+    for source, failed in failing.items():
+        if not failed:
+            continue
+        days = list(dict.fromkeys(display_date(r["started"][:10]) for r in failed))
+        when = days[0] if len(days) == 1 else ", ".join(days[:-1]) + " and " + days[-1]
+        name, follow = OUTAGE_WORDS.get(source, (clean_text(source), "its new items will follow"))
+        verb = "could not be reached" if any(r["status"] == "failed" for r in failed) else "could only be read in part"
+        notes.append(f"{name} {verb} on {when}; {follow}.")
+    return notes
+
+
+def overflow_note(more: int, max_items: int, config) -> str:
+    """"3 more items qualified…": the cap never drops anything without saying so."""
+    archive = safe_url((config.digest or {}).get("archive_url") or "")
+    return (f"{more} more {'item' if more == 1 else 'items'} qualified for this digest than your limit of "
+            f"{max_items}; the best of them come first in your next digest"
+            + (f", and every issue is in the archive: {archive}" if archive else "") + ".")
+
+
 def window_for(db, subscriber_id: int | None, config, now: str, frequency: str = "weekly"):
     """(period_start, is_first, due) for a subscriber (None = the public issue)."""
     days = FREQUENCY_DAYS.get(frequency) or period_days(config)
     last = store.last_digest(db, subscriber_id)
-    end = _parse(now)
     if last is None:
-        return _iso(end - timedelta(days=days)), True, True
-    start = _parse(last["period_end"])
-    return last["period_end"], False, end - start >= timedelta(days=days) - DUE_SLACK
+        return _iso(_parse(now) - timedelta(days=days)), True, True
+    due = is_due(local_day(last["period_end"]), local_day(now), days, schedule_weekday(config))
+    return last["period_end"], False, due
 
 
 # --- loading candidates --------------------------------------------------------------------
@@ -75,7 +182,7 @@ _ITEM_SQL = """
            (s.item_id is null) as unscored
     from items i left join scores s on s.item_id = i.id
     where (s.relevant = 1 or (i.kind = 'trial' and s.item_id is null))
-      and coalesce(max(i.entrez_date, i.pub_date), i.entrez_date, i.pub_date, i.first_seen) >= ?
+      and i.first_seen >= ?
 """
 
 
@@ -83,10 +190,12 @@ class Pool:
     """Everything the builder reads, loaded once per build run and shared by all subscribers."""
 
     def __init__(self, db: sqlite_utils.Database, since: str):
+        """``since``: the oldest first_seen (and change) any digest of this run may hold."""
         self.db = db
-        cursor = db.execute(_ITEM_SQL, [since[:4]])  # year prefix: a cheap SQL filter, exact check later
+        cursor = db.execute(_ITEM_SQL, [since])
         names = [c[0] for c in cursor.description]
         self.items = [dict(zip(names, row)) for row in cursor.fetchall()]
+        self.runs = store.fetch_runs_since(db, since)
         for item in self.items:
             item["_dates"] = item_dates(item)
             item["_labels"] = loads(item.get("labels"), []) or []
@@ -132,28 +241,30 @@ def _trial_key(trial_id: str) -> str:
 # --- building one digest -------------------------------------------------------------------
 
 def build_digest_data(pool: Pool, config, subscriber: dict | None, period_start: str, now: str,
-                      first: bool) -> dict:
-    """The digest for one subscriber (``None`` = public issue) as a JSON-able dict; not stored."""
+                      first: bool, news: dict | None = None) -> dict:
+    """The digest for one subscriber (``None`` = public issue) as a JSON-able dict; not stored.
+
+    ``news``: what they may be sent (``news_for``; computed here when not given).
+    """
     themes = loads((subscriber or {}).get("themes")) or None
     max_items = int((subscriber or {}).get("max_items") or (config.digest or {}).get("max_items") or 20)
     if subscriber is None:
         max_items = 200
-    sent = store.sent_keys(pool.db, subscriber["id"] if subscriber else None)
+    subscriber_id = subscriber["id"] if subscriber else None
+    sent = store.sent_keys(pool.db, subscriber_id)
+    news = news or news_for(pool.db, subscriber_id, config, now, period_start)
     wanted_themes = themes or config.theme_names
-    start_day = period_start[:10]
-    # After the first digest, items indexed a little before the window but fetched late still
-    # count (the sources re-read a few overlap days); the first digest is strictly the last period.
-    grace_day = start_day if first else _iso(_parse(period_start) - timedelta(days=period_days(config)))[:10]
+    start_day = news["start"][:10]
 
     def wanted(item) -> bool:
         if themes is None or item.get("unscored"):
             return True
         return bool(set(item["_labels"]) & set(themes))
 
-    fresh = [i for i in pool.items if i["id"] not in sent and in_window(i, grace_day, now[:10])
-             and (i.get("first_seen") or "") <= now and wanted(i)]
-    fresh.sort(key=lambda i: (-(i.get("relevance") or 0), i["id"]))
-    fresh = fresh[:max_items]
+    qualified = [i for i in pool.items if i["id"] not in sent and is_news(i, news, now) and wanted(i)]
+    qualified.sort(key=lambda i: (-(i.get("relevance") or 0), i["id"]))
+    fresh = qualified[:max_items]
+    more = len(qualified) - len(fresh)
 
     papers = [i for i in fresh if i.get("kind") != "trial"]
     linked = [i for i in papers if any(t in pool.trial_ids for t, _ in pool.links.get(i["id"], []))]
@@ -168,8 +279,10 @@ def build_digest_data(pool: Pool, config, subscriber: dict | None, period_start:
             "themes": themes},
         "sections": sections, "trials": trials,
         "linked": [_linked_entry(i, pool) for i in linked],
-        "changes": _changes(pool, sent, wanted, start_day),
+        "changes": _changes(pool, sent, wanted, start_day, news["oldest"]),
         "notices": _notices(pool, subscriber, sent) if subscriber else [],
+        "more": more,
+        "notes": outage_notes(pool.runs, news["since"]) + ([overflow_note(more, max_items, config)] if more else []),
     }
     data["overview"] = _overview(data, fresh)
     return data
@@ -190,7 +303,8 @@ def _theme_sections(pool: Pool, config, papers: list[dict], wanted_themes: list[
         if not members:
             continue
         members.sort(key=lambda i: (-(i["_scores"].get(theme, 0) if theme else 0), -(i.get("relevance") or 0), i["id"]))
-        sections.append({"theme": theme, "title": titles.get(theme, "Other new research"),
+        fallback = "Other new research" if config.themes else "New research"  # a profile with no themes
+        sections.append({"theme": theme, "title": titles.get(theme, fallback),
                          "items": [pool.entry(i, theme) for i in members]})
     return sections
 
@@ -216,12 +330,26 @@ def _linked_entry(item: dict, pool: Pool) -> dict:
     return entry
 
 
+_TRACKED_DATE = re.compile(r"^(\d{4}(?:-\d{2}){0,2})(?: \((actual|estimated|anticipated)\))?$", re.IGNORECASE)
+
+
+def _change_value(value) -> str:
+    """A change value as a reader wants it: a tracked date '2026-12-05 (actual)' → '5 Dec 2026',
+    '2027-06 (estimated)' → 'Jun 2027 (estimated)'; a status 'ACTIVE_NOT_RECRUITING' → words."""
+    text = humanize_value(value)
+    match = _TRACKED_DATE.match(text)
+    if not match:
+        return text
+    kind = (match.group(2) or "").lower()
+    return display_date(match.group(1)) + (f" ({kind})" if kind and kind != "actual" else "")
+
+
 def change_text(field: str, old, new) -> str:
-    """'Status: Recruiting → Completed', 'Results posted', 'Enrollment: 40 → 60'."""
+    """'Status: Recruiting → Completed', 'Results posted on 5 Dec 2026', 'Enrollment: 40 → 60'."""
     label = FIELD_LABELS.get(field, clean_text(field).replace("_", " ").capitalize())
-    old_v, new_v = humanize_value(old), humanize_value(new)
+    old_v, new_v = _change_value(old), _change_value(new)
     if "result" in (field or "").lower() and (not old_v or old_v.lower() in ("no", "false", "0")):
-        return "Results posted" + (f" ({new_v})" if new_v and new_v.lower() not in ("true", "1", "yes") else "")
+        return "Results posted" + (f" on {new_v}" if new_v and new_v.lower() not in ("true", "1", "yes") else "")
     if not old_v:
         return f"{label}: {new_v} (new)"
     if not new_v:
@@ -229,13 +357,15 @@ def change_text(field: str, old, new) -> str:
     return f"{label}: {old_v} → {new_v}"
 
 
-def _changes(pool: Pool, sent: set, wanted, start_day: str) -> list[dict]:
+def _changes(pool: Pool, sent: set, wanted, start_day: str, oldest: str = "") -> list[dict]:
+    """Trial changes not yet sent, detected since ``start_day`` (and not before ``oldest``)."""
     by_trial: dict[str, dict] = {}
     for change in pool.changes:
         key = f"change:{change['id']}"
         trial_id = _trial_key(change["nct_id"])
         item = pool.item(trial_id)
-        if key in sent or change["detected_at"][:10] < start_day or not item or item.get("relevant") == 0:
+        if (key in sent or change["detected_at"][:10] < start_day or change["detected_at"] < oldest
+                or not item or item.get("relevant") == 0):
             continue  # (a trial the ranker judged off-topic is tracked, but its changes are not news)
         item = {**item, "_labels": loads(item.get("labels"), []) or [], "unscored": item.get("labels") is None}
         if item.get("labels") is not None and not wanted(item):
@@ -248,7 +378,7 @@ def _changes(pool: Pool, sent: set, wanted, start_day: str) -> list[dict]:
             entry["changes"].append(text)
         entry["keys"].append(key)
     for entry in by_trial.values():  # has_results and results_first_posted both say "results posted"
-        if "Results posted" in entry["changes"] and any(t.startswith("Results posted (") for t in entry["changes"]):
+        if "Results posted" in entry["changes"] and any(t.startswith("Results posted on ") for t in entry["changes"]):
             entry["changes"].remove("Results posted")
     return list(by_trial.values())
 
@@ -357,11 +487,14 @@ def build_digests(db: sqlite_utils.Database, config, *, now: str | None = None, 
             continue
         windows.append((sub, start, first))
     public_window = window_for(db, None, config, now) if public and not email else None
-    earliest = min([w[1] for w in windows] + ([public_window[0]] if public_window else []), default=None)
-    if earliest is None:
+    if not windows and not public_window:
         return result
-    earliest = _iso(_parse(earliest) - timedelta(days=period_days(config)))
-    pool = Pool(db, earliest)
+    # one pool for every digest of the run: what any of them may hold (max_age_days; the
+    # source runs since the oldest of their previous digests, for the outage lines)
+    pool = Pool(db, _iso(_parse(now) - timedelta(days=max_age_days(config))))
+    oldest_since = min([w[1] for w in windows] + ([public_window[0]] if public_window else []))
+    if oldest_since < _iso(_parse(now) - timedelta(days=max_age_days(config))):
+        pool.runs = store.fetch_runs_since(db, oldest_since)
     drawn: dict = {}  # each distinct entry rendered once for the whole run
     from tqdm import tqdm
     for sub, start, first in tqdm(windows, desc="digests", unit="subscriber", disable=not progress):
@@ -414,7 +547,7 @@ def preview_digest(db: sqlite_utils.Database, config, email: str, *, now: str | 
     else:
         subscriber = {"id": 0, "email": email, "name": None, "themes": None, "max_items": None}
         start, first = _iso(_parse(now) - timedelta(days=period_days(config))), True
-    pool = Pool(db, _iso(_parse(start) - timedelta(days=period_days(config))))
+    pool = Pool(db, _iso(_parse(now) - timedelta(days=max_age_days(config))))
     data = build_digest_data(pool, config, subscriber, start, now, first)
     unsubscribe = unsubscribe_info(db, config, subscriber, now)
     subject, html, text = render_digest(data, config, unsubscribe, links=subscriber_links(db, config, subscriber, now))

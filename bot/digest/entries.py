@@ -125,6 +125,9 @@ def item_links(item: dict) -> list[dict]:
     links = []
     if item.get("pmid"):
         links.append({"label": "PubMed", "url": f"https://pubmed.ncbi.nlm.nih.gov/{quote(str(item['pmid']))}/"})
+    pmcid = str(item.get("pmcid") or "").strip().upper()
+    if re.fullmatch(r"PMC\d+", pmcid):  # PubMed Central: the whole paper, free to read
+        links.append({"label": "Free full text (PMC)", "url": f"https://pmc.ncbi.nlm.nih.gov/articles/{pmcid}/"})
     if item.get("doi"):
         links.append({"label": "DOI", "url": "https://doi.org/" + quote(item["doi"], safe="/:;()._-<>")})
     if item.get("nct_id"):
@@ -134,6 +137,31 @@ def item_links(item: dict) -> list[dict]:
     if own and not any(own.rstrip("/") == link["url"].rstrip("/") for link in links):
         links.append({"label": "Source", "url": own})
     return [link for link in links if safe_url(link["url"])]
+
+
+# Overall statuses by what they tell a reader: finished, still open, stopped early, or unknown.
+_STATUS_TONES = {
+    "completed": ("COMPLETED",),
+    "open": ("RECRUITING", "NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING", "AVAILABLE",
+             "APPROVED_FOR_MARKETING"),
+    "stopped": ("WITHDRAWN", "TERMINATED", "SUSPENDED", "NO_LONGER_AVAILABLE", "TEMPORARILY_NOT_AVAILABLE",
+                "WITHHELD"),
+}
+
+
+def status_tone(status: str) -> str:
+    """"completed", "open", "stopped" or "unknown" for an overall status in any spelling
+    ("Terminated", "ACTIVE_NOT_RECRUITING", "Active, not recruiting"): the digest's badge colour."""
+    key = re.sub(r"[^A-Z]+", "_", (status or "").upper()).strip("_")
+    return next((tone for tone, names in _STATUS_TONES.items() if key in names), "unknown")
+
+
+def citation(item: dict) -> str:
+    """Volume, issue and pages as PubMed's alerts give them: '271(3):1234-1240', '12:e0123'."""
+    extra = loads(item.get("extra"), {}) if isinstance(item.get("extra"), str) else (item.get("extra") or {})
+    volume, issue, pages = (clean_text((extra or {}).get(k)) for k in ("volume", "issue", "pages"))
+    text = volume + (f"({issue})" if issue else "")
+    return f"{text}:{pages}" if text and pages else (text or pages)
 
 
 def trial_status(item: dict) -> str:
@@ -167,18 +195,21 @@ def make_entry(item: dict, theme: str | None = None) -> dict:
         "label": evidence_label(item), "sentence": sentence, "terms": [t for t in terms if t],
         "why": clean_text(item.get("why")), "links": item_links(item),
         "status": trial_status(item) if item.get("kind") == "trial" else "",
+        "status_tone": status_tone(trial_status(item)) if item.get("kind") == "trial" else "",
+        "citation": citation(item) if item.get("kind") != "trial" else "",
         "nct_id": clean_text(item.get("nct_id")), "relevance": round(float(item.get("relevance") or 0), 3),
         "sources": [clean_text(s) for s in sources], "trial_links": [],
     }
 
 
 def item_dates(item: dict) -> list[tuple[str, str]]:
-    """The (earliest, latest) day each of the item's dates can mean: the Entrez date and the
-    publication date (a month-level "2026-11" spans the month). A year-only publication date is
-    too vague to put a back-catalogue paper in this week: used only when nothing else is known,
-    and then the first-seen day stands in."""
+    """The (earliest, latest) day each of the item's dates can mean: the create date (the day it
+    entered PubMed, or a trial was first posted), the Entrez date and the publication date (a
+    month-level "2026-11" spans the month). A year-only publication date is too vague to put a
+    back-catalogue paper in this week: used only when nothing else is known, and then the
+    first-seen day stands in."""
     spans = []
-    for value in (item.get("entrez_date"), item.get("pub_date")):
+    for value in (item.get("create_date"), item.get("entrez_date"), item.get("pub_date")):
         text = (value or "")[:10]
         if len(text) >= 7 and date_upper(text):
             spans.append((text if len(text) == 10 else text + "-01", date_upper(text)))

@@ -183,6 +183,7 @@ def render_digest(data: dict, config, unsubscribe: dict | None, cache: dict | No
         "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": unsubscribe,
         "theme_titles": [titles.get(t, t) for t in (subscriber.get("themes") or [])], "archive_nav": False,
         "preferences_url": links.preferences if links else None, "web_url": links.base if links else None,
+        "archive_url": past_issues_link(config, links.base if links else None),
     }
     html = env.get_template("digest.html").render(context, item=item_html)
     return context["subject"], html, env.get_template("digest.txt").render(context, item=item_text)
@@ -196,8 +197,22 @@ def render_archive_page(data: dict, config) -> str:
                "period": period_label(start, data["period_end"]), "summary": _summary_sentence(data),
                "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": None,
                "theme_titles": [], "archive_nav": True, "preferences_url": None,
-               "web_url": None}
+               "web_url": None, "archive_url": None}  # (the archive's own pages link back to its index)
     return env.get_template("digest.html").render(context, item=_item_renderers(None)[0])  # (no feedback links)
+
+
+def archive_link(config) -> str | None:
+    """The static archive's address (``[digest] archive_url``, where ``spsbot archive build``'s
+    folder is published), or None."""
+    return safe_url((config.digest or {}).get("archive_url") or "")
+
+
+def past_issues_link(config, web_url: str | None) -> str | None:
+    """Where a subscriber finds past issues: the web front's archive when it runs, else the static
+    archive, else None (then the e-mail names no archive, and never a command they do not have)."""
+    if web_url and safe_url(web_url):
+        return safe_url(web_url.rstrip("/") + "/#archive")
+    return archive_link(config)
 
 
 def _summary_sentence(data: dict) -> str:
@@ -239,12 +254,12 @@ def build_message(*, subject: str, html: str, text: str, sender: str, to_email: 
     # RFC 2047 words of at most 75 characters, folded here (the policy folds nothing below 998)
     head["Subject"] = Header(clean_text(subject), "utf-8").encode(maxlinelen=76)
     head["From"] = _address_header(sender)
-    head["To"] = formataddr((clean_text(to_name) or "", to_email), charset="utf-8")
+    head["To"] = _address("To", clean_text(to_name), to_email)
     when = datetime.fromisoformat((date or now_iso()).replace("Z", "+00:00"))
     head["Date"] = format_datetime(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
     head["Message-ID"] = message_id
     if list_id:
-        head["List-Id"] = _address_header(list_id)
+        head["List-Id"] = _address_header(list_id, "List-Id")
     if unsubscribe:
         targets = [f"<{u}>" for u in (unsubscribe.get("url"), unsubscribe.get("mailto")) if u]
         if targets:
@@ -268,7 +283,21 @@ def build_message(*, subject: str, html: str, text: str, sender: str, to_email: 
         rich, b"--", b, b"--\r\n"])
 
 
-def _address_header(value: str) -> str:
+def _address_header(value: str, header: str = "From") -> str:
     """'Name <addr>' with a non-ASCII name encoded (RFC 2047); CR/LF never reach a header."""
     name, address = parseaddr(clean_text(value))
-    return formataddr((name, address), charset="utf-8") if address else clean_text(value)
+    return _address(header, name, address) if address else clean_text(value)
+
+
+def _address(header: str, name: str | None, address: str) -> str:
+    """'Name <addr>' for a header. A non-ASCII name becomes RFC 2047 encoded words of at most 75
+    characters on folded lines of at most 76 (``formataddr(charset=…)`` makes one word of any
+    length: a 200-emoji name gave a 1,096-character line that SMTP servers refuse)."""
+    if not name:
+        return address
+    name = name[:256]  # a greeting, not a payload: no header line grows without bound
+    if name.isascii():  # quoted as needed, folded at its spaces
+        return Header(formataddr((name, address)), header_name=header).encode(maxlinelen=76)
+    words = Header(name, "utf-8", header_name=header).encode(maxlinelen=76)
+    last = words.rsplit("\n", 1)[-1]
+    return words + ("\n " if len(last) + len(address) + 3 > 76 else " ") + f"<{address}>"

@@ -9,7 +9,10 @@ and the commit, the retry re-sends the same Message-ID, which mail clients de-du
 One connection serves the whole batch; a dropped connection is re-opened once per batch.
 A 5xx answer for a recipient fails that delivery (a hard bounce; after ``BOUNCE_LIMIT`` the
 subscriber is marked bouncing) without stopping the batch; a 4xx answer leaves it pending.
-The SMTP password is read from env ``SPSBOT_SMTP_PASSWORD`` only and never logged or stored.
+The SMTP password is read from env ``SPSBOT_SMTP_PASSWORD`` only, never logged or stored, and
+never sent over a connection without TLS unless ``[email] allow_plaintext_auth`` says the relay is
+local. Before sending, the database must pass ``PRAGMA quick_check``: a corrupted outbox could
+send a digest twice or to the wrong people.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from __future__ import annotations
 import logging
 import os
 import smtplib
+import sqlite3
 import ssl
+import time
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from urllib.parse import unquote, urlparse
@@ -26,7 +31,8 @@ import sqlite_utils
 
 from bot.digest.render import build_message
 from bot.faults import crash_point
-from bot.store import loads
+from bot.redact import known_secrets, scrub
+from bot.store import integrity_problem, loads
 from bot.store import digests as store
 
 log = logging.getLogger(__name__)
@@ -47,6 +53,7 @@ class SmtpSettings:
     username: str = ""
     password: str = field(default="", repr=False)  # never in repr/logs
     timeout: float = 30.0
+    allow_plaintext_auth: bool = False
 
     @classmethod
     def from_config(cls, config, env=None) -> "SmtpSettings":
@@ -61,14 +68,23 @@ class SmtpSettings:
         username = email_cfg.get("username") or unquote(parsed.username or "")
         return cls(scheme=parsed.scheme, host=parsed.hostname, port=parsed.port or DEFAULT_PORTS[parsed.scheme],
                    username=username, password=env.get("SPSBOT_SMTP_PASSWORD", ""),
-                   timeout=float(email_cfg.get("timeout") or 30))
+                   timeout=float(email_cfg.get("timeout") or 30),
+                   allow_plaintext_auth=bool(email_cfg.get("allow_plaintext_auth")))
 
     def describe(self) -> str:
         return f"{self.scheme}://{self.host}:{self.port}"
 
 
 def connect(settings: SmtpSettings) -> smtplib.SMTP:
-    """Open and (if configured) authenticate one SMTP connection."""
+    """Open and (if configured) authenticate one SMTP connection.
+
+    AUTH over plain ``smtp://`` would send the password in clear (base64 is not encryption): it
+    is refused before any connection is made unless ``allow_plaintext_auth`` is set.
+    """
+    if settings.username and settings.scheme == "smtp" and not settings.allow_plaintext_auth:
+        raise SendError(f"refusing to send the SMTP password without TLS to {settings.describe()}: use "
+                        "smtp+starttls:// or smtps://, or set allow_plaintext_auth = true in [email] "
+                        "for a relay on this machine")
     context = ssl.create_default_context()
     failure = None
     try:
@@ -98,7 +114,8 @@ def _text(value) -> str:
 
 
 def _scrub(message: str, settings: SmtpSettings) -> str:
-    return message.replace(settings.password, "***") if settings.password else message
+    """The password in every encoding a server may echo (plain, AUTH PLAIN/LOGIN base64…)."""
+    return scrub(message, [settings.password, *known_secrets()])
 
 
 @dataclass
@@ -106,6 +123,10 @@ class SendResult:
     sent: int = 0
     failed: int = 0        # permanent (5xx) per-recipient failures
     deferred: int = 0      # temporary failures and what a dead connection left: retried next run
+    failures: list[str] = field(default_factory=list)   # "address: why" for each permanent failure
+    # Seconds between the server's 250 and the commit marking the delivery sent, per message: the
+    # window in which a crash re-sends a message (docs/reliability.md, bench/send_window.py).
+    commit_windows: list[float] = field(default_factory=list)
     bouncing: list[str] = field(default_factory=list)   # subscribers marked bouncing now
     dry_run: list[dict] = field(default_factory=list)   # what would be sent (--dry-run)
 
@@ -132,6 +153,10 @@ def send_pending(db: sqlite_utils.Database, config, *, email: str | None = None,
         return result
     if not pending:
         return result
+    problem = integrity_problem(db)
+    if problem:
+        raise SendError(f"not sending: the database fails PRAGMA quick_check ({problem}); "
+                        "restore it from a backup (or repair it with sqlite3 .recover) first")
     settings = SmtpSettings.from_config(config)
     sender = parseaddr((config.email or {}).get("from") or "")[1] or "spsbot@localhost"
     conn = connect_fn(settings)
@@ -168,14 +193,30 @@ def send_pending(db: sqlite_utils.Database, config, *, email: str | None = None,
             except _Refused as refusal:
                 _record_refusal(db, delivery, refusal, result)
                 continue
+            accepted = time.monotonic()
             crash_point("send:after_smtp")  # the window a crash-safety test aims at
-            store.mark_sent(db, delivery)
+            _record_sent(db, delivery)
+            result.commit_windows.append(time.monotonic() - accepted)
             result.sent += 1
     finally:
         _close(conn, send_quit=True)
     log.info("send: %d sent, %d failed, %d deferred%s", result.sent, result.failed, result.deferred,
              f", now bouncing: {', '.join(result.bouncing)}" if result.bouncing else "")
     return result
+
+
+def _record_sent(db, delivery: dict) -> None:
+    """Mark an accepted message sent; if that write fails, stop the batch with one line (every
+    further message would be sent and not recorded, so re-sent next run too)."""
+    failure = None
+    try:
+        store.mark_sent(db, delivery)
+    except sqlite3.Error as e:
+        failure = (f"the SMTP server accepted the digest to {delivery['email']} (Message-ID "
+                   f"{delivery['message_id']}) but recording that failed ({type(e).__name__}: {e}); "
+                   "it stays pending and is re-sent next run with the same Message-ID; sending stopped")
+    if failure:
+        raise SendError(failure)
 
 
 class _Refused(Exception):
@@ -223,6 +264,7 @@ def _record_refusal(db, delivery: dict, refusal: _Refused, result: SendResult) -
     bouncing = store.mark_failed(db, delivery, str(refusal), hard_bounce=refusal.stage == "rcpt",
                                  bounce_limit=BOUNCE_LIMIT)
     result.failed += 1
+    result.failures.append(f"{delivery['email']}: {_text(refusal)[:200]}")
     if bouncing:
         result.bouncing.append(delivery["email"])
     log.warning("send: %s refused (%s)", delivery["email"], refusal)

@@ -39,6 +39,7 @@ class CsvReport:
     added: int = 0
     updated: int = 0
     errors: list[str] = None  # "line N: message"
+    left_inactive: list[str] = None  # unsubscribed/bouncing addresses the import did not re-activate
 
 
 def validate_email(value: str) -> str:
@@ -76,8 +77,8 @@ def clean_name(name: str | None) -> str | None:
 
 
 def parse_themes(value, valid: list[str]) -> list[str] | None:
-    """Themes from a list or a ';' / '|' / ',' separated string; None = all themes."""
-    if value is None:
+    """Themes from a list or a ';' / '|' / ',' separated string; None (or "all") = all themes."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
         return None
     items = value if isinstance(value, (list, tuple)) else re.split(r"[;|,]", value)
     names = [str(v).strip() for v in items if str(v).strip()]
@@ -85,58 +86,99 @@ def parse_themes(value, valid: list[str]) -> list[str] | None:
         return None
     unknown = [n for n in names if n not in valid]
     if unknown:
-        raise SubscriberError(f"unknown theme(s) {', '.join(unknown)}; valid themes: {', '.join(valid)}")
+        raise SubscriberError(f"unknown theme(s) {', '.join(unknown)}; valid themes: "
+                              f"{', '.join(valid) or 'none (the profile has no [[themes]])'}")
     ordered = [n for n in valid if n in names]  # config order, no duplicates
     return None if ordered == list(valid) else ordered
 
 
-def validate_preferences(themes, frequency, max_items, valid_themes: list[str]) -> dict:
-    """The checked ``themes`` (JSON or None = all), ``frequency`` and ``max_items``, or SubscriberError."""
-    frequency = (frequency or "weekly").strip().lower()
+def _check_frequency(frequency: str) -> str:
+    frequency = frequency.strip().lower()
     if frequency not in FREQUENCIES:
         raise SubscriberError(f"unknown frequency {frequency!r}; choose one of {', '.join(FREQUENCIES)}")
-    if max_items in (None, ""):
-        max_items = DEFAULT_MAX_ITEMS
+    return frequency
+
+
+def _check_max_items(max_items) -> int:
     try:
         max_items = int(max_items)
     except (TypeError, ValueError):
         raise SubscriberError(f"max items must be a whole number, got {max_items!r}") from None
     if not 1 <= max_items <= MAX_ITEMS_LIMIT:
         raise SubscriberError(f"max items must be between 1 and {MAX_ITEMS_LIMIT}, got {max_items}")
+    return max_items
+
+
+def validate_preferences(themes, frequency, max_items, valid_themes: list[str]) -> dict:
+    """The checked ``themes`` (JSON or None = all), ``frequency`` and ``max_items``, or SubscriberError."""
     chosen = parse_themes(themes, valid_themes)
-    return {"themes": json.dumps(chosen) if chosen else None, "frequency": frequency, "max_items": max_items}
+    return {"themes": json.dumps(chosen) if chosen else None, "frequency": _check_frequency(frequency or "weekly"),
+            "max_items": _check_max_items(DEFAULT_MAX_ITEMS if max_items in (None, "") else max_items)}
 
 
-def _validated_row(email, name, themes, frequency, max_items, send_empty, valid_themes) -> dict:
-    preferences = validate_preferences(themes, frequency, max_items, valid_themes)
-    return {"email": validate_email(email), "name": clean_name(name), **preferences,
-            "send_empty": 1 if send_empty else 0}
+# What a new subscriber gets for each field nobody gave.
+DEFAULTS = {"name": None, "themes": None, "frequency": "weekly", "max_items": DEFAULT_MAX_ITEMS, "send_empty": 0}
+
+
+def _validated_row(email, valid_themes, *, name=None, themes=None, frequency=None, max_items=None,
+                   send_empty=None) -> dict:
+    """The normalised address plus only the fields given (None = not given: an existing
+    subscriber keeps what is stored, a new one gets ``DEFAULTS``)."""
+    row: dict = {"email": validate_email(email)}
+    if name is not None:
+        row["name"] = clean_name(name)
+    if themes is not None:
+        chosen = parse_themes(themes, valid_themes)
+        row["themes"] = json.dumps(chosen) if chosen else None
+    if frequency not in (None, ""):
+        row["frequency"] = _check_frequency(frequency)
+    if max_items not in (None, ""):
+        row["max_items"] = _check_max_items(max_items)
+    if send_empty is not None:
+        row["send_empty"] = 1 if send_empty else 0
+    return row
 
 
 def add_subscriber(db: sqlite_utils.Database, email: str, *, valid_themes: list[str], name: str | None = None,
-                   themes=None, frequency: str = "weekly", max_items: int | None = None,
-                   send_empty: bool = False, curator: bool | None = None) -> tuple[dict, bool]:
-    """Add, or update and re-activate, a subscriber. Returns (row, created).
+                   themes=None, frequency: str | None = None, max_items: int | None = None,
+                   send_empty: bool | None = None, curator: bool | None = None) -> tuple[dict, bool]:
+    """Add a subscriber, or update the fields given of an existing one and re-activate it (adding
+    an address by hand is the maintainer saying "this person wants the digest"). Returns
+    (row, created).
 
     ``curator`` True/False marks or unmarks a curator (their feedback links record curator
     labels); None leaves the flag as it is.
     """
-    row = _validated_row(email, name, themes, frequency, max_items, send_empty, valid_themes)
+    row = _validated_row(email, valid_themes, name=name, themes=themes, frequency=frequency,
+                         max_items=max_items, send_empty=send_empty)
     if curator is not None:
         row["curator"] = 1 if curator else 0
-    return _upsert(db, row)
+    stored, outcome = _upsert(db, row, reactivate=True)
+    return stored, outcome == "added"
 
 
-def _upsert(db, row: dict) -> tuple[dict, bool]:
+def _upsert(db, row: dict, *, reactivate: bool) -> tuple[dict, str]:
+    """Insert a new subscriber (defaults for what ``row`` lacks) or update the fields ``row`` has.
+
+    An existing unsubscribed or bouncing subscriber is re-activated only with ``reactivate``.
+    Returns (stored row, "added" | "updated" | "left_inactive").
+    """
     now = now_iso()
     existing = find_subscriber(db, row["email"])
     with db.atomic():
         if existing:
-            db["subscribers"].update(existing["id"], {**row, "status": "active", "bounces": 0, "updated_at": now})
-            return db["subscribers"].get(existing["id"]), False
-        pk = db["subscribers"].insert({**row, "status": "active", "bounces": 0, "created_at": now,
+            changes = {k: v for k, v in row.items() if k != "email"}
+            outcome = "updated"
+            if existing["status"] != "active":
+                if reactivate:
+                    changes.update(status="active", bounces=0)
+                else:
+                    outcome = "left_inactive"
+            db["subscribers"].update(existing["id"], {**changes, "updated_at": now})
+            return db["subscribers"].get(existing["id"]), outcome
+        pk = db["subscribers"].insert({**DEFAULTS, **row, "status": "active", "bounces": 0, "created_at": now,
                                        "updated_at": now}).last_pk
-    return db["subscribers"].get(pk), True
+    return db["subscribers"].get(pk), "added"
 
 
 def set_status(db: sqlite_utils.Database, email: str, status: str) -> dict:
@@ -177,17 +219,27 @@ def list_subscribers(db: sqlite_utils.Database, status: str | None = None) -> li
 
 
 def _csv_cell(record: dict, key: str) -> str | None:
-    """One CSV cell, stripped; None when the column is missing or the cell blank."""
+    """One CSV cell, stripped; None when the column is missing or the cell blank (not given)."""
     return (record.get(key) or "").strip() or None
 
 
-def import_csv(db: sqlite_utils.Database, text: str, *, valid_themes: list[str], skip_bad: bool = False) -> CsvReport:
-    """Import CSV text with header ``email,name,themes,frequency,max_items`` (``send_empty`` optional).
+def _flag(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    return value.lower() in ("1", "true", "yes", "y")
+
+
+def import_csv(db: sqlite_utils.Database, text: str, *, valid_themes: list[str], skip_bad: bool = False,
+               resubscribe: bool = False) -> CsvReport:
+    """Import CSV text with header ``email[,name,themes,frequency,max_items,send_empty]``.
 
     Every row is validated first; any bad row aborts the whole import (nothing written) unless
-    ``skip_bad``, which imports the good rows. Errors carry the CSV line number.
+    ``skip_bad``, which imports the good rows. Errors carry the CSV line number. A column the
+    CSV lacks, or a blank cell, leaves that field of an existing subscriber as it is. An address
+    that unsubscribed (or bounces) stays so unless ``resubscribe``: re-importing the same list
+    every week must never undo an unsubscribe.
     """
-    report = CsvReport(errors=[])
+    report = CsvReport(errors=[], left_inactive=[])
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     if "email" not in header:
@@ -196,11 +248,12 @@ def import_csv(db: sqlite_utils.Database, text: str, *, valid_themes: list[str],
     rows, seen = [], set()
     for record in reader:
         line = reader.line_num
-        email, name, themes, frequency, max_items, send_empty = (
-            _csv_cell(record, key) for key in ("email", "name", "themes", "frequency", "max_items", "send_empty"))
+        cells = {key: _csv_cell(record, key) for key in ("email", "name", "themes", "frequency", "max_items",
+                                                        "send_empty")}
         try:
-            row = _validated_row(email or "", name, themes, frequency, max_items,
-                                 (send_empty or "").lower() in ("1", "true", "yes", "y"), valid_themes)
+            row = _validated_row(cells["email"] or "", valid_themes, name=cells["name"], themes=cells["themes"],
+                                 frequency=cells["frequency"], max_items=cells["max_items"],
+                                 send_empty=_flag(cells["send_empty"]))
             if row["email"].lower() in seen:
                 raise SubscriberError(f"duplicate address {row['email']}")
         except SubscriberError as e:
@@ -212,9 +265,11 @@ def import_csv(db: sqlite_utils.Database, text: str, *, valid_themes: list[str],
         return report
     with db.atomic():
         for row in rows:
-            _, created = _upsert(db, row)
-            if created:
+            stored, outcome = _upsert(db, row, reactivate=resubscribe)
+            if outcome == "added":
                 report.added += 1
-            else:
+            elif outcome == "updated":
                 report.updated += 1
+            else:
+                report.left_inactive.append(stored["email"])
     return report

@@ -7,8 +7,9 @@ header cannot change preferences), survives no address change, and expires after
 A feedback token adds the item (``<id>.<day>.<item, base64url>.<signature>``). A sign-up
 confirmation token names the sign-up and the second it was issued, and expires after
 ``CONFIRM_HOURS``. The secret comes from env ``SPSBOT_SECRET``; without it a random secret is
-generated once and kept in the database's ``settings`` table (so links in old e-mails keep
-working across runs).
+generated once and kept in a 0600 file beside the database (``bot.store.keyfile``), never in the
+database itself: whoever can read the key can forge a token for every subscriber, and the
+database is meant to be browsed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import sqlite_utils
 
 from bot.store import now_iso
 from bot.store import subscribers as subscriber_store
-from bot.store.digests import get_or_create_secret, get_subscriber
+from bot.store.digests import get_subscriber
+from bot.store.keyfile import signing_key
 
 TOKEN_DAYS = 400  # a year of weekly e-mails plus slack: an old digest's link still works
 CONFIRM_HOURS = 48  # a sign-up link is good for two days; then the person signs up again
@@ -39,7 +41,7 @@ class TokenError(ValueError):
 
 def secret_for(db: sqlite_utils.Database) -> bytes:
     env = os.environ.get("SPSBOT_SECRET")
-    return (env or get_or_create_secret(db)).encode("utf-8")
+    return (env or signing_key(db)).encode("utf-8")
 
 
 def _seconds(now: str | None = None) -> int:

@@ -55,7 +55,16 @@ def enabled_sources(config) -> list[str]:
 
 def fetch_all(db, config, sources: list[str] | None = None, *, full: bool = False,
               progress: bool = False, **options) -> FetchResult:
-    """Run the given (default: all enabled) sources; never let one failure stop the rest."""
+    """Run the given (default: all enabled) sources; never let one failure stop the rest.
+
+    Every request obeys ``[http]`` (request deadline, response size cap; bot/sources/http.py).
+    """
+    from bot.sources.http import limits, limits_from_config
+    with limits(**limits_from_config(config)):
+        return _fetch_sources(db, config, sources, full=full, progress=progress, **options)
+
+
+def _fetch_sources(db, config, sources, *, full: bool, progress: bool, **options) -> FetchResult:
     result = FetchResult()
     for name in sources or enabled_sources(config):
         if name not in SOURCES:

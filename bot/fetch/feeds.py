@@ -2,8 +2,8 @@
 
 Feeds are read whole every run (a feed only ever shows its latest entries); the store matches
 each entry to an existing item by DOI, PMID, then normalised title, so nothing is stored twice.
-A feed that fails (HTTP error, unreadable XML) is logged and counted and the other feeds go on;
-the run is then *partial*, or failed if no feed could be read.
+A feed that fails (HTTP error, unreadable XML, or any exception at all) is logged and counted
+and the other feeds go on; the run is then *partial*, or failed if no feed could be read.
 """
 
 from __future__ import annotations
@@ -48,15 +48,16 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
             host, feed_source.client_for(feed.url, min_interval=interval, **options))
         try:
             result = feed_source.read_feed(feed_client, feed.url, feed.name)
-        except SourceError as e:
+            saved = save_items(db, result.records, source=result.source)  # one transaction per feed
+        except Exception as e:  # noqa: BLE001 - whatever breaks one feed is that feed's failure only
+            line = _one_line(e, feed_source.source_name(feed.url, feed.name))
             counts["errors"] += 1
-            counts["feed_errors"].append(str(e).splitlines()[0])
-            log.error("feed %s failed: %s", feed.name or feed.url, e)
+            counts["feed_errors"].append(line)
+            log.error("feed %s failed: %s", feed.name or feed.url, line)
             continue
         if result.warning:
             log.warning("%s: feed XML not well-formed, kept %d entries (%s)", result.source,
                         len(result.records), result.warning)
-        saved = save_items(db, result.records, source=result.source)
         for key in ("new", "updated", "unchanged"):
             counts[key] += saved[key]
         counts["fetched"] += len(result.records)
@@ -70,3 +71,11 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
     if counts["errors"]:
         counts["_status"] = "partial"
     return counts
+
+
+def _one_line(error: Exception, source: str) -> str:
+    """A SourceError already names the feed; anything else gets the feed and the error's type."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    if isinstance(error, SourceError):
+        return text
+    return f"{source}: {type(error).__name__}: {text}"[:500]

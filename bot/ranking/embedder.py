@@ -20,6 +20,7 @@ import threading
 import numpy as np
 
 from bot.ranking import passages as P
+from bot.ranking.model_files import check_model
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ class Embedder(SentenceEncoder):
     def _load(self):
         with self._lock:
             if self._model is None:
+                # Supply chain, before anything is imported or read: the packaged model's files must
+                # match their pinned hashes; a named model's are hashed for the record (model_files.py).
+                self.model_files = check_model(self.model_name, packaged=self.model_name == DEFAULT_MODEL)
                 self._model = _shared_model(self.model_name)
                 self.load_count += 1
         return self._model

@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from bot.ranking.text import (count_terms, find_terms, pub_type_flags, query_phrases, record_sentences,
-                              term_pattern)
+from bot.ranking.text import (count_terms, find_terms, is_boilerplate, pub_type_flags, query_phrases,
+                              record_sentences, strip_section_label, term_pattern)
 
 VectorsFn = Callable[[list[str]], np.ndarray]                  # texts, each on its own -> rows
 PassagesFn = Callable[[list[list[str]]], list[np.ndarray]]     # records' sentences -> one matrix each
@@ -115,6 +115,24 @@ def target_features(p: Prepared, target: Target) -> list[float]:
     return feats
 
 
+SHARED = "_shared"  # the columns no target owns: publication-type flags and cohort size
+
+
+def target_width(target: Target) -> int:
+    """How many columns ``target_features`` gives for ``target`` (without embedding anything)."""
+    return 8 + sum(1 for p in target.prototypes if p) + (3 if target.negatives else 0)
+
+
+def column_layout(targets: list[Target]) -> dict[str, np.ndarray]:
+    """Column indices of ``feature_matrix`` per target name, and ``SHARED`` for the common tail."""
+    layout, start = {}, 0
+    for target in targets:
+        layout[target.name] = np.arange(start, start + target_width(target))
+        start += target_width(target)
+    layout[SHARED] = np.arange(start, start + len(pub_type_flags([], None)) + 1)
+    return layout
+
+
 def feature_matrix(prepared: list[Prepared], targets: list[Target]) -> np.ndarray:
     """Rows: records; columns: every target's features, pub-type flags, cohort size."""
     rows = []
@@ -152,7 +170,8 @@ def best_sentence(p: Prepared, target: Target, others: list[Target] = ()) -> tup
 
     Similarity to the target's phrases, nudged up by naming one of its terms and down by being
     as much about another theme (a sentence listing "diazepam and IVIG" explains neither theme
-    as well as one saying what rituximab did).
+    as well as one saying what rituximab did). Journal boilerplate (copyright, licence,
+    publisher) is never chosen, and a leading section label ("BACKGROUND: ") is cut off.
     """
     sims = (p.vectors @ target.proto_vectors.T).max(axis=1)
     if others:
@@ -165,6 +184,7 @@ def best_sentence(p: Prepared, target: Target, others: list[Target] = ()) -> tup
     title_penalty = np.zeros(len(p.sentences))
     if len(p.sentences) > 1:
         title_penalty[0] = 0.08
-    best = int(np.argmax(sims + bonus - title_penalty))
+    excluded = np.array([-np.inf if i and is_boilerplate(s) else 0.0 for i, s in enumerate(p.sentences)])
+    best = int(np.argmax(sims + bonus - title_penalty + excluded))
     terms = term_hits[best] or find_terms(p.full_text, target.terms)
-    return p.sentences[best], terms[:5]
+    return strip_section_label(p.sentences[best]), terms[:5]

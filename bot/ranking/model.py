@@ -31,15 +31,19 @@ MIN_CLASS_EXAMPLES = 3   # fewer positives (or negatives) than this: no model fo
 
 @dataclass
 class TargetModel:
-    """One target's two classifiers and its data-chosen threshold."""
+    """One target's two classifiers and its data-chosen threshold. ``columns``: the feature
+    columns its feature model reads (None = all), e.g. only those of seed-valid targets."""
 
     features: object
     words: object
     threshold: float
     n_train: int
     n_pos: int
+    columns: np.ndarray | None = None
 
     def predict(self, X: np.ndarray, T) -> np.ndarray:
+        columns = getattr(self, "columns", None)
+        X = X if columns is None else X[:, columns]
         return (self.features.predict_proba(X)[:, 1] + self.words.predict_proba(T)[:, 1]) / 2
 
 
@@ -126,15 +130,19 @@ def train(X: np.ndarray, texts: list[str], labels: dict[str, tuple[np.ndarray, n
 
 
 def train_matrices(X: np.ndarray, T, vectorizer, labels: dict[str, tuple[np.ndarray, np.ndarray]],
-                   weights: np.ndarray) -> TrainedModel:
+                   weights: np.ndarray, columns: dict[str, np.ndarray] | None = None) -> TrainedModel:
     """Like ``train``, from TF-IDF rows ``T`` already made by the fitted ``vectorizer``
-    (the bundled seed ships its rows and vocabulary, not its texts)."""
+    (the bundled seed ships its rows and vocabulary, not its texts). ``columns``: per target, the
+    feature columns its model may read (default all)."""
     model = TrainedModel(vectorizer=vectorizer)
     for name, (y, mask) in labels.items():
         rows = np.flatnonzero(mask)
-        fitted = train_target(X[rows], T[rows], y[rows].astype(int), weights[rows])
+        cols = (columns or {}).get(name)
+        X_target = X[rows] if cols is None else X[np.ix_(rows, cols)]
+        fitted = train_target(X_target, T[rows], y[rows].astype(int), weights[rows])
         if fitted is None:
             log.info("too few labelled examples for %s: unsupervised score", name)
             continue
+        fitted.columns = cols
         model.targets[name] = fitted
     return model

@@ -19,12 +19,14 @@ import logging
 import math
 import os
 import pickle
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from bot.ranking import features as F
+from bot.ranking import feedback as FB
 from bot.ranking import model as M
 from bot.ranking.text import EMBED_BUDGET_CHARS
 
@@ -32,16 +34,27 @@ log = logging.getLogger(__name__)
 
 # Bump when features, model or output change: every stored score is then recomputed.
 RANKER_VERSION = "1"
+# Bump when only the explanation changes (evidence sentences, why): stored scores are recomputed,
+# but the feature rows (and so the bundled seed, whose fingerprint holds RANKER_VERSION) stay valid.
+EXPLAIN_VERSION = "2"   # 2: no section labels or journal boilerplate as evidence
 FEEDBACK_WEIGHT = 5.0      # a curator's judgement counts as much as five seed examples
 VOTE_WEIGHT = 1.0          # default [ranking] vote_weight: one net subscriber vote = one seed example
+REVIEWED_ENOUGH = 25       # curator relevance labels after which a seedless profile stops warning
 _CHUNK = 200               # records embedded per call (one progress step)
 _WHY_SENTENCE_CHARS = 110
 
 
-def cache_dir() -> Path:
-    """Where trained models are cached: env SPSBOT_CACHE_DIR, else the user cache dir."""
+def cache_dir(db=None) -> Path:
+    """Where trained models are cached: env SPSBOT_CACHE_DIR, else ``cache/`` beside the database
+    (the one place a deployment already lets spsbot write: the systemd unit's ProtectHome=yes
+    hides ~/.cache), else (no database: ``spsbot score``) the user cache dir."""
     if os.environ.get("SPSBOT_CACHE_DIR"):
         return Path(os.environ["SPSBOT_CACHE_DIR"])
+    if db is not None:
+        from bot.store import db_file
+        path = db_file(db)
+        if path is not None:
+            return path.parent / "cache"
     import platformdirs
     return Path(platformdirs.user_cache_dir("spsbot"))
 
@@ -91,21 +104,72 @@ def targets_fingerprint(targets: list[F.Target], model_name: str) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def load_bundle(config, targets: list[F.Target], model_name: str):
-    """The bundled seed if it applies to this configuration and model, else None (logged once
-    when it exists but was computed for other targets or another model)."""
+def target_fingerprint(target: F.Target | None, model_name: str) -> str:
+    """Hash of what one target's feature columns depend on (its phrases and terms, the ranker
+    version, the model and budget); ``None`` = the shared columns (version, model, budget only)."""
+    parts = {"version": RANKER_VERSION, "model": model_name, "embed_budget": EMBED_BUDGET_CHARS,
+             "target": None if target is None else [target.name, target.prototypes, sorted(target.terms),
+                                                    sorted(target.exclude), target.negatives]}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@dataclass
+class SeedFit:
+    """What of the bundled seed applies to a configuration: the targets configured exactly as
+    the bundle's (``kept``: their seed rows and labels stay valid), those edited or new
+    (``dropped``: no seed for them), and where the kept features sit in the bundle's matrix
+    (``seed_columns``) and in this configuration's (``config_columns``), in the same order."""
+
+    bundle: object
+    kept: list[str]
+    dropped: list[str]
+    seed_columns: np.ndarray
+    config_columns: np.ndarray
+
+    @property
+    def whole(self) -> bool:
+        return not self.dropped and np.array_equal(self.seed_columns, self.config_columns)
+
+
+def load_bundle(config, targets: list[F.Target], model_name: str) -> tuple[SeedFit | None, str | None]:
+    """How much of the bundled seed applies here, and a warning (what it means for quality)
+    when some or all of it does not. (None, None) when the bundle is not meant for this profile
+    (another topic, or a seed file of the user's, or seed = "none")."""
     if not uses_bundled_seed(config):
-        return None
+        return None, None
+    from bot.config import load_config
     from bot.ranking.seed import bundled_seed
     bundle = bundled_seed()
     if bundle is None:
-        return None
-    if bundle.fingerprint != targets_fingerprint(targets, model_name):
-        log.info("the bundled SPS seed was computed for other themes or another model "
-                 "(fingerprint %s); ranking without it: similarity, terms and curator feedback only",
-                 bundle.fingerprint)
-        return None
-    return bundle
+        return None, None
+    own = F.build_targets(load_config(None, env={}))  # the bundled profile the rows were computed for
+    if bundle.fingerprint != targets_fingerprint(own, bundle.model):
+        return None, ("the bundled SPS seed does not match the bundled profile (rebuild it with "
+                      "bench/ranking_seed.py): ranking without it, from similarity, terms and curator labels only")
+    if model_name != bundle.model:
+        return None, (f"the bundled SPS seed was computed with {bundle.model}, not {model_name}: every target is "
+                      f"scored from similarity, terms and curator labels only, with lower precision (README, "
+                      f"'Another disease'); label items with `spsbot label --review`")
+    own_layout, layout = F.column_layout(own), F.column_layout(targets)
+    own_prints = {t.name: target_fingerprint(t, model_name) for t in own}
+    kept = [t.name for t in targets if own_prints.get(t.name) == target_fingerprint(t, model_name)]
+    dropped = [t.name for t in targets if t.name not in kept]
+    if not kept:
+        return None, ("the bundled SPS seed fits none of the configured targets (the topic and every theme "
+                      "were edited): everything is scored from similarity, terms and curator labels only, with "
+                      "lower precision (README, 'Another disease'); label items with `spsbot label --review`")
+    blocks = [*kept, F.SHARED]
+    fit = SeedFit(bundle, kept, dropped, np.concatenate([own_layout[n] for n in blocks]),
+                  np.concatenate([layout[n] for n in blocks]))
+    warning = None
+    if dropped:
+        names = ", ".join(dropped)
+        warning = (f"the bundled SPS seed no longer fits {names} (edited or new in the configuration): "
+                   f"{'it is' if len(dropped) == 1 else 'they are'} scored from similarity, terms and curator "
+                   f"labels only, with lower precision (README, 'Another disease'); {', '.join(kept)} "
+                   f"{'keeps' if len(kept) == 1 else 'keep'} the seed. Label items with `spsbot label --review`, "
+                   f"or restore the bundled definition")
+    return fit, warning
 
 
 def labelled_rows(examples: list[dict], target_names: list[str],
@@ -168,6 +232,34 @@ def feedback_weights(feedback: list[dict]) -> list[float]:
     return [float(ex.get("weight", FEEDBACK_WEIGHT)) for ex in feedback]
 
 
+# --- the trained-model cache --------------------------------------------------------------
+
+def _read_cached_model(path: Path):
+    """The model pickled at ``path``, or None (missing, unreadable or stale: just retrain)."""
+    try:
+        if not path.is_file():
+            return None
+        with path.open("rb") as f:
+            return pickle.load(f)
+    except Exception as e:  # noqa: BLE001 - a stale/corrupt/unreadable cache is just retrained
+        log.warning("ignoring unreadable model cache %s: %s", path, e)
+        return None
+
+
+def _write_cached_model(path: Path, trained) -> None:
+    """Keep the trained model for the next process; a cache that cannot be written (read-only
+    folder, full disk) costs a retrain next time, never the run."""
+    tmp = path.with_suffix(".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as f:
+            pickle.dump(trained, f)
+        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    except OSError as e:
+        log.warning("cannot write the trained-model cache %s (%s): the ranker was trained in memory and "
+                    "will be trained again next run (set SPSBOT_CACHE_DIR to a writable folder)", path.parent, e)
+
+
 # --- the ranker -----------------------------------------------------------------------------
 
 class Ranker:
@@ -184,9 +276,23 @@ class Ranker:
         self.feedback = feedback or []
         self.targets = F.build_targets(config)
         self.target_names = [t.name for t in self.targets]
-        self.bundle = load_bundle(config, self.targets, embedder.passage_space) if seed is None else None
+        self.seed_fit, self.seed_warning = (load_bundle(config, self.targets, embedder.passage_space)
+                                            if seed is None else (None, None))
+        self.bundle = self.seed_fit.bundle if self.seed_fit else None
+        if seed is None and not self.seed_fit and not self.seed and not self.seed_warning \
+                and seed_setting(config).lower() != "none":
+            judged = sum(1 for f in self.feedback if f.get("relevant") is not None)
+            if judged < REVIEWED_ENOUGH:
+                self.seed_warning = (
+                    f"no labelled examples for {config.topic.name} besides {judged} curator judgement(s): "
+                    f"relevance and themes come from similarity and terms, moved by the nearest judged items, "
+                    f"with lower precision than a labelled profile (README, 'Another disease'); review "
+                    f"{REVIEWED_ENOUGH}-50 items with `spsbot label --review`")
+        if self.seed_warning:
+            log.warning("ranker: %s", self.seed_warning)
         self._targets_embedded = False
         self._model: M.TrainedModel | None = None
+        self._judged_items: FB.Judged | None = None
 
     # vectors ------------------------------------------------------------------------------
     def vectors(self, texts: list[str]) -> np.ndarray:
@@ -217,9 +323,10 @@ class Ranker:
     def fingerprint(self) -> str:
         """Hash of everything the trained model depends on."""
         parts = {
+            "explain": EXPLAIN_VERSION,
             "targets": targets_fingerprint(self.targets, self.embedder.passage_space),
             "seed": hashlib.sha256(json.dumps(self.seed, sort_keys=True).encode()).hexdigest(),
-            "bundle": self.bundle.digest if self.bundle else "",
+            "bundle": f"{self.bundle.digest}:{','.join(self.seed_fit.kept)}" if self.bundle else "",
             "feedback": hashlib.sha256(json.dumps(self.feedback, sort_keys=True, default=str).encode()).hexdigest(),
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
@@ -235,13 +342,10 @@ class Ranker:
         examples = self.seed + self.feedback
         if not examples and self.bundle is None:
             return M.TrainedModel()
-        path = cache_dir() / "models" / f"{self.fingerprint()}.pkl"
-        if path.is_file():
-            try:
-                with path.open("rb") as f:
-                    return pickle.load(f)
-            except Exception as e:  # noqa: BLE001 - a stale/corrupt cache is just retrained
-                log.warning("ignoring unreadable model cache %s: %s", path, e)
+        path = cache_dir(self.db) / "models" / f"{self.fingerprint()}.pkl"
+        cached = _read_cached_model(path)
+        if cached is not None:
+            return cached
         if self.bundle is not None:
             trained = self._train_with_bundle()
         else:
@@ -252,31 +356,34 @@ class Ranker:
             weights = [1.0] * len(self.seed) + feedback_weights(self.feedback)
             labels, w = labelled_rows(examples, self.target_names, weights)
             trained = self.fit(X, texts, labels, w)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            pickle.dump(trained, f)
-        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+        _write_cached_model(path, trained)
         return trained
 
     def _train_with_bundle(self) -> M.TrainedModel:
         """The bundled seed's rows plus the curator's: feedback records get their feature rows
-        from the same code and their TF-IDF rows from the bundled vocabulary, so columns line up."""
+        from the same code and their TF-IDF rows from the bundled vocabulary, so columns line up.
+
+        When only part of the seed fits (a theme was edited), the seed rows keep the kept targets'
+        feature columns (the rest is zero and never read): each kept target's model reads only
+        those columns, and an edited or new target learns from curator feedback alone."""
         from scipy import sparse
-        bundle = self.bundle
-        log.info("training the ranker on the bundled seed (%d examples) and %d curator judgements",
-                 bundle.n, len(self.feedback))
+        bundle, fit = self.bundle, self.seed_fit
+        log.info("training the ranker on the bundled seed (%d examples; %s) and %d curator judgements",
+                 bundle.n, "all targets" if fit.whole else "for " + ", ".join(fit.kept), len(self.feedback))
         vectorizer = M.vectorizer_from(bundle.vocabulary, bundle.idf)
-        X, T = bundle.X, bundle.T
-        labels = {name: bundle.labels.get(name, (np.zeros(bundle.n, dtype=int), np.zeros(bundle.n, dtype=bool)))
-                  for name in self.target_names}
+        width = int(F.column_layout(self.targets)[F.SHARED][-1]) + 1
+        X = np.zeros((bundle.n, width), dtype=np.float32)
+        X[:, fit.config_columns] = bundle.X[:, fit.seed_columns]
+        T = bundle.T
+        none = (np.zeros(bundle.n, dtype=int), np.zeros(bundle.n, dtype=bool))
+        labels = {name: bundle.labels.get(name, none) if name in fit.kept else none for name in self.target_names}
         weights = np.ones(bundle.n)
         if self.feedback:
             prepared = self.prepare(self.feedback)
             X_fb, texts = self.matrix(prepared)
-            if X_fb.shape[1] != X.shape[1]:  # features changed without a RANKER_VERSION bump
-                raise RuntimeError(f"feedback rows have {X_fb.shape[1]} features, the bundled seed "
-                                   f"{X.shape[1]}: rebuild it with bench/ranking_seed.py")
+            if X_fb.shape[1] != width:  # features changed without a RANKER_VERSION bump
+                raise RuntimeError(f"feedback rows have {X_fb.shape[1]} features, the layout {width}: "
+                                   f"rebuild the seed with bench/ranking_seed.py")
             fb_labels, fb_weights = labelled_rows(self.feedback, self.target_names, feedback_weights(self.feedback))
             X = np.vstack([X, X_fb])
             T = sparse.vstack([T, vectorizer.transform(texts)]).tocsr()
@@ -284,17 +391,33 @@ class Ranker:
                              np.concatenate([labels[name][1], fb_labels[name][1]]))
                       for name in self.target_names}
             weights = np.concatenate([weights, fb_weights])
-        return M.train_matrices(X, T, vectorizer, labels, weights)
+        columns = None if fit.whole else {name: fit.config_columns for name in fit.kept}
+        return M.train_matrices(X, T, vectorizer, labels, weights, columns)
+
+    def seed_state(self) -> dict:
+        """What the ranker learns from, for ``spsbot status``: the seed in use, the targets it
+        covers and those it does not, and the warning (None when nothing was lost)."""
+        if self.seed_fit:
+            return {"seed": "bundled", "kept": self.seed_fit.kept, "dropped": self.seed_fit.dropped,
+                    "warning": self.seed_warning}
+        if self.seed:
+            return {"seed": seed_setting(self.config), "kept": self.target_names, "dropped": [], "warning": None}
+        return {"seed": seed_setting(self.config) or "none", "kept": [], "dropped": self.target_names,
+                "warning": self.seed_warning}
 
     # scoring ------------------------------------------------------------------------------
     def thresholds(self, model: M.TrainedModel | None = None) -> dict[str, float]:
         model = model or self.model
         cfg = self.config.ranking
+        blended = self._blended_targets(model)
         out = {}
         for name in self.target_names:
             key = "relevance_threshold" if name == "relevance" else "theme_threshold"
             if cfg.get(key) is not None:       # a maintainer's explicit override
                 out[name] = float(cfg[key])
+            elif name in blended:              # the blend's cut: between the model's and the similarity score's
+                share = FB.model_share(blended[name])
+                out[name] = share * model.targets[name].threshold + (1 - share) * 0.5
             elif name in model.targets:
                 out[name] = model.targets[name].threshold
             else:
@@ -302,12 +425,60 @@ class Ranker:
         return out
 
     def predict(self, model: M.TrainedModel, X, texts, prepared) -> dict[str, np.ndarray]:
-        """Probabilities per target; targets the model lacks get the unsupervised score."""
+        """Probabilities per target; targets the model lacks get the unsupervised score. With
+        curator feedback, see ``bot.ranking.feedback``: targets no seed example labels get the
+        neighbour adjustment (blended with a model trained on the feedback alone, if any), and
+        every judged item gets its curator's label."""
         probs = model.predict(X, texts) if len(X) else {}
+        judged = self._judged()
+        blended = self._blended_targets(model)
+        doc_vectors = np.stack([p.doc_vector for p in prepared]) if judged and prepared else None
         for target in self.targets:
-            if target.name not in probs:
-                probs[target.name] = np.array([unsupervised_score(p, target) for p in prepared])
+            name = target.name
+            if name in probs and name not in blended:
+                continue
+            scores = np.array([unsupervised_score(p, target) for p in prepared])
+            if judged is not None and doc_vectors is not None:
+                scores = FB.neighbour_adjusted(scores, doc_vectors, judged, name)
+            probs[name] = FB.blend(probs[name], scores, blended[name]) if name in blended else scores
+        if judged is not None:
+            ids = [p.record.get("id") for p in prepared]
+            probs = {name: FB.curator_decides(values, ids, judged, name) for name, values in probs.items()}
         return probs
+
+    # curator feedback -----------------------------------------------------------------------
+    def _judged(self) -> FB.Judged | None:
+        """The curator's judged items (ids, document vectors, labels), built once; None without any."""
+        curator = [f for f in self.feedback if f.get("source", "curator") == "curator"]
+        if not curator:
+            return None
+        if self._judged_items is None:
+            prepared = self.prepare(curator)
+            self._judged_items = FB.Judged.build(curator, np.stack([p.doc_vector for p in prepared]),
+                                                 self.target_names)
+        return self._judged_items
+
+    def _seed_counts(self) -> dict[str, int]:
+        """How many seed examples label each target (the bundle's kept targets, a seed file's labels)."""
+        counts = dict.fromkeys(self.target_names, 0)
+        if self.seed_fit:
+            for name in self.seed_fit.kept:
+                if name in self.bundle.labels:
+                    counts[name] += int(self.bundle.labels[name][1].sum())
+        if self.seed:
+            for name, (_, mask) in labelled_rows(self.seed, self.target_names)[0].items():
+                counts[name] += int(mask.sum())
+        return counts
+
+    def _blended_targets(self, model: M.TrainedModel) -> dict[str, int]:
+        """Targets trained on curator feedback alone (no seed example labels them), with what
+        their labels can teach (``Judged.evidence``): their model is blended with the
+        neighbour-adjusted score."""
+        judged = self._judged()
+        if judged is None:
+            return {}
+        seeded = self._seed_counts()
+        return {name: judged.evidence(name) for name in model.targets if not seeded.get(name)}
 
     def score(self, records: list[dict], progress: bool = False) -> list[dict]:
         """Results in input order; see the module docstring for their fields."""

@@ -28,6 +28,34 @@ def split_sentences(text: str | None) -> list[str]:
     return sentences[:_MAX_SENTENCES]
 
 
+# A structured abstract's section labels arrive as "BACKGROUND: …" lines (bot.sources.pubmed);
+# some abstracts write them in title case inline ("Aim: …"). A label is not evidence.
+_SECTION_LABEL = re.compile(
+    r"^(?:[A-Z][A-Z ,&/-]{3,60}|(?:Background|Objectives?|Aims?|Purpose|Introduction|Methods?|Design|Setting|"
+    r"Participants|Results?|Findings|Conclusions?|Interpretation|Discussion|Importance|Observations?|"
+    r"Significance|Case (?:presentation|report|description)s?)(?: and [A-Za-z ]{3,30})?)\s*:\s+")
+# Journal boilerplate that abstracts carry verbatim: copyright and licence lines, publisher names,
+# funding, conflicts, registration numbers. Never evidence for a theme.
+_BOILERPLATE = re.compile(
+    r"©|\(c\)\s*(?:19|20)\d\d|\bcopyright\b|all rights reserved|\bpublished by (?:the )?(?-i:[A-Z])|"
+    r"\bon behalf of (?:the )?(?-i:[A-Z])|"
+    r"\blicen[cs]ee\b|creative commons|open[ -]access article|distributed under the terms|"
+    r"protected by copyright|wiley periodicals|\bthe authors?\(s\)|^(?:funding|trial registration|"
+    r"registration|conflicts? of interest|competing interests|disclosures?|level of evidence|"
+    r"supplementary (?:material|data|information))\b", re.IGNORECASE)
+
+
+def strip_section_label(sentence: str) -> str:
+    """The sentence without a leading section label ("BACKGROUND: ", "Methods: "); still a
+    verbatim substring of the record."""
+    return _SECTION_LABEL.sub("", sentence, count=1)
+
+
+def is_boilerplate(sentence: str) -> bool:
+    """Copyright, licence, publisher, funding or registration text rather than content."""
+    return bool(_BOILERPLATE.search(sentence) or _BOILERPLATE.search(strip_section_label(sentence)))
+
+
 # How much of a record's text is embedded, in characters (0 = all of it). Reading every
 # sentence costs ~2.3x a plain whole-text encode (which truncates at 256 tokens); a budget of
 # 1100 (~ what that encode reads) costs about the same as it, but cross-validated mean theme AP

@@ -7,8 +7,17 @@ the way the real API does: pages of ``studies``, an opaque ``nextPageToken`` whi
 conditions and keywords — good enough for replay, not the registry's ranking) and the
 ``AREA[LastUpdatePostDate]RANGE[from,to]`` form of ``filter.advanced``.
 
+**Time.** Several study dicts with the same NCT id are versions of one registration: on the
+emulator's date (``today``, default the store's clock; None = always the latest) a study is
+listed once its ``studyFirstPostDate`` has come, as its latest version whose
+``lastUpdatePostDate`` has come.
+
 Faults on cue, for tests: ``repeat_token_after=N`` makes page N hand back the token it was
-given; ``empty_page_at=N`` makes page N empty while still promising more.
+given; ``empty_page_at=N`` makes page N empty while still promising more (its studies are lost:
+the search then falls short of its totalCount); ``empty_page_before=N`` serves an empty page with
+a fresh token before page N (the v2 spec allows empty pages; nothing is lost);
+``same_studies_after=N`` serves page N's studies again and again with a fresh token each time
+(a fault CT.gov really had); ``count_extra=K`` says totalCount is K more than it serves.
 
 ``demo_studies(version)`` loads the bundled demo data set (``bot/demo_data/ctgov/``): version 1
 is the registry as first seen, version 2 has one trial's later (invented) version with a
@@ -64,21 +73,65 @@ def _matches(study: dict, request: Request, match_queries: bool = True) -> bool:
     return True
 
 
-def _token(offset: int, salt: str) -> str:
-    return base64.urlsafe_b64encode(f"{salt}:{offset}".encode()).decode().rstrip("=")
+def _token(offset: int, salt: str, flag: int = 0, serial: int = 0) -> str:
+    return base64.urlsafe_b64encode(f"{salt}:{offset}:{flag}:{serial}".encode()).decode().rstrip("=")
 
 
-def _offset(token: str) -> int:
+def _read_token(token: str) -> tuple[int, int, int]:
+    """(offset, flag, serial) of a token made by ``_token``."""
     padded = token + "=" * (-len(token) % 4)
-    return int(base64.urlsafe_b64decode(padded.encode()).decode().rsplit(":", 1)[1])
+    offset, flag, serial = base64.urlsafe_b64decode(padded.encode()).decode().rsplit(":", 3)[1:]
+    return int(offset), int(flag), int(serial)
+
+
+def _date_of(study: dict, struct: str) -> str:
+    return (((study.get("protocolSection") or {}).get("statusModule") or {}).get(struct) or {}).get("date") or ""
+
+
+def visible_studies(studies: list[dict], today: str | None) -> list[dict]:
+    """The registry on ``today`` (ISO date; None = the latest of everything): each NCT id once, in
+    first-seen order, as its latest version posted by then; studies not yet first posted left out."""
+    versions: dict[str, list[dict]] = {}
+    for study in studies:
+        nct_id = str(((study.get("protocolSection") or {}).get("identificationModule") or {}).get("nctId"))
+        versions.setdefault(nct_id, []).append(study)
+    shown = []
+    for group in versions.values():
+        group = sorted(group, key=lambda s: _last_update(s))
+        if today is None:
+            shown.append(group[-1])
+            continue
+        first_posted = min((_date_of(s, "studyFirstPostDateStruct") for s in group), default="") or ""
+        if first_posted[:10] > today:
+            continue
+        posted = [s for s in group if _last_update(s)[:10] <= today]
+        shown.append(posted[-1] if posted else group[0])
+    return shown
+
+
+def _json(body: dict) -> bytes:
+    """The page as the registry sends it: UTF-8 JSON; a string the registry holds with a lone
+    surrogate goes out as its ``\\ud83d`` escape (UTF-8 cannot carry it), a NaN as ``NaN``."""
+    try:
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body).encode("ascii")
+
+
+def _store_today() -> str:
+    from bot.store.clock import now_iso
+    return now_iso()[:10]
 
 
 def ctgov_responder(studies: list[dict], page_size_cap: int = 1000, *, repeat_token_after: int | None = None,
-                    empty_page_at: int | None = None, match_queries: bool = True):
+                    empty_page_at: int | None = None, empty_page_before: int | None = None,
+                    same_studies_after: int | None = None, count_extra: int = 0, match_queries: bool = True,
+                    today=_store_today):
     """A ``respond(request)`` function serving ``studies`` as the v2 ``/studies`` endpoint.
 
     ``match_queries=False`` serves every study whatever ``query.*`` asks (a recorded answer set);
-    the LastUpdatePostDate filter still applies.
+    the LastUpdatePostDate filter still applies. ``today``: a function giving the registry's date
+    (ISO), or None for the latest version of everything.
     """
     def respond(request: Request) -> Response:
         if not request.path.rstrip("/").endswith("/studies"):
@@ -90,24 +143,33 @@ def ctgov_responder(studies: list[dict], page_size_cap: int = 1000, *, repeat_to
         if not 1 <= page_size <= page_size_cap:
             return Response(400, f"pageSize must be between 1 and {page_size_cap}", "text/plain")
         try:
-            selected = [s for s in studies if _matches(s, request, match_queries)]
+            current = visible_studies(studies, today() if today else None)
+            selected = [s for s in current if _matches(s, request, match_queries)]
         except ValueError as e:
             return Response(400, str(e), "text/plain")
         salt = "|".join(f"{k}={v}" for k, v in sorted(request.query.items()) if k != "pageToken")[:40]
         token = request.param("pageToken")
         try:
-            offset = _offset(token) if token else 0
+            offset, flag, serial = _read_token(token) if token else (0, 0, 0)
         except (ValueError, IndexError):
             return Response(400, "invalid pageToken", "text/plain")
         page_number = offset // page_size + 1
-        chunk = selected[offset:offset + page_size]
-        body: dict = {"studies": [] if page_number == empty_page_at else chunk}
+        body: dict = {}
         if not token and request.param("countTotal", "false").lower() == "true":
-            body["totalCount"] = len(selected)
+            body["totalCount"] = len(selected) + count_extra
+        if page_number == empty_page_before and not flag:
+            body.update(studies=[], nextPageToken=_token(offset, salt, flag=1, serial=serial + 1))
+            return Response(200, _json(body), "application/json")
+        if same_studies_after and page_number >= same_studies_after:
+            start = (same_studies_after - 1) * page_size
+            body.update(studies=selected[start:start + page_size], nextPageToken=_token(start, salt, serial=serial + 1))
+            return Response(200, _json(body), "application/json")
+        chunk = selected[offset:offset + page_size]
+        body["studies"] = [] if page_number == empty_page_at else chunk
         if offset + page_size < len(selected):
             body["nextPageToken"] = (token if repeat_token_after and page_number > repeat_token_after and token
-                                     else _token(offset + page_size, salt))
-        return Response(200, json.dumps(body, ensure_ascii=False), "application/json")
+                                     else _token(offset + page_size, salt, serial=serial + 1))
+        return Response(200, _json(body), "application/json")
 
     return respond
 

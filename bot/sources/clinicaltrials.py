@@ -5,15 +5,28 @@ Pure HTTP + parsing, no database code. ``search_studies`` yields raw study dicts
 into a record for ``bot.store.save_items`` / ``bot.store.trials.save_trials``, including the
 normalised snapshot of the tracked fields (``record["tracked"]``) used for change detection.
 
+What the server says is checked, because a wrong answer taken at its word loses studies or loops:
+
+- a page is decoded strictly: duplicate JSON keys fail the page (which study did the registry
+  mean?); ``NaN``/``Infinity`` and invalid UTF-8 are kept as markers so only the study holding
+  them is refused (``parse_study`` raises ``ValueError``, the fetch quarantines it);
+- an empty page that still carries a new ``nextPageToken`` is followed (the spec allows it); a
+  repeated token, a page that adds no study not already served, more pages than ``totalCount``
+  can fill (with a margin) or a run of empty pages stop with a ``SourceError``;
+- a search that ends (no ``nextPageToken``) having served fewer studies than its ``totalCount``
+  fails: the state is not advanced and the next run asks again.
+
 API reference: https://clinicaltrials.gov/data-api/api (``GET /studies``; ``totalCount`` comes on
-the first page only, and only with ``countTotal=true``).
+the first page only, and only with ``countTotal=true``; ``pageToken`` ← ``nextPageToken``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import re
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from bot.sources.http import HttpClient, SourceError
 
@@ -22,6 +35,7 @@ log = logging.getLogger(__name__)
 STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
 MAX_PAGE_SIZE = 1000  # the API refuses more
 MAX_PAGES = 10_000    # a last-resort stop: 10 million studies is more than the registry holds
+MAX_EMPTY_PAGES = 3   # empty pages in a row that may still promise more (the spec allows a few)
 
 # The fields whose change becomes a change event, in display order.
 TRACKED_FIELDS = (
@@ -53,15 +67,63 @@ def search_params(*, condition: str = "", term: str = "", page_size: int = MAX_P
     return params
 
 
+class NonFinite(float):
+    """A ``NaN``/``Infinity`` the server sent (not JSON, but Python's parser accepts it): kept as a
+    marker so the study holding it is refused alone, never stored (SQLite's JSON functions, and
+    every view reading ``items.extra``, fail on a NaN)."""
+
+    def __new__(cls, text: str):
+        value = super().__new__(cls, float(text.replace("Infinity", "inf")))
+        value.text = text
+        return value
+
+
+def _refuse_duplicates(pairs: list[tuple]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"duplicate JSON key(s) {', '.join(map(repr, twice[:3]))}")
+    return dict(pairs)
+
+
+def decode_page(body: bytes) -> object:
+    """A page's JSON. Duplicate keys raise ValueError; NaN/Infinity become ``NonFinite`` markers and
+    invalid UTF-8 becomes lone surrogates, both refused later by ``parse_study`` for that study only."""
+    text = body.decode("utf-8", errors="surrogateescape") if isinstance(body, bytes) else body
+    return json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=NonFinite)
+
+
+def page_limit(total: int, page_size: int) -> int:
+    """The most pages a search with ``total`` studies may take: what totalCount fills, plus a
+    margin for studies added while paging and the empty pages the spec allows."""
+    needed = max(1, math.ceil(total / max(1, page_size)))
+    return needed + max(2, needed // 10)
+
+
+def _raw_id(study) -> str | None:
+    value = _get(study, "protocolSection", "identificationModule", "nctId") if isinstance(study, dict) else None
+    return str(value) if value is not None else None
+
+
 def iter_pages(client: HttpClient, params: dict) -> Iterator[dict]:
     """Yield each page (decoded JSON) of one search, following nextPageToken until it is absent.
 
-    The first page asks for ``countTotal``; a repeated token or an empty page that still promises
-    more would loop forever, so both stop with a SourceError.
+    The first page asks for ``countTotal``; the pages are bounded by it (``page_limit``). A
+    repeated token, a page adding no new study or too many empty pages in a row would page
+    forever (CT.gov once answered the same studies with a fresh token, 1,355 requests a minute),
+    so each stops with a SourceError.
     """
     seen_tokens: set[str] = set()
+    seen_ids: set[str] = set()
     token = None
-    for page_number in range(1, MAX_PAGES + 1):
+    limit, empty_run = MAX_PAGES, 0
+    page_size = int(params.get("pageSize") or 10)
+    page_number = 0
+    while True:
+        page_number += 1
+        if page_number > limit:
+            raise SourceError(f"clinicaltrials: more than {limit} pages for {_describe(params) or 'the search'} "
+                              f"(more than its totalCount can fill); stopping rather than paging forever")
         page_params = dict(params)
         if token:
             page_params["pageToken"] = token
@@ -69,10 +131,10 @@ def iter_pages(client: HttpClient, params: dict) -> Iterator[dict]:
             page_params["countTotal"] = "true"
         response = client.request("studies", page_params)
         try:
-            page = response.json()
-        except ValueError:
-            raise SourceError(f"clinicaltrials: page {page_number} is not JSON "
-                              f"({response.headers.get('Content-Type', '?')})") from None
+            page = decode_page(response.content)
+        except ValueError as e:
+            raise SourceError(f"clinicaltrials: page {page_number} is not valid JSON "
+                              f"({response.headers.get('Content-Type', '?')}; {str(e)[:120]})") from None
         # A page without a 'studies' list is the wrong shape (an error or maintenance answer), not
         # the last page: taking it for the end would drop the remaining studies silently. Only a
         # first page saying totalCount 0 may leave the list out.
@@ -81,19 +143,29 @@ def iter_pages(client: HttpClient, params: dict) -> Iterator[dict]:
                                                   and "studies" not in page)):
             raise SourceError(f"clinicaltrials: page {page_number} has no 'studies' list")
         if page_number == 1 and "totalCount" in page:
-            log.info("clinicaltrials: %s studies match %s", page["totalCount"], _describe(params))
+            total = page["totalCount"]
+            if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+                raise SourceError(f"clinicaltrials: page 1 has a totalCount that is not a count: {total!r}")
+            limit = page_limit(total, page_size)
+            log.info("clinicaltrials: %s studies match %s", total, _describe(params))
+        studies = page.get("studies") or []
+        ids = [_raw_id(s) for s in studies]
+        if studies and all(i is not None and i in seen_ids for i in ids):
+            raise SourceError(f"clinicaltrials: page {page_number} serves only studies already served; "
+                              f"stopping rather than paging forever")
+        seen_ids.update(i for i in ids if i is not None)
         yield page
         token = page.get("nextPageToken")
         if not token:
             return
-        if not page.get("studies"):
-            raise SourceError(f"clinicaltrials: page {page_number} is empty but has a nextPageToken; "
-                              f"stopping rather than paging forever")
         if token in seen_tokens:
             raise SourceError(f"clinicaltrials: nextPageToken repeated on page {page_number}; "
                               f"stopping rather than paging forever")
         seen_tokens.add(token)
-    raise SourceError(f"clinicaltrials: more than {MAX_PAGES} pages; stopping")
+        empty_run = 0 if studies else empty_run + 1
+        if empty_run > MAX_EMPTY_PAGES:
+            raise SourceError(f"clinicaltrials: {empty_run} empty pages in a row that still promise more; "
+                              f"stopping rather than paging forever")
 
 
 def _describe(params: dict) -> str:
@@ -106,6 +178,8 @@ def search_studies(client: HttpClient, *, condition: str = "", terms: Iterable[s
     """Yield raw v2 study dicts for the condition and each extra term, each NCT id once.
 
     ``stats`` (optional) is filled with ``pages`` and ``total`` (sum of each search's totalCount).
+    A search that ends having served fewer studies than its totalCount raises SourceError after
+    yielding what it served (the caller keeps those but must not advance its state).
     """
     searches = ([{"condition": condition}] if condition else []) + [{"term": t} for t in terms if t]
     seen: set[str] = set()
@@ -122,20 +196,55 @@ def search_studies(client: HttpClient, *, condition: str = "", terms: Iterable[s
                 stats["total"] += total
             served += len(page.get("studies") or [])
             for study in page.get("studies") or []:
-                nct_id = study_nct_id(study)
-                if not nct_id or nct_id in seen:
+                key = _raw_id(study)
+                if key is not None and key in seen:
                     continue
-                seen.add(nct_id)
+                if key is not None:
+                    seen.add(key)
                 yield study
         if total is not None and served < total:
             # Never silently truncated: the registry said there were more than it served.
-            log.warning("clinicaltrials: %s: served %d of the %d studies it counted",
-                        _describe(params), served, total)
+            raise SourceError(f"clinicaltrials: {_describe(params)}: served {served} of the {total} studies "
+                              f"it counted, with no nextPageToken; state kept for the next run")
 
 
 def study_nct_id(study: dict) -> str | None:
-    nct_id = (_get(study, "protocolSection", "identificationModule", "nctId") or "").strip().upper()
+    """The study's NCT id, or None when it has none, or not as a string of the NCTnnnnnnnn form."""
+    value = _get(study, "protocolSection", "identificationModule", "nctId") if isinstance(study, dict) else None
+    if not isinstance(value, str):
+        return None
+    nct_id = value.strip().upper()
     return nct_id if _NCT_RE.match(nct_id) else None
+
+
+def check_values(value, path: str = "study") -> None:
+    """Raise ValueError naming the first value a store cannot hold faithfully: a NaN or infinite
+    number, or text with a lone surrogate (an unpaired ``\\ud83d`` escape, or invalid UTF-8)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_values(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_values(item, f"{path}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path} is {getattr(value, 'text', value)!s}, not a finite number")
+    elif isinstance(value, str) and _SURROGATE_RE.search(value):
+        raise ValueError(f"{path} has a lone surrogate or invalid UTF-8 ({value[:40]!a})")
+
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def study_label(study) -> str:
+    """What names a study in the quarantine: its NCT id, else its raw id value, else its title."""
+    nct_id = study_nct_id(study)
+    if nct_id:
+        return nct_id
+    raw = _raw_id(study)
+    if raw is not None:
+        return ascii(raw)[:40] if _SURROGATE_RE.search(raw) else raw[:40]
+    title = _get(study, "protocolSection", "identificationModule", "briefTitle") if isinstance(study, dict) else None
+    return f"(no nctId) {ascii(str(title))[:60]}" if title else "(a study with no nctId or title)"
 
 
 # --- parsing ----------------------------------------------------------------------------------
@@ -186,11 +295,17 @@ def parse_study(study: dict) -> dict:
     """One v2 study → a record for save_items/save_trials (``kind="trial"``, ``source="ctgov"``).
 
     ``extra`` holds every parsed trial field; ``tracked`` is the normalised tracked-field snapshot.
-    Raises ValueError if the study has no valid NCT id.
+    Raises ValueError if the study has no valid NCT id (a missing one, or not a string), or holds
+    a value the store cannot keep (``check_values``).
     """
+    if not isinstance(study, dict):
+        raise ValueError(f"a study must be a JSON object, got {type(study).__name__}")
     nct_id = study_nct_id(study)
     if not nct_id:
-        raise ValueError("study without a valid protocolSection.identificationModule.nctId")
+        raw = _get(study, "protocolSection", "identificationModule", "nctId")
+        raise ValueError("study without a valid protocolSection.identificationModule.nctId"
+                         + (f" (got {type(raw).__name__} {raw!r})" if raw is not None else ""))
+    check_values(study)
     proto = study.get("protocolSection") or {}
     ident, status = proto.get("identificationModule") or {}, proto.get("statusModule") or {}
     design, arms_mod = proto.get("designModule") or {}, proto.get("armsInterventionsModule") or {}
@@ -235,7 +350,7 @@ def parse_study(study: dict) -> dict:
         "kind": "trial", "source": "ctgov", "nct_id": nct_id,
         "title": extra["brief_title"] or extra["official_title"] or nct_id,
         "abstract": _text(_get(proto, "descriptionModule", "briefSummary")) or None,
-        "pub_date": first_date, "entrez_date": first_date,
+        "pub_date": first_date, "create_date": first_date,
         "pub_year": int(first_date[:4]) if first_date and first_date[:4].isdigit() else None,
         "url": STUDY_URL.format(nct_id=nct_id),
         "authors": [sponsor] if sponsor else [],
@@ -278,10 +393,16 @@ def tracked_snapshot(extra: dict) -> dict:
     }
 
 
-def parse_studies(studies: Iterable[dict]) -> Iterator[dict]:
-    """Parse many studies, logging and skipping any without a valid NCT id."""
+def parse_studies(studies: Iterable[dict],
+                  refuse: Callable[[str, str], None] | None = None) -> Iterator[dict]:
+    """Parse many studies one by one: a study that fails is handed to ``refuse(label, error)``
+    (the fetch quarantines it) or logged, and the others go on."""
     for study in studies:
         try:
             yield parse_study(study)
-        except ValueError as e:
-            log.warning("clinicaltrials: skipped a study: %s", e)
+        except Exception as e:  # noqa: BLE001 - one odd study must never cost its page
+            error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+            label = study_label(study)
+            log.warning("clinicaltrials: study %s refused: %s", label, error)
+            if refuse is not None:
+                refuse(label, error)

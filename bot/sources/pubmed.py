@@ -4,11 +4,18 @@ Pure HTTP + parsing, no database code (``bot.fetch.pubmed`` stores what this yie
 
 - ``make_client(config)``: the request chokepoint (``tool``/``email`` on every request, the
   ``NCBI_API_KEY`` from the environment as a secret parameter, 3 requests/s, 10 with a key).
-- ``plan_windows(client, query, mindate, maxdate)``: one ``esearch`` (usehistory=y, Entrez date)
-  per window; a window matching more than one history query can page (9,999) is split in halves.
+- ``plan_windows(client, query, mindate, maxdate, datetype=…)``: one ``esearch`` (usehistory=y)
+  per window, by **create date** (``[crdt]`` in the term: the day a record entered PubMed; its
+  Entrez date is back-dated to the publication date when it was added more than 12 months
+  late) or by modification date (``datetype=mdat``); a window matching more than one history
+  query can page (9,999) is split in halves.
 - ``fetch_batches(client, windows, batch_size)``: ``efetch`` (retmode=xml) through WebEnv/query_key
-  + retstart/retmax, one ``Batch`` of parsed records per request; a malformed batch is reported
-  in ``Batch.error`` and the others go on.
+  + retstart/retmax, one ``Batch`` of parsed records per request. A batch whose XML cannot be
+  parsed is fetched again in halves down to the single bad record, which is reported in
+  ``Batch.quarantined`` while the others are kept; a batch the server answered wrongly (an
+  error, no records) is reported in ``Batch.error``.
+- ``search_ids`` / ``fetch_by_ids``: the PMIDs of a search, and efetch by PMID list (same
+  isolation), for the retraction sweep and for re-trying quarantined records.
 - ``parse_efetch(xml_bytes)``: PubmedArticleSet → record dicts (the ``items`` columns).
 
 API docs: https://www.ncbi.nlm.nih.gov/books/NBK25499/ (ESearch, EFetch, usage guidelines).
@@ -94,6 +101,11 @@ class SearchResult:
     mindate: str | None = None
     maxdate: str | None = None
     warnings: list[str] = field(default_factory=list)
+    datetype: str = "crdt"
+
+    @property
+    def label(self) -> str:
+        return f"{self.mindate}-{self.maxdate}[{self.datetype}]"
 
 
 def parse_esearch(body: bytes | str) -> SearchResult:
@@ -158,19 +170,54 @@ def _parse_esearch_json(body: bytes) -> SearchResult:
                         warnings=warnings)
 
 
-def esearch(client: HttpClient, query: str, mindate: str, maxdate: str) -> SearchResult:
-    """Search PubMed by Entrez date (inclusive ``YYYY/MM/DD`` bounds), keeping the result on the
-    history server (usehistory=y) so efetch can page it."""
+# Date fields ESearch can limit by. "crdt" goes into the term as a range (``… AND
+# 2026/11/14:2026/11/21[crdt]``, the documented search field tag); the others use the ``datetype``
+# parameter with mindate/maxdate (ESearch: "mdat" modification, "pdat" publication, "edat" Entrez).
+DATE_TYPES = ("crdt", "edat", "mdat", "pdat")
+
+
+def dated_search(query: str, mindate: str, maxdate: str, datetype: str = "crdt") -> dict:
+    """The esearch parameters restricting ``query`` to [mindate, maxdate] of ``datetype``."""
+    if datetype not in DATE_TYPES:
+        raise ValueError(f"datetype must be one of {', '.join(DATE_TYPES)}, got {datetype!r}")
+    if datetype == "crdt":
+        return {"term": f"({query}) AND {mindate}:{maxdate}[crdt]"}
+    return {"term": query, "datetype": datetype, "mindate": mindate, "maxdate": maxdate}
+
+
+def esearch(client: HttpClient, query: str, mindate: str, maxdate: str, datetype: str = "crdt") -> SearchResult:
+    """Search PubMed over a date range (inclusive ``YYYY/MM/DD`` bounds) of ``datetype``, keeping
+    the result on the history server (usehistory=y) so efetch can page it."""
     response = client.request("esearch.fcgi", method="POST", data={
-        "db": "pubmed", "term": query, "usehistory": "y", "datetype": "edat",
-        "mindate": mindate, "maxdate": maxdate, "retmax": "0"})
+        "db": "pubmed", "usehistory": "y", "retmax": "0", **dated_search(query, mindate, maxdate, datetype)})
     result = parse_esearch(response.content)
-    result.mindate, result.maxdate = mindate, maxdate
+    result.mindate, result.maxdate, result.datetype = mindate, maxdate, datetype
     for warning in result.warnings:
-        log.warning("pubmed esearch %s-%s: %s", mindate, maxdate, warning)
+        log.warning("pubmed esearch %s-%s[%s]: %s", mindate, maxdate, datetype, warning)
     if result.count and not (result.webenv and result.query_key):
         raise SourceError("pubmed esearch: answer has no WebEnv/QueryKey although usehistory=y")
     return result
+
+
+def search_ids(client: HttpClient, query: str, mindate: str, maxdate: str, datetype: str = "mdat",
+               limit: int = SEARCH_LIMIT) -> list[str]:
+    """The PMIDs matching ``query`` in the date range; a range with more than one answer can
+    list (``limit``) is split in halves, never truncated (a single day above it raises)."""
+    response = client.request("esearch.fcgi", method="POST", data={
+        "db": "pubmed", "retmax": str(limit), **dated_search(query, mindate, maxdate, datetype)})
+    result = parse_esearch(response.content)
+    if result.count > limit:
+        start, end = parse_edate(mindate), parse_edate(maxdate)
+        if start >= end:
+            raise SourceError(f"pubmed esearch: {result.count} records for {query!r} on {mindate}[{datetype}] "
+                              f"alone, more than one answer lists ({limit})")
+        middle = start + (end - start) // 2
+        return (search_ids(client, query, format_edate(start), format_edate(middle), datetype, limit)
+                + search_ids(client, query, format_edate(middle + timedelta(days=1)), format_edate(end),
+                             datetype, limit))
+    if len(result.ids) < result.count:
+        raise SourceError(f"pubmed esearch: answer lists {len(result.ids)} of the {result.count} ids it counted")
+    return result.ids
 
 
 def parse_edate(text: str) -> date:
@@ -185,13 +232,13 @@ def format_edate(day: date) -> str:
 
 
 def plan_windows(client: HttpClient, query: str, mindate: str, maxdate: str,
-                 limit: int = SEARCH_LIMIT) -> list[SearchResult]:
+                 limit: int = SEARCH_LIMIT, datetype: str = "crdt") -> list[SearchResult]:
     """esearch the window; split it in halves (recursively) while it matches more than ``limit``.
 
     Never truncates: a single day above the limit raises SourceError.
     Returns the non-empty windows in date order.
     """
-    result = esearch(client, query, mindate, maxdate)
+    result = esearch(client, query, mindate, maxdate, datetype)
     if result.count <= limit:
         return [result] if result.count else []
     start, end = parse_edate(mindate), parse_edate(maxdate)
@@ -201,8 +248,9 @@ def plan_windows(client: HttpClient, query: str, mindate: str, maxdate: str,
     middle = start + (end - start) // 2
     log.info("pubmed: %d records in %s-%s (more than %d): splitting the window", result.count,
              mindate, maxdate, limit)
-    return (plan_windows(client, query, format_edate(start), format_edate(middle), limit)
-            + plan_windows(client, query, format_edate(middle + timedelta(days=1)), format_edate(end), limit))
+    return (plan_windows(client, query, format_edate(start), format_edate(middle), limit, datetype)
+            + plan_windows(client, query, format_edate(middle + timedelta(days=1)), format_edate(end), limit,
+                           datetype))
 
 
 # --- efetch -----------------------------------------------------------------------------------
@@ -210,34 +258,116 @@ def plan_windows(client: HttpClient, query: str, mindate: str, maxdate: str,
 
 @dataclass
 class Batch:
-    """One efetch request's outcome: records parsed, or the error that made it unusable."""
+    """One efetch range's outcome: records parsed, records refused, or the error that made the
+    whole answer unusable (the server's fault: an error message, no records where some were due)."""
 
     retstart: int
     retmax: int
     records: list[dict] = field(default_factory=list)
     error: str | None = None
     record_errors: int = 0
+    # (PMID or where it sat, why): records that could not be parsed, alone, on their own fetch
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    malformed: bool = False       # the XML itself could not be parsed (isolate by halving)
+    requests: int = 1
+
+
+# A batch is isolated record by record; but when more than this share of it is refused alone,
+# the answer itself is broken (a proxy mangling every body), not its records: the batch fails
+# and the window is kept, rather than quarantining everything and moving on.
+MAX_QUARANTINE_SHARE = 0.1
 
 
 def fetch_batches(client: HttpClient, windows: list[SearchResult], batch_size: int = DEFAULT_BATCH_SIZE):
-    """Yield one ``Batch`` per efetch request over every window's history result."""
+    """Yield one ``Batch`` per efetch range over every window's history result."""
     for window in windows:
         for retstart in range(0, window.count, batch_size):
             retmax = min(batch_size, window.count - retstart)
+
+            def fetch_range(start: int, size: int, window=window) -> tuple[Batch, bytes]:
+                response = client.request("efetch.fcgi", method="POST", data={
+                    "db": "pubmed", "WebEnv": window.webenv, "query_key": window.query_key,
+                    "retstart": str(start), "retmax": str(size), "retmode": "xml"})
+                return parse_batch(response.content, start, size), response.content
+
+            yield isolate(fetch_range, retstart, retmax, where=lambda start, w=window: f"retstart {start} of {w.label}")
+
+
+def fetch_by_ids(client: HttpClient, pmids: list[str], batch_size: int = DEFAULT_BATCH_SIZE):
+    """Yield one ``Batch`` per efetch of up to ``batch_size`` PMIDs (same isolation)."""
+    pmids = [str(p) for p in pmids]
+    for offset in range(0, len(pmids), batch_size):
+        chunk = pmids[offset:offset + batch_size]
+
+        def fetch_range(start: int, size: int, chunk=chunk) -> tuple[Batch, bytes]:
+            ids = chunk[start:start + size]
             response = client.request("efetch.fcgi", method="POST", data={
-                "db": "pubmed", "WebEnv": window.webenv, "query_key": window.query_key,
-                "retstart": str(retstart), "retmax": str(retmax), "retmode": "xml"})
-            yield parse_batch(response.content, retstart, retmax)
+                "db": "pubmed", "id": ",".join(ids), "retmode": "xml"})
+            return parse_batch(response.content, start, size), response.content
+
+        yield isolate(fetch_range, 0, len(chunk), where=lambda start, chunk=chunk: chunk[start])
+
+
+def isolate(fetch_range, retstart: int, retmax: int, where) -> Batch:
+    """Fetch [retstart, retstart+retmax) with ``fetch_range(start, size) -> (Batch, body)``; if its
+    XML cannot be parsed, fetch each half again, down to the single record, which is quarantined
+    under its PMID (read from the raw bytes) or ``where(start)``."""
+    limit = max(2, int(retmax * MAX_QUARANTINE_SHARE))
+    outcome = Batch(retstart, retmax, requests=0)
+
+    def visit(start: int, size: int) -> None:
+        if len(outcome.quarantined) > limit:
+            return  # the answer is broken, not its records: stop asking
+        batch, body = fetch_range(start, size)
+        outcome.requests += 1
+        if not batch.malformed:
+            outcome.records += batch.records
+            outcome.quarantined += batch.quarantined
+            outcome.record_errors += batch.record_errors
+            outcome.error = outcome.error or batch.error
+            return
+        if size == 1:
+            outcome.quarantined.append((_pmid_in(body) or where(start), batch.error))
+            log.error("pubmed: record %s quarantined: %s", outcome.quarantined[-1][0], batch.error)
+            return
+        log.warning("pubmed efetch retstart=%d retmax=%d: %s; fetching it again in halves", start, size, batch.error)
+        half = size // 2
+        visit(start, half)
+        visit(start + half, size - half)
+
+    visit(retstart, retmax)
+    if len(outcome.quarantined) > limit:
+        first = outcome.quarantined[0][1][:120]
+        outcome.error = (f"the answer is broken, not its records: {len(outcome.quarantined)} records at "
+                         f"retstart={retstart} could not be parsed even alone (first: {first})")
+        outcome.quarantined = []
+        log.error("pubmed: %s", outcome.error)
+    return outcome
+
+
+_PMID_BYTES_RE = re.compile(rb"<PMID[^>]*>\s*(\d{1,9})\s*</PMID>")
+
+
+def _pmid_in(body: bytes) -> str | None:
+    """The first PMID in a raw answer that could not be parsed (invalid UTF-8, illegal characters)."""
+    match = _PMID_BYTES_RE.search(body or b"")
+    return match.group(1).decode("ascii") if match else None
 
 
 def parse_batch(body: bytes, retstart: int = 0, retmax: int = 0) -> Batch:
-    """Parse one efetch answer into a Batch; never raises for bad data (it is reported)."""
+    """Parse one efetch answer into a Batch; never raises for bad data (it is reported).
+
+    ``malformed``: the answer looks like an article set but its XML cannot be parsed (one bad
+    record can do that). A record that parses as XML but not as a citation is quarantined.
+    """
     batch = Batch(retstart, retmax)
     try:
         articles = read_article_set(body)
-    except Exception as e:  # noqa: BLE001 - any parser failure means this batch is unusable
+    except Exception as e:  # noqa: BLE001 - any parser failure means this answer is unusable
         batch.error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
-        log.error("pubmed efetch retstart=%d: malformed batch skipped: %s", retstart, batch.error)
+        batch.malformed = b"<PubmedArticle" in (body or b"") or b"<PubmedBookArticle" in (body or b"")
+        if not batch.malformed:
+            log.error("pubmed efetch retstart=%d: unusable answer: %s", retstart, batch.error)
         return batch
     if retmax and not articles:
         # An empty answer where esearch promised records is a server fault, not the end of the
@@ -245,13 +375,23 @@ def parse_batch(body: bytes, retstart: int = 0, retmax: int = 0) -> Batch:
         batch.error = f"efetch answered no records at retstart={retstart} (expected {retmax})"
         log.error("pubmed: %s; batch skipped", batch.error)
         return batch
-    for article in articles:
+    for position, article in enumerate(articles):
         try:
             batch.records.append(parse_record(article))
         except Exception as e:  # noqa: BLE001 - one odd record must not cost the batch
             batch.record_errors += 1
-            log.error("pubmed efetch retstart=%d: record skipped: %s: %s", retstart, type(e).__name__, e)
+            batch.quarantined.append((_article_pmid(article) or f"record {position + 1} at retstart {retstart}",
+                                      f"{type(e).__name__}: {e}".splitlines()[0][:300]))
+            log.error("pubmed efetch retstart=%d: record quarantined: %s: %s", retstart, type(e).__name__, e)
     return batch
+
+
+def _article_pmid(article) -> str | None:
+    try:
+        citation = article.get("MedlineCitation") or article.get("BookDocument") or {}
+        return flat(citation.get("PMID")) or None
+    except Exception:  # noqa: BLE001 - a record odd enough to fail parsing may lack anything
+        return None
 
 
 # --- parsing: never reach the network for a DTD ---------------------------------------------
@@ -411,8 +551,13 @@ def parse_pub_date(pub_date) -> tuple[str | None, int | None, str]:
     return f"{year:04d}", year, " ".join(raw_parts)
 
 
-def _history_date(history, statuses=("entrez", "pubmed")) -> str | None:
-    """The Entrez date (PubStatus "entrez", else "pubmed") as ISO YYYY-MM-DD."""
+def _history_date(history, statuses=("pubmed", "entrez")) -> str | None:
+    """The first of ``statuses`` found in a History (PubMedPubDate elements) as ISO YYYY-MM-DD.
+
+    PubStatus "pubmed" is the Entrez date (EDAT) and "entrez" the create date (CRDT): NCBI sets
+    EDAT to the publication date when a citation is added more than 12 months after it was
+    published, while CRDT keeps the day it was added (NLM Technical Bulletin, Nov-Dec 2008).
+    """
     by_status = {}
     for entry in history or []:
         status = getattr(entry, "attributes", {}).get("PubStatus")
@@ -425,6 +570,20 @@ def _history_date(history, statuses=("entrez", "pubmed")) -> str | None:
             day = int(flat(entry.get("Day")) or 1) if flat(entry.get("Day")).isdigit() else 1
             return f"{int(flat(entry['Year'])):04d}-{month:02d}-{day:02d}"
     return None
+
+
+def _entrez_and_create_dates(history) -> tuple[str | None, str | None]:
+    """(Entrez date EDAT, create date CRDT); each stands in for the other when it is missing."""
+    return _history_date(history, ("pubmed", "entrez")), _history_date(history, ("entrez", "pubmed"))
+
+
+def _ymd(element) -> str | None:
+    """A Year/Month/Day element (DateRevised, DateCompleted) as ISO, or None."""
+    if not element or not flat(element.get("Year")).isdigit():
+        return None
+    month = _month_number(element.get("Month") or "1") or 1
+    day = int(flat(element.get("Day"))) if flat(element.get("Day")).isdigit() else 1
+    return f"{int(flat(element['Year'])):04d}-{month:02d}-{day:02d}"
 
 
 def _authors(author_lists) -> list[str]:
@@ -501,6 +660,17 @@ def _corrections(comments) -> list[dict]:
     return out
 
 
+def _volume_issue_pages(journal, pagination) -> dict:
+    """The citation details a PubMed alert shows ("66(6):1116-1122"): JournalIssue Volume and Issue,
+    Pagination MedlinePgn (else StartPage-EndPage). Absent parts are left out."""
+    issue = journal.get("JournalIssue", {}) or {}
+    pagination = pagination if isinstance(pagination, dict) else {}
+    start, end = flat(pagination.get("StartPage")), flat(pagination.get("EndPage"))
+    pages = flat(pagination.get("MedlinePgn")) or (f"{start}-{end}" if start and end else start)
+    found = {"volume": flat(issue.get("Volume")), "issue": flat(issue.get("Issue")), "pages": pages}
+    return {k: v for k, v in found.items() if v}
+
+
 def _keywords(keyword_lists) -> list[str]:
     words = [flat(k) for kl in keyword_lists or [] for k in kl]
     return list(dict.fromkeys(w for w in words if w))
@@ -519,17 +689,19 @@ def parse_record(article) -> dict:
     pub_date, pub_year, pub_date_text = parse_pub_date(journal.get("JournalIssue", {}).get("PubDate"))
     ids = _ids(data.get("ArticleIdList"))
     locations = {getattr(e, "attributes", {}).get("EIdType"): flat(e) for e in art.get("ELocationID", [])}
-    entrez_date = _history_date(data.get("History"))
+    entrez_date, create_date = _entrez_and_create_dates(data.get("History"))
     if pub_year is None:
         for article_date in art.get("ArticleDate", []) or []:
             pub_date, pub_year, _ = parse_pub_date(article_date)
-    if pub_year is None and entrez_date:
-        pub_year = int(entrez_date[:4])
+    if pub_year is None and (entrez_date or create_date):
+        pub_year = int((entrez_date or create_date)[:4])
     pub_types = [flat(p) for p in art.get("PublicationTypeList", [])]
     corrections = _corrections(citation.get("CommentsCorrectionsList"))
     extra = {"status": citation.attributes.get("Status") if hasattr(citation, "attributes") else None,
              "languages": [flat(x) for x in art.get("Language", [])],
-             "pub_date_text": pub_date_text, "publication_status": flat(data.get("PublicationStatus"))}
+             "pub_date_text": pub_date_text, "publication_status": flat(data.get("PublicationStatus")),
+             "date_revised": _ymd(citation.get("DateRevised")),
+             **_volume_issue_pages(journal, art.get("Pagination"))}
     if corrections:
         extra["corrections"] = corrections
     if "Retracted Publication" in pub_types or any(c["type"] == "RetractionIn" for c in corrections):
@@ -539,7 +711,7 @@ def parse_record(article) -> dict:
         "doi": ids.get("doi") or locations.get("doi"), "pmcid": ids.get("pmc"),
         "title": title or f"[PMID {pmid}]", "abstract": abstract or None, "abstract_sections": sections,
         "authors": _authors(art.get("AuthorList")), "journal": flat(journal.get("Title")) or None,
-        "pub_date": pub_date, "pub_year": pub_year, "entrez_date": entrez_date,
+        "pub_date": pub_date, "pub_year": pub_year, "entrez_date": entrez_date, "create_date": create_date,
         "pub_types": pub_types,
         "mesh": [flat(h["DescriptorName"]) for h in citation.get("MeshHeadingList", []) or []],
         "keywords": _keywords(citation.get("KeywordList")),
@@ -557,6 +729,7 @@ def _parse_book(article) -> dict:
     abstract, sections = _abstract(doc.get("Abstract"))
     pub_date, pub_year, pub_date_text = parse_pub_date(book.get("PubDate"))
     ids = _ids(doc.get("ArticleIdList"))
+    entrez_date, create_date = _entrez_and_create_dates(data.get("History"))
     authors = _authors(doc.get("AuthorList")) or _authors(book.get("AuthorList"))
     pub_types = [flat(p) for p in doc.get("PublicationType", [])]
     publisher = flat((book.get("Publisher") or {}).get("PublisherName"))
@@ -566,7 +739,7 @@ def _parse_book(article) -> dict:
         "kind": "paper", "source": "pubmed", "pmid": pmid, "doi": ids.get("doi"), "pmcid": ids.get("pmc"),
         "title": title or f"[PMID {pmid}]", "abstract": abstract or None, "abstract_sections": sections,
         "authors": authors, "journal": (book_title if flat(doc.get("ArticleTitle")) else publisher) or None,
-        "pub_date": pub_date, "pub_year": pub_year, "entrez_date": _history_date(data.get("History")),
+        "pub_date": pub_date, "pub_year": pub_year, "entrez_date": entrez_date, "create_date": create_date,
         "pub_types": pub_types, "mesh": [], "keywords": _keywords(doc.get("KeywordList")),
         "nct_ids": _nct_ids(None, title, abstract),
         "url": PUBMED_URL.format(pmid=pmid), "extra": {k: v for k, v in extra.items() if v},

@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
+import tempfile
 import time
 import unicodedata
 from contextlib import contextmanager
@@ -19,18 +21,20 @@ from typing import Iterable, Iterator
 
 import sqlite_utils
 
+from bot.redact import scrub
 from bot.store.clock import now_iso
 from bot.store.schema import ensure_db_shape
 
 __all__ = [
     "open_db", "ensure_db_shape", "save_items", "item_id_for", "norm_title", "content_hash",
-    "now_iso", "start_run", "finish_run", "recorded_run", "get_state", "set_state", "loads",
+    "now_iso", "start_run", "finish_run", "recorded_run", "get_state", "set_state", "loads", "stored_pmids",
+    "integrity_problem", "scratch_copy", "db_file",
 ]
 
 # Columns that hold JSON lists/objects.
 JSON_COLUMNS = ("sources", "abstract_sections", "authors", "pub_types", "mesh", "keywords", "nct_ids", "extra")
 ITEM_FIELDS = ("kind", "pmid", "doi", "pmcid", "nct_id", "title", "abstract", "abstract_sections",
-               "authors", "journal", "pub_date", "pub_year", "entrez_date", "pub_types", "mesh",
+               "authors", "journal", "pub_date", "pub_year", "entrez_date", "create_date", "pub_types", "mesh",
                "keywords", "nct_ids", "url", "extra")
 # A feed's copy of a paper never overwrites what PubMed or ClinicalTrials.gov said.
 _SOURCE_PRIORITY = {"pubmed": 3, "ctgov": 3}
@@ -49,6 +53,46 @@ def open_db(path: str | os.PathLike) -> sqlite_utils.Database:
     db.execute("PRAGMA foreign_keys = ON")
     ensure_db_shape(db)
     return db
+
+
+def db_file(db: sqlite_utils.Database) -> Path | None:
+    """The file behind ``db`` (None for an in-memory database)."""
+    row = db.execute("PRAGMA database_list").fetchone()
+    return Path(row[2]) if row and row[2] else None
+
+
+@contextmanager
+def scratch_copy(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A throwaway copy of ``db`` for dry runs, made with SQLite's online backup (a consistent
+    snapshot, even while another process writes) in a temporary directory that is deleted after.
+
+    Whatever a dry run does — fetch, rank, build digests, reserve items, mint the unsubscribe
+    secret — lands in the copy; the real database is only read. The copy has ``scratch = True``.
+    """
+    with tempfile.TemporaryDirectory(prefix="spsbot-dry-run-") as folder:
+        conn = sqlite3.connect(str(Path(folder) / "dry-run.db"))
+        db.conn.backup(conn)
+        copy = sqlite_utils.Database(conn)
+        copy.scratch = True
+        try:
+            yield copy
+        finally:
+            copy.close()
+
+
+def integrity_problem(db: sqlite_utils.Database) -> str | None:
+    """None when ``PRAGMA quick_check`` finds the file sound, else what it found (one line).
+
+    quick_check reads every page (b-tree structure, record formats, NOT NULL) but skips the
+    index-content cross-check of integrity_check, so it stays fast on a large store.
+    """
+    try:
+        rows = [str(r[0]) for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.DatabaseError as e:
+        return f"{type(e).__name__}: {e}"
+    if rows == ["ok"]:
+        return None
+    return " ".join("; ".join(rows).split())[:300]
 
 
 def loads(value, default=None):
@@ -96,27 +140,38 @@ def _items_where(db: sqlite_utils.Database, where: str, params: list, limit: int
 
 
 def _find_existing(db: sqlite_utils.Database, record: dict) -> dict | None:
-    """Match by natural key, then DOI, then PMID, then normalised title (papers only)."""
+    """The stored item this record is, or None.
+
+    Natural key first. A PMID is authoritative: a record with one is the item with that PMID,
+    or an item still without a PMID (a feed's copy) that matches by DOI or title, never an item
+    with another PMID (an erratum and its article share a DOI in real PubMed data and are two
+    items). DOI, then normalised title, match feed items without a PMID. Trials match by NCT id.
+    """
     rows = _items_where(db, "id = ?", [item_id_for(record)])
     if rows:
         return rows[0]
     if record.get("kind") == "trial":
         return None
-    if record.get("doi"):
-        doi = record["doi"].lower()
-        rows = _items_where(db, "lower(doi) = ?", [doi])
+    pmid = str(record["pmid"]) if record.get("pmid") else None
+    if pmid:
+        rows = _items_where(db, "pmid = ?", [pmid])
         if rows:
             return rows[0]
+
+    def same_paper(row: dict) -> bool:
+        return not (pmid and row.get("pmid") and str(row["pmid"]) != pmid)
+
+    if record.get("doi"):
+        doi = record["doi"].lower()
+        rows = [r for r in _items_where(db, "lower(doi) = ?", [doi], limit=5) if same_paper(r)]
+        if rows:
+            return _best_by_title(rows, record)
         # A preprint merged with its published version keeps its other DOI in extra.other_dois.
         # The instr(extra, '"other_dois"') term lets SQLite use the partial index idx_items_other_dois
         # (only merged items) instead of scanning every paper for every new DOI.
         rows = _items_where(db, "kind = 'paper' and instr(extra, '\"other_dois\"') > 0 "
                                 "and instr(lower(extra), ?) > 0", [json.dumps(doi)], limit=5)
-        rows = [r for r in rows if doi in (loads(r["extra"], {}) or {}).get("other_dois", [])]
-        if rows:
-            return rows[0]
-    if record.get("pmid"):
-        rows = _items_where(db, "pmid = ?", [str(record["pmid"])])
+        rows = [r for r in rows if doi in (loads(r["extra"], {}) or {}).get("other_dois", []) and same_paper(r)]
         if rows:
             return rows[0]
     title = norm_title(record.get("title"))
@@ -125,11 +180,23 @@ def _find_existing(db: sqlite_utils.Database, record: dict) -> dict | None:
         rows = _items_where(db, "norm_title = ? and +kind = 'paper'", [title], limit=5)
         # Same title under another DOI (preprint → published) is the same paper only if the
         # first authors agree; two different papers can share a long title.
-        rows = [r for r in rows if not (r.get("doi") and record.get("doi"))
-                or _first_authors_overlap(loads(r.get("authors"), []), record.get("authors") or [])]
+        rows = [r for r in rows if same_paper(r) and (not (r.get("doi") and record.get("doi"))
+                or _first_authors_overlap(loads(r.get("authors"), []), record.get("authors") or []))]
         if rows:
             return rows[0]
     return None
+
+
+def _best_by_title(rows: list[dict], record: dict) -> dict:
+    """Among items sharing a DOI (an article and its erratum), the one with the record's title,
+    else the one that is not an erratum or retraction notice, else the first found."""
+    title = norm_title(record.get("title"))
+    for row in rows:
+        if title and row.get("norm_title") == title:
+            return row
+    notices = ("Published Erratum", "Retraction of Publication")
+    plain = [r for r in rows if not set(loads(r.get("pub_types"), []) or []) & set(notices)]
+    return (plain or rows)[0]
 
 
 def _first_authors_overlap(a: list, b: list) -> bool:
@@ -228,6 +295,17 @@ def save_items(db: sqlite_utils.Database, records: Iterable[dict], source: str |
     return counts
 
 
+def stored_pmids(db: sqlite_utils.Database, pmids: Iterable[str]) -> set[str]:
+    """The PMIDs among ``pmids`` that an item holds."""
+    wanted = sorted({str(p) for p in pmids})
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        found |= {row[0] for row in db.execute(
+            f"select pmid from items where pmid in ({','.join('?' * len(chunk))})", chunk)}
+    return found
+
+
 def get_item(db: sqlite_utils.Database, item_id: str) -> dict | None:
     rows = _items_where(db, "id = ?", [item_id])
     return rows[0] if rows else None
@@ -256,7 +334,7 @@ def mark_interrupted_runs(db: sqlite_utils.Database) -> int:
 def finish_run(db: sqlite_utils.Database, run_id: int, status: str, counts: dict | None = None,
                error: str | None = None, started_monotonic: float | None = None) -> None:
     row = {"finished": now_iso(), "status": status,
-           "counts": json.dumps(counts or {}, sort_keys=True), "error": error}
+           "counts": scrub(json.dumps(counts or {}, sort_keys=True)), "error": scrub(error) if error else error}
     if started_monotonic is not None:
         row["duration_s"] = round(time.monotonic() - started_monotonic, 3)
     with db.atomic():

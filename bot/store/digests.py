@@ -8,16 +8,16 @@ rows at once runs in one transaction, so a crash never leaves a digest without i
 from __future__ import annotations
 
 import json
-import secrets as _secrets
 
 import sqlite_utils
 
 from bot.store import loads, now_iso
 
 __all__ = [
-    "get_setting", "set_setting", "get_or_create_secret", "get_subscriber", "find_subscriber",
+    "get_setting", "set_setting", "get_subscriber", "find_subscriber",
     "active_subscribers", "last_digest", "sent_keys", "store_digest", "pending_deliveries",
-    "mark_sent", "mark_failed", "mark_deferred", "public_digests", "digest_row",
+    "mark_sent", "mark_failed", "mark_deferred", "public_digests", "digest_row", "first_digest",
+    "fetch_runs_since",
 ]
 
 
@@ -31,18 +31,6 @@ def get_setting(db: sqlite_utils.Database, key: str) -> str | None:
 def set_setting(db: sqlite_utils.Database, key: str, value: str) -> None:
     with db.atomic():
         db["settings"].upsert({"key": key, "value": value, "updated_at": now_iso()}, pk="key")
-
-
-def get_or_create_secret(db: sqlite_utils.Database, key: str = "unsubscribe_secret") -> str:
-    """A random secret generated once and kept in ``settings`` (used when SPSBOT_SECRET is unset)."""
-    value = get_setting(db, key)
-    if value:
-        return value
-    with db.atomic():
-        # insert-or-ignore: two processes racing both end up with the first one's secret
-        db.execute("insert or ignore into settings (key, value, updated_at) values (?, ?, ?)",
-                   [key, _secrets.token_hex(32), now_iso()])
-    return get_setting(db, key)
 
 
 # --- subscribers ---------------------------------------------------------------------------
@@ -69,6 +57,23 @@ def last_digest(db: sqlite_utils.Database, subscriber_id: int | None) -> dict | 
     args = [] if subscriber_id is None else [subscriber_id]
     rows = list(db["digests"].rows_where(where, args, order_by="period_end desc, id desc", limit=1))
     return rows[0] if rows else None
+
+
+def first_digest(db: sqlite_utils.Database, subscriber_id: int | None) -> dict | None:
+    """The subscriber's earliest digest (``None`` = the public archive's first issue): where what
+    they may be sent starts (see ``bot.digest.builder.news_for``)."""
+    where = "subscriber_id is null" if subscriber_id is None else "subscriber_id = ?"
+    args = [] if subscriber_id is None else [subscriber_id]
+    rows = list(db.execute(f"select period_start, period_end, created_at from digests where {where} "
+                           f"order by id limit 1", args))
+    return dict(zip(("period_start", "period_end", "created_at"), rows[0])) if rows else None
+
+
+def fetch_runs_since(db: sqlite_utils.Database, since: str) -> list[dict]:
+    """Fetch runs (one per source and run) started at or after ``since``, oldest first."""
+    sql = ("select source, started, status from runs where command = 'fetch' and source is not null "
+           "and started >= ? order by started, id")
+    return [dict(zip(("source", "started", "status"), row)) for row in db.execute(sql, [since])]
 
 
 def sent_keys(db: sqlite_utils.Database, subscriber_id: int | None) -> set[str]:

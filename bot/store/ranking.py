@@ -149,10 +149,30 @@ def save_feedback(db: sqlite_utils.Database, item_id: str, label: str, theme: st
 
 
 def load_feedback(db: sqlite_utils.Database) -> list[dict]:
-    """All judgements: [{"item_id", "label", "theme" (None = relevance)}], oldest first."""
+    """All judgements the ranker learns from: [{"item_id", "label", "theme" (None = relevance),
+    "created_at"}], oldest first. The ranker reads them through ``training_feedback``, with the
+    subscribers' votes; ``label --review`` through ``review_candidates``."""
     if "feedback" not in db.table_names():
         return []
     return list(db.query("select item_id, label, theme, created_at from feedback order by id"))
+
+
+def review_candidates(db: sqlite_utils.Database) -> list[dict]:
+    """Scored items no judgement covers yet (for relevance), as ranker records plus their stored
+    ``relevance`` and ``relevant``: what ``spsbot label --review`` may ask about."""
+    judged = {f["item_id"] for f in load_feedback(db) if not f.get("theme")}
+    rows = db.execute("select items.*, scores.relevance as _relevance, scores.relevant as _relevant from items "
+                      "join scores on scores.item_id = items.id order by items.id")
+    names = [c[0] for c in rows.description]
+    out = []
+    for values in rows.fetchall():
+        row = dict(zip(names, values))
+        if row["id"] in judged:
+            continue
+        out.append({**record_for_ranking(row), "relevance": row["_relevance"] or 0.0,
+                    "relevant": bool(row["_relevant"]), "journal": row.get("journal"), "pub_date": row.get("pub_date"),
+                    "url": row.get("url")})
+    return out
 
 
 def feedback_hash(feedback: list[dict]) -> str:
@@ -247,6 +267,31 @@ def make_ranker(db: sqlite_utils.Database, config, embedder=None):
     return Ranker(config, embedder, db=db, feedback=examples)
 
 
+def record_model_files(db: sqlite_utils.Database, fingerprint: str, model_files: dict | None) -> None:
+    """Keep which model files (sha256 each) the ranker state ``fingerprint`` was computed with
+    (``bot.ranking.model_files.check_model``'s answer; None when no model was loaded)."""
+    if not model_files:
+        return
+    files = json.dumps(model_files.get("files") or {}, sort_keys=True)
+    previous = db.execute("SELECT files FROM ranker_models WHERE model = ? ORDER BY recorded_at DESC LIMIT 1",
+                          [model_files["model"]]).fetchone()
+    if previous and previous[0] != files and not model_files.get("verified"):
+        log.warning("the files of embedding model %s changed since it last ranked (recorded in ranker_models)",
+                    model_files["model"])
+    with db.atomic():
+        db["ranker_models"].upsert({"fingerprint": fingerprint, "model": model_files["model"], "files": files,
+                                    "verified": int(bool(model_files.get("verified"))), "recorded_at": now_iso()},
+                                   pk="fingerprint")
+
+
+def _record_seed_state(db: sqlite_utils.Database, seed_state: dict) -> None:
+    """Keep what the ranker learns from (``Ranker.seed_state``) where ``spsbot status`` reads it."""
+    from bot.store.digests import get_setting, set_setting
+    value = json.dumps(seed_state, sort_keys=True)
+    if get_setting(db, "ranker_seed") != value:
+        set_setting(db, "ranker_seed", value)
+
+
 def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, force: bool = False,
                embedder=None) -> dict:
     """Score every item whose content (or the ranker: version, model, seed, feedback, config)
@@ -255,6 +300,7 @@ def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, for
     Returns {"scored": n, "unchanged": n, "relevant": n, "embedded": texts embedded now}.
     """
     ranker = make_ranker(db, config, embedder)
+    _record_seed_state(db, ranker.seed_state())
     state = ranker.fingerprint()[:12]
     rows = db.execute(
         "select items.id, items.content_hash, scores.scored_hash from items "
@@ -277,6 +323,7 @@ def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, for
         crash_point("rank:after_batch")
     counts.update(scored=len(results), relevant=sum(r["relevant"] for r in results),
                   embedded=getattr(ranker.embedder, "encoded", 0) - before)
+    record_model_files(db, state, getattr(ranker.embedder, "model_files", None))
     log.info("ranked %d items (%d relevant), %d unchanged, %d texts embedded",
              counts["scored"], counts["relevant"], counts["unchanged"], counts["embedded"])
     return counts

@@ -1,7 +1,9 @@
 """Schema as data, applied as numbered migrations.
 
 Each migration is a function of the database, run once, in order, inside a transaction, and
-recorded in ``_migrations``. Never edit a migration that has shipped: append a new one.
+recorded in ``_migrations``. Never edit a migration that has shipped: append a new one. A database
+that records a migration this version does not know was written by a newer spsbot: it is refused
+(``SchemaError``) rather than used half-understood.
 """
 
 from __future__ import annotations
@@ -183,6 +185,61 @@ def m005_views(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE VIEW {name} AS {sql.strip()}")
 
 
+# --- m006 (issue 11, completeness): the create date, and quarantined records -------------------
+
+def m006_create_date_and_quarantine(db: sqlite_utils.Database) -> None:
+    """``items.create_date`` and the ``quarantine`` table.
+
+    Until now ``entrez_date`` held PubMed's *create* date (PubStatus "entrez", CRDT) for papers
+    and the first-posted date for trials. From here on ``entrez_date`` is the Entrez date proper
+    (PubStatus "pubmed", EDAT: back-dated to the publication date for citations added more than
+    12 months late) and ``create_date`` the day the record entered its source (CRDT for PubMed,
+    first posted for ClinicalTrials.gov). Existing rows keep what they held as their create date;
+    a trial's first-posted date is no Entrez date, so it moves out of ``entrez_date``. A paper's
+    ``entrez_date`` is corrected the next time PubMed serves the record.
+    """
+    db["items"].add_column("create_date", str)
+    db.execute("UPDATE items SET create_date = entrez_date")
+    db.execute("UPDATE items SET entrez_date = NULL WHERE kind = 'trial'")
+    # One row per record a source served that could not be parsed or stored: its batch or page is
+    # stored without it, and ``spsbot status`` lists it until a later fetch parses it.
+    db["quarantine"].create({
+        "source": str,          # pubmed | clinicaltrials
+        "record_id": str,       # PMID or NCT id, or where it sat ("retstart 12 of 2026/11/14-2026/11/21")
+        "error": str,           # one line: why it was refused
+        "first_seen": str, "last_seen": str,
+        "attempts": int,        # how many fetches refused it
+        "resolved_at": str,     # set when a later fetch stored it
+    }, pk=("source", "record_id"))
+    db["quarantine"].create_index(["resolved_at"])
+
+
+# --- migration 007 (issue 12): secrets and supply chain ------------------------------------------
+
+def m007_unsubscribe_key_out_of_db(db: sqlite_utils.Database) -> None:
+    """Move the unsubscribe signing key an older spsbot kept in ``settings`` into the 0600 file
+    beside the database (``bot.store.keyfile``), so links already sent keep working, and wipe it
+    from the file's pages (secure_delete; ``ensure_db_shape`` then checkpoints the WAL)."""
+    from bot.store.keyfile import adopt_key
+    rows = db.execute("SELECT value FROM settings WHERE key = 'unsubscribe_secret'").fetchall()
+    if not rows or not rows[0][0]:
+        return
+    adopt_key(db, rows[0][0])
+    db.execute("PRAGMA secure_delete = ON")  # the freed cell is overwritten, not just unlinked
+    db.execute("DELETE FROM settings WHERE key = 'unsubscribe_secret'")
+
+
+def m0071_ranker_models(db: sqlite_utils.Database) -> None:
+    """The embedding model files each ranker state was computed with (supply-chain record)."""
+    db["ranker_models"].create({
+        "fingerprint": str,     # the ranker state scores carry (scores.scored_hash suffix)
+        "model": str,           # the model name as configured ("all-MiniLM-L6-v2" = the packaged one)
+        "files": str,           # JSON {relative path: sha256} of the model's files
+        "verified": int,        # 1 when the files matched the pinned hashes (the packaged model)
+        "recorded_at": str,
+    }, pk="fingerprint")
+
+
 def m009_web(db: sqlite_utils.Database) -> None:
     """The web front: sign-ups awaiting confirmation, subscribers' votes, curators."""
     # One row per sign-up request (a web form submission). The address becomes a subscriber only
@@ -217,8 +274,15 @@ MIGRATIONS = [
     ("003_ranking", m003_ranking),
     ("004_digest", m004_digest),
     ("005_views", m005_views),
+    ("006_create_date_and_quarantine", m006_create_date_and_quarantine),
+    ("007_unsubscribe_key_out_of_db", m007_unsubscribe_key_out_of_db),
+    ("0071_ranker_models", m0071_ranker_models),
     ("009_web", m009_web),
 ]
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be used by this version of spsbot (one line saying why)."""
 
 
 def ensure_db_shape(db: sqlite_utils.Database) -> list[str]:
@@ -226,6 +290,10 @@ def ensure_db_shape(db: sqlite_utils.Database) -> list[str]:
     if "_migrations" not in db.table_names():
         db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
     done = {row["name"] for row in db["_migrations"].rows}
+    unknown = sorted(done - {name for name, _ in MIGRATIONS})
+    if unknown:
+        raise SchemaError(f"the database was written by a newer spsbot (unknown migration "
+                          f"{', '.join(unknown)}); upgrade spsbot to use it")
     applied = []
     for name, migrate in MIGRATIONS:
         if name in done:
@@ -235,4 +303,8 @@ def ensure_db_shape(db: sqlite_utils.Database) -> list[str]:
             db["_migrations"].insert({"name": name,
                                       "applied_at": now_iso()})
         applied.append(name)
+    if applied and db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        # Copy the migrated pages into the main file and empty the WAL: nothing a migration
+        # removed (the old unsubscribe key) lingers in old WAL frames.
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return applied

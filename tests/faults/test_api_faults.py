@@ -54,7 +54,8 @@ PUBMED_FAULTS = {
     "connection reset": ("efetch", [Response(reset=True)], False, "ok"),
     "read timeout": ("efetch", [Response(200, _efetch_body(), delay=TIMEOUT + 1.5)], False, "ok"),
     "connection closed mid-XML": ("efetch", [Response(200, _efetch_body(), cut_after=700)], False, "ok"),
-    "complete answer, XML cut short": ("efetch", [Response(200, XML_CUT)], False, "partial"),
+    # fetched again in halves (the bad-record isolation), which the server then answers whole
+    "complete answer, XML cut short": ("efetch", [Response(200, XML_CUT)], False, "ok"),
     "valid XML of the wrong shape (efetch)": ("efetch", [Response(200, '<?xml version="1.0"?>\n<eSummaryResult>'
                                                                   '<DocSum><Id>1</Id></DocSum></eSummaryResult>')],
                                               False, "partial"),
@@ -80,6 +81,9 @@ PUBMED_FAULTS = {
 def pubmed_fetch(db, url, window_end, sleeps=None):
     config = load_config(env={"SPSBOT_EUTILS_URL": url + "/entrez/eutils"})
     config.sections["sources.pubmed"]["batch_size"] = 10
+    # The modified-records sweep would re-read the demo records (their DateRevised falls in the
+    # faulty run's window) and hide what the create-date window does on a fault: off here.
+    config.sections["sources.pubmed"]["modified_days"] = 0
     client = pubmed.make_client(config, env={}, min_interval=0, backoff=0, max_retries=3, timeout=TIMEOUT,
                                 sleep=sleeps or Sleeps())
     return config, fetch_all(db, config, ["pubmed"], pubmed={"client": client, "window_end": window_end})
@@ -230,8 +234,10 @@ def test_ctgov_fault_keeps_data_and_the_next_run_catches_up(db, tmp_path, monkey
         assert 3.0 in sleeps.calls
 
 
-@pytest.mark.parametrize("fault", ["repeating nextPageToken", "empty page that promises more"])
+@pytest.mark.parametrize("fault", ["repeating nextPageToken", "empty page that loses its studies"])
 def test_ctgov_paging_fault_stops_instead_of_looping(db, tmp_path, monkeypatch, fault):
+    # an empty page with a fresh token is followed (the spec allows it); when the studies it
+    # stood for never come, the search falls short of its totalCount and fails
     option = {"repeat_token_after": 1} if fault.startswith("repeating") else {"empty_page_at": 2}
     responder = ctgov_responder(registry(), match_queries=False, **option)
     calls = []
@@ -241,7 +247,7 @@ def test_ctgov_paging_fault_stops_instead_of_looping(db, tmp_path, monkeypatch, 
         assert len(calls) < 20, "still paging: would loop forever"
         return responder(request)
     _ctgov_fault_then_catch_up(db, tmp_path, monkeypatch, counting, fault, "failed")
-    assert len(calls) <= 3
+    assert len(calls) <= 5
 
 
 def test_a_fault_through_the_cli_is_one_line_and_exit_1(env_isolated, monkeypatch):

@@ -2,13 +2,16 @@
 stdout, exceptions and their tracebacks, ``spsbot status`` (text or JSON), or the database
 file's bytes (main file, -wal and -shm), even when failures are provoked that tempt a leak:
 NCBI's rate-limit body echoing the key, a 400 quoting the request, an SMTP server that repeats
-the password in its refusal.
+the password in its refusal, as plain text, as the base64 of the AUTH PLAIN payload
+(``\0user\0password``) and of AUTH LOGIN's, and percent-encoded.
 """
 
 from __future__ import annotations
 
+import base64
 import traceback
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from aiosmtpd.smtp import AuthResult
@@ -24,9 +27,16 @@ from conftest import SmtpServer, clean_env, spsbot
 from digest_support import NOW
 from faults.helpers import queue_digests
 
-SMTP_PASSWORD = "pw-S3CRET-smtp-7781"
+SMTP_PASSWORD = "pw-S3CRET/smtp+7781"
 NCBI_KEY = "key-S3CRET-ncbi-4242"
 SECRETS = (SMTP_PASSWORD, NCBI_KEY)
+
+
+def encodings(secret: str, user: str = "digest") -> list[str]:
+    """Every shape a hostile server can echo a secret in."""
+    return [secret, quote(secret, safe=""),
+            base64.b64encode(f"\0{user}\0{secret}".encode()).decode(),   # AUTH PLAIN payload
+            base64.b64encode(secret.encode()).decode()]                    # AUTH LOGIN password line
 
 
 def leaky_eutils(request):
@@ -40,7 +50,9 @@ def leaky_eutils(request):
 
 
 def _echo_password(server, session, envelope, mechanism, auth_data):
-    return AuthResult(success=False, handled=False, message=f"535 5.7.8 bad password {auth_data.password.decode()}")
+    login, password = auth_data.login.decode(), auth_data.password.decode()
+    echoed = " ".join(encodings(password, login))  # plain, %-encoded, both base64 payloads
+    return AuthResult(success=False, handled=False, message=f"535 5.7.8 bad credentials {echoed}")
 
 
 class EchoingSmtp(SmtpServer):
@@ -56,15 +68,23 @@ class EchoingSmtp(SmtpServer):
 
 def assert_clean(text: str | bytes, where: str) -> None:
     for secret in SECRETS:
-        needle = secret.encode() if isinstance(text, bytes) else secret
-        assert needle not in text, f"{secret[:6]}… leaked in {where}"
+        for form in encodings(secret):
+            needle = form.encode() if isinstance(text, bytes) else form
+            assert needle not in text, f"{secret[:6]}… leaked in {where} (as {form[:10]}…)"
+
+
+def plaintext_relay_config(tmp_path) -> Path:
+    """The test relay is plain SMTP on 127.0.0.1: AUTH over it needs allow_plaintext_auth."""
+    config = tmp_path / "spsbot.toml"
+    config.write_text("[sources.clinicaltrials]\nmin_interval = 0.0\n[email]\nallow_plaintext_auth = true\n",
+                      encoding="utf-8")
+    return config
 
 
 def test_cli_failures_never_print_or_store_a_secret(tmp_path):
     db_path = tmp_path / "spsbot.db"
     queue_digests(db_path)
-    config = tmp_path / "spsbot.toml"
-    config.write_text("[sources.clinicaltrials]\nmin_interval = 0.0\n", encoding="utf-8")
+    config = plaintext_relay_config(tmp_path)
     with LocalServer(leaky_eutils) as eutils, EchoingSmtp() as smtp:
         env = clean_env(tmp_path, SPSBOT_DB=db_path, SPSBOT_CONFIG=config, SPSBOT_NOW=NOW,
                         SPSBOT_EUTILS_URL=eutils.url + "/entrez/eutils", SPSBOT_CTGOV_URL=eutils.url,
@@ -95,6 +115,8 @@ def test_cli_failures_never_print_or_store_a_secret(tmp_path):
     errors = " ".join(str(r[0]) for r in db.execute("select error from runs where error is not null"))
     assert "rate limit" in errors or "HTTP" in errors  # the failures were recorded, minus the secrets
     assert_clean(errors, "runs.error")
+    # the echoed refusal itself was recorded and shown, with every encoding of the password cut out
+    assert "bad credentials <redacted>" in errors and "bad credentials <redacted>" in outputs["status"].stdout
 
 
 def test_exceptions_and_tracebacks_never_carry_a_secret(tmp_path, monkeypatch, caplog):
@@ -104,7 +126,8 @@ def test_exceptions_and_tracebacks_never_carry_a_secret(tmp_path, monkeypatch, c
     queue_digests(db_path)
     with LocalServer(leaky_eutils) as eutils, EchoingSmtp() as smtp:
         monkeypatch.setenv("SPSBOT_SMTP_PASSWORD", SMTP_PASSWORD)
-        config = load_config(env={"SPSBOT_EUTILS_URL": eutils.url + "/entrez/eutils", "SPSBOT_SMTP_URL": smtp.url})
+        config = load_config(plaintext_relay_config(tmp_path),
+                             env={"SPSBOT_EUTILS_URL": eutils.url + "/entrez/eutils", "SPSBOT_SMTP_URL": smtp.url})
         client = pubmed.make_client(config, env={"NCBI_API_KEY": NCBI_KEY}, min_interval=0, backoff=0, max_retries=1)
         with pytest.raises(SourceError) as fetch_error:
             pubmed.esearch(client, "stiff person syndrome", "2026/01/01", "2026/11/20")

@@ -1,0 +1,95 @@
+"""A starter profile for another disease: what ``spsbot init TOPIC`` writes.
+
+The profile is valid as written (it loads, fetches and ranks) and says what to fill in: the
+PubMed query (every name the literature uses), the phrases that describe the disease and its near
+misses, and themes whose terms are the disease's own drugs and tests. It never inherits the SPS
+themes (see ``bot.config._themes``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+_SMALL_WORDS = {"of", "the", "and", "with", "in", "type", "syndrome", "disease", "disorder"}
+
+
+def slug_for(topic: str) -> str:
+    """A short name for subjects and the acronym the ranker matches: the initials of a name of
+    several words ("Myasthenia gravis" → "mg", "Stiff person syndrome" → "sps"), else the word."""
+    words = re.findall(r"[A-Za-z0-9]+", re.sub(r"['’]s\b", "", topic))  # "Huntington's disease" → hd
+    main = [w for w in words if w.lower() not in _SMALL_WORDS] or words
+    if len(words) >= 2:
+        initials = "".join(w[0] for w in (words if len(words) <= 5 else main)).lower()
+        if 2 <= len(initials) <= 5:
+            return initials
+    return (main[0] if main else "topic").lower()[:20]
+
+
+def _toml(value: str) -> str:
+    """A TOML string: a literal '…' when it can be (queries are full of double quotes)."""
+    if "'" not in value and "\n" not in value:
+        return f"'{value}'"
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def starter_profile(topic: str) -> str:
+    """The text of a starter profile for ``topic`` (see the module docstring)."""
+    name = " ".join(topic.split())
+    slug = slug_for(name)
+    query = f'"{name}"[tiab]'
+    return f'''# spsbot profile for {name}, written by `spsbot init`. Fill in what says TODO, then:
+#   export SPSBOT_CONFIG=$PWD/<this file>
+#   spsbot fetch && spsbot rank && spsbot label --review
+# Every key is documented in the bundled SPS profile (bot/profiles/sps.toml). What you leave out
+# keeps the bundled default, except the themes: this profile has only its own.
+
+[topic]
+name = {_toml(name)}
+slug = {_toml(slug)}   # the short name in subjects ("{slug.upper()} digest — …") and an acronym the ranker looks for
+# TODO: one or two sentences on what {name} is: its other names, antibodies or genes, main signs.
+description = {_toml(f"{name}: its names, causes, main signs and treatments.")}
+
+# TODO: every name the literature uses (a query that misses half the names misses half the papers),
+# plus its MeSH heading if it has one, e.g. "{name}"[mh]. Field tags: [tiab] title/abstract, [mh] MeSH.
+# Careful with bare acronyms: [tiab] ignores case, so "MG"[tiab] also finds every "mg/kg".
+pubmed_query = {_toml(query)}
+
+ctgov_condition = {_toml(name)}
+ctgov_terms = []     # extra free-text searches of ClinicalTrials.gov, each its own request
+feeds = []           # RSS/Atom feeds: journal tables of contents, a saved PubMed search
+
+# TODO: phrases a relevant paper would contain, and near misses that must stay out (another disease
+# with the same antibody, a homonym). The relevance score compares every sentence with them.
+examples = [
+  {_toml(f"patients with {name}")},
+  {_toml(f"a case report of {name}")},
+]
+negatives = []       # TODO: e.g. ["another disease with the same antibody", "a homonym"]
+
+# Themes sort each digest into sections. These three fit any disease; give them your disease's
+# words (drug names, tests) in include_terms, rename or delete them, or add your own.
+# Until you label examples (`spsbot label --review`), themes and relevance come from these phrases
+# and terms alone: see the README, "Another disease".
+
+[[themes]]
+name = "treatment"
+title = "Treatment"
+description = "Treatment and its outcomes: drugs, immunotherapy, surgery, rehabilitation, dosing and side effects."
+examples = ["treated with", "improved after treatment", "randomised controlled trial of"]
+include_terms = []   # TODO: the drugs and procedures used in {name}
+
+[[themes]]
+name = "diagnosis"
+title = "Diagnosis and biomarkers"
+description = "Diagnosis: criteria, tests, antibodies and other biomarkers, imaging, genetics, misdiagnosis."
+examples = ["diagnostic criteria", "antibody testing", "misdiagnosed as"]
+include_terms = ["diagnos", "biomarker", "criteria"]   # TODO: the tests used in {name}
+
+[[themes]]
+name = "cohorts"
+title = "Registries and cohorts"
+description = "Registries, natural-history studies, cohorts and case series, epidemiology."
+examples = ["retrospective cohort of patients", "natural history study", "international registry"]
+include_terms = ["registry", "cohort", "natural history", "incidence", "prevalence", "case series"]
+'''
