@@ -196,5 +196,10 @@ def load_embedder(model: str = "", *, embedding: str = DEFAULT_EMBEDDING, window
 
 def embedder_for(ranking: dict) -> Embedder:
     """The embedder a configuration's ``[ranking]`` table asks for (model, embedding, window)."""
-    return load_embedder(ranking.get("model", ""), embedding=ranking.get("embedding") or DEFAULT_EMBEDDING,
-                         window=int(ranking.get("window") or P.DEFAULT_WINDOW))
+    embedding = ranking.get("embedding") or DEFAULT_EMBEDDING
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f"embedding must be one of {', '.join(EMBEDDINGS)}, got {embedding!r}")
+    # Through load_embedder (what tests replace with a fake), then the method: nothing is loaded yet.
+    embedder = load_embedder(ranking.get("model", ""))
+    embedder.embedding, embedder.window = embedding, int(ranking.get("window") or P.DEFAULT_WINDOW)
+    return embedder
