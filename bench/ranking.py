@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import load_config  # noqa: E402
 from bot.ranking.scorer import Ranker, labelled_rows  # noqa: E402
-from bot.ranking.embedder import load_embedder  # noqa: E402
+from bot.ranking.embedder import EMBEDDINGS, embedder_for  # noqa: E402
 from bot.store import norm_title, open_db  # noqa: E402
 
 # The shared evaluation set sits beside the repository (../shared/eval/dev.jsonl).
@@ -92,25 +92,30 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=1, help="CV repeats with different fold seeds")
     parser.add_argument("--cache", default="/tmp/spsbot-bench-embeddings.db",
                         help="SQLite embedding cache, so a second run embeds nothing")
+    parser.add_argument("--embedding", choices=EMBEDDINGS, default=None,
+                        help="how sentence vectors are made (default: the profile's [ranking] embedding)")
+    parser.add_argument("--window", type=int, default=None, help="tokens per model pass (passage embedding)")
     args = parser.parse_args(argv)
 
     config = load_config()
     records = load_records(args.path)
     themes = config.theme_names
     t0 = time.perf_counter()
-    ranker = Ranker(config, load_embedder(config.ranking.get("model", "")), db=open_db(args.cache), seed=[])
+    settings = {**config.ranking, **{k: v for k, v in (("embedding", args.embedding), ("window", args.window)) if v}}
+    embedder = embedder_for(settings)
+    ranker = Ranker(config, embedder, db=open_db(args.cache), seed=[])
     runs = [metrics(records, cross_validated_scores(records, ranker, args.folds, seed=s), themes)
             for s in range(args.repeats)]
     ours = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
     base = metrics(records, bm25_scores(records, config), themes)
     n_rel = sum(r["relevant_to_sps"] == 2 for r in records)
     print(f"{len(records)} records ({n_rel} relevant_to_sps == 2), {args.folds}-fold grouped CV"
-          f" x{args.repeats}, {time.perf_counter() - t0:.1f}s")
+          f" x{args.repeats}, {time.perf_counter() - t0:.1f}s; embedding {embedder.passage_space}")
     print(f"{'metric':<22}{'spsbot (CV)':>12}{'BM25':>8}   goal")
     goals = {"relevance AUC": 0.98, "registries": 0.70, "mean theme AP": 0.88}
     for key, value in ours.items():
         if key not in base:
-            print(f"{key:<22}{value:>12.3f}{'-':>8}")
+            print(f"{key:<22}{value:>12.4f}{'-':>8}")
             continue
         verdict = "ok" if value >= base[key] else "below BM25"
         if key in goals:
@@ -118,7 +123,7 @@ def main(argv=None) -> None:
                 "" if value >= base[key] else ", below BM25")
         elif key != "relevance AUC":
             verdict = ">= BM25 " + verdict
-        print(f"{key:<22}{value:>12.3f}{base[key]:>8.3f}   {verdict}")
+        print(f"{key:<22}{value:>12.4f}{base[key]:>8.3f}   {verdict}")
 
 
 if __name__ == "__main__":

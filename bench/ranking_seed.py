@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.config import load_config  # noqa: E402
 from bot.ranking import model as M  # noqa: E402
-from bot.ranking.embedder import load_embedder  # noqa: E402
+from bot.ranking.embedder import embedder_for  # noqa: E402
 from bot.ranking.scorer import Ranker, labelled_rows, targets_fingerprint  # noqa: E402
 from bot.ranking.seed import BUNDLE_NAME, SIDECAR_NAME, SeedBundle, read_bundle, save_bundle, sidecar  # noqa: E402
 from bot.store import open_db  # noqa: E402
@@ -43,8 +43,8 @@ def build(records: list[dict], ranker: Ranker) -> SeedBundle:
     labels, _ = labelled_rows(records, ranker.target_names)
     return SeedBundle(X=X, T=T, vocabulary=vectorizer.get_feature_names_out().tolist(),
                       idf=vectorizer.idf_, labels=labels,
-                      fingerprint=targets_fingerprint(ranker.targets, ranker.embedder.model_name),
-                      model=ranker.embedder.model_name)
+                      fingerprint=targets_fingerprint(ranker.targets, ranker.embedder.passage_space),
+                      model=ranker.embedder.passage_space)  # the vectors the rows were made from
 
 
 def main(argv=None) -> None:
@@ -56,7 +56,7 @@ def main(argv=None) -> None:
     with open(args.path, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
     config = load_config()
-    ranker = Ranker(config, load_embedder(config.ranking.get("model", "")), db=open_db(args.cache), seed=[])
+    ranker = Ranker(config, embedder_for(config.ranking), db=open_db(args.cache), seed=[])
     bundle = build(records, ranker)
     out = ROOT / "bot" / "profiles"
     save_bundle(out / BUNDLE_NAME, bundle)

@@ -97,8 +97,9 @@ def _flush(db, rows, vec_rows):
 class CachedQueries:
     """An embedder answering from vectors computed beforehand (the model is measured separately)."""
 
-    def __init__(self, model_name: str, table: dict[str, np.ndarray]):
-        self.model_name = model_name
+    def __init__(self, embedder, table: dict[str, np.ndarray]):
+        self.model_name, self.embedding = embedder.model_name, embedder.embedding
+        self.passage_space = embedder.passage_space
         self.table = table
 
     def encode(self, texts):
@@ -119,7 +120,7 @@ def main() -> None:
     if not args.dev.exists():
         args.dev = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
     from bot.ranking.embedder import load_embedder
-    embedder = load_embedder("")
+    embedder = load_embedder("")  # the default: doc vectors live under its passage_space
     base = dev_items(args.dev)
     queries = (QUERIES * (args.queries // len(QUERIES) + 1))[:args.queries]
 
@@ -129,7 +130,7 @@ def main() -> None:
         started = time.perf_counter()
         base_vectors = embedder.encode([f"{b['title']}\n{b['abstract']}" for b in base])
         print(f"encoded {len(base)} dev texts in {time.perf_counter() - started:.1f}s", flush=True)
-        build_store(path, base, base_vectors, args.items, embedder.model_name)
+        build_store(path, base, base_vectors, args.items, embedder.passage_space)
     query_texts = sorted({parse_query(q).positive_text for q in queries})
     encode_times = []
     for text in query_texts:  # what one query costs the model (not in the figures below)
@@ -139,10 +140,10 @@ def main() -> None:
     table = dict(zip(query_texts, embedder.encode(query_texts)))
 
     db = open_db(path)
-    fake = CachedQueries(embedder.model_name, table)
+    fake = CachedQueries(embedder, table)
 
     t0 = time.perf_counter()
-    index = vector_index(db, embedder.model_name)
+    index = vector_index(db, embedder.passage_space)
     print(f"vector matrix load (once per process): {time.perf_counter() - t0:.2f}s, "
           f"{index.matrix.shape[0]} x {index.matrix.shape[1]}, {index.matrix.nbytes / 1e6:.0f} MB", flush=True)
     search(db, queries[0], embedder=fake)  # warm-up (page cache, statement cache)

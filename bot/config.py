@@ -50,7 +50,8 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "overlap_days": (_INT, False), "enabled": (_BOOL, False),
     },
     "ranking": {"model": (_STR, False), "relevance_threshold": (_FLOAT, False), "theme_threshold": (_FLOAT, False),
-                "seed": (_STR, False), "vote_weight": (_FLOAT, False)},
+                "seed": (_STR, False), "vote_weight": (_FLOAT, False), "embedding": (_STR, False),
+                "window": (_INT, False)},
     "digest": {"period_days": (_INT, False), "max_items": (_INT, False), "archive_url": (_STR, False),
                "schedule_day": (_STR, False), "max_age_days": (_INT, False)},
     "email": {
@@ -79,7 +80,8 @@ _RANGES = (("digest", "max_items", 1, 200), ("digest", "period_days", 1, 366),
            ("web", "request_timeout", 1, 3600), ("web", "max_body_bytes", 1024, 10_000_000),
            ("web", "signups_per_address_day", 1, 100), ("web", "signups_per_client_hour", 1, 10000),
            ("web", "signup_mails_per_hour", 1, 100000), ("web", "posts_per_client_minute", 1, 10000),
-           ("web", "searches_per_client_minute", 1, 10000), ("web", "results_per_page", 1, 100))
+           ("web", "searches_per_client_minute", 1, 10000), ("web", "results_per_page", 1, 100),
+           ("ranking", "window", 16, 512))
 
 
 @dataclass(frozen=True)
@@ -313,6 +315,9 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
         # a vote may count for nothing, never for more than a curator's label (5 seed examples)
         err(f"'vote_weight' in [ranking] must be between 0 and 5, got {vote_weight}", "vote_weight", "ranking")
     _check_values(cfg, err)
+    embedding = (cfg.get("ranking") or {}).get("embedding")
+    if isinstance(embedding, str) and embedding not in ("passage", "sentences"):
+        err(f"'embedding' in [ranking] must be \"passage\" or \"sentences\", got {embedding!r}", "embedding", "ranking")
     smtp = (cfg.get("email") or {}).get("smtp_url")
     if isinstance(smtp, str) and smtp and urlparse(smtp).scheme not in ("smtp", "smtps", "smtp+starttls"):
         err(f"'smtp_url' in [email] must start smtp://, smtps:// or smtp+starttls://, got {smtp!r}",

@@ -147,15 +147,17 @@ def parse_date(value: str | None, *, end: bool = False) -> str | None:
 # --- embeddings ---------------------------------------------------------------------------------
 
 def item_sentences(item: dict) -> list[str]:
-    """What gets embedded for an item: the ranker's sentences (title, then the abstract's)."""
+    """What gets embedded for an item: the ranker's sentences (title, then the text's), so the
+    ranker's cached vectors serve search too."""
     from bot.ranking.text import record_sentences
-    return record_sentences(item)
+    from bot.store.ranking import record_for_ranking
+    return record_sentences(record_for_ranking(item))
 
 
-def load_default_embedder(model: str = ""):
-    """The ranker's embedder (nothing is loaded until the first ``encode``)."""
-    from bot.ranking.embedder import load_embedder
-    return load_embedder(model)
+def load_default_embedder(ranking: dict | None = None):
+    """The ranker's embedder for a ``[ranking]`` table (nothing is loaded until the first ``encode``)."""
+    from bot.ranking.embedder import embedder_for
+    return embedder_for(ranking or {})
 
 
 @dataclass
@@ -199,37 +201,37 @@ def _doc_vector(vectors: np.ndarray) -> np.ndarray:
 
 
 def _fill_missing(db, index: VectorIndex, embedder, notes: list[str]) -> VectorIndex:
-    """Give items without a doc vector one: from cached sentence vectors when the ranker already
+    """Give items without a doc vector one: from the sentence vectors the ranker cached when it
     embedded them (no model needed), else by embedding them now if they are few."""
     if not index.missing:
         return index
     if index.left_missing:  # already tried in this process for this version of the store
         notes.append(index.left_missing)
         return index
-    from bot.store.ranking import EmbeddingCache
-    sentences = {item["rowid"]: item_sentences(item) for item in index.missing}
-    cache = EmbeddingCache(db)
-    known = cache.get_many({s for ss in sentences.values() for s in ss}, embedder.model_name)
-    ready = [item for item in index.missing if all(s in known for s in sentences[item["rowid"]])]
-    to_embed = [item for item in index.missing if not all(s in known for s in sentences[item["rowid"]])]
+    from bot.store.ranking import cached_passages
+    passages = [item_sentences(item) for item in index.missing]
+    vectors = cached_passages(db, embedder, passages, embed=False)
+    ready = [item for item, v in zip(index.missing, vectors) if v is not None]
+    to_embed = [item for item, v in zip(index.missing, vectors) if v is None]
     if len(to_embed) > EMBED_ON_THE_FLY_MAX:
         notes.append(f"{len(to_embed)} items have no cached vector (more than {EMBED_ON_THE_FLY_MAX}): "
                      "they are searched by words only; run `spsbot rank` to embed them")
         to_embed = []
     elif to_embed:
         notes.append(f"embedded {len(to_embed)} items that had no cached vector")
-        texts = list(dict.fromkeys(s for item in to_embed for s in sentences[item["rowid"]] if s not in known))
-        fresh = dict(zip(texts, np.asarray(embedder.encode(texts), dtype=np.float32)))
-        known.update(fresh)
-        try:  # the ranker's sentence cache: `spsbot rank` will not embed these again
-            cache.put_many(fresh, embedder.model_name)
+        todo = [i for i, v in enumerate(vectors) if v is None]
+        try:  # cached as the ranker caches them: `spsbot rank` will not embed these again
+            fresh = cached_passages(db, embedder, [passages[i] for i in todo])
         except sqlite3.Error as e:  # a read-only store still searches; it re-embeds next time
             notes.append(f"could not cache the new vectors: {e}")
-    new = {item["content_hash"]: _doc_vector(np.stack([known[s] for s in sentences[item["rowid"]]]))
-           for item in ready + to_embed}
+            fresh = cached_passages(None, embedder, [passages[i] for i in todo])
+        for i, v in zip(todo, fresh):
+            vectors[i] = v
+    space = embedder.passage_space
+    new = {item["content_hash"]: _doc_vector(v) for item, v in zip(index.missing, vectors) if v is not None}
     if new:
         try:
-            sql.store_doc_vectors(db, embedder.model_name, new, now_iso())
+            sql.store_doc_vectors(db, space, new, now_iso())
         except sqlite3.Error as e:
             if not any(n.startswith("could not cache") for n in notes):
                 notes.append(f"could not cache the new vectors: {e}")
@@ -239,11 +241,11 @@ def _fill_missing(db, index: VectorIndex, embedder, notes: list[str]) -> VectorI
         return index
     done_rowids = {item["rowid"] for item in done}
     extra = np.stack([new[item["content_hash"]] for item in done])
-    filled = VectorIndex(sql.data_version(db, embedder.model_name),
+    filled = VectorIndex(sql.data_version(db, space),
                          np.concatenate([index.rowids, [item["rowid"] for item in done]]).astype(np.int64),
                          np.vstack([index.matrix, extra]) if len(index.rowids) else extra,
                          [item for item in index.missing if item["rowid"] not in done_rowids])
-    _INDEX_CACHE[(_db_key(db), embedder.model_name)] = filled
+    _INDEX_CACHE[(_db_key(db), space)] = filled
     return filled
 
 
@@ -338,7 +340,7 @@ def search(db: sqlite_utils.Database, query: str, filters: Filters | None = None
 def _semantic_ranking(db, parsed: ParsedQuery, filters: Filters, embedder, pool: int,
                       min_similarity: float, notes: list[str]) -> dict[int, float]:
     """rowid -> cosine similarity, best first, for items passing the filters and exclusions."""
-    index = _fill_missing(db, vector_index(db, embedder.model_name), embedder, notes)
+    index = _fill_missing(db, vector_index(db, embedder.passage_space), embedder, notes)
     if not len(index.rowids):
         notes.append("no embedding vectors in the store: words only")
         return {}

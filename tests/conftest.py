@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.ranking.embedder import SentenceEncoder
+
 FIXTURES = Path(__file__).parent / "fixtures"
 # The shared labelled evaluation set sits beside the repository (../shared/eval/dev.jsonl).
 DEV_JSONL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
@@ -124,16 +126,17 @@ def env_isolated(tmp_path, monkeypatch):
 
 # --- embedders ------------------------------------------------------------------------------
 
-class FakeEmbedder:
+class FakeEmbedder(SentenceEncoder):
     """Hashed bag of words → unit vector: texts sharing words are similar; no model.
 
     ``batches`` records the size of every ``encode`` call (``calls`` counts them, ``encoded``
-    sums them), so tests can check what was (not) embedded."""
+    sums them), so tests can check what was (not) embedded. Cached as the default "passage"
+    embedding is (one row per record) though each sentence is embedded on its own."""
 
     load_count = 0
 
-    def __init__(self, dims: int = 64, model_name: str = "fake-bow"):
-        self.model_name, self.dims = model_name, dims
+    def __init__(self, dims: int = 64, model_name: str = "fake-bow", embedding: str = "passage"):
+        self.model_name, self.dims, self.embedding = model_name, dims, embedding
         self.batches: list[int] = []
 
     @property

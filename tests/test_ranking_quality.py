@@ -141,3 +141,48 @@ def test_bundled_seed_rows_are_what_training_computes(ranker):
     assert np.allclose(T.toarray(), bundle.T[:3].toarray(), atol=1e-5)
     relevant = [r["relevant_to_sps"] == 2 for r in records]
     assert bundle.labels["relevance"][0][:3].tolist() == relevant
+
+
+# --- one pass per record ("late chunking") with the real model ---------------------------------
+
+def _sentences(record: dict) -> list[str]:
+    from bot.ranking.text import record_sentences
+    return record_sentences(record)
+
+
+def test_one_pass_sentence_vectors_stay_close_to_each_sentence_alone(embedder):
+    """Pooling a sentence's span of the record's tokens gives a vector about that sentence: of all
+    the record's one-pass vectors, each sentence embedded alone is closest to its own (a span
+    shifted by one sentence would not be). The vectors also lean towards the record (the title)."""
+    import numpy as np
+    passage = _sentences(RITUXIMAB)
+    assert len(passage) == 5
+    together = embedder.encode_passages([passage])[0]
+    alone = embedder.encode(passage)
+    assert together.shape == alone.shape and np.allclose(np.linalg.norm(together, axis=1), 1, atol=1e-5)
+    sims = together @ alone.T
+    assert (sims.argmax(axis=0) == np.arange(len(passage))).all(), sims.round(2)
+    assert np.diag(sims).min() > 0.6, np.diag(sims).round(3)
+    single = embedder.encode_passages([[passage[-1]]])[0][0]
+    assert float(single @ alone[-1]) > 0.97  # alone in its window, it is the plain encoding minus [CLS]/[SEP]
+
+
+def test_passages_batched_together_match_each_embedded_alone(embedder):
+    import numpy as np
+    passages = [_sentences(r) for r in (RITUXIMAB, BACLOFEN_STROKE, GAD_DIABETES)]
+    together = embedder.encode_passages(passages)
+    for passage, matrix in zip(passages, together):  # padding in a shared batch changes nothing
+        assert np.allclose(matrix, embedder.encode_passages([passage])[0], atol=1e-4)
+
+
+def test_a_record_longer_than_its_window_gets_every_sentence(embedder):
+    import numpy as np
+    from bot.ranking.embedder import Embedder
+    narrow = Embedder(embedder.model_name, window=40)
+    narrow._model = embedder._load()  # the same loaded model, smaller windows
+    passage = _sentences(RITUXIMAB)
+    vectors = narrow.encode_passages([passage])[0]
+    assert vectors.shape[0] == len(passage) and np.isfinite(vectors).all()
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    # The last sentence (~20 tokens) starts a window of its own: the same vector as alone in one.
+    assert np.allclose(vectors[-1], narrow.encode_passages([[passage[-1]]])[0][0], atol=1e-4)

@@ -100,7 +100,7 @@ def test_rank_items_scores_changes_only(db):
     save_items(db, [{**PAPERS[2], "abstract": PAPERS[2]["abstract"] + " Stiffness rose with age."}], source="pubmed")
     again = rank_items(db, config, embedder=fake2)
     assert again["scored"] == 1 and again["unchanged"] == 2
-    assert fake2.encoded == 1  # only the new sentence
+    assert fake2.encoded == 3  # only the changed record, whole: title and both sentences (one pass)
 
 
 def test_feedback_is_stored_and_changes_the_ranker_state(db):
@@ -175,13 +175,14 @@ def test_seed_bundle_is_bundled_and_well_formed():
     bundle = bundled_seed()
     n, d = bundle.X.shape
     assert n >= 200 and bundle.X.dtype == np.float32 and bundle.T.shape == (n, len(bundle.vocabulary))
-    assert bundle.idf.shape == (len(bundle.vocabulary),) and bundle.model == DEFAULT_MODEL
+    assert bundle.idf.shape == (len(bundle.vocabulary),) and bundle.model == f"{DEFAULT_MODEL}#passage128"
     assert list(bundle.labels) == ["relevance", *config.theme_names]
     for y, mask in bundle.labels.values():
         assert y.shape == mask.shape == (n,) and mask.sum() >= 200 and 0 < y[mask].sum() < mask.sum()
     # It matches the bundled profile under the packaged model (checked without loading the model).
     ranker = Ranker(config, FakeEmbedder(model_name=DEFAULT_MODEL))
-    assert bundle.fingerprint == targets_fingerprint(ranker.targets, DEFAULT_MODEL)
+    assert bundle.fingerprint == targets_fingerprint(ranker.targets, f"{DEFAULT_MODEL}#passage128")
+    assert ranker.embedder.passage_space == f"{DEFAULT_MODEL}#passage128"  # the default embedding
     assert d == ranker.matrix(ranker.prepare([{"title": "x", "text": "y"}]))[0].shape[1]
 
 

@@ -180,13 +180,13 @@ def test_hybrid_adds_embedding_hits_and_caches_vectors(store):
     assert any("embedded" in note for note in result.notes)
     items = db.execute("SELECT count(*) FROM items").fetchone()[0]
     assert db.execute("SELECT count(*) FROM embeddings WHERE model = ?",
-                      [embedder.model_name + "#doc-mean"]).fetchone()[0] == items
+                      [embedder.passage_space + "#doc-mean"]).fetchone()[0] == items
     # second query: only the query text is encoded; the matrix is reused in-process
     embedder.batches.clear()
-    index = vector_index(db, embedder.model_name)
+    index = vector_index(db, embedder.passage_space)
     search(db, "baclofen", embedder=embedder)
     assert embedder.batches == [1]
-    assert vector_index(db, embedder.model_name) is index
+    assert vector_index(db, embedder.passage_space) is index
 
 
 def test_exclusions_and_filters_apply_to_embedding_hits(store):
@@ -228,14 +228,16 @@ def test_too_many_missing_vectors_fall_back_to_words(store, monkeypatch):
 def test_cached_sentence_vectors_are_reused_without_the_model(store, monkeypatch):
     """Items the ranker embedded (sentence vectors cached) get a doc vector with no model call."""
     import bot.search as search_module
-    from bot.ranking.text import record_sentences
-    from bot.store.ranking import EmbeddingCache
+    from bot.config import load_config
+    from bot.ranking.scorer import Ranker
+    from bot.store.ranking import _items, cached_passages, record_for_ranking
     db, _ = store
     embedder = FakeEmbedder()
-    rows = db.execute("SELECT id, kind, title, abstract FROM items").fetchall()
-    sentences = sorted({s for r in rows for s in record_sentences(
-        {"id": r[0], "kind": r[1], "title": r[2], "abstract": r[3]})})
-    EmbeddingCache(db).put_many(dict(zip(sentences, embedder.encode(sentences))), embedder.model_name)
+    ids = [r[0] for r in db.execute("SELECT id FROM items")]
+    # What `spsbot rank` caches: each record's sentence vectors, keyed by its sentences.
+    ranker = Ranker(load_config(), embedder, db=db)
+    ranker.prepare([record_for_ranking(row) for row in _items(db, ids).values()])
+    assert cached_passages(db, FakeEmbedder(), [["not cached"]], embed=False) == [None]
     monkeypatch.setattr(search_module, "EMBED_ON_THE_FLY_MAX", 0)
     embedder.batches.clear()
     result = search(db, "baclofen", embedder=embedder)
@@ -249,12 +251,12 @@ def test_vector_index_notices_new_items(store):
     db, _ = store
     embedder = FakeEmbedder()
     search(db, "stiff", embedder=embedder)
-    before = vector_index(db, embedder.model_name)
+    before = vector_index(db, embedder.passage_space)
     save_items(db, [{"kind": "paper", "pmid": "99999999", "title": "Zanubrutinib for a stiff person",
                      "abstract": "A new BTK inhibitor case."}])
     hits = search(db, "zanubrutinib", embedder=embedder).hits
     assert hits[0]["id"] == "pmid:99999999"
-    assert vector_index(db, embedder.model_name) is not before
+    assert vector_index(db, embedder.passage_space) is not before
 
 
 def test_read_only_store_still_searches(tmp_path):

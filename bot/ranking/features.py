@@ -18,7 +18,8 @@ import numpy as np
 from bot.ranking.text import (count_terms, find_terms, is_boilerplate, pub_type_flags, query_phrases,
                               record_sentences, strip_section_label, term_pattern)
 
-VectorsFn = Callable[[list[str]], np.ndarray]
+VectorsFn = Callable[[list[str]], np.ndarray]                  # texts, each on its own -> rows
+PassagesFn = Callable[[list[list[str]]], list[np.ndarray]]     # records' sentences -> one matrix each
 
 
 @dataclass
@@ -80,16 +81,12 @@ class Prepared:
         return f"{r.get('title') or ''} {r.get('text') or r.get('abstract') or ''}".strip()
 
 
-def prepare(records: list[dict], vectors: VectorsFn) -> list[Prepared]:
+def prepare(records: list[dict], passage_vectors: PassagesFn) -> list[Prepared]:
     """Split every record into sentences and embed them all in one call (the cache sees them all)."""
     sentence_lists = [record_sentences(r) for r in records]
-    flat = [s for sentences in sentence_lists for s in sentences]
-    matrix = vectors(flat) if flat else np.zeros((0, 0), dtype=np.float32)
-    out, start = [], 0
-    for record, sentences in zip(records, sentence_lists):
-        out.append(Prepared(record, sentences, matrix[start:start + len(sentences)]))
-        start += len(sentences)
-    return out
+    matrices = passage_vectors(sentence_lists) if records else []
+    return [Prepared(record, sentences, matrix)
+            for record, sentences, matrix in zip(records, sentence_lists, matrices)]
 
 
 def _top_mean(values: np.ndarray, k: int) -> float:

@@ -1,6 +1,6 @@
 """The ranker: records in, calibrated relevance and theme scores with explanations out.
 
-    ranker = Ranker(config, load_embedder(config.ranking.get("model", "")), db=db)
+    ranker = Ranker(config, embedder_for(config.ranking), db=db)
     results = ranker.score(records)   # [{"id", "relevance", "relevant", "themes", "labels", "why", "evidence"}]
 
 With labelled examples (the profile's seed set, curator feedback) each target gets the
@@ -276,7 +276,7 @@ class Ranker:
         self.feedback = feedback or []
         self.targets = F.build_targets(config)
         self.target_names = [t.name for t in self.targets]
-        self.seed_fit, self.seed_warning = (load_bundle(config, self.targets, embedder.model_name)
+        self.seed_fit, self.seed_warning = (load_bundle(config, self.targets, embedder.passage_space)
                                             if seed is None else (None, None))
         self.bundle = self.seed_fit.bundle if self.seed_fit else None
         if seed is None and not self.seed_fit and not self.seed and not self.seed_warning \
@@ -299,6 +299,10 @@ class Ranker:
         from bot.store.ranking import cached_encode
         return cached_encode(self.db, self.embedder, texts)
 
+    def passage_vectors(self, passages: list[list[str]]) -> list[np.ndarray]:
+        from bot.store.ranking import cached_passages
+        return cached_passages(self.db, self.embedder, passages)
+
     def _ensure_targets(self) -> None:
         if not self._targets_embedded:
             F.embed_targets(self.targets, self.vectors)
@@ -306,7 +310,7 @@ class Ranker:
 
     def prepare(self, records: list[dict]) -> list[F.Prepared]:
         self._ensure_targets()
-        return F.prepare(records, self.vectors)
+        return F.prepare(records, self.passage_vectors)
 
     def matrix(self, prepared: list[F.Prepared]) -> tuple[np.ndarray, list[str]]:
         self._ensure_targets()
@@ -320,7 +324,7 @@ class Ranker:
         """Hash of everything the trained model depends on."""
         parts = {
             "explain": EXPLAIN_VERSION,
-            "targets": targets_fingerprint(self.targets, self.embedder.model_name),
+            "targets": targets_fingerprint(self.targets, self.embedder.passage_space),
             "seed": hashlib.sha256(json.dumps(self.seed, sort_keys=True).encode()).hexdigest(),
             "bundle": f"{self.bundle.digest}:{','.join(self.seed_fit.kept)}" if self.bundle else "",
             "feedback": hashlib.sha256(json.dumps(self.feedback, sort_keys=True, default=str).encode()).hexdigest(),

@@ -5,6 +5,7 @@ Everything here is plain string work (no model), so it is cheap and easy to test
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -102,12 +103,36 @@ def term_pattern(term: str) -> re.Pattern:
 
 
 def find_terms(text: str, patterns: dict[str, re.Pattern]) -> list[str]:
-    """The terms (keys of ``patterns``) that occur in ``text``, in the order given."""
-    return [term for term, pattern in patterns.items() if pattern.search(text or "")]
+    """The terms (keys of ``patterns``, made by ``term_pattern``) that occur in ``text``, in the
+    order given."""
+    text = text or ""
+    folded = text.casefold()
+    return [term for term, pattern in patterns.items()
+            if _may_occur(term, pattern, text, folded) and pattern.search(text)]
 
 
 def count_terms(text: str, patterns: dict[str, re.Pattern]) -> int:
-    return sum(len(pattern.findall(text or "")) for pattern in patterns.values())
+    text = text or ""
+    folded = text.casefold()
+    return sum(len(pattern.findall(text)) for term, pattern in patterns.items()
+               if _may_occur(term, pattern, text, folded))
+
+
+# Term patterns start with a look-behind, which makes the regex engine try every position of the
+# text; most terms are absent from most texts, so a plain substring test of the term's first word
+# first skips most regex scans (term matching was ~40% of rank's CPU besides the model). The test
+# never skips a real match: a case-insensitive match implies the case-folded texts contain it.
+@functools.lru_cache(maxsize=4096)
+def _first_word(term: str) -> str:
+    words = [w for w in re.split(r"[\s\-]+", term.strip()) if w]
+    return words[0] if words else ""
+
+
+def _may_occur(term: str, pattern: re.Pattern, text: str, folded: str) -> bool:
+    word = _first_word(term)
+    if pattern.flags & re.IGNORECASE:
+        return word.casefold() in folded
+    return word in text
 
 
 def query_phrases(query: str) -> list[str]:

@@ -52,8 +52,10 @@ class EmbeddingCache:
         return found
 
     def put_many(self, vectors: dict[str, np.ndarray], model: str) -> None:
+        """Store vectors by text; a 2-D array (a passage's sentence vectors) is stored as its rows
+        one after the other (``dims`` is the width of a row)."""
         now = now_iso()
-        rows = [{"content_hash": text_hash(t), "model": model, "dims": int(v.shape[0]),
+        rows = [{"content_hash": text_hash(t), "model": model, "dims": int(v.shape[-1]),
                  "vector": np.asarray(v, dtype=np.float32).tobytes(), "created_at": now}
                 for t, v in vectors.items()]
         with self.db.atomic():
@@ -81,6 +83,51 @@ def cached_encode(db: sqlite_utils.Database | None, embedder, texts: list[str]) 
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     return np.stack([known[t] for t in texts]).astype(np.float32)
+
+
+def passage_key(sentences: list[str]) -> str:
+    """What a passage's sentence vectors are cached under: its sentences, in order (a sentence's
+    vector depends on the whole passage, so the passage is the unit)."""
+    return json.dumps(list(sentences), ensure_ascii=False)
+
+
+def cached_passages(db: sqlite_utils.Database | None, embedder, passages: list[list[str]], *,
+                    embed: bool = True) -> list[np.ndarray | None]:
+    """Sentence vectors for each passage (a record's sentences), embedding only passages not
+    already cached; with ``embed=False`` a passage not in the cache is None (nothing is embedded).
+
+    Under the "sentences" method the cache is per sentence (``cached_encode``); under "passage"
+    one row per passage holds all its sentence vectors, keyed by ``passage_key`` and the
+    embedder's ``passage_space`` (model + method + window).
+    """
+    if embedder.embedding == "sentences":
+        return _cached_sentences(db, embedder, passages, embed)
+    space = embedder.passage_space
+    keys = [passage_key(p) for p in passages]
+    cache = EmbeddingCache(db) if db is not None else None
+    known: dict[str, np.ndarray] = {}
+    if cache is not None:
+        for key, flat in cache.get_many(set(keys), space).items():
+            rows = len(json.loads(key)) or 1
+            known[key] = flat.reshape(rows, -1)
+    missing = list(dict.fromkeys(k for k in keys if k not in known))
+    if missing and embed:
+        log.info("embedding %d new passages with %s", len(missing), space)
+        new = dict(zip(missing, embedder.encode_passages([json.loads(k) for k in missing])))
+        if cache is not None:
+            cache.put_many(new, space)
+        known.update(new)
+    return [known.get(k) for k in keys]
+
+
+def _cached_sentences(db, embedder, passages, embed: bool) -> list[np.ndarray | None]:
+    flat = list(dict.fromkeys(s for p in passages for s in p))
+    if embed:
+        known = dict(zip(flat, cached_encode(db, embedder, flat))) if flat else {}
+    else:
+        known = EmbeddingCache(db).get_many(flat, embedder.model_name) if db is not None else {}
+    return [np.stack([known[s] for s in p]).astype(np.float32) if p and all(s in known for s in p) else None
+            for p in passages]
 
 
 # --- feedback -------------------------------------------------------------------------------
@@ -211,10 +258,10 @@ def training_feedback(db: sqlite_utils.Database, vote_weight: float) -> list[dic
 def make_ranker(db: sqlite_utils.Database, config, embedder=None):
     """The ranker for this store: the profile's seed set plus the feedback stored here (curator
     labels, and subscribers' votes at ``[ranking] vote_weight``)."""
-    from bot.ranking.embedder import load_embedder
+    from bot.ranking.embedder import embedder_for
     from bot.ranking.scorer import VOTE_WEIGHT, Ranker
 
-    embedder = embedder or load_embedder(config.ranking.get("model", ""))
+    embedder = embedder or embedder_for(config.ranking)
     vote_weight = config.ranking.get("vote_weight")
     examples = training_feedback(db, VOTE_WEIGHT if vote_weight is None else float(vote_weight))
     return Ranker(config, embedder, db=db, feedback=examples)

@@ -187,7 +187,7 @@ def doc_vectors(db: sqlite_utils.Database, model: str) -> tuple[np.ndarray, np.n
 
 
 def items_without_doc_vector(db: sqlite_utils.Database, model: str) -> list[dict]:
-    cursor = db.execute("SELECT items.rowid AS rowid, id, kind, title, abstract, content_hash FROM items "
+    cursor = db.execute("SELECT items.rowid AS rowid, id, kind, title, abstract, extra, content_hash FROM items "
                         "WHERE items.content_hash IS NOT NULL AND NOT EXISTS (SELECT 1 FROM embeddings "
                         "WHERE embeddings.model = ? "
                         "AND embeddings.content_hash = items.content_hash) ORDER BY items.rowid",

@@ -74,7 +74,7 @@ class WebState:
         with self._embedder_lock:
             if self.embedder is None:
                 from bot.search import load_default_embedder
-                self.embedder = load_default_embedder(self.config.ranking.get("model", ""))
+                self.embedder = load_default_embedder(self.config.ranking)
             return self.embedder
 
 

