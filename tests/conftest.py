@@ -23,6 +23,11 @@ DEV_JSONL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl
 # Tests never reach the network, and never a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Two pytest-xdist workers share the two cores: one thread each for torch/BLAS (and the spsbot
+# processes they start), or their thread pools oversubscribe the cores and spin.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 
 
 # The store's clock in every test: the day after the bundled demo records end. Nothing a test
@@ -62,6 +67,18 @@ def _missing_resource(item) -> str | None:
     if item.get_closest_marker("needs_dev_set") and not DEV_JSONL.is_file():
         return f"the labelled dev set is not beside the clone ({DEV_JSONL})"
     return None
+
+
+# --- two cores: the suite runs on two pytest-xdist workers (pyproject's addopts) ------------------
+# Tests that share the session's real model and its ranked template database run on one worker,
+# so the model is loaded and the template built once; the other worker takes everything else.
+SESSION_MODEL_FIXTURES = {"real_embedder", "ranked_demo_db"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SESSION_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("session-model"))
 
 
 def pytest_runtest_setup(item):
