@@ -90,7 +90,7 @@ def main(n: int = 5000) -> None:
         db = open_db(Path(tmp) / "bench.db")
         config = config_for(server.url, Path(tmp))
         t0 = time.perf_counter()
-        first = fetch_ctgov.run(db, config, full=True)
+        first = fetch_ctgov.run(db, config, full=True).counts
         first_s = time.perf_counter() - t0
 
         changed = max(1, n // 100)
@@ -98,7 +98,7 @@ def main(n: int = 5000) -> None:
             study["protocolSection"]["statusModule"]["overallStatus"] = "SUSPENDED"
         server.requests.clear()
         t0 = time.perf_counter()
-        second = fetch_ctgov.run(db, config, full=True)
+        second = fetch_ctgov.run(db, config, full=True).counts
         second_s = time.perf_counter() - t0
 
         payloads = [json.dumps(s, ensure_ascii=False) for s in studies]

@@ -85,7 +85,7 @@ def bench(n: int) -> None:
         db = open_db(Path(tmp) / "bench.db")
         client = pubmed.make_client(config, env={})   # the real spacing: 0.34 s, no API key
         started = time.perf_counter()
-        counts = fetch_pubmed.run(db, config, client=client, window_end=END.strftime("%Y/%m/%d"))
+        counts = fetch_pubmed.run(db, config, client=client, window_end=END.strftime("%Y/%m/%d")).counts
         wall = time.perf_counter() - started
         stored = db["items"].count
         db.close()

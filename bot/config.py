@@ -29,6 +29,34 @@ class ConfigError(ValueError):
 
 # Schema as data: section -> key -> (type(s), required). Types are checked; unknown keys refused.
 _STR, _INT, _FLOAT, _BOOL, _LIST = str, int, (int, float), bool, list
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """One source's ``[sources.<name>]`` section (``bot.fetch.registry`` says which source reads
+    which); its defaults are the bundled profile's (``bot/profiles/sps.toml``)."""
+
+    keys: dict[str, tuple]                   # key -> (type(s), required)
+    int_ranges: tuple = ()                   # (key, lowest, highest) for integers
+    value_ranges: tuple = ()                 # (key, low, high, low exclusive?); low None = checked ≥ 0
+    url_keys: tuple[str, ...] = ("base_url",)
+
+
+SOURCE_SETTINGS: dict[str, SourceSettings] = {
+    "sources.pubmed": SourceSettings(
+        keys={"base_url": (_STR, False), "tool": (_STR, False), "email": (_STR, False),
+              "batch_size": (_INT, False), "overlap_days": (_INT, False), "backfill_from": (_STR, False),
+              "enabled": (_BOOL, False), "min_interval": (_FLOAT, False), "modified_days": (_INT, False)},
+        int_ranges=(("batch_size", 1, 10000),),
+        value_ranges=(("overlap_days", 0, 365, False), ("modified_days", 0, 365, False),
+                      ("min_interval", None, 60, False))),
+    "sources.clinicaltrials": SourceSettings(
+        keys={"base_url": (_STR, False), "page_size": (_INT, False), "min_interval": (_FLOAT, False),
+              "overlap_days": (_INT, False), "enabled": (_BOOL, False)},
+        int_ranges=(("page_size", 1, 1000),),
+        value_ranges=(("overlap_days", 0, 365, False), ("min_interval", None, 60, False))),
+}
+
 SCHEMA: dict[str, dict[str, tuple]] = {
     "topic": {
         "name": (_STR, True), "slug": (_STR, False), "description": (_STR, False),
@@ -40,15 +68,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "name": (_STR, True), "title": (_STR, False), "description": (_STR, True),
         "examples": (_LIST, False), "include_terms": (_LIST, False), "exclude_terms": (_LIST, False),
     },
-    "sources.pubmed": {
-        "base_url": (_STR, False), "tool": (_STR, False), "email": (_STR, False),
-        "batch_size": (_INT, False), "overlap_days": (_INT, False), "backfill_from": (_STR, False),
-        "enabled": (_BOOL, False), "min_interval": (_FLOAT, False), "modified_days": (_INT, False),
-    },
-    "sources.clinicaltrials": {
-        "base_url": (_STR, False), "page_size": (_INT, False), "min_interval": (_FLOAT, False),
-        "overlap_days": (_INT, False), "enabled": (_BOOL, False),
-    },
+    **{section: settings.keys for section, settings in SOURCE_SETTINGS.items()},
     "ranking": {"model": (_STR, False), "relevance_threshold": (_FLOAT, False), "theme_threshold": (_FLOAT, False),
                 "seed": (_STR, False), "vote_weight": (_FLOAT, False), "embedding": (_STR, False),
                 "window": (_INT, False)},
@@ -72,10 +92,11 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     },
 }
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_URL_KEYS = {("sources.pubmed", "base_url"), ("sources.clinicaltrials", "base_url"), ("web", "base_url")}
+_URL_KEYS = {("web", "base_url"), *((section, key) for section, settings in SOURCE_SETTINGS.items()
+                                    for key in settings.url_keys)}
 # (section, key, lowest, highest) for integers with a sensible range.
 _RANGES = (("digest", "max_items", 1, 200), ("digest", "period_days", 1, 366),
-           ("sources.pubmed", "batch_size", 1, 10000), ("sources.clinicaltrials", "page_size", 1, 1000),
+           *((section, *r) for section, settings in SOURCE_SETTINGS.items() for r in settings.int_ranges),
            ("web", "threads", 1, 64), ("web", "connection_limit", 10, 10000), ("web", "channel_timeout", 1, 3600),
            ("web", "request_timeout", 1, 3600), ("web", "max_body_bytes", 1024, 10_000_000),
            ("web", "signups_per_address_day", 1, 100), ("web", "signups_per_client_hour", 1, 10000),
@@ -191,11 +212,16 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
 def _merge(base: dict, raw: dict) -> dict:
     merged = {"topic": dict(raw.get("topic") or base["topic"]), "themes": [dict(t) for t in _themes(base, raw)],
               "sources": {}}
-    for name in ("pubmed", "clinicaltrials"):
+    for name in _source_names():
         merged["sources"][name] = {**base["sources"][name], **raw.get("sources", {}).get(name, {})}
     for name in ("ranking", "digest", "email", "web", "http", "run"):
         merged[name] = {**base.get(name, {}), **raw.get(name, {})}
     return merged
+
+
+def _source_names() -> list[str]:
+    """"pubmed", "clinicaltrials": the ``[sources.*]`` tables ``SOURCE_SETTINGS`` describes."""
+    return [section.split(".", 1)[1] for section in SOURCE_SETTINGS]
 
 
 def _themes(base: dict, raw: dict) -> list[dict]:
@@ -305,7 +331,7 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
     day = (cfg.get("digest") or {}).get("schedule_day")
     if isinstance(day, str) and day.lower() not in WEEKDAYS:
         err(f"'schedule_day' in [digest] must be a weekday (monday … sunday), got {day!r}", "schedule_day", "digest")
-    for name in ("pubmed", "clinicaltrials"):
+    for name in _source_names():
         interval = (cfg.get("sources", {}).get(name) or {}).get("min_interval")
         if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval < 0:
             err(f"'min_interval' in [sources.{name}] must be 0 or more seconds, got {interval}",
@@ -333,11 +359,7 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
 # a zero timeout fails every request, a NaN passes every comparison. (section, key, low, high,
 # low exclusive?) Checked for ints and floats alike; NaN and infinity are never accepted.
 VALUE_RANGES = (
-    ("sources.pubmed", "overlap_days", 0, 365, False),
-    ("sources.pubmed", "modified_days", 0, 365, False),
-    ("sources.clinicaltrials", "overlap_days", 0, 365, False),
-    ("sources.pubmed", "min_interval", None, 60, False),          # below 0: checked above
-    ("sources.clinicaltrials", "min_interval", None, 60, False),
+    *((section, *r) for section, settings in SOURCE_SETTINGS.items() for r in settings.value_ranges),
     ("email", "timeout", 0, 600, True),
     ("ranking", "relevance_threshold", 0, 1, False),
     ("ranking", "theme_threshold", 0, 1, False),
@@ -398,8 +420,7 @@ def _build(cfg: dict, path: str | None) -> Config:
               exclude_terms=tuple(th.get("exclude_terms", [])))
         for th in cfg["themes"]
     )
-    sections = {"sources.pubmed": cfg["sources"]["pubmed"],
-                "sources.clinicaltrials": cfg["sources"]["clinicaltrials"],
+    sections = {**{f"sources.{name}": cfg["sources"][name] for name in _source_names()},
                 "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"], "web": cfg["web"],
                 "http": cfg.get("http", {}), "run": cfg.get("run", {})}
     return Config(topic=topic, themes=themes, sections=sections, path=path)

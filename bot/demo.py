@@ -15,15 +15,14 @@ import json
 import logging
 import os
 from contextlib import ExitStack, contextmanager
-from importlib import resources
 from pathlib import Path
 
 from bot.config import load_config
-from bot.fetch import fetch_all
+from bot.fetch import SOURCES, fetch_all
 from bot.replay import LocalServer
-from bot.replay.eutils import eutils_responder
 from bot.sources.pubmed import make_client
 from bot.store import now_iso, open_db
+from bot.store.trials import trial_changes_since
 
 log = logging.getLogger(__name__)
 # The bundled records' Entrez dates end here; a demo run on an earlier clock still sees them all.
@@ -32,14 +31,9 @@ DEMO_NOW = "2026-11-21T06:00:00+00:00"
 DEMO_SUBSCRIBER = "demo@example.org"
 
 
-def demo_data_dir(source: str = "pubmed") -> Path:
-    """Where the bundled demo records for ``source`` live (inside the installed package)."""
-    return Path(str(resources.files("bot").joinpath("demo_data", source)))
-
-
 def start_pubmed_server(stack: ExitStack) -> LocalServer:
     """Serve the bundled PubMed records from an E-utilities emulator until ``stack`` closes."""
-    return stack.enter_context(LocalServer(eutils_responder(demo_data_dir("pubmed"))))
+    return stack.enter_context(LocalServer(SOURCES["pubmed"].demo_responder()))
 
 
 def demo_config(pubmed_url: str):
@@ -69,10 +63,27 @@ def stored_summary(db) -> dict:
             "recent": [{"id": i, "entrez_date": d, "title": t} for i, d, t in recent]}
 
 
-def fetch_trials(db, config, progress: bool) -> dict:
-    """Fetch the bundled trials, then their later version, so the demo records a change event."""
-    from bot.fetch.clinicaltrials import replay_demo
-    return replay_demo(db, config, progress=progress)
+def fetch_trials(db, config, progress: bool = False) -> dict:
+    """The demo's trial step: fetch the bundled trials from a local CT.gov emulator, then their
+    later version (one trial changed status and posted results), through ``fetch_all`` so both
+    runs are recorded and the change event is detected. Returns {"first": counts, "second":
+    counts, "changes": [events]}.
+
+    ``config`` is changed in place to point at the emulator (the demo's own config copy).
+    """
+    source = SOURCES["clinicaltrials"]
+    started = now_iso()
+    summary: dict = {}
+    for version, key in ((1, "first"), (2, "second")):
+        with LocalServer(source.demo_responder(version)) as server:
+            config.sections[source.settings]["base_url"] = server.url
+            result = fetch_all(db, config, [source.name], progress=progress,
+                               clinicaltrials={"min_interval": 0})
+        if result.errors:
+            raise RuntimeError(f"demo trials fetch failed: {result.errors}")
+        summary[key] = result.counts[source.name]
+    summary["changes"] = trial_changes_since(db, started)
+    return summary
 
 
 def rank(db, config, progress: bool) -> dict:

@@ -22,16 +22,15 @@ from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
+from bot.fetch.registry import SOURCES
 from bot.redact import scrub
 from bot.store import integrity_problem, loads, now_iso
 
-__all__ = ["collect_status", "format_status", "status_json", "SUCCESS_STATUSES", "SOURCE_ITEM_TAGS", "PROBLEMS",
+__all__ = ["collect_status", "format_status", "status_json", "SUCCESS_STATUSES", "PROBLEMS",
            "ranker_seed_state"]
 
 # A run with one of these statuses means the source was read successfully.
 SUCCESS_STATUSES = ("ok", "nothing_new")
-# Fetch source name (runs.source) -> the tag its items carry in items.sources.
-SOURCE_ITEM_TAGS = {"pubmed": "pubmed", "clinicaltrials": "ctgov", "feeds": "feed"}
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -103,7 +102,7 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
         counts = loads(last.get("counts"), {}) if last else {}
         success_age = _age_days(ok["started"], now_dt) if ok else None
         stale = success_age is None or success_age > stale_after
-        tag = SOURCE_ITEM_TAGS.get(name, name)
+        tag = SOURCES[name].item_tag if name in SOURCES else name
         entry = {
             "source": name,
             "last_run": last and {"started": last["started"], "finished": last["finished"],

@@ -194,7 +194,7 @@ def ranked_demo_db(tmp_path_factory, real_embedder) -> Path:
     model (items, scores, the embedding cache; no subscribers). Tests copy it (``copy_db``) or
     take its embedding cache (``prewarm_embeddings``), so their own runs never embed again."""
     from bot.config import load_config
-    from bot.demo import demo_data_dir
+    from bot.replay import demo_data_dir
     from bot.fetch import fetch_all
     from bot.replay import LocalServer
     from bot.replay.ctgov import demo_responder

@@ -35,7 +35,7 @@ def table_checksums(path) -> dict[str, str]:
 def newest_demo_articles(count: int) -> list[str]:
     """The ``count`` bundled demo PubMed records with the latest Entrez dates (this week's news
     on the pinned clock), as article XML for ``eutils_responder``."""
-    from bot.demo import demo_data_dir
+    from bot.replay import demo_data_dir
     from bot.replay.eutils import article_key, load_articles
     articles = load_articles(demo_data_dir("pubmed"))
     return sorted(articles, key=lambda a: article_key(a)[1], reverse=True)[:count]

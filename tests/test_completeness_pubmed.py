@@ -55,7 +55,7 @@ def eutils(articles, batch_size=7, **options):
 def run_on(db, config, client, monkeypatch, day: str, **options) -> dict:
     """One PubMed fetch with the store's clock (and so the emulator's) on ``day``."""
     monkeypatch.setenv("SPSBOT_NOW", f"{day}T06:00:00+00:00")
-    return fetch_pubmed.run(db, config, client=client, **options)
+    return fetch_pubmed.run(db, config, client=client, **options).counts
 
 
 def searches(server):

@@ -19,11 +19,11 @@ def _demo_database(tmp_path, monkeypatch):
     monkeypatch.setenv("SPSBOT_NOW", "2026-11-16T06:00:00+00:00")
     with LocalServer(demo_responder(1)) as server:
         config = make_config(tmp_path, server.url, condition="Stiff-Person Syndrome", terms=["stiff man"])
-        first = fetch_ctgov.run(db, config)
+        first = fetch_ctgov.run(db, config).counts
     monkeypatch.setenv("SPSBOT_NOW", "2026-11-23T06:00:00+00:00")
     with LocalServer(demo_responder(2, update_date="2026-11-21")) as server:
         config = make_config(tmp_path, server.url, condition="Stiff-Person Syndrome", terms=["stiff man"])
-        second = fetch_ctgov.run(db, config)
+        second = fetch_ctgov.run(db, config).counts
         since = server.requests[0].param("filter.advanced")
     db.close()
     return db_path, first, second, since

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from bot.fetch import clinicaltrials as fetch_ctgov
+from bot.demo import fetch_trials
 from bot.replay import LocalServer, Response
 from bot.replay.ctgov import ctgov_responder
 from bot.sources.clinicaltrials import iter_pages, make_client, search_studies
@@ -86,7 +87,7 @@ def test_run_stores_everything_then_incremental_run_records_exactly_the_real_cha
     monkeypatch.setenv("SPSBOT_NOW", "2026-11-01T06:00:00+00:00")
     with LocalServer(ctgov_responder(studies, page_size_cap=2)) as server:
         config = make_config(tmp_path, server.url, condition="Test Condition", page_size=2)
-        first = fetch_ctgov.run(db, config)
+        first = fetch_ctgov.run(db, config).counts
         assert first["fetched"] == 5 and first["new"] == 5 and first["changes"] == 0
         assert first["requests"] == 3 and first["pages"] == 3  # ⌈5/2⌉ pages
         assert "filter.advanced" not in server.requests[0].query
@@ -97,12 +98,12 @@ def test_run_stores_everything_then_incremental_run_records_exactly_the_real_cha
         status["lastUpdatePostDateStruct"] = {"date": "2026-11-05", "type": "ACTUAL"}
         monkeypatch.setenv("SPSBOT_NOW", "2026-11-08T06:00:00+00:00")
         server.requests.clear()
-        second = fetch_ctgov.run(db, config)
+        second = fetch_ctgov.run(db, config).counts
         assert server.requests[0].param("filter.advanced") == "AREA[LastUpdatePostDate]RANGE[2026-10-29,MAX]"
         assert second["fetched"] == 1 and second["changes"] == 1 and second["new"] == 0
 
         # Re-running stores no duplicates and no new events.
-        third = fetch_ctgov.run(db, config, full=True)
+        third = fetch_ctgov.run(db, config, full=True).counts
         assert third["fetched"] == 5 and third["new"] == 0 and third["changes"] == 0
     assert db["items"].count == 5
     change = next(db["trial_changes"].rows)
@@ -131,13 +132,13 @@ def test_server_errors_are_retried(db, tmp_path):
         return Response(200, json.dumps(load("studies_single_page_NCT06388018.json")), "application/json")
     with LocalServer(flaky) as server:
         config = make_config(tmp_path, server.url, condition="x")
-        counts = fetch_ctgov.run(db, config, backoff=0)
+        counts = fetch_ctgov.run(db, config, backoff=0).counts
     assert counts["fetched"] == 1 and counts["requests"] == 2
 
 
 def test_replay_demo_records_the_bundled_status_change(db, tmp_path):
     config = make_config(tmp_path, "http://127.0.0.1:9", condition="Stiff-Person Syndrome")
-    summary = fetch_ctgov.replay_demo(db, config)
+    summary = fetch_trials(db, config)
     assert summary["first"]["new"] == 6 and summary["second"]["fetched"] == 1
     assert {(c["nct_id"], c["field"], c["new"]) for c in summary["changes"]} >= {
         ("NCT03829826", "overall_status", "COMPLETED")}
@@ -151,6 +152,6 @@ def test_requests_are_spaced_by_the_configured_interval(db, tmp_path):
     with LocalServer(ctgov_responder(studies, page_size_cap=2)) as server:
         config = make_config(tmp_path, server.url, condition="Atopic Dermatitis", terms=["stent"],
                              min_interval=1.0, page_size=2)
-        counts = fetch_ctgov.run(db, config, sleep=waits.append)
+        counts = fetch_ctgov.run(db, config, sleep=waits.append).counts
     assert counts["requests"] == 2 and counts["fetched"] == 2
     assert len(waits) == 1 and 0.5 < waits[0] <= 1.0

@@ -11,7 +11,7 @@ import bot.fetch
 from bot.cli import cli
 from bot.cli.digesting import EXIT_CODES
 from bot.pipeline import RunResult
-from bot.fetch import FetchResult
+from bot.fetch import FetchResult, SourceResult
 from bot.store import open_db
 from conftest import SmtpServer
 from digest_support import offline_cli_store, paper
@@ -68,7 +68,7 @@ def test_run_fails_with_exit_1_when_smtp_is_unreachable_and_retries_later(setup,
 
 def test_run_partial_fetch_exits_4(setup, monkeypatch):
     monkeypatch.setattr(bot.fetch, "fetch_all", lambda db, config, **kw: FetchResult(
-        counts={"clinicaltrials": {"new": 0}}, errors={"pubmed": "SourceError: HTTP 500"}))
+        {"pubmed": SourceResult(failure="SourceError: HTTP 500"), "clinicaltrials": SourceResult({"new": 0})}))
     with SmtpServer() as server:
         monkeypatch.setenv("SPSBOT_SMTP_URL", server.url)
         result = setup.invoke(cli, ["run", "--no-rank"])

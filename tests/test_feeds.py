@@ -139,14 +139,16 @@ def test_run_reads_every_feed_and_a_failing_feed_does_not_stop_the_others(db, tm
                  {"url": f"{server.url}/atom", "name": "arxiv"}, {"url": f"{server.url}/broken", "name": "broken"},
                  {"url": f"{server.url}/rss/search/1abc/?limit=20", "name": "pubmed-rss"}]
         config = make_config(tmp_path, server.url, condition="x", feeds=feeds)
-        counts = fetch_feeds.run(db, config, min_interval=0, backoff=0)
+        result = fetch_feeds.run(db, config, min_interval=0, backoff=0)
+        counts = result.counts
         paths = [r.path for r in server.requests]
         assert server.requests[-1].param("limit") == "20"
     assert paths == ["/rdf", "/missing", "/atom", "/broken", "/rss/search/1abc/"]  # trailing slash kept
-    assert counts["feeds"] == 5 and counts["errors"] == 2 and counts["_status"] == "partial"
+    assert counts["feeds"] == 5 and counts["errors"] == 2 and result.status == "partial"
     assert counts["fetched"] == 1 + 7 + 1 and counts["new"] == 9
     assert any("gone" in e and "404" in e for e in counts["feed_errors"])
     assert any("broken" in e for e in counts["feed_errors"])
+    assert result.problems == counts["feed_errors"] and result.error is None  # runs.error stays empty
     sources = {json.loads(r["sources"])[0] for r in db["items"].rows}
     assert sources == {"feed:jpeds", "feed:arxiv", "feed:pubmed-rss"}
 
@@ -188,7 +190,7 @@ def test_feed_then_real_pubmed_parser_record_is_one_item(db, tmp_path, fixtures)
 <description>Announced before indexing.</description></item></channel></rss>"""
     with LocalServer(lambda request: Response(200, rss, "application/rss+xml")) as server:
         config = make_config(tmp_path, server.url, condition="x", feeds=[{"url": f"{server.url}/toc", "name": "toc"}])
-        assert fetch_feeds.run(db, config, min_interval=0)["new"] == 1
+        assert fetch_feeds.run(db, config, min_interval=0).counts["new"] == 1
     assert save_items(db, [pubmed], source="pubmed")["new"] == 0
     item = next(db["items"].rows)
     assert db["items"].count == 1 and json.loads(item["sources"]) == ["feed:toc", "pubmed"]

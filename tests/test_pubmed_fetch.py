@@ -48,7 +48,7 @@ def endpoint_requests(server, name):
 
 def test_backfill_pages_through_webenv(db, articles):
     with eutils(articles) as (server, config, responder):
-        counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END)
+        counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END).counts
     assert counts["fetched"] == counts["new"] == 34 == db["items"].count
     assert (counts["batches"], counts["errors"], counts["requests"]) == (5, 0, 6)
     [search] = endpoint_requests(server, "esearch")
@@ -70,7 +70,7 @@ def test_backfill_pages_through_webenv(db, articles):
 def test_next_run_overlaps_the_previous_window(db, articles):
     with eutils(articles) as (server, config, _):
         fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END)
-        counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end="2026/11/27")
+        counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end="2026/11/27").counts
         searches = endpoint_requests(server, "esearch")
     # 2026/11/20 minus overlap_days = 3, on the create date
     assert searches[1].param("term").endswith(") AND 2026/11/17:2026/11/27[crdt]")
@@ -84,7 +84,7 @@ def test_full_refetch_is_idempotent(db, articles, monkeypatch):
         fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END)
         before = {r["id"]: r for r in db["items"].rows}
         monkeypatch.setenv("SPSBOT_NOW", "2026-11-27T06:00:00+00:00")
-        counts = fetch_pubmed.run(db, config, full=True, sleep=no_sleep, window_end=END)
+        counts = fetch_pubmed.run(db, config, full=True, sleep=no_sleep, window_end=END).counts
         after = {r["id"]: r for r in db["items"].rows}
     assert (counts["fetched"], counts["new"], counts["updated"], counts["unchanged"]) == (34, 0, 0, 34)
     assert set(before) == set(after)
@@ -100,7 +100,7 @@ def test_rate_limit_and_server_errors_are_retried(db, articles):
               "efetch": [Response(503, "Service unavailable", "text/plain"),
                          Response(429, RATE_LIMIT_BODY, "application/json", headers={"Retry-After": "2"})]}
     with eutils(articles, script=script) as (server, config, _):
-        counts = fetch_pubmed.run(db, config, sleep=sleeps.append, window_end=END)
+        counts = fetch_pubmed.run(db, config, sleep=sleeps.append, window_end=END).counts
     assert counts["fetched"] == 34 and counts["errors"] == 0
     assert counts["requests"] == len(server.requests) == 9   # 1 + 1 retried esearch, 5 + 2 retried efetch
     assert 2.0 in sleeps and 1.0 in sleeps                   # Retry-After, then the backoff
@@ -142,7 +142,7 @@ def test_api_key_is_sent_by_post_spaced_for_ten_per_second_and_never_stored(db, 
 def test_a_window_above_the_limit_is_split_not_truncated(db, articles, monkeypatch):
     monkeypatch.setattr(pubmed, "SEARCH_LIMIT", 10)
     with eutils(articles, page_limit=10) as (server, config, _):
-        counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END)
+        counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END).counts
         searches = endpoint_requests(server, "esearch")
         fetches = endpoint_requests(server, "efetch")
     assert counts["fetched"] == counts["new"] == 34 and counts["errors"] == 0
@@ -215,7 +215,7 @@ def test_phrase_not_found_is_zero_results_with_a_warning(db, articles, fixtures,
     zero = Response(200, (fixtures / "pubmed" / "esearch_biopython_esearch8_pubmed_zero_results_errorlist_"
                                                  "phrasenotfound.xml").read_bytes())
     with eutils(articles, script={"esearch": [zero]}) as (_, config, _):
-        counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END)
+        counts = fetch_pubmed.run(db, config, sleep=no_sleep, window_end=END).counts
     assert counts["fetched"] == 0 and counts["requests"] == 1
     assert "PhraseNotFound: abcXYZ" in caplog.text
     assert get_state(db, "pubmed", config.topic.pubmed_query)["window_end"] == END

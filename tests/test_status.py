@@ -18,10 +18,10 @@ def _run(db, monkeypatch, source, when, *, fail=False, counts=None, status=None)
     """A real recorded fetch run of ``source`` at a faked time."""
     monkeypatch.setenv("SPSBOT_NOW", when)
     try:
-        with recorded_run(db, "fetch", source) as c:
-            c.update(counts or {})
+        with recorded_run(db, "fetch", source) as run:
+            run.counts.update(counts or {})
             if status:
-                c["_status"] = status
+                run.status = status
             if fail:
                 raise RuntimeError("pubmed: HTTP 500 from esearch.fcgi after 4 tries")
     except RuntimeError:

@@ -20,8 +20,8 @@ def setup(env_isolated, monkeypatch):
     db = offline_cli_store(env_isolated, monkeypatch, [paper(1, "IVIG in SPS")])
     monkeypatch.setenv("SPSBOT_NOW", "2026-11-22T06:00:00+00:00")
     for source in ("pubmed", "clinicaltrials"):
-        with recorded_run(db, "fetch", source) as counts:
-            counts["new"] = 1
+        with recorded_run(db, "fetch", source) as run:
+            run.counts["new"] = 1
     monkeypatch.setenv("SPSBOT_NOW", NOW)
     db.close()
     runner = CliRunner()

@@ -110,8 +110,8 @@ def test_failed_save_keeps_nothing_from_the_batch(db):
 
 
 def test_recorded_run_marks_ok_and_failed(db):
-    with recorded_run(db, "fetch", "pubmed") as counts:
-        counts["new"] = 3
+    with recorded_run(db, "fetch", "pubmed") as run:
+        run.counts["new"] = 3
     with pytest.raises(RuntimeError):
         with recorded_run(db, "fetch", "clinicaltrials"):
             raise RuntimeError("boom")

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_config
-from bot.demo import demo_data_dir
+from bot.replay import demo_data_dir
 from bot.digest.subscribers import add_subscriber
 from bot.pipeline import run_weekly
 from bot.replay import LocalServer, Response

@@ -256,12 +256,11 @@ def run(app, no_fetch, no_rank, dry_run, deadline) -> None:
         _echo_would_send(result.dry_run)
         status = "failed" if result.status == "failed" else ("ok" if result.dry_run else "nothing_new")
         sys.exit(EXIT_CODES[status])
-    with locked(app, "run"), recorded_run(app.db, "run") as counts:
+    with locked(app, "run"), recorded_run(app.db, "run") as record:
         result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, progress=app.show_progress,
                             deadline_minutes=deadline)
-        counts.update(result.counts(), _status=result.status)
-        if result.summary_error:
-            counts["_error"] = result.summary_error
+        record.counts.update(result.counts())
+        record.status, record.error = result.status, result.summary_error
     if result.failed:
         click.echo(f"Error: {result.summary_error}", err=True)
     sys.exit(EXIT_CODES[result.status])

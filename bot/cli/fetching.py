@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from bot.cli.base import EXIT_FAILURE, EXIT_PARTIAL, cli, locked, pass_app
-from bot.fetch import SOURCES
+from bot.fetch.registry import SOURCES
 
 
 def _counts_line(name: str, counts: dict) -> str:

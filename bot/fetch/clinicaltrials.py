@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from tqdm import tqdm
 
 from bot.config import DEFAULT_CTGOV_URL
+from bot.fetch.results import SourceResult
 from bot.sources import clinicaltrials as ctgov
 from bot.store import get_state, now_iso, set_state
 from bot.store.quarantine import quarantine_record, release_records
@@ -45,9 +46,9 @@ def since_date(state: dict | None, overlap_days: int) -> str | None:
 
 
 def run(db, config, *, full: bool = False, progress: bool = False, client=None, sleep=None,
-        min_interval: float | None = None, backoff: float | None = None) -> dict:
-    """Fetch and store the topic's trials; return counts (fetched/new/updated/unchanged/
-    versions/changes/links/quarantined/released/requests/pages)."""
+        min_interval: float | None = None, backoff: float | None = None) -> SourceResult:
+    """Fetch and store the topic's trials; return the counts (fetched/new/updated/unchanged/
+    versions/changes/links/quarantined/released/requests/pages). A failed search raises."""
     settings = config.clinicaltrials
     if client is None:
         options = {}
@@ -95,7 +96,7 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
     if counts["quarantined"]:
         log.warning("clinicaltrials: %d stud(ies) quarantined (see `spsbot status`); the rest is stored",
                     counts["quarantined"])
-    return counts
+    return SourceResult(counts)
 
 
 def _save(db, batch: list[dict], counts: dict, refuse) -> None:
@@ -119,28 +120,3 @@ def _save(db, batch: list[dict], counts: dict, refuse) -> None:
         counts["released"] += release_records(db, SOURCE, [r["nct_id"] for r in stored])
     log.debug("clinicaltrials: stored %d studies in %.2fs", len(batch), time.monotonic() - t0)
 
-
-def replay_demo(db, config, *, progress: bool = False) -> dict:
-    """The demo's trial step: fetch the bundled trials from a local CT.gov emulator, then their
-    later version (one trial changed status and posted results), through ``fetch_all`` so both
-    runs are recorded. Returns {"first": counts, "second": counts, "changes": [events]}.
-
-    ``config`` is changed in place to point at the emulator (the demo's own config copy).
-    """
-    from bot.fetch import fetch_all
-    from bot.replay import LocalServer
-    from bot.replay.ctgov import demo_responder
-    from bot.store.trials import trial_changes_since
-
-    started = now_iso()
-    summary: dict = {}
-    for version, key in ((1, "first"), (2, "second")):
-        with LocalServer(demo_responder(version)) as server:
-            config.sections["sources.clinicaltrials"]["base_url"] = server.url
-            result = fetch_all(db, config, [SOURCE], progress=progress,
-                               clinicaltrials={"min_interval": 0})
-        if result.errors:
-            raise RuntimeError(f"demo trials fetch failed: {result.errors}")
-        summary[key] = result.counts[SOURCE]
-    summary["changes"] = trial_changes_since(db, started)
-    return summary

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
+from bot.fetch.results import SourceResult
 from bot.sources import feeds as feed_source
 from bot.sources.http import SourceError
 from bot.store import now_iso, save_items, set_state
@@ -24,9 +25,10 @@ SOURCE = "feeds"
 
 
 def run(db, config, *, full: bool = False, progress: bool = False, client=None, sleep=None,
-        min_interval: float | None = None, backoff: float | None = None) -> dict:
+        min_interval: float | None = None, backoff: float | None = None) -> SourceResult:
     """Read each feed in ``config.topic.feeds``; return counts (feeds, errors = failed feeds,
-    fetched, new, updated, unchanged, links) and ``feed_errors`` (one line per failed feed).
+    fetched, new, updated, unchanged, links, and ``feed_errors``: one line per failed feed, also
+    the result's ``problems``). Some feeds failing make the run partial; all of them, failed.
 
     ``client`` may be an HttpClient to use for every feed (tests), else one is made per host.
     """
@@ -68,9 +70,7 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
         counts["links"] = link_papers_and_trials(db, item_ids=stored_ids)
     if feeds and counts["errors"] == len(feeds):
         raise SourceError(f"feeds: all {len(feeds)} feeds failed: {'; '.join(counts['feed_errors'])}"[:1000])
-    if counts["errors"]:
-        counts["_status"] = "partial"
-    return counts
+    return SourceResult(counts, problems=list(counts["feed_errors"]))
 
 
 def _one_line(error: Exception, source: str) -> str:

@@ -26,6 +26,7 @@ from datetime import timedelta
 from tqdm import tqdm
 
 from bot.faults import crash_point
+from bot.fetch.results import SourceResult
 from bot.sources import pubmed
 from bot.store import get_state, now_iso, save_items, set_state, stored_pmids
 from bot.store.quarantine import open_quarantine, quarantine_record, release_records
@@ -70,10 +71,11 @@ def modified_window(db, config, maxdate: str) -> tuple[str, str] | None:
 
 
 def run(db, config, *, full: bool = False, progress: bool = False, client=None, sleep=None,
-        window_end: str | None = None) -> dict:
-    """Fetch PubMed records for ``config.topic.pubmed_query`` into ``db``; return counts
+        window_end: str | None = None) -> SourceResult:
+    """Fetch PubMed records for ``config.topic.pubmed_query`` into ``db``; return the counts
     {fetched, new, updated, unchanged, batches, errors, quarantined (records refused this run),
-    released (held records stored now), modified, retracted, requests, matched, window}."""
+    released (held records stored now), modified, retracted, requests, matched, window} and, when
+    a batch or search failed, its problems and a one-line error (the run is then partial)."""
     started = now_iso()
     query = config.topic.pubmed_query
     client = client or pubmed.make_client(config, sleep=sleep)
@@ -102,15 +104,15 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
         _sweep_modified(db, config, client, maxdate, batch_size, counts, problems, started)
     _retry_quarantined(db, client, batch_size, counts, problems)
     counts["requests"] = client.requests_sent
-    if counts["errors"]:
-        counts["_status"] = "partial"
-        counts["_error"] = (f"{counts['errors']} batch/search error(s) (first: {problems[0][:200]})"
-                            + ("; window kept for the next run" if not window_ok else ""))
-        log.warning("pubmed: %s", counts["_error"])
+    result = SourceResult(counts, problems=problems)
+    if problems:
+        result.error = (f"{counts['errors']} batch/search error(s) (first: {problems[0][:200]})"
+                        + ("; window kept for the next run" if not window_ok else ""))
+        log.warning("pubmed: %s", result.error)
     if counts["quarantined"]:
         log.warning("pubmed: %d record(s) quarantined (see `spsbot status`); the rest is stored",
                     counts["quarantined"])
-    return counts
+    return result
 
 
 def _store(db, batch: pubmed.Batch, counts: dict, problems: list[str], progress: bool = False,

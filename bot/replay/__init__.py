@@ -14,8 +14,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
+
+
+def demo_data_dir(source: str = "pubmed") -> Path:
+    """Where the bundled recorded data for ``source`` ("pubmed", "ctgov") lives in the package."""
+    return Path(str(resources.files("bot").joinpath("demo_data", source)))
 
 
 @dataclass

@@ -45,7 +45,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from bot.replay import Request, Response
+from bot.replay import Request, Response, demo_data_dir
 
 ESEARCH_HEAD = ('<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE eSearchResult PUBLIC "-//NLM//DTD esearch '
                 '20060628//EN" "https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20060628/esearch.dtd">\n')
@@ -466,3 +466,10 @@ def _xml_escape(text: str) -> str:
 def eutils_responder(articles, **options) -> EutilsEmulator:
     """A ``LocalServer`` responder emulating esearch/efetch over ``articles`` (see module doc)."""
     return EutilsEmulator(articles, **options)
+
+
+def eutils_demo_responder(version: int = 1) -> EutilsEmulator:
+    """Serve the bundled demo records (``bot/demo_data/pubmed/``; they have one version only)."""
+    if version != 1:
+        raise ValueError(f"the PubMed demo data has version 1 only, not {version}")
+    return eutils_responder(demo_data_dir("pubmed"))

@@ -16,6 +16,7 @@ import tempfile
 import time
 import unicodedata
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -27,8 +28,8 @@ from bot.store.schema import ensure_db_shape
 
 __all__ = [
     "open_db", "ensure_db_shape", "save_items", "item_id_for", "norm_title", "content_hash",
-    "now_iso", "start_run", "finish_run", "recorded_run", "get_state", "set_state", "loads", "stored_pmids",
-    "integrity_problem", "scratch_copy", "db_file",
+    "now_iso", "start_run", "finish_run", "recorded_run", "RunRecord", "get_state", "set_state", "loads",
+    "stored_pmids", "integrity_problem", "scratch_copy", "db_file",
 ]
 
 # Columns that hold JSON lists/objects.
@@ -341,25 +342,28 @@ def finish_run(db: sqlite_utils.Database, run_id: int, status: str, counts: dict
         db["runs"].update(run_id, row)
 
 
-@contextmanager
-def recorded_run(db: sqlite_utils.Database, command: str, source: str | None = None) -> Iterator[dict]:
-    """Record a run: yields a counts dict to fill; status ok, or failed with the error on exception.
+@dataclass
+class RunRecord:
+    """What a recorded run writes into its ``runs`` row when it ends: fill it while it runs."""
 
-    Set ``counts["_status"]`` to override the final status (e.g. "partial").
-    """
+    counts: dict = field(default_factory=dict)
+    status: str = "ok"            # e.g. "partial" when a source kept going past a failed part
+    error: str | None = None      # one line: why it was partial (a failed run records the exception)
+
+
+@contextmanager
+def recorded_run(db: sqlite_utils.Database, command: str, source: str | None = None) -> Iterator[RunRecord]:
+    """Record a run: yields a ``RunRecord`` to fill; its status, or failed with the error on exception."""
     run_id = start_run(db, command, source)
     started = time.monotonic()
-    counts: dict = {}
+    record = RunRecord()
     try:
-        yield counts
+        yield record
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
-        counts.pop("_status", None)
-        counts.pop("_error", None)
-        finish_run(db, run_id, "failed", counts, error=f"{type(e).__name__}: {e}"[:2000],
+        finish_run(db, run_id, "failed", record.counts, error=f"{type(e).__name__}: {e}"[:2000],
                    started_monotonic=started)
         raise
-    status = counts.pop("_status", "ok")
-    finish_run(db, run_id, status, counts, error=counts.pop("_error", None), started_monotonic=started)
+    finish_run(db, run_id, record.status, record.counts, error=record.error, started_monotonic=started)
 
 
 # --- incremental state ----------------------------------------------------------------------

@@ -17,7 +17,7 @@ SEED_END = "2026/06/30"   # a first, healthy run stops here; the faulty run cove
 
 
 def demo_articles() -> list[str]:
-    from bot.demo import demo_data_dir
+    from bot.replay import demo_data_dir
     return load_articles(demo_data_dir("pubmed"))
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import demo_data_dir
+from bot.replay import demo_data_dir
 from bot.digest.subscribers import add_subscriber
 from bot.replay import LocalServer, Response
 from bot.replay.ctgov import demo_responder
