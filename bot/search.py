@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import sqlite_utils
 
+from bot.links import doi_url, pubmed_url, trial_url
 from bot.store import now_iso
 from bot.store import search as sql
 from bot.store.search import Filters
@@ -273,11 +274,11 @@ def item_url(item: dict) -> str:
     if item.get("url"):
         return item["url"]
     if item.get("nct_id") and item.get("kind") == "trial":
-        return f"https://clinicaltrials.gov/study/{item['nct_id']}"
+        return trial_url(item["nct_id"])
     if item.get("pmid"):
-        return f"https://pubmed.ncbi.nlm.nih.gov/{item['pmid']}/"
+        return pubmed_url(item["pmid"])
     if item.get("doi"):
-        return f"https://doi.org/{item['doi']}"
+        return doi_url(item["doi"])
     return ""
 
 

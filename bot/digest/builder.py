@@ -31,6 +31,7 @@ import sqlite_utils
 from bot.config import WEEKDAYS
 from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, display_date, humanize_value,
                                 in_window, item_dates, item_links, make_entry, safe_url)
+from bot.links import trial_url
 from bot.store import loads, now_iso
 from bot.store import digests as store
 
@@ -325,7 +326,7 @@ def _linked_entry(item: dict, pool: Pool) -> dict:
     entry = dict(pool.entry(item))  # a copy: the cached entry has no trial links
     entry["trial_links"] = [
         {"nct_id": t.split(":", 1)[1], "phrase": _link_phrase(ev),
-         "url": f"https://clinicaltrials.gov/study/{t.split(':', 1)[1]}"}
+         "url": trial_url(t.split(":", 1)[1])}
         for t, ev in pool.links.get(item["id"], []) if t in pool.trial_ids]
     return entry
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
+from bot.links import doi_url, pubmed_url, trial_url
 from bot.store import loads
 
 # Bidi embeddings/overrides/isolates can reverse how a line reads ("Trojan Source"): removed.
@@ -124,15 +125,15 @@ def evidence_label(item: dict) -> str:
 def item_links(item: dict) -> list[dict]:
     links = []
     if item.get("pmid"):
-        links.append({"label": "PubMed", "url": f"https://pubmed.ncbi.nlm.nih.gov/{quote(str(item['pmid']))}/"})
+        links.append({"label": "PubMed", "url": pubmed_url(item["pmid"])})
     pmcid = str(item.get("pmcid") or "").strip().upper()
     if re.fullmatch(r"PMC\d+", pmcid):  # PubMed Central: the whole paper, free to read
         links.append({"label": "Free full text (PMC)", "url": f"https://pmc.ncbi.nlm.nih.gov/articles/{pmcid}/"})
     if item.get("doi"):
-        links.append({"label": "DOI", "url": "https://doi.org/" + quote(item["doi"], safe="/:;()._-<>")})
+        links.append({"label": "DOI", "url": doi_url(item["doi"])})
     if item.get("nct_id"):
         links.append({"label": "ClinicalTrials.gov",
-                      "url": f"https://clinicaltrials.gov/study/{quote(item['nct_id'].upper())}"})
+                      "url": trial_url(item["nct_id"])})
     own = safe_url(item.get("url"))
     if own and not any(own.rstrip("/") == link["url"].rstrip("/") for link in links):
         links.append({"label": "Source", "url": own})

@@ -28,11 +28,11 @@ import math
 import re
 from typing import Callable, Iterable, Iterator
 
+from bot.links import trial_url
 from bot.sources.http import HttpClient, SourceError
 
 log = logging.getLogger(__name__)
 
-STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
 MAX_PAGE_SIZE = 1000  # the API refuses more
 MAX_PAGES = 10_000    # a last-resort stop: 10 million studies is more than the registry holds
 MAX_EMPTY_PAGES = 3   # empty pages in a row that may still promise more (the spec allows a few)
@@ -352,7 +352,7 @@ def parse_study(study: dict) -> dict:
         "abstract": _text(_get(proto, "descriptionModule", "briefSummary")) or None,
         "pub_date": first_date, "create_date": first_date,
         "pub_year": int(first_date[:4]) if first_date and first_date[:4].isdigit() else None,
-        "url": STUDY_URL.format(nct_id=nct_id),
+        "url": trial_url(nct_id),
         "authors": [sponsor] if sponsor else [],
         "pub_types": _pub_types(study_type, phases),
         "keywords": [_text(k) for k in _get(proto, "conditionsModule", "keywords", default=[]) if k],

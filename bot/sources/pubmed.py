@@ -38,6 +38,7 @@ from Bio import Entrez
 from Bio.Entrez import Parser as EntrezParser
 
 from bot.config import DEFAULT_EUTILS_URL
+from bot.links import pubmed_url
 from bot.sources.http import HttpClient, SourceError
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,6 @@ DEFAULT_BATCH_SIZE = 500
 INTERVAL_NO_KEY = 0.34
 INTERVAL_WITH_KEY = 0.1
 NCT_RE = re.compile(r"\bNCT\s?(\d{8})\b", re.IGNORECASE)
-PUBMED_URL = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
 
 # --- the request chokepoint --------------------------------------------------------------------
 
@@ -716,7 +716,7 @@ def parse_record(article) -> dict:
         "mesh": [flat(h["DescriptorName"]) for h in citation.get("MeshHeadingList", []) or []],
         "keywords": _keywords(citation.get("KeywordList")),
         "nct_ids": _nct_ids(art.get("DataBankList"), title, abstract),
-        "url": PUBMED_URL.format(pmid=pmid), "extra": {k: v for k, v in extra.items() if v},
+        "url": pubmed_url(pmid), "extra": {k: v for k, v in extra.items() if v},
     }
 
 
@@ -742,7 +742,7 @@ def _parse_book(article) -> dict:
         "pub_date": pub_date, "pub_year": pub_year, "entrez_date": entrez_date, "create_date": create_date,
         "pub_types": pub_types, "mesh": [], "keywords": _keywords(doc.get("KeywordList")),
         "nct_ids": _nct_ids(None, title, abstract),
-        "url": PUBMED_URL.format(pmid=pmid), "extra": {k: v for k, v in extra.items() if v},
+        "url": pubmed_url(pmid), "extra": {k: v for k, v in extra.items() if v},
     }
 
 
