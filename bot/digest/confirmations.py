@@ -26,7 +26,7 @@ from bot.digest.render import build_message, environment
 from bot.digest.send import SendError, SmtpSettings, _close, _Refused, _send_one, connect
 from bot.digest.tokens import CONFIRM_HOURS, make_confirm_token, make_token, secret_for
 from bot.store import subscribers as store
-from bot.store.clock import iso_before
+from bot.clock import iso_before
 from bot.store.digests import find_subscriber
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from markupsafe import Markup
 
 from bot.digest.entries import clean_text, safe_url
 from bot.digest.tokens import make_feedback_token, make_token, secret_for
-from bot.store.clock import now_iso
+from bot.clock import now_iso
 
 # Headers folded only past RFC 5322's hard limit: a folded List-Unsubscribe (long signed URLs)
 # trips up some one-click implementations. Bodies are encoded in short lines regardless.

@@ -8,7 +8,7 @@ conditions and keywords — good enough for replay, not the registry's ranking) 
 ``AREA[LastUpdatePostDate]RANGE[from,to]`` form of ``filter.advanced``.
 
 **Time.** Several study dicts with the same NCT id are versions of one registration: on the
-emulator's date (``today``, default the store's clock; None = always the latest) a study is
+emulator's date (``today``, default spsbot's clock, bot.clock; None = always the latest) a study is
 listed once its ``studyFirstPostDate`` has come, as its latest version whose
 ``lastUpdatePostDate`` has come.
 
@@ -32,6 +32,7 @@ import json
 import re
 from importlib import resources
 
+from bot.clock import now_iso
 from bot.replay import Request, Response
 
 _RANGE_RE = re.compile(r"AREA\[LastUpdatePostDate\]RANGE\[([^,\]]*),([^\]]*)\]", re.I)
@@ -119,7 +120,6 @@ def _json(body: dict) -> bytes:
 
 
 def _store_today() -> str:
-    from bot.store.clock import now_iso
     return now_iso()[:10]
 
 
@@ -191,7 +191,6 @@ def demo_studies(version: int = 1, update_date: str | None = None) -> list[dict]
         return studies
     if version != 2:
         raise ValueError(f"demo data has versions 1 and 2, not {version}")
-    from bot.store import now_iso
     posted = {"date": update_date or now_iso()[:10], "type": "ACTUAL"}
     later = copy.deepcopy(_demo_file(f"later_version_{DEMO_CHANGED_TRIAL}.json"))
     status = later["protocolSection"]["statusModule"]

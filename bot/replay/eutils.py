@@ -45,6 +45,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+from bot.clock import now_iso
 from bot.replay import Request, Response, demo_data_dir
 
 ESEARCH_HEAD = ('<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE eSearchResult PUBLIC "-//NLM//DTD esearch '
@@ -333,8 +334,8 @@ def clone_article(article: str, pmid: str | int, entrez: date, distinct: bool = 
 
 
 def store_today() -> str:
-    """Today on the store's clock (``SPSBOT_NOW`` in tests and the demo) as YYYY/MM/DD."""
-    from bot.store.clock import now_iso
+    """Today on spsbot's clock (``SPSBOT_NOW`` in tests and the demo) as YYYY/MM/DD: the emulated
+    PubMed lives on the same day as the bot that asks it."""
     return now_iso()[:10].replace("-", "/")
 
 

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 import sqlite_utils
 
 from bot.redact import scrub
-from bot.store.clock import now_iso
+from bot.clock import now_iso
 from bot.store.schema import ensure_db_shape
 
 __all__ = [

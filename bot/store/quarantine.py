@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from bot.store.clock import now_iso
+from bot.clock import now_iso
 
 __all__ = ["quarantine_record", "release_records", "open_quarantine", "quarantine_counts"]
 

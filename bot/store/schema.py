@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from bot.store.clock import now_iso
+from bot.clock import now_iso
 
 
 def m001_core(db: sqlite_utils.Database) -> None:

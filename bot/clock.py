@@ -1,4 +1,5 @@
-"""The store's clock: every stage asks it for "now", so tests (and the demo) can pin time.
+"""spsbot's clock: every stage (and the local emulators in ``bot.replay``) asks it for "now",
+so tests and the demo can pin time. ``bot.store`` re-exports ``now_iso``.
 
 ``SPSBOT_NOW`` (an ISO timestamp) fakes the clock; without it this is the real UTC time.
 """
