@@ -22,6 +22,8 @@ from bot.fetch import SOURCES, fetch_all
 from bot.replay import LocalServer
 from bot.sources.pubmed import make_client
 from bot.store import now_iso, open_db
+from bot.store.overview import item_counts, newest_papers
+from bot.store.overview import titles as item_titles
 from bot.store.trials import trial_changes_since
 
 log = logging.getLogger(__name__)
@@ -56,11 +58,7 @@ def fetch_pubmed(db, config, progress: bool) -> dict:
 
 def stored_summary(db) -> dict:
     """What the database now holds: item counts and the most recently indexed papers."""
-    recent = db.execute("select id, entrez_date, title from items where kind = 'paper' "
-                        "order by entrez_date desc, id limit 5").fetchall()
-    return {"items": db["items"].count,
-            "papers": db.execute("select count(*) from items where kind = 'paper'").fetchone()[0],
-            "recent": [{"id": i, "entrez_date": d, "title": t} for i, d, t in recent]}
+    return {**item_counts(db), "recent": newest_papers(db)}
 
 
 def fetch_trials(db, config, progress: bool = False) -> dict:
@@ -96,15 +94,14 @@ def top_per_theme(db, config, per_theme: int = 3) -> dict[str, list[dict]]:
     """The best relevant items of each theme, with the sentence that earned them their place."""
     from bot.store.ranking import get_scores
     scores = [s for s in get_scores(db).values() if s["relevant"]]
-    titles = dict(db.execute("select id, title from items").fetchall())
-    top = {}
-    for theme in config.theme_names:
-        ranked = sorted((s for s in scores if theme in s["labels"]), key=lambda s: -s["themes"].get(theme, 0))
-        top[theme] = [{"id": s["item_id"], "title": titles.get(s["item_id"], ""),
-                       "score": round(s["themes"].get(theme, 0), 3),
-                       "sentence": (s["evidence"].get(theme) or {}).get("sentence", "")}
-                      for s in ranked[:per_theme]]
-    return top
+    best = {theme: sorted((s for s in scores if theme in s["labels"]),
+                          key=lambda s: -s["themes"].get(theme, 0))[:per_theme] for theme in config.theme_names}
+    titles = item_titles(db, {s["item_id"] for shown in best.values() for s in shown})
+    return {theme: [{"id": s["item_id"], "title": titles.get(s["item_id"], ""),
+                     "score": round(s["themes"].get(theme, 0), 3),
+                     "sentence": (s["evidence"].get(theme) or {}).get("sentence", "")}
+                    for s in shown]
+            for theme, shown in best.items()}
 
 
 def write_digest(db, config, out_dir: Path) -> dict:
