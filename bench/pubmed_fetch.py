@@ -83,7 +83,7 @@ def bench(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, LocalServer(responder) as server:
         config = load_config(env={"SPSBOT_EUTILS_URL": server.url + "/entrez/eutils"})
         db = open_db(Path(tmp) / "bench.db")
-        client = pubmed.make_client(config, env={})   # the real spacing: 0.34 s, no API key
+        client = pubmed.configured_client(config, env={})   # the real spacing: 0.34 s, no API key
         started = time.perf_counter()
         counts = fetch_pubmed.run(db, config, client=client, window_end=END.strftime("%Y/%m/%d")).counts
         wall = time.perf_counter() - started

@@ -20,7 +20,7 @@ from pathlib import Path
 from bot.config import load_config
 from bot.fetch import SOURCES, fetch_all
 from bot.replay import LocalServer
-from bot.sources.pubmed import make_client
+from bot.sources.pubmed import configured_client
 from bot.store import now_iso, open_db
 from bot.store.overview import item_counts, newest_papers
 from bot.store.overview import titles as item_titles
@@ -47,7 +47,7 @@ def demo_config(pubmed_url: str):
 
 def fetch_pubmed(db, config, progress: bool) -> dict:
     """Run the real PubMed fetch step against the emulator (no request spacing needed locally)."""
-    client = make_client(config, env={}, min_interval=0)
+    client = configured_client(config, env={}, min_interval=0)
     window_end = max(now_iso()[:10].replace("-", "/"), DEMO_DATA_END)
     result = fetch_all(db, config, ["pubmed"], progress=progress,
                        pubmed={"client": client, "window_end": window_end})

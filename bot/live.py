@@ -62,7 +62,7 @@ def ctgov_term(parsed: ParsedQuery) -> str:
 def _pubmed_live(config, parsed, filters: Filters, limit: int, within_topic: bool, result: LiveResult,
                  client=None) -> None:
     from bot.sources import pubmed
-    client = client or pubmed.make_client(config)
+    client = client or pubmed.configured_client(config)
     term = pubmed_term(parsed, config.topic.pubmed_query if within_topic else "")
     # An Entrez-date floor is safe for --since (a paper is indexed after it is published); the
     # upper bound stays open because old papers are still being indexed.

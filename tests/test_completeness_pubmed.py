@@ -48,7 +48,7 @@ def eutils(articles, batch_size=7, **options):
     with LocalServer(responder) as server:
         config = load_config(env={"SPSBOT_EUTILS_URL": server.url + "/entrez/eutils"})
         config.sections["sources.pubmed"]["batch_size"] = batch_size
-        client = pubmed.make_client(config, env={}, min_interval=0, backoff=0)
+        client = pubmed.configured_client(config, env={}, min_interval=0, backoff=0)
         yield server, config, client
 
 

@@ -44,7 +44,7 @@ def test_demo_responders_serve_the_bundled_data():
     config = load_config(None, env={})
     with LocalServer(SOURCES["pubmed"].demo_responder()) as server:
         config.sections["sources.pubmed"]["base_url"] = server.url + "/entrez/eutils"
-        client = pubmed.make_client(config, env={}, min_interval=0)
+        client = pubmed.configured_client(config, env={}, min_interval=0)
         assert pubmed.search_ids(client, config.topic.pubmed_query, "1950/01/01", "2026/11/21", "crdt")
     with LocalServer(SOURCES["clinicaltrials"].demo_responder(2)) as server:
         client = clinicaltrials.make_client(server.url, min_interval=0)

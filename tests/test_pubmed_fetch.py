@@ -118,7 +118,7 @@ def test_request_spacing_on_recorded_timestamps(db, articles):
 
     clock = Clock()
     with eutils(articles) as (_, config, _):
-        client = pubmed.make_client(config, env={}, sleep=clock.sleep, clock=clock)
+        client = pubmed.configured_client(config, env={}, sleep=clock.sleep, clock=clock)
         fetch_pubmed.run(db, config, client=client, window_end=END)
     stamps = client.sent_at
     assert len(stamps) == 6
@@ -129,12 +129,12 @@ def test_request_spacing_on_recorded_timestamps(db, articles):
 def test_api_key_is_sent_by_post_spaced_for_ten_per_second_and_never_stored(db, articles, caplog):
     caplog.set_level(logging.DEBUG, logger="bot")
     with eutils(articles, env={}) as (server, config, _):
-        client = pubmed.make_client(config, env={"NCBI_API_KEY": "k3y-SECRET"}, sleep=no_sleep)
+        client = pubmed.configured_client(config, env={"NCBI_API_KEY": "k3y-SECRET"}, sleep=no_sleep)
         assert client.min_interval == pubmed.INTERVAL_WITH_KEY == 0.1
         result = fetch_all(db, config, ["pubmed"], pubmed={"client": client, "window_end": END})
     assert result.counts["pubmed"]["fetched"] == 34
     assert all(r.param("api_key") == "k3y-SECRET" and "api_key" not in r.query for r in server.requests)
-    assert pubmed.make_client(config, env={}).min_interval == pubmed.INTERVAL_NO_KEY == 0.34
+    assert pubmed.configured_client(config, env={}).min_interval == pubmed.INTERVAL_NO_KEY == 0.34
     dump = "\n".join(db.iterdump())
     assert "k3y-SECRET" not in dump and "k3y-SECRET" not in caplog.text
 
@@ -155,7 +155,7 @@ def test_a_single_day_above_the_limit_is_an_error(articles):
     day = date(2026, 5, 1)
     many = [clone_article(articles[0], 90000000 + i, day) for i in range(5)]
     with eutils(many) as (server, config, _):
-        client = pubmed.make_client(config, env={}, min_interval=0)
+        client = pubmed.configured_client(config, env={}, min_interval=0)
         with pytest.raises(SourceError, match="cannot split further"):
             pubmed.plan_windows(client, "x", "2026/04/01", "2026/06/30", limit=3)
 
@@ -164,7 +164,7 @@ def test_split_windows_cover_every_day_once(articles):
     days = [date(2026, 1, 1) + timedelta(days=3 * i) for i in range(30)]
     many = [clone_article(articles[0], 91000000 + i, d) for i, d in enumerate(days)]
     with eutils(many) as (server, config, _):
-        client = pubmed.make_client(config, env={}, min_interval=0)
+        client = pubmed.configured_client(config, env={}, min_interval=0)
         windows = pubmed.plan_windows(client, "x", "2026/01/01", "2026/12/31", limit=4)
     assert sum(w.count for w in windows) == 30 and all(w.count <= 4 for w in windows)
     spans = [(pubmed.parse_edate(w.mindate), pubmed.parse_edate(w.maxdate)) for w in windows]
@@ -223,7 +223,7 @@ def test_phrase_not_found_is_zero_results_with_a_warning(db, articles, fixtures,
 
 def test_expired_webenv_is_a_batch_error(db, articles):
     with eutils(articles) as (server, config, responder):
-        client = pubmed.make_client(config, env={}, min_interval=0)
+        client = pubmed.configured_client(config, env={}, min_interval=0)
         [window] = pubmed.plan_windows(client, "x", "1950/01/01", END)
         responder.histories.clear()
         [batch, *_] = pubmed.fetch_batches(client, [window], 500)
@@ -232,7 +232,7 @@ def test_expired_webenv_is_a_batch_error(db, articles):
 
 def test_fetch_by_id_list(articles):
     with eutils(articles) as (server, config, _):
-        client = pubmed.make_client(config, env={}, min_interval=0)
+        client = pubmed.configured_client(config, env={}, min_interval=0)
         body = client.request("efetch.fcgi", method="POST", data={"db": "pubmed", "id": "29768149,219391",
                                                                    "retmode": "xml"}).content
     assert sorted(r["pmid"] for r in pubmed.parse_efetch(body)) == ["219391", "29768149"]
@@ -247,8 +247,8 @@ def test_fetch_by_id_list(articles):
 ])
 def test_request_spacing_honours_ncbi_limits_except_for_a_local_replay(base_url, configured, api_key, expected):
     from bot.config import load_config
-    from bot.sources.pubmed import make_client
+    from bot.sources.pubmed import configured_client
     config = load_config(env={"SPSBOT_EUTILS_URL": base_url})
     if configured is not None:
         config.sections["sources.pubmed"]["min_interval"] = configured
-    assert make_client(config, env={"NCBI_API_KEY": api_key}).min_interval == expected
+    assert configured_client(config, env={"NCBI_API_KEY": api_key}).min_interval == expected

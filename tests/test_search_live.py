@@ -41,7 +41,7 @@ def _config(eutils, ctgov):
 
 def _fast_clients(config):
     from bot.sources import clinicaltrials, pubmed
-    return {"pubmed": pubmed.make_client(config, min_interval=0, backoff=0),
+    return {"pubmed": pubmed.configured_client(config, min_interval=0, backoff=0),
             "clinicaltrials": clinicaltrials.make_client(config.clinicaltrials["base_url"], min_interval=0,
                                                          backoff=0)}
 

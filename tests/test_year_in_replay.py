@@ -78,7 +78,7 @@ from bot.pipeline import run_weekly
 from bot.sources import pubmed
 from bot.store import open_db
 config = load_config(sys.argv[2], env=os.environ)
-client = pubmed.make_client(config, env={{}}, min_interval=0, backoff=0, max_retries=1)
+client = pubmed.configured_client(config, env={{}}, min_interval=0, backoff=0, max_retries=1)
 run_weekly(open_db(sys.argv[1]), config, fetch_options={{"pubmed": {{"client": client}},
            "clinicaltrials": {{"min_interval": 0, "backoff": 0}}}})
 """
@@ -233,7 +233,7 @@ def test_a_year_of_weekly_runs_loses_nothing_and_repeats_nothing(tmp_path, monke
                     harness.append(f"week {week}: the run was not killed mid-send (exit {killed.returncode}; "
                                    f"fewer than two digests to send?) {killed.stderr[-300:]}")
             else:
-                client = pubmed.make_client(config, env={}, min_interval=0, backoff=0, max_retries=1)
+                client = pubmed.configured_client(config, env={}, min_interval=0, backoff=0, max_retries=1)
                 run_weekly(db, config, fetch_options={"pubmed": {"client": client},
                                                       "clinicaltrials": {"min_interval": 0, "backoff": 0}})
             ever_relevant |= {r[0] for r in db.execute("select item_id from scores where relevant = 1")}

@@ -18,7 +18,6 @@ from datetime import date, timedelta
 
 from tqdm import tqdm
 
-from bot.config import DEFAULT_CTGOV_URL
 from bot.fetch.results import SourceResult
 from bot.sources import clinicaltrials as ctgov
 from bot.store import get_state, now_iso, set_state
@@ -50,15 +49,7 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
     """Fetch and store the topic's trials; return the counts (fetched/new/updated/unchanged/
     versions/changes/links/quarantined/released/requests/pages). A failed search raises."""
     settings = config.clinicaltrials
-    if client is None:
-        options = {}
-        if sleep is not None:
-            options["sleep"] = sleep
-        if backoff is not None:
-            options["backoff"] = backoff
-        interval = settings.get("min_interval", 1.0) if min_interval is None else min_interval
-        client = ctgov.make_client(settings.get("base_url") or DEFAULT_CTGOV_URL,
-                                   min_interval=float(interval), **options)
+    client = client or ctgov.configured_client(config, min_interval=min_interval, sleep=sleep, backoff=backoff)
     query = state_query(config)
     started = now_iso()
     since = None if full else since_date(get_state(db, SOURCE, query), settings.get("overlap_days", 3))

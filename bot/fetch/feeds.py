@@ -36,18 +36,12 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
     counts = {"feeds": len(feeds), "errors": 0, "fetched": 0, "new": 0, "updated": 0,
               "unchanged": 0, "links": 0, "feed_errors": []}
     clients: dict[str, object] = {}
-    options = {}
-    if sleep is not None:
-        options["sleep"] = sleep
-    if backoff is not None:
-        options["backoff"] = backoff
-    interval = 1.0 if min_interval is None else min_interval
     stored_ids: list[str] = []
     for feed in tqdm(feeds, desc="feeds", unit="feed", disable=not progress):
         started = now_iso()
         host = urlsplit(feed.url).netloc
         feed_client = client or clients.setdefault(
-            host, feed_source.client_for(feed.url, min_interval=interval, **options))
+            host, feed_source.make_client(feed.url, min_interval=min_interval, sleep=sleep, backoff=backoff))
         try:
             result = feed_source.read_feed(feed_client, feed.url, feed.name)
             saved = save_items(db, result.records, source=result.source)  # one transaction per feed

@@ -39,7 +39,7 @@ RETRACTED_TERM = '"retracted publication"[pt]'
 DEFAULT_MODIFIED_DAYS = 14
 
 
-def window_for(db, config, *, full: bool = False, window_end: str | None = None) -> tuple[str, str]:
+def create_date_window(db, config, *, full: bool = False, window_end: str | None = None) -> tuple[str, str]:
     """(mindate, maxdate) of the create-date window as YYYY/MM/DD, from the stored state and the config."""
     settings = config.pubmed
     end = (window_end or now_iso()[:10]).replace("-", "/")
@@ -78,9 +78,9 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
     a batch or search failed, its problems and a one-line error (the run is then partial)."""
     started = now_iso()
     query = config.topic.pubmed_query
-    client = client or pubmed.make_client(config, sleep=sleep)
+    client = client or pubmed.configured_client(config, sleep=sleep)
     backfill = full or not (get_state(db, SOURCE, query) or {}).get("window_end")
-    mindate, maxdate = window_for(db, config, full=full, window_end=window_end)
+    mindate, maxdate = create_date_window(db, config, full=full, window_end=window_end)
     log.info("pubmed: searching create dates %s-%s", mindate, maxdate)
     windows = pubmed.plan_windows(client, query, mindate, maxdate, limit=pubmed.SEARCH_LIMIT, datetype="crdt")
     total = sum(w.count for w in windows)

@@ -29,7 +29,8 @@ import re
 from typing import Callable, Iterable, Iterator
 
 from bot.links import trial_url
-from bot.sources.http import HttpClient, SourceError
+from bot.config import DEFAULT_CTGOV_URL
+from bot.sources.http import HttpClient, SourceError, source_client
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,20 @@ TRACKED_FIELDS = (
 _NCT_RE = re.compile(r"^NCT\d{8}$")
 
 
-def make_client(base_url: str, *, min_interval: float = 1.0, **options) -> HttpClient:
-    """The CT.gov chokepoint: polite spacing (the registry asks for ≤ 1 request/s by default)."""
-    return HttpClient(base_url, name="clinicaltrials", min_interval=min_interval, **options)
+def make_client(base_url: str = DEFAULT_CTGOV_URL, *, min_interval: float | None = None,
+                **http_options) -> HttpClient:
+    """The CT.gov chokepoint: polite spacing (``min_interval`` None: 1 s; the registry asks for
+    ≤ 1 request/s). ``http_options`` (None values left out) go to ``HttpClient``."""
+    return source_client(base_url, name="clinicaltrials", min_interval=1.0 if min_interval is None else min_interval,
+                         **http_options)
+
+
+def configured_client(config, *, min_interval: float | None = None, **http_options) -> HttpClient:
+    """``make_client`` from ``config.clinicaltrials`` (base_url, min_interval)."""
+    settings = config.clinicaltrials
+    if min_interval is None:
+        min_interval = float(settings.get("min_interval", 1.0))
+    return make_client(settings.get("base_url") or DEFAULT_CTGOV_URL, min_interval=min_interval, **http_options)
 
 
 def search_params(*, condition: str = "", term: str = "", page_size: int = MAX_PAGE_SIZE,

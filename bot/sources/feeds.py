@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import feedparser
 
-from bot.sources.http import HttpClient, SourceError
+from bot.sources.http import HttpClient, SourceError, source_client
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,12 @@ class FeedResult:
     warning: str = ""
 
 
-def client_for(url: str, *, min_interval: float = 1.0, **options) -> HttpClient:
-    """One chokepoint per host: spacing and retries apply per server, not per feed."""
+def make_client(url: str, *, min_interval: float | None = None, **http_options) -> HttpClient:
+    """The chokepoint for a feed's host (one per host: spacing and retries apply per server, not
+    per feed); ``min_interval`` None: 1 s. ``http_options`` (None values left out) go to ``HttpClient``."""
     parts = urlsplit(url)
-    return HttpClient(f"{parts.scheme}://{parts.netloc}", name=f"feed {parts.netloc}",
-                      min_interval=min_interval, **options)
+    return source_client(f"{parts.scheme}://{parts.netloc}", name=f"feed {parts.netloc}",
+                         min_interval=1.0 if min_interval is None else min_interval, **http_options)
 
 
 def _path_of(url: str) -> str:

@@ -496,6 +496,14 @@ class HttpClient:
                 response.close()  # drop the connection: the rest of the body is never read
 
 
+def source_client(base_url: str, *, name: str, min_interval: float, **http_options) -> HttpClient:
+    """What every source's ``make_client(base_url, *, min_interval=None, **http_options)`` returns:
+    an ``HttpClient`` named for its log lines; ``http_options`` given as None are left out (so a
+    fetch stage can pass its ``sleep=``/``backoff=`` arguments through whether or not a test set them)."""
+    options = {key: value for key, value in http_options.items() if value is not None}
+    return HttpClient(base_url, name=name, min_interval=min_interval, **options)
+
+
 def _parse_retry_after(value: str, default: float) -> float:
     """Retry-After is either seconds or an HTTP date."""
     try:

@@ -2,8 +2,9 @@
 
 Pure HTTP + parsing, no database code (``bot.fetch.pubmed`` stores what this yields).
 
-- ``make_client(config)``: the request chokepoint (``tool``/``email`` on every request, the
-  ``NCBI_API_KEY`` from the environment as a secret parameter, 3 requests/s, 10 with a key).
+- ``make_client(base_url, *, min_interval=None, **http_options)``: the request chokepoint
+  (``tool``/``email`` on every request, an API key as a secret parameter, 3 requests/s, 10 with
+  a key); ``configured_client(config)`` makes one from ``[sources.pubmed]`` and ``NCBI_API_KEY``.
 - ``plan_windows(client, query, mindate, maxdate, datetype=…)``: one ``esearch`` (usehistory=y)
   per window, by **create date** (``[crdt]`` in the term: the day a record entered PubMed; its
   Entrez date is back-dated to the publication date when it was added more than 12 months
@@ -39,7 +40,7 @@ from Bio.Entrez import Parser as EntrezParser
 
 from bot.config import DEFAULT_EUTILS_URL
 from bot.links import pubmed_url
-from bot.sources.http import HttpClient, SourceError
+from bot.sources.http import HttpClient, SourceError, source_client
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +55,34 @@ NCT_RE = re.compile(r"\bNCT\s?(\d{8})\b", re.IGNORECASE)
 # --- the request chokepoint --------------------------------------------------------------------
 
 
-def make_client(config, *, env=None, min_interval: float | None = None, **http_options) -> HttpClient:
-    """An ``HttpClient`` for E-utilities configured from ``config.pubmed`` and the environment.
+def make_client(base_url: str = DEFAULT_EUTILS_URL, *, min_interval: float | None = None, tool: str = "spsbot",
+                email: str = "", api_key: str = "", **http_options) -> HttpClient:
+    """The E-utilities chokepoint (the shape every ``bot.sources`` client factory has).
 
-    The API key (env ``NCBI_API_KEY``) is a secret parameter: sent (by POST, so never in a URL),
-    never logged or stored. ``http_options`` (``sleep``, ``clock``, ``backoff``, ``max_retries``,
-    ``session``…) go to ``HttpClient``; tests pass ``sleep`` and ``backoff=0``.
+    ``min_interval`` None: NCBI's limit (3 requests/s, 10/s with ``api_key``). The API key is a
+    secret parameter: sent (by POST, so never in a URL), never logged or stored.
+    ``http_options`` (``sleep``, ``clock``, ``backoff``, ``max_retries``, ``session``…; None
+    values are left out) go to ``HttpClient``; tests pass ``sleep`` and ``backoff=0``.
     """
+    params = {"tool": tool or "spsbot", **({"email": email} if email else {}),
+              **({"api_key": api_key} if api_key else {})}
+    if min_interval is None:
+        min_interval = _request_spacing(None, base_url, bool(api_key))
+    return source_client(base_url, name="pubmed", min_interval=min_interval, default_params=params,
+                         secret_params=("api_key",), **http_options)
+
+
+def configured_client(config, *, env=None, min_interval: float | None = None, **http_options) -> HttpClient:
+    """``make_client`` from ``config.pubmed`` (base_url, tool, email, min_interval) and the
+    environment's ``NCBI_API_KEY`` (``env``: another mapping than ``os.environ``)."""
     env = os.environ if env is None else env
     settings = config.pubmed
-    params = {"tool": settings.get("tool") or "spsbot"}
-    if settings.get("email"):
-        params["email"] = settings["email"]
     api_key = env.get("NCBI_API_KEY") or ""
-    if api_key:
-        params["api_key"] = api_key
     base_url = settings.get("base_url") or DEFAULT_EUTILS_URL
     if min_interval is None:
         min_interval = _request_spacing(settings.get("min_interval"), base_url, bool(api_key))
-    options = {key: value for key, value in http_options.items() if value is not None}
-    return HttpClient(base_url, name="pubmed",
-                      min_interval=min_interval, default_params=params, secret_params=("api_key",), **options)
+    return make_client(base_url, min_interval=min_interval, tool=settings.get("tool") or "spsbot",
+                       email=settings.get("email") or "", api_key=api_key, **http_options)
 
 
 def _request_spacing(configured: float | None, base_url: str, with_key: bool) -> float:

@@ -84,7 +84,7 @@ def pubmed_fetch(db, url, window_end, sleeps=None):
     # The modified-records sweep would re-read the demo records (their DateRevised falls in the
     # faulty run's window) and hide what the create-date window does on a fault: off here.
     config.sections["sources.pubmed"]["modified_days"] = 0
-    client = pubmed.make_client(config, env={}, min_interval=0, backoff=0, max_retries=3, timeout=TIMEOUT,
+    client = pubmed.configured_client(config, env={}, min_interval=0, backoff=0, max_retries=3, timeout=TIMEOUT,
                                 sleep=sleeps or Sleeps())
     return config, fetch_all(db, config, ["pubmed"], pubmed={"client": client, "window_end": window_end})
 

@@ -28,7 +28,7 @@ ARTICLES = demo_articles()[:5]
 def _pubmed_client(url: str, **options):
     config = load_config(env={"SPSBOT_EUTILS_URL": url})
     options = {"min_interval": 0, "backoff": 0, "max_retries": 1, **options}
-    return pubmed.make_client(config, env={"NCBI_API_KEY": KEY}, **options)
+    return pubmed.configured_client(config, env={"NCBI_API_KEY": KEY}, **options)
 
 
 def _redirect_to(target: str, status: int = 307):
@@ -111,7 +111,7 @@ def test_a_gzip_bomb_is_refused_without_being_inflated(db):
     config_file_text = "[http]\nmax_response_mb = 1\n"     # the cap is configurable (default 200 MB)
     with LocalServer(respond) as server:
         config = load_config(_write(db, config_file_text), env={"SPSBOT_EUTILS_URL": server.url})
-        client = pubmed.make_client(config, env={}, min_interval=0, backoff=0, max_retries=1)
+        client = pubmed.configured_client(config, env={}, min_interval=0, backoff=0, max_retries=1)
         tracemalloc.start()
         try:
             result = fetch_all(db, config, ["pubmed"], pubmed={"client": client, "window_end": "2026/11/20"})

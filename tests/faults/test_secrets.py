@@ -128,7 +128,8 @@ def test_exceptions_and_tracebacks_never_carry_a_secret(tmp_path, monkeypatch, c
         monkeypatch.setenv("SPSBOT_SMTP_PASSWORD", SMTP_PASSWORD)
         config = load_config(plaintext_relay_config(tmp_path),
                              env={"SPSBOT_EUTILS_URL": eutils.url + "/entrez/eutils", "SPSBOT_SMTP_URL": smtp.url})
-        client = pubmed.make_client(config, env={"NCBI_API_KEY": NCBI_KEY}, min_interval=0, backoff=0, max_retries=1)
+        client = pubmed.configured_client(config, env={"NCBI_API_KEY": NCBI_KEY}, min_interval=0, backoff=0,
+                                          max_retries=1)
         with pytest.raises(SourceError) as fetch_error:
             pubmed.esearch(client, "stiff person syndrome", "2026/01/01", "2026/11/20")
         with pytest.raises(SourceError) as other_error:
