@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from bot.fetch.results import FAILED, OK, PARTIAL
+
 log = logging.getLogger("spsbot")
 
-# A run's outcome, as recorded in ``runs.status`` and mapped to exit codes by the CLI.
-OK, PARTIAL, NOTHING_NEW, FAILED = "ok", "partial", "nothing_new", "failed"
+# A run's outcome, as recorded in ``runs.status`` and mapped to exit codes by the CLI (a fetch's
+# ok / partial / failed are the same words).
+NOTHING_NEW = "nothing_new"
 
 
 @dataclass

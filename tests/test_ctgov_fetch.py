@@ -136,7 +136,7 @@ def test_server_errors_are_retried(db, tmp_path):
     assert counts["fetched"] == 1 and counts["requests"] == 2
 
 
-def test_replay_demo_records_the_bundled_status_change(db, tmp_path):
+def test_demo_trial_step_records_the_bundled_status_change(db, tmp_path):
     config = make_config(tmp_path, "http://127.0.0.1:9", condition="Stiff-Person Syndrome")
     summary = fetch_trials(db, config)
     assert summary["first"]["new"] == 6 and summary["second"]["fetched"] == 1
