@@ -89,3 +89,14 @@ def test_recorded_run_writes_the_record_status_and_error(db):
     row = next(db["runs"].rows)
     assert (row["status"], row["error"]) == ("partial", "1 batch/search error(s)")
     assert json.loads(row["counts"]) == {"new": 2, "window": "2026/11/01-2026/11/21"}
+
+
+def test_sources_and_replay_import_no_store():
+    """bot.sources talks HTTP + parsing only, bot.replay emulates services: neither loads bot.store."""
+    import subprocess
+    import sys
+    code = ("import sys, bot.sources.pubmed, bot.sources.clinicaltrials, bot.sources.feeds, bot.replay.eutils, "
+            "bot.replay.ctgov, bot.links; bot.replay.eutils.store_today(); bot.replay.ctgov.demo_studies(2); "
+            "print(sorted(m for m in sys.modules if m.startswith('bot.store')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
