@@ -28,6 +28,7 @@ import sqlite_utils
 from bot.store import now_iso
 from bot.store import search as sql
 from bot.store.search import Filters
+from bot.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ MAX_QUERY_TERMS = 64
 MAX_QUERY_CHARS = 2000
 
 
-class SearchError(ValueError):
+class SearchError(UserError, ValueError):
     """A query or filter that cannot be searched; str() is one line for the user."""
 
 

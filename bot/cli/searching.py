@@ -44,7 +44,7 @@ def filter_options(command):
 
 def build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only):
     """Validated Filters from the command line (a mistake is one line, exit 1)."""
-    from bot.search import Filters, SearchError, parse_date
+    from bot.search import Filters, parse_date
     if statuses and kind == "paper":
         raise click.ClickException("--status applies to trials; it cannot be combined with --kind paper")
     if themes:
@@ -52,10 +52,7 @@ def build_filters(app, kind, themes, since, until, pub_types, statuses, relevant
         unknown = [t for t in themes if t not in known]
         if unknown:
             raise click.ClickException(f"unknown theme {unknown[0]!r} (themes: {', '.join(known)})")
-    try:
-        since_iso, until_iso = parse_date(since), parse_date(until, end=True)
-    except SearchError as e:
-        raise click.ClickException(str(e)) from None
+    since_iso, until_iso = parse_date(since), parse_date(until, end=True)
     if since_iso and until_iso and since_iso > until_iso:
         raise click.ClickException(f"--since {since} is after --until {until}")
     return Filters(kind=kind or ("trial" if statuses else None), themes=list(themes), since=since_iso,
@@ -128,7 +125,6 @@ def search(app, query, kind, themes, since, until, pub_types, statuses, relevant
         spsbot search 'CAR-T' --kind trial --status recruiting --json
         spsbot search efgartigimod --live --save
     """
-    from bot.search import SearchError
     from bot.search import search as run_search
     if as_json and as_csv:
         raise click.ClickException("choose one of --json and --csv")
@@ -136,13 +132,10 @@ def search(app, query, kind, themes, since, until, pub_types, statuses, relevant
         raise click.ClickException("--save stores live results: use it with --live")
     text = " ".join(query)
     filters = build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only)
-    try:
-        result = run_search(app.db, text, filters, limit=limit, semantic=not no_semantic,
-                            embedder_loader=lambda: _embedder(app.config.ranking))
-        if live:
-            result = _with_live(app, result, text, filters, limit, anywhere, save)
-    except SearchError as e:
-        raise click.ClickException(str(e)) from None
+    result = run_search(app.db, text, filters, limit=limit, semantic=not no_semantic,
+                        embedder_loader=lambda: _embedder(app.config.ranking))
+    if live:
+        result = _with_live(app, result, text, filters, limit, anywhere, save)
     for note in result.notes:
         log.debug("search: %s", note)
         if explain:
@@ -188,12 +181,13 @@ def status(app, as_json):
     has not succeeded for more than twice the digest period (or never has), 0 healthy. Each
     problem is a WARNING line.
     """
+    from bot.config import ConfigError
     from bot.status import collect_status, format_status, status_json
     config, config_error = None, None
     try:
         config = app.config
-    except click.ClickException as e:  # a broken config must not hide the pipeline's state
-        config_error = e.message
+    except ConfigError as e:  # a broken config must not hide the pipeline's state
+        config_error = str(e)
     report = collect_status(app.db, config, config_error=config_error)
     report["exit_code"] = STATUS_EXIT_CODES[report["problems"][0]] if report["problems"] else EXIT_OK
     if as_json:

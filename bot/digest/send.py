@@ -34,6 +34,7 @@ from bot.faults import crash_point
 from bot.redact import known_secrets, scrub
 from bot.store import integrity_problem, loads
 from bot.store import digests as store
+from bot.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ BOUNCE_LIMIT = 3
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
 
-class SendError(RuntimeError):
+class SendError(UserError, RuntimeError):
     """SMTP is unusable (cannot connect, authentication refused); nothing more can be sent now."""
 
 

@@ -18,6 +18,7 @@ import sqlite_utils
 
 from bot.store import loads, now_iso
 from bot.store.digests import find_subscriber
+from bot.errors import UserError
 
 FREQUENCIES = ("weekly", "daily", "monthly")
 STATUSES = ("active", "unsubscribed", "bouncing")
@@ -30,7 +31,7 @@ _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_
 _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
-class SubscriberError(ValueError):
+class SubscriberError(UserError, ValueError):
     """A user mistake about a subscriber (bad address, unknown theme, …); one line."""
 
 

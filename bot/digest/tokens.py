@@ -27,6 +27,7 @@ from bot.store import now_iso
 from bot.store import subscribers as subscriber_store
 from bot.store.digests import get_subscriber
 from bot.store.keyfile import signing_key
+from bot.errors import UserError
 
 TOKEN_DAYS = 400  # a year of weekly e-mails plus slack: an old digest's link still works
 CONFIRM_HOURS = 48  # a sign-up link is good for two days; then the person signs up again
@@ -35,7 +36,7 @@ _NOUNS = {"unsubscribe": "unsubscribe token", "preferences": "preferences link",
           "confirm": "confirmation link"}
 
 
-class TokenError(ValueError):
+class TokenError(UserError, ValueError):
     """A forged, malformed or expired token; str() is one line for the user."""
 
 
