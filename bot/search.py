@@ -33,7 +33,7 @@ from bot.errors import UserError
 log = logging.getLogger(__name__)
 
 __all__ = ["Filters", "ParsedQuery", "SearchError", "SearchResult", "parse_query", "fts_expression",
-           "search", "item_sentences", "item_url", "rrf_fuse", "parse_date", "vector_index"]
+           "search", "item_sentences", "item_url", "rrf_fuse", "vector_index"]
 
 RRF_K = 60                   # the constant from the RRF paper; damps the weight of the very top ranks
 CANDIDATE_POOL = 200         # how deep each ranking is read before fusing
@@ -130,19 +130,6 @@ def fts_expression(parsed: ParsedQuery) -> str:
     for token in parsed.excluded:
         expression += f" NOT {_quote(token)}"
     return expression
-
-
-def parse_date(value: str | None, *, end: bool = False) -> str | None:
-    """YYYY, YYYY-MM or YYYY-MM-DD (or / separators) -> ISO; ``end`` pads to the period's last day."""
-    if not value:
-        return None
-    match = re.fullmatch(r"(\d{4})(?:[-/](\d{1,2}))?(?:[-/](\d{1,2}))?", value.strip())
-    if not match or not (1 <= int(match.group(2) or 1) <= 12) or not (1 <= int(match.group(3) or 1) <= 31):
-        raise SearchError(f"not a date: {value!r} (use YYYY, YYYY-MM or YYYY-MM-DD)")
-    year, month, day = match.group(1), match.group(2), match.group(3)
-    month = f"{int(month):02d}" if month else ("12" if end else "01")
-    day = f"{int(day):02d}" if day else ("31" if end else "01")  # "-31" sorts after any real day
-    return f"{year}-{month}-{day}"
 
 
 # --- embeddings ---------------------------------------------------------------------------------

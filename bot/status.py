@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
+from bot.dates import parse_timestamp
 from bot.redact import scrub
 from bot.store import integrity_problem, loads, now_iso
 
@@ -38,10 +39,9 @@ def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_timestamp(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _age_days(then: str | None, now: datetime) -> float | None:

@@ -44,7 +44,8 @@ def filter_options(command):
 
 def build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only):
     """Validated Filters from the command line (a mistake is one line, exit 1)."""
-    from bot.search import Filters, parse_date
+    from bot.dates import parse_day_option
+    from bot.search import Filters
     if statuses and kind == "paper":
         raise click.ClickException("--status applies to trials; it cannot be combined with --kind paper")
     if themes:
@@ -52,7 +53,7 @@ def build_filters(app, kind, themes, since, until, pub_types, statuses, relevant
         unknown = [t for t in themes if t not in known]
         if unknown:
             raise click.ClickException(f"unknown theme {unknown[0]!r} (themes: {', '.join(known)})")
-    since_iso, until_iso = parse_date(since), parse_date(until, end=True)
+    since_iso, until_iso = parse_day_option(since, "--since"), parse_day_option(until, "--until", end=True)
     if since_iso and until_iso and since_iso > until_iso:
         raise click.ClickException(f"--since {since} is after --until {until}")
     return Filters(kind=kind or ("trial" if statuses else None), themes=list(themes), since=since_iso,

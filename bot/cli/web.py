@@ -95,9 +95,9 @@ def feedback_list(app, since, as_json) -> None:
     Curator labels (``spsbot label``, or a curator's click in a digest) decide an item; votes
     from other subscribers count at [ranking] vote_weight.
     """
-    from bot.search import parse_date
+    from bot.dates import parse_day_option
     from bot.store.subscribers import feedback_overview
-    rows = feedback_overview(app.db, parse_date(since))
+    rows = feedback_overview(app.db, parse_day_option(since, "--since"))
     for row in rows:
         curator = ", ".join(f"{c['label']}{' (' + c['theme'] + ')' if c['theme'] else ''}" for c in row["curator"])
         if as_json:

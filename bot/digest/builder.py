@@ -29,6 +29,7 @@ from email.utils import make_msgid
 import sqlite_utils
 
 from bot.config import WEEKDAYS
+from bot.dates import parse_timestamp
 from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, display_date, humanize_value,
                                 in_window, item_dates, item_links, make_entry, safe_url)
 from bot.store import loads, now_iso
@@ -57,11 +58,6 @@ class BuildResult:
     public: int | None = None                               # the public archive issue built now
 
 
-def _parse(ts: str) -> datetime:
-    moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
 
@@ -78,7 +74,7 @@ def schedule_weekday(config) -> int:
 def local_day(ts: str) -> date:
     """The calendar day of a timestamp in the machine's local time zone: cron and systemd timers
     fire on local time, so "Monday" is the local Monday (a GitHub runner's local time is UTC)."""
-    return _parse(ts).astimezone().date()
+    return parse_timestamp(ts).astimezone().date()
 
 
 def is_due(last_day: date, today: date, days: int, schedule_weekday: int) -> bool:
@@ -112,7 +108,7 @@ def news_for(db, subscriber_id: int | None, config, now: str, period_start: str)
     last = store.last_digest(db, subscriber_id)
     return {"start": first["period_start"] if first else period_start,
             "joined": first["created_at"] if first else None,
-            "oldest": _iso(_parse(now) - timedelta(days=max_age_days(config))),
+            "oldest": _iso(parse_timestamp(now) - timedelta(days=max_age_days(config))),
             "since": last["created_at"] if last else period_start}
 
 
@@ -170,7 +166,7 @@ def window_for(db, subscriber_id: int | None, config, now: str, frequency: str =
     days = FREQUENCY_DAYS.get(frequency) or period_days(config)
     last = store.last_digest(db, subscriber_id)
     if last is None:
-        return _iso(_parse(now) - timedelta(days=days)), True, True
+        return _iso(parse_timestamp(now) - timedelta(days=days)), True, True
     due = is_due(local_day(last["period_end"]), local_day(now), days, schedule_weekday(config))
     return last["period_end"], False, due
 
@@ -471,7 +467,7 @@ def build_digests(db: sqlite_utils.Database, config, *, now: str | None = None, 
 
     now = now or now_iso()
     result = BuildResult()
-    store.prune_bodies(db, _iso(_parse(now) - timedelta(days=KEEP_BODIES_DAYS)))
+    store.prune_bodies(db, _iso(parse_timestamp(now) - timedelta(days=KEEP_BODIES_DAYS)))
     subscribers = store.active_subscribers(db)
     if email:
         subscribers = [s for s in subscribers if s["email"].lower() == email.lower()]
@@ -491,9 +487,9 @@ def build_digests(db: sqlite_utils.Database, config, *, now: str | None = None, 
         return result
     # one pool for every digest of the run: what any of them may hold (max_age_days; the
     # source runs since the oldest of their previous digests, for the outage lines)
-    pool = Pool(db, _iso(_parse(now) - timedelta(days=max_age_days(config))))
+    pool = Pool(db, _iso(parse_timestamp(now) - timedelta(days=max_age_days(config))))
     oldest_since = min([w[1] for w in windows] + ([public_window[0]] if public_window else []))
-    if oldest_since < _iso(_parse(now) - timedelta(days=max_age_days(config))):
+    if oldest_since < _iso(parse_timestamp(now) - timedelta(days=max_age_days(config))):
         pool.runs = store.fetch_runs_since(db, oldest_since)
     drawn: dict = {}  # each distinct entry rendered once for the whole run
     from tqdm import tqdm
@@ -546,8 +542,8 @@ def preview_digest(db: sqlite_utils.Database, config, email: str, *, now: str | 
         start, first, _ = window_for(db, subscriber["id"], config, now, subscriber.get("frequency") or "weekly")
     else:
         subscriber = {"id": 0, "email": email, "name": None, "themes": None, "max_items": None}
-        start, first = _iso(_parse(now) - timedelta(days=period_days(config))), True
-    pool = Pool(db, _iso(_parse(now) - timedelta(days=max_age_days(config))))
+        start, first = _iso(parse_timestamp(now) - timedelta(days=period_days(config))), True
+    pool = Pool(db, _iso(parse_timestamp(now) - timedelta(days=max_age_days(config))))
     data = build_digest_data(pool, config, subscriber, start, now, first)
     unsubscribe = unsubscribe_info(db, config, subscriber, now)
     subject, html, text = render_digest(data, config, unsubscribe, links=subscriber_links(db, config, subscriber, now))

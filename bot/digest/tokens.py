@@ -19,10 +19,10 @@ import binascii
 import hashlib
 import hmac
 import os
-from datetime import datetime, timezone
 
 import sqlite_utils
 
+from bot.dates import parse_timestamp
 from bot.store import now_iso
 from bot.store import subscribers as subscriber_store
 from bot.store.digests import get_subscriber
@@ -46,10 +46,7 @@ def secret_for(db: sqlite_utils.Database) -> bytes:
 
 
 def _seconds(now: str | None = None) -> int:
-    moment = datetime.fromisoformat((now or now_iso()).replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp())
+    return int(parse_timestamp(now or now_iso()).timestamp())
 
 
 def _day(now: str | None = None) -> int:
