@@ -12,7 +12,7 @@ dressed up as a user mistake.
 
 from __future__ import annotations
 
-__all__ = ["UserError", "EXIT_USER_ERROR"]
+__all__ = ["UserError", "EXIT_USER_ERROR", "one_line"]
 
 # `spsbot`'s exit code for a user mistake (README "Exit codes"; bot.cli.base.EXIT_FAILURE).
 EXIT_USER_ERROR = 1
@@ -32,3 +32,9 @@ class UserError(Exception):
         super().__init__(*args)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+def one_line(error: BaseException) -> str:
+    """``TypeName: first line of the message``: how a failure is named in a log line, a run's
+    recorded error or a source's FAILED line, when the error is reported as data, not raised."""
+    return f"{type(error).__name__}: {error}".splitlines()[0]

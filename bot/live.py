@@ -17,6 +17,7 @@ from bot.config import DEFAULT_CTGOV_URL
 from bot.search import Filters, ParsedQuery, SearchResult, Token, hit_from_item, item_url, parse_query, rrf_fuse
 from bot.store import get_item, item_id_for, now_iso, save_items
 from bot.store.search import items_by_rowid, normalise_status
+from bot.errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +109,12 @@ def live_records(config, query: str, filters: Filters | None = None, *, limit: i
         try:
             _pubmed_live(config, parsed, filters, limit, within_topic, result, clients.get("pubmed"))
         except Exception as e:  # noqa: BLE001 - reported to the user; the other source goes on
-            result.errors["pubmed"] = f"{type(e).__name__}: {e}".splitlines()[0]
+            result.errors["pubmed"] = one_line(e)
     if filters.kind != "paper":
         try:
             _ctgov_live(config, parsed, limit, within_topic, result, clients.get("clinicaltrials"))
         except Exception as e:  # noqa: BLE001
-            result.errors["clinicaltrials"] = f"{type(e).__name__}: {e}".splitlines()[0]
+            result.errors["clinicaltrials"] = one_line(e)
     return result
 
 

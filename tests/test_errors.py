@@ -13,12 +13,12 @@ from click.testing import CliRunner
 
 import bot.cli
 from bot.cli import cli
-from bot.cli.base import ScrubbingGroup
+from bot.cli.base import ScrubbingGroup, exit_with
 from bot.config import ConfigError
 from bot.digest.send import SendError
 from bot.digest.subscribers import SubscriberError
 from bot.digest.tokens import TokenError
-from bot.errors import UserError
+from bot.errors import UserError, one_line
 from bot.lock import LockBusy
 from bot.ranking.model_files import ModelFilesError
 from bot.search import SearchError
@@ -108,3 +108,19 @@ def test_an_unusable_database_file_is_a_user_error_naming_it(tmp_path):
     garbage.write_bytes(b"this is not an SQLite database\x00" * 64)
     with pytest.raises(DatabaseOpenError, match=r"cannot open database .*not-a-db\.db: file is not a database"):
         open_db(garbage)
+
+
+def test_one_line_names_the_type_and_keeps_only_the_first_line():
+    assert one_line(ValueError("bad value\n  in line 2")) == "ValueError: bad value"
+    assert one_line(KeyError()) == "KeyError: "
+
+
+def test_exit_with_prints_a_scrubbed_error_line_then_exits_with_the_code(monkeypatch, capsys):
+    monkeypatch.setenv("SPSBOT_SMTP_PASSWORD", "hunter2-very-secret")
+    with pytest.raises(SystemExit) as exit_:
+        exit_with(4, "2 deliveries refused (auth hunter2-very-secret)")
+    assert exit_.value.code == 4
+    assert capsys.readouterr().err == "Error: 2 deliveries refused (auth <redacted>)\n"
+    with pytest.raises(SystemExit) as exit_:
+        exit_with(3)
+    assert exit_.value.code == 3 and capsys.readouterr().err == ""

@@ -107,6 +107,15 @@ class ScrubbingGroup(click.Group):
             raise
 
 
+def exit_with(code: int, error: str | None = None) -> None:
+    """End a command with exit status ``code`` (the one way commands exit with a code), after
+    ``Error: <error>`` on stderr (secrets scrubbed) when the result is a failure worth a line."""
+    if error:
+        from bot.redact import scrub
+        click.echo(f"Error: {scrub(error)}", err=True)
+    sys.exit(code)
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 
 import click
 
-from bot.cli.base import EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, AppContext, cli, locked, pass_app
+from bot.cli.base import (EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, AppContext, cli, exit_with, locked,
+                          pass_app)
 
 log = logging.getLogger("spsbot")
 
@@ -177,8 +177,7 @@ def digest_send(app, dry_run, email) -> None:
     click.echo(f"sent {result.sent}, failed {result.failed}, deferred {result.deferred}")
     if result.failed:  # a delivery refused for good is an error cron must see, not a quiet count
         from bot.pipeline import delivery_failure_line
-        click.echo(f"Error: {delivery_failure_line(result.failed, result.failures)}", err=True)
-        sys.exit(EXIT_PARTIAL if result.sent else EXIT_FAILURE)
+        exit_with(EXIT_PARTIAL if result.sent else EXIT_FAILURE, delivery_failure_line(result.failed, result.failures))
 
 
 @cli.command()
@@ -235,16 +234,14 @@ def run(app, no_fetch, no_rank, dry_run, deadline) -> None:
                             progress=app.show_progress, deadline_minutes=deadline)
         _echo_would_send(result.dry_run)
         status = "failed" if result.status == "failed" else ("ok" if result.dry_run else "nothing_new")
-        sys.exit(EXIT_CODES[status])
+        exit_with(EXIT_CODES[status])
     with locked(app, "run"), recorded_run(app.db, "run") as counts:
         result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, progress=app.show_progress,
                             deadline_minutes=deadline)
         counts.update(result.counts(), _status=result.status)
         if result.summary_error:
             counts["_error"] = result.summary_error
-    if result.failed:
-        click.echo(f"Error: {result.summary_error}", err=True)
-    sys.exit(EXIT_CODES[result.status])
+    exit_with(EXIT_CODES[result.status], result.summary_error if result.failed else None)
 
 
 def _echo_would_send(rows: list[dict]) -> None:

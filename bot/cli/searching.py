@@ -11,7 +11,7 @@ import sys
 import click
 
 from bot.cli.base import (EXIT_CONFIG_INVALID, EXIT_DELIVERIES_FAILING, EXIT_FAILURE, EXIT_OK, EXIT_RUN_FAILED,
-                          EXIT_STALE, cli, log, pass_app)
+                          EXIT_STALE, cli, exit_with, log, pass_app)
 
 # `spsbot status`: problem (bot.status.PROBLEMS, most urgent first) -> exit code. A database that
 # fails PRAGMA quick_check is 1, like any failure: nothing should run on it.
@@ -196,7 +196,7 @@ def status(app, as_json):
     else:
         for line in format_status(report):
             click.echo(line)
-    click.get_current_context().exit(report["exit_code"])
+    exit_with(report["exit_code"])
 
 
 @cli.command()

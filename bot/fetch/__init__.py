@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from bot.store import recorded_run
+from bot.errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _fetch_sources(db, config, sources, *, full: bool, progress: bool, **options
                 returned = module.run(db, config, full=full, progress=progress, **options.get(name, {}))
                 counts.update(returned)
         except Exception as e:  # noqa: BLE001 - recorded in runs; the other sources go on
-            result.errors[name] = f"{type(e).__name__}: {e}".splitlines()[0]
+            result.errors[name] = one_line(e)
             log.error("fetch %s failed after %.1fs: %s", name, time.monotonic() - started, result.errors[name])
             continue
         result.counts[name] = counts

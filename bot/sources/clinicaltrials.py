@@ -29,6 +29,7 @@ import re
 from typing import Callable, Iterable, Iterator
 
 from bot.sources.http import HttpClient, SourceError
+from bot.errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -401,7 +402,7 @@ def parse_studies(studies: Iterable[dict],
         try:
             yield parse_study(study)
         except Exception as e:  # noqa: BLE001 - one odd study must never cost its page
-            error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+            error = one_line(e)[:300]
             label = study_label(study)
             log.warning("clinicaltrials: study %s refused: %s", label, error)
             if refuse is not None:
