@@ -44,7 +44,7 @@ def trials_command(app, as_json: bool) -> None:
 
 
 @cli.command("changes")
-@click.option("--since", help="Changes detected on or after this date (YYYY-MM-DD). Default: 7 days ago.")
+@click.option("--since", help="Changes detected on or after DATE (YYYY[-MM[-DD]] or ISO). Default: 7 days ago.")
 @click.option("--until", help="Changes detected before this date (YYYY-MM-DD).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per change event (JSON Lines).")
 @pass_app

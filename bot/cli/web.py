@@ -86,7 +86,7 @@ def feedback() -> None:
 
 
 @feedback.command("list")
-@click.option("--since", metavar="DATE", help="Only feedback given on or after DATE (YYYY-MM-DD).")
+@click.option("--since", metavar="DATE", help="Only feedback given on or after DATE (YYYY-MM-DD, YYYY-MM or YYYY).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @pass_app
 def feedback_list(app, since, as_json) -> None:
