@@ -25,8 +25,10 @@ from typing import Callable
 import numpy as np
 import sqlite_utils
 
+from bot.ranking.cached_embedder import CachedEmbedder
 from bot.store import now_iso
 from bot.store import search as sql
+from bot.store.ranking import EmbeddingCache
 from bot.store.search import Filters
 
 log = logging.getLogger(__name__)
@@ -208,9 +210,9 @@ def _fill_missing(db, index: VectorIndex, embedder, notes: list[str]) -> VectorI
     if index.left_missing:  # already tried in this process for this version of the store
         notes.append(index.left_missing)
         return index
-    from bot.store.ranking import cached_passages
+    cached = CachedEmbedder(embedder, EmbeddingCache(db))
     passages = [item_sentences(item) for item in index.missing]
-    vectors = cached_passages(db, embedder, passages, embed=False)
+    vectors = cached.encode_passages(passages, embed=False)
     ready = [item for item, v in zip(index.missing, vectors) if v is not None]
     to_embed = [item for item, v in zip(index.missing, vectors) if v is None]
     if len(to_embed) > EMBED_ON_THE_FLY_MAX:
@@ -221,10 +223,10 @@ def _fill_missing(db, index: VectorIndex, embedder, notes: list[str]) -> VectorI
         notes.append(f"embedded {len(to_embed)} items that had no cached vector")
         todo = [i for i, v in enumerate(vectors) if v is None]
         try:  # cached as the ranker caches them: `spsbot rank` will not embed these again
-            fresh = cached_passages(db, embedder, [passages[i] for i in todo])
+            fresh = cached.encode_passages([passages[i] for i in todo])
         except sqlite3.Error as e:  # a read-only store still searches; it re-embeds next time
             notes.append(f"could not cache the new vectors: {e}")
-            fresh = cached_passages(None, embedder, [passages[i] for i in todo])
+            fresh = CachedEmbedder(embedder).encode_passages([passages[i] for i in todo])
         for i, v in zip(todo, fresh):
             vectors[i] = v
     space = embedder.passage_space

@@ -229,15 +229,16 @@ def test_cached_sentence_vectors_are_reused_without_the_model(store, monkeypatch
     """Items the ranker embedded (sentence vectors cached) get a doc vector with no model call."""
     import bot.search as search_module
     from bot.config import load_config
-    from bot.ranking.scorer import Ranker
-    from bot.store.ranking import _items, cached_passages, record_for_ranking
+    from bot.ranking.cached_embedder import CachedEmbedder
+    from bot.ranking.stage import store_ranker
+    from bot.store.ranking import EmbeddingCache, items_by_id, record_for_ranking
     db, _ = store
     embedder = FakeEmbedder()
     ids = [r[0] for r in db.execute("SELECT id FROM items")]
     # What `spsbot rank` caches: each record's sentence vectors, keyed by its sentences.
-    ranker = Ranker(load_config(), embedder, db=db)
-    ranker.prepare([record_for_ranking(row) for row in _items(db, ids).values()])
-    assert cached_passages(db, FakeEmbedder(), [["not cached"]], embed=False) == [None]
+    ranker = store_ranker(db, load_config(), embedder)
+    ranker.prepare([record_for_ranking(row) for row in items_by_id(db, ids).values()])
+    assert CachedEmbedder(FakeEmbedder(), EmbeddingCache(db)).encode_passages([["not cached"]], embed=False) == [None]
     monkeypatch.setattr(search_module, "EMBED_ON_THE_FLY_MAX", 0)
     embedder.batches.clear()
     result = search(db, "baclofen", embedder=embedder)

@@ -23,7 +23,7 @@ OUTPUT_FIELDS = ("id", "relevance", "relevant", "themes", "labels", "why", "evid
 @pass_app
 def rank(app, force: bool) -> None:
     """Score new and changed items for relevance and themes (embeddings are cached)."""
-    from bot.store.ranking import rank_items
+    from bot.ranking.stage import rank_items
     with locked(app, "rank"):
         counts = rank_items(app.db, app.config, progress=app.show_progress, force=force)
     click.echo(f"scored {counts['scored']} items ({counts['relevant']} relevant), "
@@ -47,7 +47,7 @@ def score(app, file) -> None:
         return
     from bot.ranking.embedder import embedder_for
     from bot.ranking.scorer import Ranker
-    ranker = Ranker(app.config, embedder_for(app.config.ranking), db=None)
+    ranker = Ranker(app.config, embedder_for(app.config.ranking))
     out = sys.stdout
     for result in ranker.score(records, progress=app.show_progress):
         out.write(json.dumps({k: result[k] for k in OUTPUT_FIELDS}, ensure_ascii=False) + "\n")
@@ -194,7 +194,8 @@ def _review(app, limit: int) -> None:
     import numpy as np
 
     from bot.ranking.review import ReviewQueue, decision_threshold
-    from bot.store.ranking import load_feedback, make_ranker, review_candidates, save_feedback
+    from bot.ranking.stage import make_ranker
+    from bot.store.ranking import load_feedback, review_candidates, save_feedback
     from bot.store.subscribers import vote_counts
     db, topic = app.db, app.config.topic.name
     votes = vote_counts(db)  # subscribers' clicks in their e-mails: shown beside each item
