@@ -26,7 +26,7 @@ import numpy as np
 import sqlite_utils
 
 from bot.ranking.cached_embedder import CachedEmbedder
-from bot.store import now_iso
+from bot.store import loads
 from bot.store import search as sql
 from bot.store.ranking import EmbeddingCache
 from bot.store.search import Filters
@@ -233,7 +233,7 @@ def _fill_missing(db, index: VectorIndex, embedder, notes: list[str]) -> VectorI
     new = {item["content_hash"]: _doc_vector(v) for item, v in zip(index.missing, vectors) if v is not None}
     if new:
         try:
-            sql.store_doc_vectors(db, space, new, now_iso())
+            sql.store_doc_vectors(db, space, new)
         except sqlite3.Error as e:
             if not any(n.startswith("could not cache") for n in notes):
                 notes.append(f"could not cache the new vectors: {e}")
@@ -291,12 +291,12 @@ def hit_from_item(item: dict, score: float | None = None, **extra) -> dict:
         year = int(date[:4]) if date[:4].isdigit() else None
     status = None
     if item.get("kind") == "trial":
-        status = sql.loads_dict(item.get("extra")).get("overall_status")
+        status = loads(item.get("extra"), {}).get("overall_status")
     hit = {
         "id": item["id"], "kind": item.get("kind"), "title": item.get("title"), "year": year,
         "date": item.get("pub_date") or item.get("entrez_date"), "journal": item.get("journal"),
-        "pub_types": sql.loads_list(item.get("pub_types")), "status": status,
-        "labels": sql.loads_list(item.get("labels")), "relevance": item.get("relevance"),
+        "pub_types": loads(item.get("pub_types"), []), "status": status,
+        "labels": loads(item.get("labels"), []), "relevance": item.get("relevance"),
         "score": round(score, 6) if score is not None else None, "url": item_url(item),
     }
     hit.update(extra)

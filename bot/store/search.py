@@ -6,12 +6,13 @@ always bound parameters (see ``bot.search.fts_expression`` for how the MATCH str
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
 import sqlite_utils
+
+from bot.store.ranking import EmbeddingCache
 
 # An item's date for --since/--until: its publication date (as precise as the source gave it),
 # else its publication year, else the day PubMed indexed it / the trial was first posted.
@@ -196,30 +197,6 @@ def items_without_doc_vector(db: sqlite_utils.Database, model: str) -> list[dict
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def store_doc_vectors(db: sqlite_utils.Database, model: str, vectors: dict[str, np.ndarray], now: str) -> None:
-    """Cache doc vectors (item content hash -> vector)."""
-    rows = [{"content_hash": key, "model": doc_model(model), "dims": int(v.shape[0]),
-             "vector": np.asarray(v, dtype=np.float32).tobytes(), "created_at": now}
-            for key, v in vectors.items()]
-    with db.atomic():
-        db["embeddings"].upsert_all(rows, pk=("content_hash", "model"))
-
-
-def loads_list(value) -> list:
-    if not value:
-        return []
-    try:
-        decoded = json.loads(value)
-    except (TypeError, ValueError):
-        return []
-    return decoded if isinstance(decoded, list) else []
-
-
-def loads_dict(value) -> dict:
-    if not value:
-        return {}
-    try:
-        decoded = json.loads(value)
-    except (TypeError, ValueError):
-        return {}
-    return decoded if isinstance(decoded, dict) else {}
+def store_doc_vectors(db: sqlite_utils.Database, model: str, vectors: dict[str, np.ndarray]) -> None:
+    """Cache doc vectors (item content hash -> vector) in the embedding cache."""
+    EmbeddingCache(db).put_hashed(vectors, doc_model(model))
