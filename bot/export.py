@@ -21,7 +21,7 @@ from typing import IO, Iterable
 import sqlite_utils
 
 from bot.digest.entries import clean_text
-from bot.search import item_url
+from bot.search.hybrid import item_url
 from bot.store import loads
 from bot.store.search import Filters, export_rows
 

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
-from bot.search import (Filters, SearchError, fts_expression, parse_date, parse_query, rrf_fuse, search,
-                        vector_index)
+from bot.search.hybrid import (Filters, SearchError, fts_expression, parse_date, parse_query, rrf_fuse, search,
+                               vector_index)
 from conftest import FakeEmbedder
 from searchkit import dev_records, seed_store
 
@@ -144,7 +144,7 @@ def test_filtered_fts_reads_deeper_until_enough_pass(store, limit):
 
 
 def test_filtered_semantic_candidates_walk_slices_in_order(store):
-    from bot.search import _filtered_best
+    from bot.search.hybrid import _filtered_best
     db, _ = store
     rowids = np.asarray([r[0] for r in db.execute("SELECT rowid FROM items ORDER BY rowid DESC")], dtype=np.int64)
     ordered = np.arange(len(rowids))
@@ -207,7 +207,7 @@ def test_no_semantic_never_loads_an_embedder(store):
 
 
 def test_too_many_missing_vectors_fall_back_to_words(store, monkeypatch):
-    import bot.search as search_module
+    import bot.search.hybrid as search_module
     db, _ = store
     embedder = FakeEmbedder()
     search(db, "stiff", embedder=embedder, limit=5, filters=Filters(kind="trial"))  # vectors for all
@@ -227,7 +227,7 @@ def test_too_many_missing_vectors_fall_back_to_words(store, monkeypatch):
 
 def test_cached_sentence_vectors_are_reused_without_the_model(store, monkeypatch):
     """Items the ranker embedded (sentence vectors cached) get a doc vector with no model call."""
-    import bot.search as search_module
+    import bot.search.hybrid as search_module
     from bot.config import load_config
     from bot.ranking.cached_embedder import CachedEmbedder
     from bot.ranking.stage import store_ranker
@@ -323,7 +323,7 @@ def test_cli_user_mistakes_are_one_line(cli_store, args, message):
 
 
 def test_cli_hybrid_with_fake_model_and_verbose_notes(cli_store, monkeypatch):
-    import bot.search as search_module
+    import bot.search.hybrid as search_module
     monkeypatch.setattr(search_module, "load_default_embedder", lambda model="": FakeEmbedder())
     result = CliRunner().invoke(cli, ["search", "efgartigimod", "--verbose", "--json"])
     assert result.exit_code == 0, result.stderr
@@ -331,3 +331,14 @@ def test_cli_hybrid_with_fake_model_and_verbose_notes(cli_store, monkeypatch):
     hits = json.loads(result.stdout)
     assert any(h["similarity"] is not None for h in hits)
     assert np.isfinite([h["score"] for h in hits]).all()
+
+
+def test_the_store_answers_for_one_item_and_refuses_a_bad_match_with_its_own_error(store):
+    from bot.store.search import MatchError, fts_rowids, scored_item
+    db, _ = store
+    item_id = db.execute("SELECT id FROM items ORDER BY rowid LIMIT 1").fetchone()[0]
+    row = scored_item(db, item_id)
+    assert row["id"] == item_id and {"relevance", "labels", "why"} <= set(row)
+    assert scored_item(db, "pmid:0") is None
+    with pytest.raises(MatchError):  # raw FTS syntax the query builder would never emit
+        fts_rowids(db, 'unbalanced "', Filters(), 5)

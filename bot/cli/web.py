@@ -95,7 +95,7 @@ def feedback_list(app, since, as_json) -> None:
     Curator labels (``spsbot label``, or a curator's click in a digest) decide an item; votes
     from other subscribers count at [ranking] vote_weight.
     """
-    from bot.search import SearchError, parse_date
+    from bot.search.hybrid import SearchError, parse_date
     from bot.store.subscribers import feedback_overview
     try:
         since_iso = parse_date(since)

@@ -6,6 +6,7 @@ always bound parameters (see ``bot.search.fts_expression`` for how the MATCH str
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -13,6 +14,15 @@ import numpy as np
 import sqlite_utils
 
 from bot.store.ranking import EmbeddingCache
+
+# What a failed database call raises, for the search modules (which hold no sqlite3 code): a
+# read-only store still searches, it just cannot cache what it embedded.
+StoreError = sqlite3.Error
+
+
+class MatchError(ValueError):
+    """SQLite refused an FTS5 MATCH expression (or could not run it); str() is its message."""
+
 
 # An item's date for --since/--until: its publication date (as precise as the source gave it),
 # else its publication year, else the day PubMed indexed it / the trial was first posted.
@@ -80,6 +90,13 @@ def fts_rowids(db: sqlite_utils.Database, match: str, filters: Filters, limit: i
     With filters, the ranked matches are read in growing slices and only those rows are checked
     against the filters: joining every match to ``items`` first costs ~10x more on a common word.
     """
+    try:
+        return _fts_rowids(db, match, filters, limit)
+    except sqlite3.OperationalError as e:
+        raise MatchError(str(e)) from None
+
+
+def _fts_rowids(db: sqlite_utils.Database, match: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
     sql = "SELECT rowid, rank FROM items_fts WHERE items_fts MATCH ? ORDER BY rank LIMIT ?"
     if filters.is_empty():
         return [(row[0], row[1]) for row in db.execute(sql, [match, limit]).fetchall()]
@@ -133,6 +150,12 @@ def items_by_rowid(db: sqlite_utils.Database, rowids: Iterable[int]) -> dict[int
             record = dict(zip(names, row))
             result[record.pop("_rowid")] = record
     return result
+
+
+def scored_item(db: sqlite_utils.Database, item_id: str) -> dict | None:
+    """The item ``item_id`` joined with its scores (``items_by_rowid``'s shape), or None."""
+    row = db.execute("SELECT rowid FROM items WHERE id = ?", [item_id]).fetchone()
+    return items_by_rowid(db, [row[0]])[row[0]] if row else None
 
 
 def export_rows(db: sqlite_utils.Database, filters: Filters, limit: int | None = None) -> Iterable[dict]:

@@ -120,7 +120,7 @@ def _page(value: str) -> int:
 def _run_search(query: str, how_many: int):
     """Hybrid search (``bot.search``, as ``spsbot search --relevant``), one at a time: a search
     holds a core for tens of milliseconds and must not starve the sign-up pages."""
-    from bot.search import Filters, SearchError, search
+    from bot.search.hybrid import Filters, SearchError, search
     st = state()
     if not st.search_slots.acquire(timeout=SEARCH_WAIT):
         from werkzeug.exceptions import ServiceUnavailable

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -26,14 +25,14 @@ import numpy as np
 import sqlite_utils
 
 from bot.ranking.cached_embedder import CachedEmbedder
-from bot.store import loads
+from bot.store import db_file, loads
 from bot.store import search as sql
 from bot.store.ranking import EmbeddingCache
 from bot.store.search import Filters
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Filters", "ParsedQuery", "SearchError", "SearchResult", "parse_query", "fts_expression",
+__all__ = ["Filters", "ParsedQuery", "SearchError", "SearchHits", "parse_query", "fts_expression",
            "search", "item_sentences", "item_url", "rrf_fuse", "parse_date", "vector_index"]
 
 RRF_K = 60                   # the constant from the RRF paper; damps the weight of the very top ranks
@@ -179,8 +178,8 @@ _INDEX_CACHE: dict[tuple, VectorIndex] = {}
 
 
 def _db_key(db: sqlite_utils.Database) -> str:
-    path = db.execute("PRAGMA database_list").fetchone()[2]
-    return path or f"memory:{id(db)}"
+    path = db_file(db)
+    return str(path) if path is not None else f"memory:{id(db)}"
 
 
 def vector_index(db: sqlite_utils.Database, model: str) -> VectorIndex:
@@ -224,7 +223,7 @@ def _fill_missing(db, index: VectorIndex, embedder, notes: list[str]) -> VectorI
         todo = [i for i, v in enumerate(vectors) if v is None]
         try:  # cached as the ranker caches them: `spsbot rank` will not embed these again
             fresh = cached.encode_passages([passages[i] for i in todo])
-        except sqlite3.Error as e:  # a read-only store still searches; it re-embeds next time
+        except sql.StoreError as e:  # a read-only store still searches; it re-embeds next time
             notes.append(f"could not cache the new vectors: {e}")
             fresh = CachedEmbedder(embedder).encode_passages([passages[i] for i in todo])
         for i, v in zip(todo, fresh):
@@ -234,7 +233,7 @@ def _fill_missing(db, index: VectorIndex, embedder, notes: list[str]) -> VectorI
     if new:
         try:
             sql.store_doc_vectors(db, space, new)
-        except sqlite3.Error as e:
+        except sql.StoreError as e:
             if not any(n.startswith("could not cache") for n in notes):
                 notes.append(f"could not cache the new vectors: {e}")
     done = ready + to_embed
@@ -263,7 +262,10 @@ def rrf_fuse(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float
 
 
 @dataclass
-class SearchResult:
+class SearchHits:
+    """The answer to one search: its hits (``hit_from_item``'s shape) best first, and notes on
+    how it was done (vectors missing, embedded, live sources' counts)."""
+
     query: str
     hits: list[dict]
     notes: list[str] = field(default_factory=list)
@@ -305,7 +307,7 @@ def hit_from_item(item: dict, score: float | None = None, **extra) -> dict:
 
 def search(db: sqlite_utils.Database, query: str, filters: Filters | None = None, *, limit: int = 20,
            semantic: bool = True, embedder=None, embedder_loader: Callable[[], object] | None = None,
-           min_similarity: float = MIN_SIMILARITY) -> SearchResult:
+           min_similarity: float = MIN_SIMILARITY) -> SearchHits:
     """Hybrid search of the local store. ``semantic=False`` never touches an embedder.
 
     ``embedder`` (or ``embedder_loader``, called only when needed) has ``model_name`` and
@@ -314,11 +316,11 @@ def search(db: sqlite_utils.Database, query: str, filters: Filters | None = None
     filters = filters or Filters()
     parsed = parse_query(query)
     match = fts_expression(parsed)
-    result = SearchResult(query=query, hits=[], semantic=semantic)
+    result = SearchHits(query=query, hits=[], semantic=semantic)
     pool = max(CANDIDATE_POOL, limit * 3)
     try:
         fts = sql.fts_rowids(db, match, filters, pool)
-    except sqlite3.OperationalError as e:  # cannot happen with quoted tokens; never a traceback anyway
+    except sql.MatchError as e:  # cannot happen with quoted tokens; never a traceback anyway
         raise SearchError(f"cannot search for {query!r}: {e}") from None
     rankings = [[rowid for rowid, _ in fts]]
     fts_rank = {rowid: rank for rank, (rowid, _) in enumerate(fts, start=1)}
