@@ -231,7 +231,8 @@ def test_cached_sentence_vectors_are_reused_without_the_model(store, monkeypatch
     from bot.config import load_config
     from bot.ranking.cached_embedder import CachedEmbedder
     from bot.ranking.stage import store_ranker
-    from bot.store.ranking import EmbeddingCache, items_by_id, record_for_ranking
+    from bot.ranking.records import record_for_ranking
+    from bot.store.ranking import EmbeddingCache, items_by_id
     db, _ = store
     embedder = FakeEmbedder()
     ids = [r[0] for r in db.execute("SELECT id FROM items")]

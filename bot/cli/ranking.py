@@ -1,13 +1,11 @@
 """Ranking commands: ``spsbot rank``, ``spsbot score FILE``, ``spsbot label``.
 
-Thin: they parse input, call ``bot.store.ranking`` / ``bot.ranking``, print. Heavy imports
+Thin: they parse options, call ``bot.ranking`` (``stage``, ``records``, ``scorer``), print. Heavy imports
 (numpy, scikit-learn, the model) happen inside the commands, never at ``import bot.cli``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 
@@ -42,7 +40,11 @@ def score(app, file) -> None:
     Output, one line per record in input order: {"id", "relevance", "relevant", "themes",
     "labels", "why", "evidence"}. The database is never touched.
     """
-    records = read_records(file.read(), getattr(file, "name", "input"))
+    from bot.ranking.records import RecordError, read_records
+    try:
+        records = read_records(file.read(), getattr(file, "name", "input"))
+    except RecordError as e:
+        raise click.ClickException(str(e)) from None
     if not records:
         return
     from bot.ranking.embedder import embedder_for
@@ -52,91 +54,6 @@ def score(app, file) -> None:
     for result in ranker.score(records, progress=app.show_progress):
         out.write(json.dumps({k: result[k] for k in OUTPUT_FIELDS}, ensure_ascii=False) + "\n")
     out.flush()
-
-
-def read_records(body: bytes, name: str = "input") -> list[dict]:
-    """Records from JSON Lines, a PubMed XML PubmedArticleSet, or ClinicalTrials.gov v2 JSON
-    (a /studies page or one study). A bad line fails the whole file, naming the line."""
-    text = body.decode("utf-8-sig", errors="replace")
-    head = text.lstrip()[:1]
-    if head == "<":
-        return _pubmed_records(body, name)
-    if head in ("{", "["):
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError:
-            whole = None  # several lines: JSON Lines
-        if isinstance(whole, dict) and ("studies" in whole or "protocolSection" in whole):
-            return _ctgov_records(whole, name)
-        if isinstance(whole, list):  # a list of studies, or of records
-            if all(isinstance(x, dict) and "protocolSection" in x for x in whole):
-                return _ctgov_records(whole, name)
-            for number, record in enumerate(whole, start=1):
-                problem = _record_problem(record)
-                if problem:
-                    raise click.ClickException(f"{name}: record {number}: {problem}")
-            return whole
-    records = []
-    for number, record in _json_lines(text, name):
-        problem = _record_problem(record)
-        if problem:
-            raise click.ClickException(f"{name}: line {number}: {problem}")
-        records.append(record)
-    return records
-
-
-def _json_lines(text: str, name: str) -> list[tuple[int, object]]:
-    """(line number, decoded object) for each non-blank line; a bad line is one error naming it."""
-    decoded = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            decoded.append((number, json.loads(line)))
-        except json.JSONDecodeError as e:
-            raise click.ClickException(f"{name}: line {number}: not valid JSON ({e.msg})") from None
-    return decoded
-
-
-def _record_problem(record) -> str | None:
-    if not isinstance(record, dict):
-        return "expected a JSON object"
-    if not any(isinstance(record.get(k), str) and record[k].strip() for k in ("title", "text")):
-        return "a record needs a non-empty 'title' or 'text'"
-    for key in ("pub_types", "mesh", "keywords"):
-        if key in record and record[key] is not None and not isinstance(record[key], list):
-            return f"'{key}' must be a list"
-    return None
-
-
-def _pubmed_records(body: bytes, name: str) -> list[dict]:
-    from bot.sources.pubmed import parse_efetch
-    try:
-        parsed = parse_efetch(body)
-    except Exception as e:  # noqa: BLE001 - unusable XML: one line, exit 1
-        raise click.ClickException(f"{name}: not a readable PubMed XML file ({e})") from None
-    return [{"id": f"pmid:{r['pmid']}" if r.get("pmid") else r.get("id"), "kind": "paper",
-             "title": r.get("title") or "", "text": r.get("abstract") or "",
-             "pub_types": r.get("pub_types") or [], "mesh": r.get("mesh") or [],
-             "keywords": r.get("keywords") or []} for r in parsed]
-
-
-def _ctgov_records(data, name: str) -> list[dict]:
-    from bot.sources.clinicaltrials import parse_study
-    from bot.store.ranking import record_for_ranking
-    studies = data.get("studies", []) if isinstance(data, dict) and "studies" in data else (
-        [data] if isinstance(data, dict) else data)
-    records = []
-    for number, study in enumerate(studies, start=1):
-        try:
-            parsed = parse_study(study)
-        except (ValueError, AttributeError, TypeError) as e:
-            raise click.ClickException(f"{name}: study {number}: {e}") from None
-        row = {"id": f"nct:{parsed['nct_id']}", **parsed}
-        for key in ("pub_types", "mesh", "keywords", "extra"):
-            row[key] = json.dumps(parsed.get(key)) if parsed.get(key) is not None else None
-        records.append(record_for_ranking(row))
-    return records
 
 
 @cli.command()
@@ -160,6 +77,7 @@ def label(app, item, judgement, theme, remove, labels_file, review, limit) -> No
     Example: spsbot label pmid:12345 relevant --theme immunomodulation
              spsbot label --review --limit 25    (answer y / n, s to skip, q to stop)
     """
+    from bot.ranking.records import RecordError, read_labels
     from bot.store import get_item
     from bot.store.ranking import save_feedback
     if review:
@@ -167,7 +85,10 @@ def label(app, item, judgement, theme, remove, labels_file, review, limit) -> No
         return
     themes = set(app.config.theme_names)
     if labels_file is not None:
-        rows = _label_rows(labels_file.read(), labels_file.name)
+        try:
+            rows = read_labels(labels_file.read(), labels_file.name)
+        except RecordError as e:
+            raise click.ClickException(str(e)) from None
     elif item and (judgement or remove):
         rows = [(0, item, judgement or "relevant", theme)]
     else:
@@ -194,8 +115,8 @@ def _review(app, limit: int) -> None:
     import numpy as np
 
     from bot.ranking.review import ReviewQueue, decision_threshold
-    from bot.ranking.stage import make_ranker
-    from bot.store.ranking import load_feedback, review_candidates, save_feedback
+    from bot.ranking.stage import make_ranker, review_candidates
+    from bot.store.ranking import load_feedback, save_feedback
     from bot.store.subscribers import vote_counts
     db, topic = app.db, app.config.topic.name
     votes = vote_counts(db)  # subscribers' clicks in their e-mails: shown beside each item
@@ -248,23 +169,3 @@ def _show(number: int, limit: int, record: dict, score: float, votes: tuple[int,
         click.echo(f"  {text[:600]}{'…' if len(text) > 600 else ''}")
     if record.get("url"):
         click.echo(f"  {record['url']}")
-
-
-def _label_rows(text: str, name: str) -> list[tuple[int, str, str, str | None]]:
-    """(line number, item id, label, theme) from JSON Lines or CSV (header item_id,label[,theme])."""
-    rows = []
-    if text.lstrip().startswith("{"):
-        for number, obj in _json_lines(text, name):
-            if not isinstance(obj, dict) or not obj.get("item_id") or not obj.get("label"):
-                raise click.ClickException(f"{name}: line {number}: needs 'item_id' and 'label'")
-            rows.append((number, obj["item_id"], obj["label"], obj.get("theme") or None))
-        return rows
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or not {"item_id", "label"} <= set(reader.fieldnames):
-        raise click.ClickException(f"{name}: a CSV needs a header with item_id,label[,theme]")
-    for row in reader:
-        if not row.get("item_id") or not row.get("label"):
-            raise click.ClickException(f"{name}: line {reader.line_num}: needs item_id and label")
-        rows.append((reader.line_num, row["item_id"].strip(), row["label"].strip(),
-                     (row.get("theme") or "").strip() or None))
-    return rows

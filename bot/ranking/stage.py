@@ -20,8 +20,9 @@ from bot.ranking.cached_embedder import CachedEmbedder
 from bot.ranking.embedder import embedder_for
 from bot.ranking.scorer import VOTE_WEIGHT, Ranker, cache_dir, feedback_examples, vote_examples
 from bot.store import db_file
-from bot.store.ranking import (EmbeddingCache, items_by_id, load_feedback, record_for_ranking, record_model_files,
-                               record_seed_state, save_scores, scored_hashes)
+from bot.ranking.records import record_for_ranking
+from bot.store.ranking import (EmbeddingCache, items_by_id, load_feedback, record_model_files, record_seed_state,
+                               save_scores, scored_hashes, unjudged_scored_items)
 from bot.store.subscribers import vote_counts
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,15 @@ def make_ranker(db: sqlite_utils.Database, config, embedder=None) -> Ranker:
     vote_weight = config.ranking.get("vote_weight")
     examples = training_feedback(db, VOTE_WEIGHT if vote_weight is None else float(vote_weight))
     return store_ranker(db, config, embedder, feedback=examples)
+
+
+def review_candidates(db: sqlite_utils.Database) -> list[dict]:
+    """Scored items no judgement covers yet (for relevance), as ranker records plus their stored
+    ``relevance`` and ``relevant`` (and journal, date, link to show): what ``spsbot label
+    --review`` may ask about."""
+    return [{**record_for_ranking(row), "relevance": row["_relevance"] or 0.0, "relevant": bool(row["_relevant"]),
+             "journal": row.get("journal"), "pub_date": row.get("pub_date"), "url": row.get("url")}
+            for row in unjudged_scored_items(db)]
 
 
 def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, force: bool = False,

@@ -151,7 +151,7 @@ def item_sentences(item: dict) -> list[str]:
     """What gets embedded for an item: the ranker's sentences (title, then the text's), so the
     ranker's cached vectors serve search too."""
     from bot.ranking.text import record_sentences
-    from bot.store.ranking import record_for_ranking
+    from bot.ranking.records import record_for_ranking
     return record_sentences(record_for_ranking(item))
 
 

@@ -88,28 +88,20 @@ def save_feedback(db: sqlite_utils.Database, item_id: str, label: str, theme: st
 def load_feedback(db: sqlite_utils.Database) -> list[dict]:
     """All judgements the ranker learns from: [{"item_id", "label", "theme" (None = relevance),
     "created_at"}], oldest first. The ranker reads them through ``training_feedback``, with the
-    subscribers' votes; ``label --review`` through ``review_candidates``."""
+    subscribers' votes; ``label --review`` through ``unjudged_scored_items``."""
     if "feedback" not in db.table_names():
         return []
     return list(db.query("select item_id, label, theme, created_at from feedback order by id"))
 
 
-def review_candidates(db: sqlite_utils.Database) -> list[dict]:
-    """Scored items no judgement covers yet (for relevance), as ranker records plus their stored
-    ``relevance`` and ``relevant``: what ``spsbot label --review`` may ask about."""
+def unjudged_scored_items(db: sqlite_utils.Database) -> list[dict]:
+    """Scored ``items`` rows no judgement covers yet (for relevance), by id, each with its stored
+    ``_relevance`` and ``_relevant``: what ``spsbot label --review`` may ask about."""
     judged = {f["item_id"] for f in load_feedback(db) if not f.get("theme")}
     rows = db.execute("select items.*, scores.relevance as _relevance, scores.relevant as _relevant from items "
                       "join scores on scores.item_id = items.id order by items.id")
     names = [c[0] for c in rows.description]
-    out = []
-    for values in rows.fetchall():
-        row = dict(zip(names, values))
-        if row["id"] in judged:
-            continue
-        out.append({**record_for_ranking(row), "relevance": row["_relevance"] or 0.0,
-                    "relevant": bool(row["_relevant"]), "journal": row.get("journal"), "pub_date": row.get("pub_date"),
-                    "url": row.get("url")})
-    return out
+    return [row for row in (dict(zip(names, values)) for values in rows.fetchall()) if row["id"] not in judged]
 
 
 def feedback_hash(feedback: list[dict]) -> str:
@@ -151,19 +143,7 @@ def save_scores(db: sqlite_utils.Database, scored: list[tuple[str, str, dict]]) 
         db["scores"].upsert_all(rows, pk="item_id")
 
 
-# --- ranking the store ----------------------------------------------------------------------
-
-def record_for_ranking(row: dict) -> dict:
-    """An ``items`` row as the ranker's input record (title, text, kind, pub_types, mesh, keywords)."""
-    text = row.get("abstract") or ""
-    extra = loads(row.get("extra"), {}) or {}
-    if row.get("kind") == "trial" and extra.get("conditions"):
-        # A registration's summary often omits the disease; its conditions list names it.
-        text = f"{text}\nConditions: {'; '.join(map(str, extra['conditions']))}.".strip()
-    return {"id": row["id"], "kind": row.get("kind"), "title": row.get("title") or "", "text": text,
-            "pub_types": loads(row.get("pub_types"), []), "mesh": loads(row.get("mesh"), []),
-            "keywords": loads(row.get("keywords"), [])}
-
+# --- the rank stage's reads and records -------------------------------------------------------
 
 def items_by_id(db: sqlite_utils.Database, ids: list[str]) -> dict[str, dict]:
     """``items`` rows by id (ids not stored are absent)."""
