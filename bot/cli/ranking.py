@@ -78,33 +78,21 @@ def label(app, item, judgement, theme, remove, labels_file, review, limit) -> No
              spsbot label --review --limit 25    (answer y / n, s to skip, q to stop)
     """
     from bot.ranking.records import RecordError, read_labels
-    from bot.store import get_item
-    from bot.store.ranking import save_feedback
+    from bot.ranking.stage import store_judgements
     if review:
         _review(app, limit)
         return
-    themes = set(app.config.theme_names)
-    if labels_file is not None:
-        try:
+    try:
+        if labels_file is not None:
             rows = read_labels(labels_file.read(), labels_file.name)
-        except RecordError as e:
-            raise click.ClickException(str(e)) from None
-    elif item and (judgement or remove):
-        rows = [(0, item, judgement or "relevant", theme)]
-    else:
-        raise click.ClickException("give ITEM and relevant|irrelevant (or --remove), or --file")
-    db = app.db
-    for number, item_id, verdict, theme_name in rows:
-        where = f"line {number}: " if number else ""
-        if theme_name and theme_name not in themes:
-            raise click.ClickException(f"{where}unknown theme {theme_name!r} (themes: {', '.join(sorted(themes))})")
-        if verdict not in ("relevant", "irrelevant"):
-            raise click.ClickException(f"{where}label must be relevant or irrelevant, got {verdict!r}")
-        if get_item(db, item_id) is None:
-            raise click.ClickException(f"{where}no item {item_id!r} in the database")
-    for _, item_id, verdict, theme_name in rows:
-        save_feedback(db, item_id, verdict, theme_name, remove=remove)
-    click.echo(f"{'removed' if remove else 'stored'} {len(rows)} judgement(s); run `spsbot rank` to apply")
+        elif item and (judgement or remove):
+            rows = [(0, item, judgement or "relevant", theme)]
+        else:
+            raise click.ClickException("give ITEM and relevant|irrelevant (or --remove), or --file")
+        stored = store_judgements(app.db, app.config, rows, remove=remove)
+    except RecordError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{'removed' if remove else 'stored'} {stored} judgement(s); run `spsbot rank` to apply")
 
 
 REVIEW_ANSWERS = {"y": True, "n": False, "s": None}
@@ -112,25 +100,16 @@ REVIEW_ANSWERS = {"y": True, "n": False, "s": None}
 
 def _review(app, limit: int) -> None:
     """``label --review``: uncertainty sampling in the terminal; every answer is stored at once."""
-    import numpy as np
-
-    from bot.ranking.review import ReviewQueue, decision_threshold
-    from bot.ranking.stage import make_ranker, review_candidates
-    from bot.store.ranking import load_feedback, save_feedback
+    from bot.ranking.stage import review_queue
+    from bot.store.ranking import save_feedback
     from bot.store.subscribers import vote_counts
     db, topic = app.db, app.config.topic.name
     votes = vote_counts(db)  # subscribers' clicks in their e-mails: shown beside each item
-    candidates = review_candidates(db)
-    if not candidates:
+    review = review_queue(db, app.config)
+    if review is None:
         raise click.ClickException("nothing to review: run `spsbot fetch` and `spsbot rank` first "
                                    "(every scored item is judged already, or none is scored)")
-    prepared = make_ranker(db, app.config).prepare(candidates)  # cached vectors: no model load after a rank
-    judged = [f["label"] == "relevant" for f in load_feedback(db) if not f.get("theme")]
-    queue = ReviewQueue([c["id"] for c in candidates], [c["relevance"] for c in candidates],
-                        np.stack([p.doc_vector for p in prepared]),
-                        decision_threshold([c["relevance"] for c in candidates], [c["relevant"] for c in candidates]),
-                        known=(sum(judged), len(judged) - sum(judged)))
-    by_id = {c["id"]: c for c in candidates}
+    queue, by_id = review
     click.echo(f"{len(queue)} unjudged items; asking about those the ranker is least sure of "
                f"(cut {queue.threshold:.2f}). y = about {topic}, n = not, s = skip, q = stop.")
     stored = 0

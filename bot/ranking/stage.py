@@ -13,16 +13,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import sqlite_utils
 
 from bot.faults import crash_point
 from bot.ranking.cached_embedder import CachedEmbedder
 from bot.ranking.embedder import embedder_for
+from bot.ranking.records import RecordError, record_for_ranking
+from bot.ranking.review import ReviewQueue, decision_threshold
 from bot.ranking.scorer import VOTE_WEIGHT, Ranker, cache_dir, feedback_examples, vote_examples
-from bot.store import db_file
-from bot.ranking.records import record_for_ranking
-from bot.store.ranking import (EmbeddingCache, items_by_id, load_feedback, record_model_files, record_seed_state,
-                               save_scores, scored_hashes, unjudged_scored_items)
+from bot.store import db_file, get_item
+from bot.store.ranking import (FEEDBACK_LABELS, EmbeddingCache, items_by_id, load_feedback, record_model_files,
+                               record_seed_state, save_feedback, save_scores, scored_hashes, unjudged_scored_items)
 from bot.store.subscribers import vote_counts
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,26 @@ def make_ranker(db: sqlite_utils.Database, config, embedder=None) -> Ranker:
     return store_ranker(db, config, embedder, feedback=examples)
 
 
+def store_judgements(db: sqlite_utils.Database, config, rows: list[tuple[int, str, str, str | None]], *,
+                     remove: bool = False) -> int:
+    """Store (or with ``remove`` forget) curator judgements given as (line number or 0, item id,
+    label, theme or None), e.g. from ``records.read_labels``; the ranker learns from them at the
+    next rank. Every row is checked first (theme configured, label known, item stored): one bad
+    row raises ``RecordError`` naming its line and nothing is stored. Returns how many."""
+    themes = set(config.theme_names)
+    for number, item_id, verdict, theme_name in rows:
+        where = f"line {number}: " if number else ""
+        if theme_name and theme_name not in themes:
+            raise RecordError(f"{where}unknown theme {theme_name!r} (themes: {', '.join(sorted(themes))})")
+        if verdict not in FEEDBACK_LABELS:
+            raise RecordError(f"{where}label must be relevant or irrelevant, got {verdict!r}")
+        if get_item(db, item_id) is None:
+            raise RecordError(f"{where}no item {item_id!r} in the database")
+    for _, item_id, verdict, theme_name in rows:
+        save_feedback(db, item_id, verdict, theme_name, remove=remove)
+    return len(rows)
+
+
 def review_candidates(db: sqlite_utils.Database) -> list[dict]:
     """Scored items no judgement covers yet (for relevance), as ranker records plus their stored
     ``relevance`` and ``relevant`` (and journal, date, link to show): what ``spsbot label
@@ -73,6 +95,22 @@ def review_candidates(db: sqlite_utils.Database) -> list[dict]:
     return [{**record_for_ranking(row), "relevance": row["_relevance"] or 0.0, "relevant": bool(row["_relevant"]),
              "journal": row.get("journal"), "pub_date": row.get("pub_date"), "url": row.get("url")}
             for row in unjudged_scored_items(db)]
+
+
+def review_queue(db: sqlite_utils.Database, config) -> tuple[ReviewQueue, dict[str, dict]] | None:
+    """What ``spsbot label --review`` asks about: the queue of unjudged scored items (uncertainty
+    sampling, ``bot.ranking.review``) and their records by id; None when there is nothing to ask.
+    The document vectors come from the embedding cache: after a rank no model is loaded."""
+    candidates = review_candidates(db)
+    if not candidates:
+        return None
+    prepared = make_ranker(db, config).prepare(candidates)
+    judged = [f["label"] == "relevant" for f in load_feedback(db) if not f.get("theme")]
+    scores = [c["relevance"] for c in candidates]
+    queue = ReviewQueue([c["id"] for c in candidates], scores, np.stack([p.doc_vector for p in prepared]),
+                        decision_threshold(scores, [c["relevant"] for c in candidates]),
+                        known=(sum(judged), len(judged) - sum(judged)))
+    return queue, {c["id"]: c for c in candidates}
 
 
 def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, force: bool = False,
