@@ -33,6 +33,7 @@ from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, displa
                                 in_window, item_dates, item_links, make_entry, safe_url)
 from bot.store import loads, now_iso
 from bot.store import digests as store
+from bot.store import subscribers as subscriber_store
 
 log = logging.getLogger(__name__)
 
@@ -472,7 +473,7 @@ def build_digests(db: sqlite_utils.Database, config, *, now: str | None = None, 
     now = now or now_iso()
     result = BuildResult()
     store.prune_bodies(db, _iso(_parse(now) - timedelta(days=KEEP_BODIES_DAYS)))
-    subscribers = store.active_subscribers(db)
+    subscribers = subscriber_store.active_subscribers(db)
     if email:
         subscribers = [s for s in subscribers if s["email"].lower() == email.lower()]
     windows = []
@@ -541,7 +542,7 @@ def preview_digest(db: sqlite_utils.Database, config, email: str, *, now: str | 
     from bot.digest.render import build_message, render_digest, subscriber_links, unsubscribe_info
 
     now = now or now_iso()
-    subscriber = store.find_subscriber(db, email)
+    subscriber = subscriber_store.find_subscriber(db, email)
     if subscriber:
         start, first, _ = window_for(db, subscriber["id"], config, now, subscriber.get("frequency") or "weekly")
     else:

@@ -1,4 +1,5 @@
-"""Database helpers for the digest stage: settings, subscribers, digests, sent items, the outbox.
+"""Database helpers for the digest stage: settings, digests, sent items, the outbox (subscribers
+themselves: ``bot.store.subscribers``).
 
 Tables are created by ``m004_digest`` in ``bot.store.schema``. Everything that changes several
 rows at once runs in one transaction, so a crash never leaves a digest without its outbox row
@@ -14,8 +15,7 @@ import sqlite_utils
 from bot.store import loads, now_iso
 
 __all__ = [
-    "get_setting", "set_setting", "get_subscriber", "find_subscriber",
-    "active_subscribers", "last_digest", "sent_keys", "store_digest", "pending_deliveries",
+    "get_setting", "set_setting", "last_digest", "sent_keys", "store_digest", "pending_deliveries",
     "mark_sent", "mark_failed", "mark_deferred", "public_digests", "digest_row", "first_digest",
     "fetch_runs_since",
 ]
@@ -31,22 +31,6 @@ def get_setting(db: sqlite_utils.Database, key: str) -> str | None:
 def set_setting(db: sqlite_utils.Database, key: str, value: str) -> None:
     with db.atomic():
         db["settings"].upsert({"key": key, "value": value, "updated_at": now_iso()}, pk="key")
-
-
-# --- subscribers ---------------------------------------------------------------------------
-
-def get_subscriber(db: sqlite_utils.Database, subscriber_id: int) -> dict | None:
-    rows = list(db["subscribers"].rows_where("id = ?", [subscriber_id], limit=1))
-    return rows[0] if rows else None
-
-
-def find_subscriber(db: sqlite_utils.Database, email: str) -> dict | None:
-    rows = list(db["subscribers"].rows_where("lower(email) = lower(?)", [email], limit=1))
-    return rows[0] if rows else None
-
-
-def active_subscribers(db: sqlite_utils.Database) -> list[dict]:
-    return list(db["subscribers"].rows_where("status = 'active'", order_by="id"))
 
 
 # --- digests -------------------------------------------------------------------------------
