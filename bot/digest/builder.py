@@ -34,6 +34,7 @@ from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, displa
 from bot.store import loads, now_iso
 from bot.store import digests as store
 from bot.store import subscribers as subscriber_store
+from bot.store import trials as trial_store
 
 log = logging.getLogger(__name__)
 
@@ -178,41 +179,24 @@ def window_for(db, subscriber_id: int | None, config, now: str, frequency: str =
 
 # --- loading candidates --------------------------------------------------------------------
 
-_ITEM_SQL = """
-    select i.*, s.relevance, s.relevant, s.themes as theme_scores, s.labels, s.why, s.evidence,
-           (s.item_id is null) as unscored
-    from items i left join scores s on s.item_id = i.id
-    where (s.relevant = 1 or (i.kind = 'trial' and s.item_id is null))
-      and i.first_seen >= ?
-"""
-
-
 class Pool:
     """Everything the builder reads, loaded once per build run and shared by all subscribers."""
 
     def __init__(self, db: sqlite_utils.Database, since: str):
         """``since``: the oldest first_seen (and change) any digest of this run may hold."""
         self.db = db
-        cursor = db.execute(_ITEM_SQL, [since])
-        names = [c[0] for c in cursor.description]
-        self.items = [dict(zip(names, row)) for row in cursor.fetchall()]
+        self.items = store.digest_candidates(db, since)
         self.runs = store.fetch_runs_since(db, since)
         for item in self.items:
             item["_dates"] = item_dates(item)
             item["_labels"] = loads(item.get("labels"), []) or []
             item["_scores"] = loads(item.get("theme_scores"), {}) or {}
-        self.trial_ids = {row[0] for row in db.execute("select id from items where kind = 'trial'")}
+        self.trial_ids = trial_store.stored_trial_ids(db)
         # Notices (errata, retraction notices) are rarely scored relevant themselves: read apart.
-        self.notice_items = [{"id": r[0], "extra": r[1]} for r in db.execute(
-            "select id, extra from items where extra like '%\"corrections\"%' and (first_seen >= ? or updated_at >= ?)",
-            [since, since])]
-        self.changes = [dict(zip(("id", "nct_id", "field", "old", "new", "detected_at"), row)) for row in db.execute(
-            "select id, nct_id, field, old, new, detected_at from trial_changes where detected_at >= ? order by id",
-            [since[:10]])]
+        self.notice_items = store.correction_notices(db, since)
+        self.changes = trial_store.change_events_since(db, since[:10])
         self.links: dict[str, list[str]] = {}
-        detail = "detail" if "detail" in db["links"].columns_dict else "''"
-        rows = db.execute(f"select paper_id, trial_id, evidence, {detail} from links")
-        for paper_id, trial_id, evidence, extra in rows:
+        for paper_id, trial_id, evidence, extra in trial_store.paper_trial_links(db):
             self.links.setdefault(paper_id, []).append((_trial_key(trial_id), f"{evidence or ''}:{extra or ''}"))
         self._rows: dict[str, dict] = {}
         self._entries: dict[tuple, dict] = {}
@@ -226,11 +210,7 @@ class Pool:
 
     def item(self, item_id: str) -> dict | None:
         if item_id not in self._rows:
-            cursor = self.db.execute("select i.*, s.labels, s.evidence, s.why, s.relevance, s.relevant from items i "
-                                     "left join scores s on s.item_id = i.id where i.id = ?", [item_id])
-            names = [c[0] for c in cursor.description]
-            row = cursor.fetchone()
-            self._rows[item_id] = dict(zip(names, row)) if row else None
+            self._rows[item_id] = store.item_with_score(self.db, item_id)
         return self._rows[item_id]
 
 
@@ -477,7 +457,7 @@ def build_digests(db: sqlite_utils.Database, config, *, now: str | None = None, 
     if email:
         subscribers = [s for s in subscribers if s["email"].lower() == email.lower()]
     windows = []
-    pending = {row[0] for row in db.execute("select distinct subscriber_id from deliveries where status = 'pending'")}
+    pending = store.subscribers_with_pending_delivery(db)
     for sub in subscribers:
         if sub["id"] in pending:
             result.skipped += 1  # the outbox retries that one first; no second digest meanwhile

@@ -26,7 +26,7 @@ from bot.store import loads, now_iso, save_items
 
 __all__ = ["save_trials", "snapshot_hash", "diff_snapshots", "latest_snapshots", "display_value",
            "link_papers_and_trials", "paper_trial_mentions", "trial_changes_since", "tracked_trials",
-           "links_for", "links_since"]
+           "links_for", "links_since", "change_events_since", "stored_trial_ids", "paper_trial_links"]
 
 NCT_RE = re.compile(r"\bNCT\s?(\d{8})\b", re.I)
 
@@ -194,6 +194,25 @@ def trial_changes_since(db: sqlite_utils.Database, since: str, until: str | None
         params.append(until)
     sql += " order by c.detected_at, c.nct_id, c.id"
     return list(db.query(sql, params))
+
+
+def change_events_since(db: sqlite_utils.Database, day: str) -> list[dict]:
+    """Change events (with their ``id``) detected on or after ``day``, in the order detected."""
+    names = ("id", "nct_id", "field", "old", "new", "detected_at")
+    return [dict(zip(names, row)) for row in db.execute(
+        "select id, nct_id, field, old, new, detected_at from trial_changes where detected_at >= ? order by id",
+        [day])]
+
+
+def stored_trial_ids(db: sqlite_utils.Database) -> set[str]:
+    """The item ids (``nct:…``) of every stored trial."""
+    return {row[0] for row in db.execute("select id from items where kind = 'trial'")}
+
+
+def paper_trial_links(db: sqlite_utils.Database) -> list[tuple[str, str, str | None, str | None]]:
+    """Every link as (paper id, trial id, evidence, detail); detail "" in a store older than it."""
+    detail = "detail" if "detail" in db["links"].columns_dict else "''"
+    return db.execute(f"select paper_id, trial_id, evidence, {detail} from links").fetchall()
 
 
 def tracked_trials(db: sqlite_utils.Database) -> list[dict]:
