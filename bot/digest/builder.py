@@ -167,8 +167,8 @@ def overflow_note(more: int, max_items: int, config) -> str:
             + (f", and every issue is in the archive: {archive}" if archive else "") + ".")
 
 
-def window_for(db, subscriber_id: int | None, config, now: str, frequency: str = "weekly"):
-    """(period_start, is_first, due) for a subscriber (None = the public issue)."""
+def digest_window(db, subscriber_id: int | None, config, now: str, frequency: str = "weekly"):
+    """The period of a subscriber's next digest (None = the public issue): (period_start, is_first, due)."""
     days = FREQUENCY_DAYS.get(frequency) or period_days(config)
     last = store.last_digest(db, subscriber_id)
     if last is None:
@@ -462,12 +462,12 @@ def build_digests(db: sqlite_utils.Database, config, *, now: str | None = None, 
         if sub["id"] in pending:
             result.skipped += 1  # the outbox retries that one first; no second digest meanwhile
             continue
-        start, first, due = window_for(db, sub["id"], config, now, sub.get("frequency") or "weekly")
+        start, first, due = digest_window(db, sub["id"], config, now, sub.get("frequency") or "weekly")
         if not due:
             result.skipped += 1
             continue
         windows.append((sub, start, first))
-    public_window = window_for(db, None, config, now) if public and not email else None
+    public_window = digest_window(db, None, config, now) if public and not email else None
     if not windows and not public_window:
         return result
     # one pool for every digest of the run: what any of them may hold (max_age_days; the
@@ -524,7 +524,7 @@ def preview_digest(db: sqlite_utils.Database, config, email: str, *, now: str | 
     now = now or now_iso()
     subscriber = subscriber_store.find_subscriber(db, email)
     if subscriber:
-        start, first, _ = window_for(db, subscriber["id"], config, now, subscriber.get("frequency") or "weekly")
+        start, first, _ = digest_window(db, subscriber["id"], config, now, subscriber.get("frequency") or "weekly")
     else:
         subscriber = {"id": 0, "email": email, "name": None, "themes": None, "max_items": None}
         start, first = _iso(_parse(now) - timedelta(days=period_days(config))), True
