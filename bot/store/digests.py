@@ -88,7 +88,7 @@ def last_digest(db: sqlite_utils.Database, subscriber_id: int | None) -> dict | 
 
 def first_digest(db: sqlite_utils.Database, subscriber_id: int | None) -> dict | None:
     """The subscriber's earliest digest (``None`` = the public archive's first issue): where what
-    they may be sent starts (see ``bot.digest.builder.news_for``)."""
+    they may be sent starts (see ``bot.digest.schedule.news_for``)."""
     where = "subscriber_id is null" if subscriber_id is None else "subscriber_id = ?"
     args = [] if subscriber_id is None else [subscriber_id]
     rows = list(db.execute(f"select period_start, period_end, created_at from digests where {where} "
