@@ -25,6 +25,8 @@ import sqlite_utils
 from bot.redact import scrub
 from bot.store import integrity_problem, loads, now_iso
 from bot.store import status as store
+from bot.store.digests import get_setting
+from bot.store.quarantine import open_quarantine, quarantine_counts
 from bot.store.subscribers import subscriber_counts
 
 __all__ = ["collect_status", "format_status", "status_json", "SUCCESS_STATUSES", "SOURCE_ITEM_TAGS", "PROBLEMS",
@@ -164,7 +166,6 @@ def _failing_deliveries(db: sqlite_utils.Database, since: str) -> dict:
 
 def ranker_seed_state(db: sqlite_utils.Database) -> dict | None:
     """What the last ``rank`` recorded about the bundled seed (``bot.store.ranking``), if anything."""
-    from bot.store.digests import get_setting
     value = get_setting(db, "ranker_seed")
     return loads(value, None) if value else None
 
@@ -173,7 +174,6 @@ def _quarantine(db: sqlite_utils.Database, shown: int = 10) -> dict:
     """Records a source served that could not be parsed or stored (issue 11: held, not lost)."""
     if "quarantine" not in db.table_names():
         return {"count": 0, "by_source": {}, "records": []}
-    from bot.store.quarantine import open_quarantine, quarantine_counts
     counts = quarantine_counts(db)
     return {"count": sum(counts.values()), "by_source": counts, "records": open_quarantine(db)[:shown]}
 
