@@ -10,6 +10,7 @@ import time
 
 from flask import Blueprint, Response, abort, render_template, request
 
+from bot.store.status import ping
 from bot.web.app import bad_request, limit, state
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def favicon():
 
 @bp.get("/healthz")
 def healthz():
-    state().db().execute("select 1").fetchone()
+    ping(state().db())
     return Response("ok\n", mimetype="text/plain")
 
 
