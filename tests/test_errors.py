@@ -21,7 +21,8 @@ from bot.digest.tokens import TokenError
 from bot.errors import UserError, one_line
 from bot.lock import LockBusy
 from bot.ranking.model_files import ModelFilesError
-from bot.search import SearchError
+from bot.ranking.records import RecordError
+from bot.search.hybrid import SearchError
 from bot.sources.feeds import FeedError
 from bot.sources.http import SourceError
 from bot.store import DatabaseOpenError, open_db
@@ -56,7 +57,7 @@ def test_every_domain_error_is_a_user_error_and_keeps_its_old_base():
     for error, old_base in [(ConfigError, ValueError), (SearchError, ValueError), (TokenError, ValueError),
                             (SubscriberError, ValueError), (SendError, RuntimeError), (SourceError, RuntimeError),
                             (FeedError, SourceError), (KeyFileError, RuntimeError), (SchemaError, RuntimeError),
-                            (ModelFilesError, RuntimeError), (LockBusy, RuntimeError),
+                            (ModelFilesError, RuntimeError), (LockBusy, RuntimeError), (RecordError, ValueError),
                             (DatabaseOpenError, sqlite3.DatabaseError)]:
         assert issubclass(error, UserError) and issubclass(error, old_base), error
 

@@ -45,7 +45,7 @@ def filter_options(command):
 def build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only):
     """Validated Filters from the command line (a mistake is one line, exit 1)."""
     from bot.dates import parse_day_option
-    from bot.search import Filters
+    from bot.search.hybrid import Filters
     if statuses and kind == "paper":
         raise click.ClickException("--status applies to trials; it cannot be combined with --kind paper")
     if themes:
@@ -126,7 +126,7 @@ def search(app, query, kind, themes, since, until, pub_types, statuses, relevant
         spsbot search 'CAR-T' --kind trial --status recruiting --json
         spsbot search efgartigimod --live --save
     """
-    from bot.search import search as run_search
+    from bot.search.hybrid import search as run_search
     if as_json and as_csv:
         raise click.ClickException("choose one of --json and --csv")
     if save and not live:
@@ -154,12 +154,12 @@ def search(app, query, kind, themes, since, until, pub_types, statuses, relevant
 
 
 def _embedder(ranking: dict):
-    from bot.search import load_default_embedder
+    from bot.search.hybrid import load_default_embedder
     return load_default_embedder(ranking)
 
 
 def _with_live(app, result, text, filters, limit, anywhere, save):
-    from bot.live import live_records, merge_live, save_live
+    from bot.search.live import live_records, merge_live, save_live
     live = live_records(app.config, text, filters, limit=limit, within_topic=not anywhere)
     for source, error in live.errors.items():
         click.echo(f"warning: live {source} failed: {error}", err=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import smtplib
-import sqlite3
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from bot.redact import known_secrets, scrub
 from bot.store import integrity_problem, loads
 from bot.store import digests as store
 from bot.errors import UserError
+from bot.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def _record_sent(db, delivery: dict) -> None:
     failure = None
     try:
         store.mark_sent(db, delivery)
-    except sqlite3.Error as e:
+    except StoreError as e:
         failure = (f"the SMTP server accepted the digest to {delivery['email']} (Message-ID "
                    f"{delivery['message_id']}) but recording that failed ({type(e).__name__}: {e}); "
                    "it stays pending and is re-sent next run with the same Message-ID; sending stopped")

@@ -25,7 +25,6 @@ import sqlite_utils
 from bot.dates import parse_timestamp
 from bot.store import now_iso
 from bot.store import subscribers as subscriber_store
-from bot.store.digests import get_subscriber
 from bot.store.keyfile import signing_key
 from bot.errors import UserError
 
@@ -100,7 +99,7 @@ def verify_token(db: sqlite_utils.Database, token: str, now: str | None = None,
     if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(parts[0]) > 18:
         raise TokenError(f"malformed {noun}")
     subscriber_id, day = int(parts[0]), int(parts[1])
-    subscriber = get_subscriber(db, subscriber_id)
+    subscriber = subscriber_store.get_subscriber(db, subscriber_id)
     expected = _signature(secret_for(db), subscriber_id, subscriber["email"], day, purpose) if subscriber else ""
     # compare_digest even when the subscriber is unknown: no timing hint about which ids exist
     if not _matches(expected, parts[2]) or not subscriber:
@@ -122,7 +121,7 @@ def verify_feedback_token(db: sqlite_utils.Database, token: str, now: str | None
     if len(parts) != 4 or not parts[0].isdigit() or not parts[1].isdigit() or len(parts[0]) > 18:
         raise TokenError("malformed feedback link")
     subscriber_id, day, item_id = int(parts[0]), int(parts[1]), _unb64(parts[2])
-    subscriber = get_subscriber(db, subscriber_id)
+    subscriber = subscriber_store.get_subscriber(db, subscriber_id)
     expected = (_sign(secret_for(db), "feedback", subscriber_id, subscriber["email"].lower(), item_id, day)
                 if subscriber else "")
     if not _matches(expected, parts[3]) or not subscriber:
