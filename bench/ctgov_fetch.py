@@ -29,7 +29,7 @@ from bot.replay import LocalServer
 from bot.replay.ctgov import ctgov_responder
 from bot.sources.clinicaltrials import parse_study
 from bot.store import open_db
-from bot.store.trials import diff_snapshots, latest_snapshots, snapshot_hash
+from bot.store.trials import diff_snapshots, latest_snapshots, snapshot_hash, tracked_snapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "ctgov"
 CONDITION = "Benchmark Condition"
@@ -78,9 +78,10 @@ def detect(db, loaded: list[dict]) -> int:
     events = 0
     for obj in loaded:
         record = parse_study(obj)
+        snapshot = tracked_snapshot(record["extra"])
         previous = latest.get(record["nct_id"])
-        if previous is None or previous[0] != snapshot_hash(record["tracked"]):
-            events += len(diff_snapshots(previous[1], record["tracked"])) if previous else 0
+        if previous is None or previous[0] != snapshot_hash(snapshot):
+            events += len(diff_snapshots(previous[1], snapshot)) if previous else 0
     return events
 
 

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.config import load_config  # noqa: E402
 from bot.ranking.scorer import Ranker, labelled_rows  # noqa: E402
 from bot.ranking.embedder import EMBEDDINGS, embedder_for  # noqa: E402
+from bot.ranking.stage import store_ranker  # noqa: E402
 from bot.store import norm_title, open_db  # noqa: E402
 
 # The shared evaluation set sits beside the repository (../shared/eval/dev.jsonl).
@@ -103,7 +104,7 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     settings = {**config.ranking, **{k: v for k, v in (("embedding", args.embedding), ("window", args.window)) if v}}
     embedder = embedder_for(settings)
-    ranker = Ranker(config, embedder, db=open_db(args.cache), seed=[])
+    ranker = store_ranker(open_db(args.cache), config, embedder, seed=[])
     runs = [metrics(records, cross_validated_scores(records, ranker, args.folds, seed=s), themes)
             for s in range(args.repeats)]
     ours = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}

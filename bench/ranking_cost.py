@@ -31,7 +31,7 @@ from bot.config import load_config  # noqa: E402
 from bot.ranking.embedder import EMBEDDINGS, embedder_for  # noqa: E402
 from bot.ranking.text import split_sentences  # noqa: E402
 from bot.store import open_db, save_items  # noqa: E402
-from bot.store.ranking import make_ranker, rank_items  # noqa: E402
+from bot.ranking.stage import make_ranker, rank_items  # noqa: E402
 
 
 def peak_mb() -> float:

@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 from bot.config import bundled_profile_text, load_config  # noqa: E402
 from bot.demo import demo_clock, demo_config, fetch_pubmed, fetch_trials, start_pubmed_server  # noqa: E402
 from bot.store import open_db  # noqa: E402
-from bot.store.ranking import get_scores, rank_items  # noqa: E402
+from bot.ranking.stage import rank_items  # noqa: E402
+from bot.store.ranking import get_scores  # noqa: E402
 
 DRUG = '"inebilizumab", "tocilizumab"]'
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bot.config import load_config  # noqa: E402
 from bot.ranking.embedder import load_embedder  # noqa: E402
 from bot.ranking.review import ReviewQueue, decision_threshold  # noqa: E402
-from bot.ranking.scorer import Ranker  # noqa: E402
+from bot.ranking.stage import store_ranker  # noqa: E402
 from bot.store import open_db  # noqa: E402
 
 DEFAULT_DEV = str(Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl")
@@ -56,7 +56,7 @@ def seedless_config(tmp: Path):
 def score(config, embedder, db, records, labelled: dict[str, bool]):
     """(relevance scores, verdicts) after training on the labels so far, as `spsbot rank` would."""
     feedback = [{**r, "relevant": labelled[r["id"]], "themes": {}} for r in records if r["id"] in labelled]
-    results = Ranker(config, embedder, db=db, seed=[], feedback=feedback).score(records)
+    results = store_ranker(db, config, embedder, seed=[], feedback=feedback).score(records)
     return np.array([x["relevance"] for x in results]), np.array([x["relevant"] for x in results])
 
 
@@ -118,7 +118,7 @@ def main(argv=None) -> None:
         config = seedless_config(Path(tmp))
         db = open_db(args.cache)
         embedder = load_embedder("")
-        ranker = Ranker(config, embedder, db=db, seed=[])
+        ranker = store_ranker(db, config, embedder, seed=[])
         doc_vectors = np.stack([p.doc_vector for p in ranker.prepare(records)])
         review = _mean([reviewed(config, embedder, db, records, doc_vectors, pool, test) for pool, test in splits])
         rand = _mean([randomly(config, embedder, db, records, pool, test, seed)

@@ -25,6 +25,7 @@ from bot.config import load_config  # noqa: E402
 from bot.ranking import model as M  # noqa: E402
 from bot.ranking.embedder import embedder_for  # noqa: E402
 from bot.ranking.scorer import Ranker, labelled_rows, targets_fingerprint  # noqa: E402
+from bot.ranking.stage import store_ranker  # noqa: E402
 from bot.ranking.seed import BUNDLE_NAME, SIDECAR_NAME, SeedBundle, read_bundle, save_bundle, sidecar  # noqa: E402
 from bot.store import open_db  # noqa: E402
 
@@ -56,7 +57,7 @@ def main(argv=None) -> None:
     with open(args.path, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
     config = load_config()
-    ranker = Ranker(config, embedder_for(config.ranking), db=open_db(args.cache), seed=[])
+    ranker = store_ranker(open_db(args.cache), config, embedder_for(config.ranking), seed=[])
     bundle = build(records, ranker)
     out = ROOT / "bot" / "profiles"
     save_bundle(out / BUNDLE_NAME, bundle)

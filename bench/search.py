@@ -5,7 +5,7 @@
 Builds a store from the 299 real dev records (shared/eval/dev.jsonl) repeated with perturbed ids,
 dates and titles; encodes the 299 texts once with the real model and gives each copy its record's
 vector plus small noise (re-normalised), cached as search's doc vectors. Then runs 50 queries
-through ``bot.search.search`` (the query vectors are encoded once beforehand, so both sides measure
+through ``bot.search.hybrid.search`` (the query vectors are encoded once beforehand, so both sides measure
 search, not the model) and, per query, the bare baseline: one numpy dot product over the same
 matrix + one bare FTS5 query with the same MATCH expression. Prints figures only (no pass/fail):
 p50/p95 of each and their ratio. Goal: hybrid p50 <= 50 ms and <= 3x the bare sum.
@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.search import fts_expression, parse_query, search, vector_index  # noqa: E402
+from bot.search.hybrid import fts_expression, parse_query, search, vector_index  # noqa: E402
 from bot.store import content_hash, norm_title, open_db  # noqa: E402
 from bot.store.search import doc_model  # noqa: E402
 
@@ -148,7 +148,7 @@ def main() -> None:
           f"{index.matrix.shape[0]} x {index.matrix.shape[1]}, {index.matrix.nbytes / 1e6:.0f} MB", flush=True)
     search(db, queries[0], embedder=fake)  # warm-up (page cache, statement cache)
 
-    from bot.search import Filters
+    from bot.search.hybrid import Filters
     filters = Filters(kind="paper", since="2015-01-01", pub_types=["case"])
     hybrid, words, bare_dot, bare_fts, filtered = [], [], [], [], []
     for query in queries:
@@ -172,7 +172,7 @@ def main() -> None:
     bare = [d + f for d, f in zip(bare_dot, bare_fts)]
 
     print(f"\n{args.items} items, {len(queries)} queries (ms)          p50      p95")
-    for name, values in (("hybrid search (bot.search.search)", hybrid), ("words only (--no-semantic)", words),
+    for name, values in (("hybrid search (bot.search.hybrid.search)", hybrid), ("words only (--no-semantic)", words),
                          ("hybrid + 3 filters (kind, since, type)", filtered),
                          ("bare numpy dot product", bare_dot), ("bare FTS5 query", bare_fts),
                          ("bare sum (dot + FTS)", bare), ("model: encode one query", encode_times)):

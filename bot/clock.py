@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 
+from bot.dates import parse_timestamp
+
 
 def now_iso() -> str:
     """UTC now, ISO seconds (``2026-11-21T06:00:00+00:00``), or ``SPSBOT_NOW`` when it is set."""
@@ -22,7 +24,5 @@ def iso_before(seconds: float, now: str | None = None) -> str:
     """``now`` (default the store's now) minus ``seconds``, in the same ISO form: for windows
     such as "sign-ups in the last 24 hours" compared as strings in SQL."""
     from datetime import timedelta
-    moment = datetime.fromisoformat((now or now_iso()).replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+    moment = parse_timestamp(now or now_iso())
     return (moment.astimezone(timezone.utc) - timedelta(seconds=seconds)).isoformat(timespec="seconds")

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlparse
+from bot.errors import UserError
 
 DEFAULT_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
 DEFAULT_CTGOV_URL = "https://clinicaltrials.gov/api/v2"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A mistake in the configuration; str() is one line per mistake."""
 
     def __init__(self, errors: list[str]):

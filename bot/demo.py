@@ -86,7 +86,7 @@ def fetch_trials(db, config, progress: bool = False) -> dict:
 
 def rank(db, config, progress: bool) -> dict:
     """Score everything stored with the real ranker and the packaged model."""
-    from bot.store.ranking import rank_items
+    from bot.ranking.stage import rank_items
     return rank_items(db, config, progress=progress)
 
 

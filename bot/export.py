@@ -21,8 +21,9 @@ from typing import IO, Iterable
 import sqlite_utils
 
 from bot.digest.entries import clean_text
-from bot.search import item_url
-from bot.store.search import Filters, export_rows, loads_dict, loads_list
+from bot.search.hybrid import item_url
+from bot.store import loads
+from bot.store.search import Filters, export_rows
 
 __all__ = ["FORMATS", "export_records", "write_export", "ris_type", "csv_cell", "clean_record"]
 
@@ -72,19 +73,19 @@ def export_records(db: sqlite_utils.Database, filters: Filters | None = None,
                    limit: int | None = None) -> Iterable[dict]:
     """Items (most relevant first) as plain dicts with JSON columns decoded and text cleaned."""
     for row in export_rows(db, filters or Filters(), limit):
-        extra = loads_dict(row.get("extra"))
+        extra = loads(row.get("extra"), {})
         date = row.get("pub_date") or row.get("entrez_date")
         year = row.get("pub_year") or (int(date[:4]) if date and date[:4].isdigit() else None)
         yield clean_record({
             "id": row["id"], "kind": row["kind"], "title": row["title"], "abstract": row.get("abstract"),
             "year": year, "date": date, "journal": row.get("journal"),
-            "authors": loads_list(row.get("authors")), "doi": row.get("doi"), "pmid": row.get("pmid"),
-            "nct_id": row.get("nct_id"), "pub_types": loads_list(row.get("pub_types")),
-            "mesh": loads_list(row.get("mesh")), "keywords": loads_list(row.get("keywords")),
+            "authors": loads(row.get("authors"), []), "doi": row.get("doi"), "pmid": row.get("pmid"),
+            "nct_id": row.get("nct_id"), "pub_types": loads(row.get("pub_types"), []),
+            "mesh": loads(row.get("mesh"), []), "keywords": loads(row.get("keywords"), []),
             "status": extra.get("overall_status") if row["kind"] == "trial" else None,
             "relevance": row.get("relevance"),
             "relevant": bool(row["relevant"]) if row.get("relevant") is not None else None,
-            "themes": loads_dict(row.get("themes")), "labels": loads_list(row.get("labels")),
+            "themes": loads(row.get("themes"), {}), "labels": loads(row.get("labels"), []),
             "why": row.get("why"), "url": item_url(row), "first_seen": row.get("first_seen"),
         })
 

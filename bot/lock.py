@@ -15,9 +15,10 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from bot.errors import UserError
 
 
-class LockBusy(RuntimeError):
+class LockBusy(UserError, RuntimeError):
     """Another spsbot process holds the lock."""
 
 

@@ -129,7 +129,7 @@ def _run_stages(db, config, *, fetch: bool, rank: bool, dry_run: bool, progress:
             log.error("run: %s", result.error)
             return result
     if rank:
-        from bot.store.ranking import rank_items
+        from bot.ranking.stage import rank_items
         ranked = rank_items(db, config, progress=progress)
         log.info("run rank: %s", ", ".join(f"{k} {v}" for k, v in (ranked or {}).items()
                                             if isinstance(v, (int, float))) or "done")

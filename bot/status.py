@@ -22,9 +22,14 @@ from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
+from bot.dates import parse_timestamp
 from bot.fetch.registry import SOURCES
 from bot.redact import scrub
 from bot.store import integrity_problem, loads, now_iso
+from bot.store import status as store
+from bot.store.digests import get_setting
+from bot.store.quarantine import open_quarantine, quarantine_counts
+from bot.store.subscribers import subscriber_counts
 
 __all__ = ["collect_status", "format_status", "status_json", "SUCCESS_STATUSES", "PROBLEMS",
            "ranker_seed_state"]
@@ -37,10 +42,9 @@ def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_timestamp(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _age_days(then: str | None, now: datetime) -> float | None:
@@ -58,23 +62,13 @@ def _expected_sources(config) -> list[str]:
 
 def _source_runs(db: sqlite_utils.Database, source: str) -> tuple[dict | None, dict | None]:
     """(last run, last successful run) of a fetch source."""
-    last = db.execute("SELECT * FROM runs WHERE source = ? ORDER BY started DESC, id DESC LIMIT 1",
-                      [source])
-    names = [d[0] for d in last.description]
-    last_row = last.fetchone()
-    marks = ", ".join("?" for _ in SUCCESS_STATUSES)
-    ok = db.execute(f"SELECT * FROM runs WHERE source = ? AND status IN ({marks}) "
-                    "ORDER BY started DESC, id DESC LIMIT 1", [source, *SUCCESS_STATUSES]).fetchone()
-    return (dict(zip(names, last_row)) if last_row else None, dict(zip(names, ok)) if ok else None)
+    return store.last_run(db, source), store.last_successful_run(db, source, SUCCESS_STATUSES)
 
 
 def _newest_items(db: sqlite_utils.Database) -> dict[str, str]:
     """items.sources tag ("pubmed", "ctgov", "feed:<name>" → "feed") -> newest first_seen."""
     newest: dict[str, str] = {}
-    rows = db.execute("SELECT src.value, max(items.first_seen) FROM items, json_each("
-                      "CASE WHEN json_valid(items.sources) THEN items.sources ELSE '[]' END) AS src "
-                      "GROUP BY src.value").fetchall()
-    for tag, first_seen in rows:
+    for tag, first_seen in store.newest_first_seen_by_source_tag(db):
         key = "feed" if str(tag).startswith("feed") else str(tag)
         if first_seen and first_seen > newest.get(key, ""):
             newest[key] = first_seen
@@ -93,8 +87,7 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
     now_dt = _parse_time(now or now_iso()) or datetime.now(timezone.utc)
     period_days = int((config.digest.get("period_days") if config is not None else None) or 7)
     stale_after = 2 * period_days
-    recorded = [r[0] for r in db.execute("SELECT DISTINCT source FROM runs WHERE source IS NOT NULL")]
-    names = list(dict.fromkeys(_expected_sources(config) + sorted(recorded)))
+    names = list(dict.fromkeys(_expected_sources(config) + sorted(store.recorded_sources(db))))
     newest = _newest_items(db)
     sources, warnings = [], []
     for name in names:
@@ -146,16 +139,15 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
     seed = ranker_seed_state(db)
     if seed and seed.get("warning"):
         warnings.append(seed["warning"])
+    outbox = store.delivery_counts(db)
     return {
         "now": now_dt.isoformat(timespec="seconds"), "period_days": period_days,
         "stale_after_days": stale_after, "sources": sources,
-        "items": dict(db.execute("SELECT kind, count(*) FROM items GROUP BY kind").fetchall()),
+        "items": store.item_counts(db),
         "commands": commands,
-        "pending_deliveries": db.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0],
-        "failed_deliveries": db.execute("SELECT count(*) FROM deliveries WHERE status = 'failed'").fetchone()[0],
+        "pending_deliveries": outbox.get("pending", 0), "failed_deliveries": outbox.get("failed", 0),
         "retrying_deliveries": deliveries["retrying"], "recent_failed_deliveries": deliveries["failed"],
-        "subscribers": dict(db.execute("SELECT coalesce(status, 'unknown'), count(*) FROM subscribers "
-                                       "GROUP BY 1 ORDER BY 1").fetchall()),
+        "subscribers": subscriber_counts(db),
         "ranker_seed": seed,
         "warnings": warnings, "stale": stale,
         "problems": [p for p in PROBLEMS if p in problems],
@@ -167,19 +159,12 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
 def _failing_deliveries(db: sqlite_utils.Database, since: str) -> dict:
     """Pending deliveries already tried (an SMTP 4xx or a dropped connection: retried next run),
     and deliveries that failed or bounced since ``since``, with the latest error."""
-    retrying = db.execute("SELECT count(*) FROM deliveries WHERE status = 'pending' "
-                          "AND coalesce(attempts, 0) > 0").fetchone()[0]
-    failed = db.execute("SELECT count(*) FROM deliveries WHERE status IN ('failed', 'bounced') "
-                        "AND created_at >= ?", [since]).fetchone()[0]
-    row = db.execute("SELECT last_error FROM deliveries WHERE last_error IS NOT NULL AND (status IN "
-                     "('failed', 'bounced') AND created_at >= ? OR status = 'pending') ORDER BY id DESC LIMIT 1",
-                     [since]).fetchone()
-    return {"retrying": retrying, "failed": failed, "last_error": scrub(row[0])[:200] if row else None}
+    retrying, failed, last_error = store.failing_deliveries(db, since)
+    return {"retrying": retrying, "failed": failed, "last_error": scrub(last_error)[:200] if last_error else None}
 
 
 def ranker_seed_state(db: sqlite_utils.Database) -> dict | None:
     """What the last ``rank`` recorded about the bundled seed (``bot.store.ranking``), if anything."""
-    from bot.store.digests import get_setting
     value = get_setting(db, "ranker_seed")
     return loads(value, None) if value else None
 
@@ -188,7 +173,6 @@ def _quarantine(db: sqlite_utils.Database, shown: int = 10) -> dict:
     """Records a source served that could not be parsed or stored (issue 11: held, not lost)."""
     if "quarantine" not in db.table_names():
         return {"count": 0, "by_source": {}, "records": []}
-    from bot.store.quarantine import open_quarantine, quarantine_counts
     counts = quarantine_counts(db)
     return {"count": sum(counts.values()), "by_source": counts, "records": open_quarantine(db)[:shown]}
 
@@ -201,11 +185,7 @@ def _integrity(db: sqlite_utils.Database) -> dict:
 
 def _last_command_runs(db: sqlite_utils.Database) -> list[dict]:
     """The newest run of each whole-stage command (runs with no single source: run, rank, digest…)."""
-    rows = db.execute("SELECT command, started, finished, duration_s, status, error FROM runs AS r "
-                      "WHERE source IS NULL AND id = (SELECT id FROM runs WHERE source IS NULL AND "
-                      "command = r.command ORDER BY started DESC, id DESC LIMIT 1) ORDER BY started DESC").fetchall()
-    names = ("command", "started", "finished", "duration_s", "status", "error")
-    return [{**dict(zip(names, row)), "error": scrub(row[5]) if row[5] else None} for row in rows]
+    return [{**run, "error": scrub(run["error"]) if run["error"] else None} for run in store.last_command_runs(db)]
 
 
 def _days(value: float | None) -> str:

@@ -200,7 +200,7 @@ def ranked_demo_db(tmp_path_factory, real_embedder) -> Path:
     from bot.replay.ctgov import demo_responder
     from bot.replay.eutils import eutils_responder
     from bot.store import open_db
-    from bot.store.ranking import rank_items
+    from bot.ranking.stage import rank_items
 
     path = tmp_path_factory.mktemp("ranked-demo") / "template.db"
     with pytest.MonkeyPatch.context() as mp, LocalServer(eutils_responder(demo_data_dir("pubmed"))) as eutils, \

@@ -2,7 +2,8 @@
 
 import pytest
 
-from bot.sources.clinicaltrials import TRACKED_FIELDS, parse_study, search_params
+from bot.sources.clinicaltrials import parse_study, search_params
+from bot.store.trials import TRACKED_FIELDS, tracked_snapshot
 from ctgov_helpers import load, study
 
 
@@ -25,8 +26,9 @@ def test_completed_trial_with_results_section():
     assert {"type": "DRUG", "name": "Dupilumab"} in extra["interventions"]
     assert len(extra["arms"]) == 2
     assert record["authors"] == ["Regeneron Pharmaceuticals"]
-    assert set(record["tracked"]) == set(TRACKED_FIELDS)
-    assert record["tracked"]["results_posted"] == "2020-05-07 (actual)"
+    tracked = tracked_snapshot(extra)
+    assert set(tracked) == set(TRACKED_FIELDS)
+    assert tracked["results_posted"] == "2020-05-07 (actual)"
 
 
 def test_withdrawn_trial_with_why_stopped_month_only_dates_and_reference():
@@ -37,7 +39,7 @@ def test_withdrawn_trial_with_why_stopped_month_only_dates_and_reference():
     # month-only forms are kept as given, with the type where the registry gives one
     assert extra["start_date"] == {"date": "2010-05", "type": None}
     assert extra["completion_date"] == {"date": "2015-03", "type": "ACTUAL"}
-    assert record["tracked"]["start_date"] == "2010-05"
+    assert tracked_snapshot(record["extra"])["start_date"] == "2010-05"
     assert extra["has_results"] is False
     assert extra["references"] == [{"pmid": "18519994", "type": "BACKGROUND"}]
     assert extra["locations_count"] == 1 and extra["countries"] == ["Israel"]
@@ -58,7 +60,7 @@ def test_non_ascii_and_estimated_dates():
     assert record["title"] == "Lariboisière Cognitive Assessment: Evaluation of the 1-year Outcomes"
     assert record["authors"] == ["Assistance Publique - Hôpitaux de Paris"]
     assert record["extra"]["start_date"] == {"date": "2024-02-01", "type": "ESTIMATED"}
-    assert record["tracked"]["start_date"] == "2024-02-01 (estimated)"
+    assert tracked_snapshot(record["extra"])["start_date"] == "2024-02-01 (estimated)"
 
 
 def test_results_with_document_section_and_no_phases_key():

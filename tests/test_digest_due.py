@@ -9,7 +9,8 @@ from datetime import date
 import pytest
 
 from bot.config import ConfigError, load_config
-from bot.digest.builder import build_digests, is_due
+from bot.digest.builder import build_digests
+from bot.digest.schedule import is_due
 from bot.digest.subscribers import add_subscriber
 from digest_support import paper, seed
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from bot.export import export_records, ris_type, write_export
-from bot.search import Filters
+from bot.search.hybrid import Filters
 from bot.store import save_items
 from searchkit import seed_store
 

@@ -7,7 +7,8 @@ from bot.config import ConfigError, load_config
 from bot.digest.subscribers import add_subscriber
 from bot.ranking.scorer import FEEDBACK_WEIGHT, Ranker
 from bot.store import save_items
-from bot.store.ranking import make_ranker, rank_items, save_feedback, training_feedback
+from bot.ranking.stage import make_ranker, rank_items, training_feedback
+from bot.store.ranking import save_feedback
 from bot.store.subscribers import save_vote
 from conftest import FakeEmbedder
 from searchkit import dev_records

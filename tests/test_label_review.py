@@ -2,6 +2,7 @@
 answer is stored at once (and moves its neighbours down the queue); q or end of input stops."""
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
@@ -92,3 +93,18 @@ def test_review_shows_subscribers_votes_beside_an_item(env_isolated, monkeypatch
     result = runner.invoke(cli, ["label", "--review", "--limit", "1"], input="s\n")
     assert result.exit_code == 0, result.output
     assert "subscribers' votes: 2 relevant, 1 not relevant" in result.output
+
+
+def test_the_review_queue_and_the_judgements_are_callable_without_the_cli(env_isolated, monkeypatch, tmp_path):
+    from bot.config import load_config
+    from bot.ranking.records import RecordError
+    from bot.ranking.stage import review_queue, store_judgements
+    _store(env_isolated, monkeypatch)
+    db, config = open_db(env_isolated / "cli.db"), load_config()
+    queue, by_id = review_queue(db, config)
+    assert set(by_id) == {f"pmid:{i}" for i in range(1, 6)} and len(queue) == 5  # judged items are not asked
+    with pytest.raises(RecordError, match=r"^line 2: no item 'pmid:404' in the database$"):
+        store_judgements(db, config, [(1, "pmid:1", "relevant", None), (2, "pmid:404", "relevant", None)])
+    assert len(load_feedback(db)) == 6  # one bad row: nothing stored
+    assert store_judgements(db, config, [(0, "pmid:1", "irrelevant", "registries")]) == 1
+    assert review_queue(open_db(tmp_path / "empty.db"), config) is None

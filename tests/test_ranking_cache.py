@@ -8,7 +8,8 @@ import pytest
 
 from bot.config import load_config
 from bot.store import save_items
-from bot.store.ranking import get_scores, rank_items
+from bot.ranking.stage import rank_items
+from bot.store.ranking import get_scores
 from maintainer_kit import use_fake_model
 
 EXAMPLES = [("Stiff person syndrome with GAD65 antibodies", True), ("Stiff-limb syndrome treated with IVIG", True),

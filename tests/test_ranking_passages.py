@@ -15,7 +15,9 @@ from bot.config import ConfigError, load_config
 from bot.ranking import passages as P
 from bot.ranking.embedder import embedder_for
 from bot.store import save_items
-from bot.store.ranking import EmbeddingCache, cached_passages, passage_key, rank_items
+from bot.ranking.cached_embedder import CachedEmbedder, passage_key
+from bot.ranking.stage import rank_items
+from bot.store.ranking import EmbeddingCache
 
 CLS, SEP = 101, 102
 
@@ -73,26 +75,27 @@ def test_each_sentence_vector_is_the_mean_of_its_own_tokens():
 def test_a_passage_is_cached_as_one_row_and_a_rerun_embeds_nothing(db):
     fake = FakeEmbedder()
     passages = [["Title one", "First sentence here.", "Second one."], ["Another title", "Only sentence."]]
-    first = cached_passages(db, fake, passages)
+    first = CachedEmbedder(fake, EmbeddingCache(db)).encode_passages(passages)
     assert [m.shape for m in first] == [(3, 64), (2, 64)] and fake.encoded == 5
     rows = db.execute("select model, dims, length(vector) from embeddings").fetchall()
     space = f"fake-bow#passage{P.DEFAULT_WINDOW}"
     assert sorted(rows) == [(space, 64, 2 * 64 * 4), (space, 64, 3 * 64 * 4)]
-    again = cached_passages(db, FakeEmbedder(), passages)
+    again = CachedEmbedder(FakeEmbedder(), EmbeddingCache(db)).encode_passages(passages)
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     fresh = FakeEmbedder()
-    cached_passages(db, fresh, passages)
+    CachedEmbedder(fresh, EmbeddingCache(db)).encode_passages(passages)
     assert fresh.calls == 0  # nothing embedded, nothing even asked of the model
     # A record whose text changed is a new passage: embedded whole (its sentences see each other).
-    changed = cached_passages(db, fresh, [passages[0] + ["A new third sentence."]])
+    changed = CachedEmbedder(fresh, EmbeddingCache(db)).encode_passages([passages[0] + ["A new third sentence."]])
     assert fresh.encoded == 4 and changed[0].shape == (4, 64)
-    assert cached_passages(db, FakeEmbedder(), [["never seen"]], embed=False) == [None]
+    assert CachedEmbedder(FakeEmbedder(), EmbeddingCache(db)).encode_passages([["never seen"]], embed=False) == [None]
 
 
 def test_the_sentences_method_caches_each_sentence_on_its_own(db):
     fake = FakeEmbedder(embedding="sentences")
     assert fake.passage_space == "fake-bow"
-    cached_passages(db, fake, [["Title one", "Shared sentence."], ["Title two", "Shared sentence."]])
+    CachedEmbedder(fake, EmbeddingCache(db)).encode_passages([["Title one", "Shared sentence."],
+                                                              ["Title two", "Shared sentence."]])
     assert fake.encoded == 3  # the shared sentence once
     assert set(EmbeddingCache(db).get_many(["Shared sentence.", "Title two"], "fake-bow")) == {
         "Shared sentence.", "Title two"}

@@ -9,7 +9,8 @@ from bot.config import load_config
 from bot.ranking.embedder import load_embedder
 from bot.ranking.scorer import Ranker
 from bot.store import save_items
-from bot.store.ranking import get_scores, rank_items, save_feedback
+from bot.ranking.stage import rank_items
+from bot.store.ranking import get_scores, save_feedback
 
 
 @pytest.fixture(scope="module")

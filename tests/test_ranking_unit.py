@@ -18,8 +18,9 @@ from bot.ranking.embedder import DEFAULT_MODEL
 from bot.ranking.model import best_f1_threshold
 from bot.ranking.text import query_phrases, record_sentences, split_sentences, term_pattern
 from bot.store import save_items
-from bot.store.ranking import (EmbeddingCache, cached_encode, feedback_hash, get_scores, load_feedback,
-                               rank_items, save_feedback)
+from bot.ranking.cached_embedder import CachedEmbedder
+from bot.ranking.stage import rank_items
+from bot.store.ranking import EmbeddingCache, feedback_hash, get_scores, load_feedback, save_feedback
 
 
 DEV = str(DEV_JSONL)
@@ -71,9 +72,9 @@ def test_threshold_maximises_f1():
 
 def test_unchanged_texts_are_never_embedded_twice(db):
     fake = FakeEmbedder()
-    first = cached_encode(db, fake, ["alpha beta", "gamma", "alpha beta"])
+    first = CachedEmbedder(fake, EmbeddingCache(db)).encode(["alpha beta", "gamma", "alpha beta"])
     assert fake.encoded == 2 and first.shape == (3, 64) and first.dtype == np.float32
-    again = cached_encode(db, fake, ["gamma", "alpha beta", "delta"])
+    again = CachedEmbedder(fake, EmbeddingCache(db)).encode(["gamma", "alpha beta", "delta"])
     assert fake.encoded == 3  # only "delta" is new
     assert np.allclose(again[1], first[0])
     assert set(EmbeddingCache(db).get_many(["gamma", "nope"], "fake-bow")) == {"gamma"}

@@ -14,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
-from bot.search import (Filters, SearchError, fts_expression, parse_date, parse_query, rrf_fuse, search,
-                        vector_index)
+from bot.dates import parse_day_option
+from bot.search.hybrid import (Filters, SearchError, fts_expression, parse_query, rrf_fuse, search,
+                               vector_index)
 from conftest import FakeEmbedder
 from searchkit import dev_records, seed_store
 
@@ -112,7 +113,7 @@ def test_filters_kind_theme_dates_pub_type_status(store):
     immuno = search(db, "stiff", Filters(themes=["immunomodulation"]), semantic=False, limit=200).hits
     assert immuno and all("immunomodulation" in h["labels"] for h in immuno)
 
-    recent = search(db, "stiff", Filters(since=parse_date("2020"), until=parse_date("2022", end=True)),
+    recent = search(db, "stiff", Filters(since=parse_day_option("2020"), until=parse_day_option("2022", end=True)),
                     semantic=False, limit=200).hits
     assert recent and all(2020 <= h["year"] <= 2022 for h in recent)
     # a year-only date "2020" passes --since 2020-01-01 and --until 2020-12-31 (boundary years kept)
@@ -144,7 +145,7 @@ def test_filtered_fts_reads_deeper_until_enough_pass(store, limit):
 
 
 def test_filtered_semantic_candidates_walk_slices_in_order(store):
-    from bot.search import _filtered_best
+    from bot.search.hybrid import _filtered_best
     db, _ = store
     rowids = np.asarray([r[0] for r in db.execute("SELECT rowid FROM items ORDER BY rowid DESC")], dtype=np.int64)
     ordered = np.arange(len(rowids))
@@ -153,14 +154,6 @@ def test_filtered_semantic_candidates_walk_slices_in_order(store):
     assert _filtered_best(db, Filters(kind="trial"), rowids, ordered, pool=5, block=3) == expected
     assert _filtered_best(db, Filters(kind="trial"), rowids, ordered, pool=500, block=7) == [
         int(i) for i in ordered if int(rowids[i]) in trials]
-
-
-def test_bad_dates_are_refused():
-    assert parse_date("2023-5") == "2023-05-01"
-    assert parse_date("2023-02", end=True) == "2023-02-31"
-    for bad in ("yesterday", "2023-13", "23", "2023-01-01; drop"):
-        with pytest.raises(SearchError):
-            parse_date(bad)
 
 
 # --- fusion and the vector side -------------------------------------------------------------------
@@ -207,7 +200,7 @@ def test_no_semantic_never_loads_an_embedder(store):
 
 
 def test_too_many_missing_vectors_fall_back_to_words(store, monkeypatch):
-    import bot.search as search_module
+    import bot.search.hybrid as search_module
     db, _ = store
     embedder = FakeEmbedder()
     search(db, "stiff", embedder=embedder, limit=5, filters=Filters(kind="trial"))  # vectors for all
@@ -227,17 +220,19 @@ def test_too_many_missing_vectors_fall_back_to_words(store, monkeypatch):
 
 def test_cached_sentence_vectors_are_reused_without_the_model(store, monkeypatch):
     """Items the ranker embedded (sentence vectors cached) get a doc vector with no model call."""
-    import bot.search as search_module
+    import bot.search.hybrid as search_module
     from bot.config import load_config
-    from bot.ranking.scorer import Ranker
-    from bot.store.ranking import _items, cached_passages, record_for_ranking
+    from bot.ranking.cached_embedder import CachedEmbedder
+    from bot.ranking.stage import store_ranker
+    from bot.ranking.records import record_for_ranking
+    from bot.store.ranking import EmbeddingCache, items_by_id
     db, _ = store
     embedder = FakeEmbedder()
     ids = [r[0] for r in db.execute("SELECT id FROM items")]
     # What `spsbot rank` caches: each record's sentence vectors, keyed by its sentences.
-    ranker = Ranker(load_config(), embedder, db=db)
-    ranker.prepare([record_for_ranking(row) for row in _items(db, ids).values()])
-    assert cached_passages(db, FakeEmbedder(), [["not cached"]], embed=False) == [None]
+    ranker = store_ranker(db, load_config(), embedder)
+    ranker.prepare([record_for_ranking(row) for row in items_by_id(db, ids).values()])
+    assert CachedEmbedder(FakeEmbedder(), EmbeddingCache(db)).encode_passages([["not cached"]], embed=False) == [None]
     monkeypatch.setattr(search_module, "EMBED_ON_THE_FLY_MAX", 0)
     embedder.batches.clear()
     result = search(db, "baclofen", embedder=embedder)
@@ -322,7 +317,7 @@ def test_cli_user_mistakes_are_one_line(cli_store, args, message):
 
 
 def test_cli_hybrid_with_fake_model_and_verbose_notes(cli_store, monkeypatch):
-    import bot.search as search_module
+    import bot.search.hybrid as search_module
     monkeypatch.setattr(search_module, "load_default_embedder", lambda model="": FakeEmbedder())
     result = CliRunner().invoke(cli, ["search", "efgartigimod", "--verbose", "--json"])
     assert result.exit_code == 0, result.stderr
@@ -330,3 +325,14 @@ def test_cli_hybrid_with_fake_model_and_verbose_notes(cli_store, monkeypatch):
     hits = json.loads(result.stdout)
     assert any(h["similarity"] is not None for h in hits)
     assert np.isfinite([h["score"] for h in hits]).all()
+
+
+def test_the_store_answers_for_one_item_and_refuses_a_bad_match_with_its_own_error(store):
+    from bot.store.search import MatchError, fts_rowids, scored_item
+    db, _ = store
+    item_id = db.execute("SELECT id FROM items ORDER BY rowid LIMIT 1").fetchone()[0]
+    row = scored_item(db, item_id)
+    assert row["id"] == item_id and {"relevance", "labels", "why"} <= set(row)
+    assert scored_item(db, "pmid:0") is None
+    with pytest.raises(MatchError):  # raw FTS syntax the query builder would never emit
+        fts_rowids(db, 'unbalanced "', Filters(), 5)

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from bot.config import load_config
-from bot.live import live_records, merge_live, pubmed_term, save_live
+from bot.search.live import live_records, merge_live, pubmed_term, save_live
 from bot.replay import LocalServer, Response
 from bot.replay.ctgov import ctgov_responder
 from bot.replay.eutils import eutils_responder
-from bot.search import Filters, parse_query, search
+from bot.search.hybrid import Filters, parse_query, search
 from bot.sources.pubmed import parse_efetch
 from searchkit import seed_store
 

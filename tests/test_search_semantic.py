@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.search import search
+from bot.search.hybrid import search
 from searchkit import dev_records, seed_store
 
 

@@ -126,3 +126,12 @@ def test_state_is_keyed_by_query(db):
     set_state(db, "pubmed", "query A", last_success="2026-01-01", window_end="2026/01/01")
     assert get_state(db, "pubmed", "query A")["window_end"] == "2026/01/01"
     assert get_state(db, "pubmed", "query B") is None
+
+
+def test_loads_gives_the_default_for_a_missing_bad_or_mistyped_json_cell():
+    from bot.store import loads
+    assert loads('["a"]', []) == ["a"] and loads('{"k": 1}', {}) == {"k": 1}
+    assert loads(None, []) == [] and loads("", {}) == {} and loads(None) is None
+    assert loads("not json", []) == [] and loads("{broken", {}) == {}  # a hand-edited cell
+    assert loads('"text"', {}) == {} and loads("[1]", {}) == {} and loads("null", []) == []
+    assert loads("3") == 3  # no typed default: whatever the JSON says

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import sys
 
-from bot.cli.base import EXIT_FAILURE, cli
+from bot.cli.base import EXIT_FAILURE, cli, exit_with
+from bot.errors import one_line
 
 # Importing a module registers its commands on ``cli``.
 from bot.cli import fetching  # noqa: F401,E402
@@ -25,6 +25,4 @@ def main() -> None:
         cli.main(prog_name="spsbot")
     except Exception as e:  # noqa: BLE001 - last resort; details with -v
         logging.getLogger("spsbot").debug("unhandled error", exc_info=True)
-        from bot.redact import scrub
-        print(scrub(f"Error: {type(e).__name__}: {e}".splitlines()[0]), file=sys.stderr)
-        sys.exit(EXIT_FAILURE)
+        exit_with(EXIT_FAILURE, one_line(e))

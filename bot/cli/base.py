@@ -1,8 +1,9 @@
 """The Click group, global options and the shared context every command uses.
 
 Commands live in sibling modules (one per stage) and register themselves on ``cli``. They stay
-thin: parse options, call a library function, print. User mistakes become ClickException (one
-line, exit 1); exit codes are an interface for cron (see EXIT_* below).
+thin: parse options, call a library function, print. A library's ``bot.errors.UserError`` (and
+the CLI's own ClickException) becomes one line on stderr and its exit code, converted once in
+``ScrubbingGroup``; exit codes are an interface for cron (see EXIT_* below).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import click
 import platformdirs
 
 from bot import __version__
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, load_config
+from bot.errors import UserError
 
 # Exit codes (documented in the README): cron and monitoring tell these apart.
 EXIT_OK = 0            # done: something was fetched/sent
@@ -48,10 +50,7 @@ class AppContext:
     @property
     def config(self) -> Config:
         if self._config is None:
-            try:
-                self._config = load_config(self.config_path)
-            except ConfigError as e:
-                raise click.ClickException(str(e)) from None
+            self._config = load_config(self.config_path)  # ConfigError: one line, exit 1
         return self._config
 
     def check_config(self) -> Config:
@@ -63,10 +62,7 @@ class AppContext:
     def db(self):
         if self._db is None:
             from bot.store import open_db
-            try:
-                self._db = open_db(self.db_path)
-            except Exception as e:  # noqa: BLE001 - unreadable/corrupt file: say which, exit 1
-                raise click.ClickException(f"cannot open database {self.db_path}: {e}") from None
+            self._db = open_db(self.db_path)  # DatabaseOpenError: "cannot open database …", exit 1
         return self._db
 
     @property
@@ -83,16 +79,41 @@ class ScrubbingFormatter(logging.Formatter):
         return scrub(super().format(record))
 
 
+def user_error_exception(error: UserError) -> click.ClickException:
+    """The ClickException Click prints for ``error``: ``Error: <message>`` and its exit code."""
+    exception = click.ClickException(str(error))
+    exception.exit_code = error.exit_code
+    return exception
+
+
 class ScrubbingGroup(click.Group):
-    """A command's one-line error (ClickException) never carries a secret, whatever it quotes."""
+    """The one place errors meant for the user are turned into what the user sees.
+
+    A ``UserError`` from any command (or the library it calls) becomes Click's one line
+    ``Error: <message>`` with the error's exit code, no traceback; that line, like a command's own
+    ClickException, never carries a secret, whatever it quotes. Every other exception is a bug and
+    propagates unchanged (``bot.cli.main`` names its type; ``-v`` logs the traceback).
+    """
 
     def invoke(self, ctx: click.Context):
+        from bot.redact import scrub
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except UserError as e:
+                raise user_error_exception(e) from None
         except click.ClickException as e:
-            from bot.redact import scrub
             e.message = scrub(e.message)
             raise
+
+
+def exit_with(code: int, error: str | None = None) -> None:
+    """End a command with exit status ``code`` (the one way commands exit with a code), after
+    ``Error: <error>`` on stderr (secrets scrubbed) when the result is a failure worth a line."""
+    if error:
+        from bot.redact import scrub
+        click.echo(f"Error: {scrub(error)}", err=True)
+    sys.exit(code)
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:
@@ -130,12 +151,9 @@ pass_app = click.make_pass_decorator(AppContext)
 
 @contextmanager
 def locked(app: AppContext, what: str):
-    """Hold the database's writer lock (``bot.lock``); another holder is one line, exit 1."""
-    from bot.lock import LockBusy, db_lock
-    try:
-        with db_lock(app.db_path, what):
-            from bot.store import mark_interrupted_runs
-            mark_interrupted_runs(app.db)  # we hold the lock: any "running" row is a dead process's
-            yield
-    except LockBusy as e:
-        raise click.ClickException(str(e)) from None
+    """Hold the database's writer lock (``bot.lock``); another holder is LockBusy: one line, exit 1."""
+    from bot.lock import db_lock
+    with db_lock(app.db_path, what):
+        from bot.store import mark_interrupted_runs
+        mark_interrupted_runs(app.db)  # we hold the lock: any "running" row is a dead process's
+        yield

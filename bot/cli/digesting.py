@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 
 import click
 
-from bot.cli.base import EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, AppContext, cli, locked, pass_app
+from bot.cli.base import (EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, AppContext, cli, exit_with, locked,
+                          pass_app)
 
 log = logging.getLogger("spsbot")
 
@@ -39,13 +39,9 @@ def subscribers_add(app, email, name, themes, frequency, max_items, send_empty, 
 
     Example: spsbot subscribers add ann@example.org --name "Ann" --themes "immunomodulation;diagnosis"
     """
-    from bot.digest.subscribers import SubscriberError, add_subscriber
-    try:
-        row, created = add_subscriber(app.db, email, valid_themes=app.config.theme_names, name=name, themes=themes,
-                                      frequency=frequency, max_items=max_items, send_empty=send_empty,
-                                      curator=curator)
-    except SubscriberError as e:
-        raise click.ClickException(str(e)) from None
+    from bot.digest.subscribers import add_subscriber
+    row, created = add_subscriber(app.db, email, valid_themes=app.config.theme_names, name=name, themes=themes,
+                                  frequency=frequency, max_items=max_items, send_empty=send_empty, curator=curator)
     click.echo(f"{'added' if created else 'updated'} {row['email']}" + (" (curator)" if row.get("curator") else ""))
 
 
@@ -56,11 +52,8 @@ def subscribers_add(app, email, name, themes, frequency, max_items, send_empty, 
 @pass_app
 def subscribers_remove(app, email, purge) -> None:
     """Unsubscribe an address (history kept), or delete it with --purge."""
-    from bot.digest.subscribers import SubscriberError, remove_subscriber
-    try:
-        remove_subscriber(app.db, email, purge=purge)
-    except SubscriberError as e:
-        raise click.ClickException(str(e)) from None
+    from bot.digest.subscribers import remove_subscriber
+    remove_subscriber(app.db, email, purge=purge)
     click.echo(f"{'deleted' if purge else 'unsubscribed'} {email}")
 
 
@@ -97,12 +90,9 @@ def subscribers_import(app, csv_file, skip_bad, resubscribe) -> None:
     that unsubscribed stays unsubscribed unless --resubscribe: importing the same list every week
     is safe.
     """
-    from bot.digest.subscribers import SubscriberError, import_csv
-    try:
-        report = import_csv(app.db, csv_file.read(), valid_themes=app.config.theme_names, skip_bad=skip_bad,
-                            resubscribe=resubscribe)
-    except SubscriberError as e:
-        raise click.ClickException(str(e)) from None
+    from bot.digest.subscribers import import_csv
+    report = import_csv(app.db, csv_file.read(), valid_themes=app.config.theme_names, skip_bad=skip_bad,
+                        resubscribe=resubscribe)
     for error in report.errors:
         click.echo(error, err=True)
     if report.errors and not skip_bad:
@@ -162,12 +152,8 @@ def digest_build(app, email) -> None:
 def digest_preview(app, email, out_dir) -> None:
     """Write the digest an address would get now as .html and .eml (nothing is stored or sent)."""
     from bot.digest.builder import write_preview
-    from bot.digest.subscribers import SubscriberError, validate_email
-    try:
-        address = validate_email(email)
-    except SubscriberError as e:
-        raise click.ClickException(str(e)) from None
-    written = write_preview(app.db, app.config, address, out_dir)
+    from bot.digest.subscribers import validate_email
+    written = write_preview(app.db, app.config, validate_email(email), out_dir)
     click.echo(f"{written['subject']}\n{written['html']}\n{written['eml']}")
 
 
@@ -180,12 +166,9 @@ def digest_send(app, dry_run, email) -> None:
 
     Exit status: 0 done, 4 some deliveries failed for good (the rest went out), 1 all failed.
     """
-    from bot.digest.send import SendError, send_pending
-    try:
-        with locked(app, "digest send"):
-            result = send_pending(app.db, app.config, email=email, dry_run=dry_run, progress=app.show_progress)
-    except SendError as e:
-        raise click.ClickException(str(e)) from None
+    from bot.digest.send import send_pending
+    with locked(app, "digest send"):
+        result = send_pending(app.db, app.config, email=email, dry_run=dry_run, progress=app.show_progress)
     if dry_run:
         for row in result.dry_run:
             click.echo(f"would send to {row['to']}: {row['subject']} ({row['bytes']} bytes)")
@@ -194,8 +177,7 @@ def digest_send(app, dry_run, email) -> None:
     click.echo(f"sent {result.sent}, failed {result.failed}, deferred {result.deferred}")
     if result.failed:  # a delivery refused for good is an error cron must see, not a quiet count
         from bot.pipeline import delivery_failure_line
-        click.echo(f"Error: {delivery_failure_line(result.failed, result.failures)}", err=True)
-        sys.exit(EXIT_PARTIAL if result.sent else EXIT_FAILURE)
+        exit_with(EXIT_PARTIAL if result.sent else EXIT_FAILURE, delivery_failure_line(result.failed, result.failures))
 
 
 @cli.command()
@@ -203,11 +185,8 @@ def digest_send(app, dry_run, email) -> None:
 @pass_app
 def unsubscribe(app, token) -> None:
     """Apply a signed unsubscribe token (from a digest's link or mailto)."""
-    from bot.digest.tokens import TokenError, apply_unsubscribe
-    try:
-        subscriber = apply_unsubscribe(app.db, token)
-    except TokenError as e:
-        raise click.ClickException(str(e)) from None
+    from bot.digest.tokens import apply_unsubscribe
+    subscriber = apply_unsubscribe(app.db, token)
     click.echo(f"unsubscribed {subscriber['email']}")
 
 
@@ -255,15 +234,13 @@ def run(app, no_fetch, no_rank, dry_run, deadline) -> None:
                             progress=app.show_progress, deadline_minutes=deadline)
         _echo_would_send(result.dry_run)
         status = "failed" if result.status == "failed" else ("ok" if result.dry_run else "nothing_new")
-        sys.exit(EXIT_CODES[status])
+        exit_with(EXIT_CODES[status])
     with locked(app, "run"), recorded_run(app.db, "run") as record:
         result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, progress=app.show_progress,
                             deadline_minutes=deadline)
         record.counts.update(result.counts())
         record.status, record.error = result.status, result.summary_error
-    if result.failed:
-        click.echo(f"Error: {result.summary_error}", err=True)
-    sys.exit(EXIT_CODES[result.status])
+    exit_with(EXIT_CODES[result.status], result.summary_error if result.failed else None)
 
 
 def _echo_would_send(rows: list[dict]) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from bot.cli.base import EXIT_FAILURE, EXIT_PARTIAL, cli, locked, pass_app
+from bot.cli.base import EXIT_FAILURE, EXIT_PARTIAL, cli, exit_with, locked, pass_app
+from bot.errors import one_line
 from bot.fetch.registry import SOURCES
 
 
@@ -40,7 +41,7 @@ def fetch(app, sources: tuple[str, ...], full: bool) -> None:
     for name, error in result.errors.items():
         click.echo(f"{name}: FAILED: {error}", err=True)
     if result.errors:
-        raise SystemExit(EXIT_PARTIAL if result.counts else EXIT_FAILURE)
+        exit_with(EXIT_PARTIAL if result.counts else EXIT_FAILURE)
 
 
 @cli.command()
@@ -57,7 +58,7 @@ def demo(app, out_dir: str, db_path: str | None) -> None:
     try:
         summary = run_demo(db_path, out_dir, progress=app.show_progress)
     except Exception as e:  # noqa: BLE001 - one line for the user; details with -v
-        raise click.ClickException(f"demo failed: {type(e).__name__}: {e}".splitlines()[0]) from None
+        raise click.ClickException(f"demo failed: {one_line(e)}") from None
     click.echo(_counts_line("pubmed", summary["pubmed"]))
     trials = summary["trials"]
     click.echo(_counts_line("clinicaltrials", trials["first"]))

@@ -1,13 +1,11 @@
 """Ranking commands: ``spsbot rank``, ``spsbot score FILE``, ``spsbot label``.
 
-Thin: they parse input, call ``bot.store.ranking`` / ``bot.ranking``, print. Heavy imports
+Thin: they parse options, call ``bot.ranking`` (``stage``, ``records``, ``scorer``), print. Heavy imports
 (numpy, scikit-learn, the model) happen inside the commands, never at ``import bot.cli``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 
@@ -23,7 +21,7 @@ OUTPUT_FIELDS = ("id", "relevance", "relevant", "themes", "labels", "why", "evid
 @pass_app
 def rank(app, force: bool) -> None:
     """Score new and changed items for relevance and themes (embeddings are cached)."""
-    from bot.store.ranking import rank_items
+    from bot.ranking.stage import rank_items
     with locked(app, "rank"):
         counts = rank_items(app.db, app.config, progress=app.show_progress, force=force)
     click.echo(f"scored {counts['scored']} items ({counts['relevant']} relevant), "
@@ -42,101 +40,17 @@ def score(app, file) -> None:
     Output, one line per record in input order: {"id", "relevance", "relevant", "themes",
     "labels", "why", "evidence"}. The database is never touched.
     """
+    from bot.ranking.records import read_records
     records = read_records(file.read(), getattr(file, "name", "input"))
     if not records:
         return
     from bot.ranking.embedder import embedder_for
     from bot.ranking.scorer import Ranker
-    ranker = Ranker(app.config, embedder_for(app.config.ranking), db=None)
+    ranker = Ranker(app.config, embedder_for(app.config.ranking))
     out = sys.stdout
     for result in ranker.score(records, progress=app.show_progress):
         out.write(json.dumps({k: result[k] for k in OUTPUT_FIELDS}, ensure_ascii=False) + "\n")
     out.flush()
-
-
-def read_records(body: bytes, name: str = "input") -> list[dict]:
-    """Records from JSON Lines, a PubMed XML PubmedArticleSet, or ClinicalTrials.gov v2 JSON
-    (a /studies page or one study). A bad line fails the whole file, naming the line."""
-    text = body.decode("utf-8-sig", errors="replace")
-    head = text.lstrip()[:1]
-    if head == "<":
-        return _pubmed_records(body, name)
-    if head in ("{", "["):
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError:
-            whole = None  # several lines: JSON Lines
-        if isinstance(whole, dict) and ("studies" in whole or "protocolSection" in whole):
-            return _ctgov_records(whole, name)
-        if isinstance(whole, list):  # a list of studies, or of records
-            if all(isinstance(x, dict) and "protocolSection" in x for x in whole):
-                return _ctgov_records(whole, name)
-            for number, record in enumerate(whole, start=1):
-                problem = _record_problem(record)
-                if problem:
-                    raise click.ClickException(f"{name}: record {number}: {problem}")
-            return whole
-    records = []
-    for number, record in _json_lines(text, name):
-        problem = _record_problem(record)
-        if problem:
-            raise click.ClickException(f"{name}: line {number}: {problem}")
-        records.append(record)
-    return records
-
-
-def _json_lines(text: str, name: str) -> list[tuple[int, object]]:
-    """(line number, decoded object) for each non-blank line; a bad line is one error naming it."""
-    decoded = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            decoded.append((number, json.loads(line)))
-        except json.JSONDecodeError as e:
-            raise click.ClickException(f"{name}: line {number}: not valid JSON ({e.msg})") from None
-    return decoded
-
-
-def _record_problem(record) -> str | None:
-    if not isinstance(record, dict):
-        return "expected a JSON object"
-    if not any(isinstance(record.get(k), str) and record[k].strip() for k in ("title", "text")):
-        return "a record needs a non-empty 'title' or 'text'"
-    for key in ("pub_types", "mesh", "keywords"):
-        if key in record and record[key] is not None and not isinstance(record[key], list):
-            return f"'{key}' must be a list"
-    return None
-
-
-def _pubmed_records(body: bytes, name: str) -> list[dict]:
-    from bot.sources.pubmed import parse_efetch
-    try:
-        parsed = parse_efetch(body)
-    except Exception as e:  # noqa: BLE001 - unusable XML: one line, exit 1
-        raise click.ClickException(f"{name}: not a readable PubMed XML file ({e})") from None
-    return [{"id": f"pmid:{r['pmid']}" if r.get("pmid") else r.get("id"), "kind": "paper",
-             "title": r.get("title") or "", "text": r.get("abstract") or "",
-             "pub_types": r.get("pub_types") or [], "mesh": r.get("mesh") or [],
-             "keywords": r.get("keywords") or []} for r in parsed]
-
-
-def _ctgov_records(data, name: str) -> list[dict]:
-    from bot.sources.clinicaltrials import parse_study
-    from bot.store.ranking import record_for_ranking
-    studies = data.get("studies", []) if isinstance(data, dict) and "studies" in data else (
-        [data] if isinstance(data, dict) else data)
-    records = []
-    for number, study in enumerate(studies, start=1):
-        try:
-            parsed = parse_study(study)
-        except (ValueError, AttributeError, TypeError) as e:
-            raise click.ClickException(f"{name}: study {number}: {e}") from None
-        row = {"id": f"nct:{parsed['nct_id']}", **parsed}
-        for key in ("pub_types", "mesh", "keywords", "extra"):
-            row[key] = json.dumps(parsed.get(key)) if parsed.get(key) is not None else None
-        records.append(record_for_ranking(row))
-    return records
 
 
 @cli.command()
@@ -160,30 +74,19 @@ def label(app, item, judgement, theme, remove, labels_file, review, limit) -> No
     Example: spsbot label pmid:12345 relevant --theme immunomodulation
              spsbot label --review --limit 25    (answer y / n, s to skip, q to stop)
     """
-    from bot.store import get_item
-    from bot.store.ranking import save_feedback
+    from bot.ranking.records import read_labels
+    from bot.ranking.stage import store_judgements
     if review:
         _review(app, limit)
         return
-    themes = set(app.config.theme_names)
     if labels_file is not None:
-        rows = _label_rows(labels_file.read(), labels_file.name)
+        rows = read_labels(labels_file.read(), labels_file.name)
     elif item and (judgement or remove):
         rows = [(0, item, judgement or "relevant", theme)]
     else:
         raise click.ClickException("give ITEM and relevant|irrelevant (or --remove), or --file")
-    db = app.db
-    for number, item_id, verdict, theme_name in rows:
-        where = f"line {number}: " if number else ""
-        if theme_name and theme_name not in themes:
-            raise click.ClickException(f"{where}unknown theme {theme_name!r} (themes: {', '.join(sorted(themes))})")
-        if verdict not in ("relevant", "irrelevant"):
-            raise click.ClickException(f"{where}label must be relevant or irrelevant, got {verdict!r}")
-        if get_item(db, item_id) is None:
-            raise click.ClickException(f"{where}no item {item_id!r} in the database")
-    for _, item_id, verdict, theme_name in rows:
-        save_feedback(db, item_id, verdict, theme_name, remove=remove)
-    click.echo(f"{'removed' if remove else 'stored'} {len(rows)} judgement(s); run `spsbot rank` to apply")
+    stored = store_judgements(app.db, app.config, rows, remove=remove)
+    click.echo(f"{'removed' if remove else 'stored'} {stored} judgement(s); run `spsbot rank` to apply")
 
 
 REVIEW_ANSWERS = {"y": True, "n": False, "s": None}
@@ -191,24 +94,16 @@ REVIEW_ANSWERS = {"y": True, "n": False, "s": None}
 
 def _review(app, limit: int) -> None:
     """``label --review``: uncertainty sampling in the terminal; every answer is stored at once."""
-    import numpy as np
-
-    from bot.ranking.review import ReviewQueue, decision_threshold
-    from bot.store.ranking import load_feedback, make_ranker, review_candidates, save_feedback
+    from bot.ranking.stage import review_queue
+    from bot.store.ranking import save_feedback
     from bot.store.subscribers import vote_counts
     db, topic = app.db, app.config.topic.name
     votes = vote_counts(db)  # subscribers' clicks in their e-mails: shown beside each item
-    candidates = review_candidates(db)
-    if not candidates:
+    review = review_queue(db, app.config)
+    if review is None:
         raise click.ClickException("nothing to review: run `spsbot fetch` and `spsbot rank` first "
                                    "(every scored item is judged already, or none is scored)")
-    prepared = make_ranker(db, app.config).prepare(candidates)  # cached vectors: no model load after a rank
-    judged = [f["label"] == "relevant" for f in load_feedback(db) if not f.get("theme")]
-    queue = ReviewQueue([c["id"] for c in candidates], [c["relevance"] for c in candidates],
-                        np.stack([p.doc_vector for p in prepared]),
-                        decision_threshold([c["relevance"] for c in candidates], [c["relevant"] for c in candidates]),
-                        known=(sum(judged), len(judged) - sum(judged)))
-    by_id = {c["id"]: c for c in candidates}
+    queue, by_id = review
     click.echo(f"{len(queue)} unjudged items; asking about those the ranker is least sure of "
                f"(cut {queue.threshold:.2f}). y = about {topic}, n = not, s = skip, q = stop.")
     stored = 0
@@ -247,23 +142,3 @@ def _show(number: int, limit: int, record: dict, score: float, votes: tuple[int,
         click.echo(f"  {text[:600]}{'…' if len(text) > 600 else ''}")
     if record.get("url"):
         click.echo(f"  {record['url']}")
-
-
-def _label_rows(text: str, name: str) -> list[tuple[int, str, str, str | None]]:
-    """(line number, item id, label, theme) from JSON Lines or CSV (header item_id,label[,theme])."""
-    rows = []
-    if text.lstrip().startswith("{"):
-        for number, obj in _json_lines(text, name):
-            if not isinstance(obj, dict) or not obj.get("item_id") or not obj.get("label"):
-                raise click.ClickException(f"{name}: line {number}: needs 'item_id' and 'label'")
-            rows.append((number, obj["item_id"], obj["label"], obj.get("theme") or None))
-        return rows
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or not {"item_id", "label"} <= set(reader.fieldnames):
-        raise click.ClickException(f"{name}: a CSV needs a header with item_id,label[,theme]")
-    for row in reader:
-        if not row.get("item_id") or not row.get("label"):
-            raise click.ClickException(f"{name}: line {reader.line_num}: needs item_id and label")
-        rows.append((reader.line_num, row["item_id"].strip(), row["label"].strip(),
-                     (row.get("theme") or "").strip() or None))
-    return rows

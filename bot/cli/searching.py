@@ -11,7 +11,7 @@ import sys
 import click
 
 from bot.cli.base import (EXIT_CONFIG_INVALID, EXIT_DELIVERIES_FAILING, EXIT_FAILURE, EXIT_OK, EXIT_RUN_FAILED,
-                          EXIT_STALE, cli, log, pass_app)
+                          EXIT_STALE, cli, exit_with, log, pass_app)
 
 # `spsbot status`: problem (bot.status.PROBLEMS, most urgent first) -> exit code. A database that
 # fails PRAGMA quick_check is 1, like any failure: nothing should run on it.
@@ -44,7 +44,8 @@ def filter_options(command):
 
 def build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only):
     """Validated Filters from the command line (a mistake is one line, exit 1)."""
-    from bot.search import Filters, SearchError, parse_date
+    from bot.dates import parse_day_option
+    from bot.search.hybrid import Filters
     if statuses and kind == "paper":
         raise click.ClickException("--status applies to trials; it cannot be combined with --kind paper")
     if themes:
@@ -52,10 +53,7 @@ def build_filters(app, kind, themes, since, until, pub_types, statuses, relevant
         unknown = [t for t in themes if t not in known]
         if unknown:
             raise click.ClickException(f"unknown theme {unknown[0]!r} (themes: {', '.join(known)})")
-    try:
-        since_iso, until_iso = parse_date(since), parse_date(until, end=True)
-    except SearchError as e:
-        raise click.ClickException(str(e)) from None
+    since_iso, until_iso = parse_day_option(since, "--since"), parse_day_option(until, "--until", end=True)
     if since_iso and until_iso and since_iso > until_iso:
         raise click.ClickException(f"--since {since} is after --until {until}")
     return Filters(kind=kind or ("trial" if statuses else None), themes=list(themes), since=since_iso,
@@ -128,21 +126,17 @@ def search(app, query, kind, themes, since, until, pub_types, statuses, relevant
         spsbot search 'CAR-T' --kind trial --status recruiting --json
         spsbot search efgartigimod --live --save
     """
-    from bot.search import SearchError
-    from bot.search import search as run_search
+    from bot.search.hybrid import search as run_search
     if as_json and as_csv:
         raise click.ClickException("choose one of --json and --csv")
     if save and not live:
         raise click.ClickException("--save stores live results: use it with --live")
     text = " ".join(query)
     filters = build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only)
-    try:
-        result = run_search(app.db, text, filters, limit=limit, semantic=not no_semantic,
-                            embedder_loader=lambda: _embedder(app.config.ranking))
-        if live:
-            result = _with_live(app, result, text, filters, limit, anywhere, save)
-    except SearchError as e:
-        raise click.ClickException(str(e)) from None
+    result = run_search(app.db, text, filters, limit=limit, semantic=not no_semantic,
+                        embedder_loader=lambda: _embedder(app.config.ranking))
+    if live:
+        result = _with_live(app, result, text, filters, limit, anywhere, save)
     for note in result.notes:
         log.debug("search: %s", note)
         if explain:
@@ -160,12 +154,12 @@ def search(app, query, kind, themes, since, until, pub_types, statuses, relevant
 
 
 def _embedder(ranking: dict):
-    from bot.search import load_default_embedder
+    from bot.search.hybrid import load_default_embedder
     return load_default_embedder(ranking)
 
 
 def _with_live(app, result, text, filters, limit, anywhere, save):
-    from bot.live import live_records, merge_live, save_live
+    from bot.search.live import live_records, merge_live, save_live
     live = live_records(app.config, text, filters, limit=limit, within_topic=not anywhere)
     for source, error in live.errors.items():
         click.echo(f"warning: live {source} failed: {error}", err=True)
@@ -188,12 +182,13 @@ def status(app, as_json):
     has not succeeded for more than twice the digest period (or never has), 0 healthy. Each
     problem is a WARNING line.
     """
+    from bot.config import ConfigError
     from bot.status import collect_status, format_status, status_json
     config, config_error = None, None
     try:
         config = app.config
-    except click.ClickException as e:  # a broken config must not hide the pipeline's state
-        config_error = e.message
+    except ConfigError as e:  # a broken config must not hide the pipeline's state
+        config_error = str(e)
     report = collect_status(app.db, config, config_error=config_error)
     report["exit_code"] = STATUS_EXIT_CODES[report["problems"][0]] if report["problems"] else EXIT_OK
     if as_json:
@@ -201,7 +196,7 @@ def status(app, as_json):
     else:
         for line in format_status(report):
             click.echo(line)
-    click.get_current_context().exit(report["exit_code"])
+    exit_with(report["exit_code"])
 
 
 @cli.command()

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 
 import click
 
 from bot.cli.base import cli, pass_app
+from bot.dates import parse_day_option, parse_timestamp
 from bot.store import now_iso
-
-
-def _parse_day(value: str | None, option: str) -> str | None:
-    """A YYYY-MM-DD (or full ISO timestamp) option value, checked; one-line error otherwise."""
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            return date.fromisoformat(value).isoformat()
-        return datetime.fromisoformat(value).isoformat()
-    except ValueError:
-        raise click.ClickException(f"{option} must be a date like 2026-11-01, got {value!r}") from None
 
 
 def _short(text: str | None, width: int) -> str:
@@ -55,7 +44,7 @@ def trials_command(app, as_json: bool) -> None:
 
 
 @cli.command("changes")
-@click.option("--since", help="Changes detected on or after this date (YYYY-MM-DD). Default: 7 days ago.")
+@click.option("--since", help="Changes detected on or after DATE (YYYY[-MM[-DD]] or ISO). Default: 7 days ago.")
 @click.option("--until", help="Changes detected before this date (YYYY-MM-DD).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per change event (JSON Lines).")
 @pass_app
@@ -67,8 +56,8 @@ def changes_command(app, since: str | None, until: str | None, as_json: bool) ->
     from bot.store.trials import trial_changes_since
     app.check_config()
     # The store's clock (SPSBOT_NOW in tests), so "the last 7 days" matches what fetch recorded.
-    since = _parse_day(since, "--since") or (datetime.fromisoformat(now_iso()) - timedelta(days=7)).date().isoformat()
-    until = _parse_day(until, "--until")
+    since = parse_day_option(since, "--since") or (parse_timestamp(now_iso()) - timedelta(days=7)).date().isoformat()
+    until = parse_day_option(until, "--until")
     rows = trial_changes_since(app.db, since, until)
     if as_json:
         for row in rows:

@@ -86,7 +86,7 @@ def feedback() -> None:
 
 
 @feedback.command("list")
-@click.option("--since", metavar="DATE", help="Only feedback given on or after DATE (YYYY-MM-DD).")
+@click.option("--since", metavar="DATE", help="Only feedback given on or after DATE (YYYY-MM-DD, YYYY-MM or YYYY).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @pass_app
 def feedback_list(app, since, as_json) -> None:
@@ -95,13 +95,9 @@ def feedback_list(app, since, as_json) -> None:
     Curator labels (``spsbot label``, or a curator's click in a digest) decide an item; votes
     from other subscribers count at [ranking] vote_weight.
     """
-    from bot.search import SearchError, parse_date
+    from bot.dates import parse_day_option
     from bot.store.subscribers import feedback_overview
-    try:
-        since_iso = parse_date(since)
-    except SearchError as e:
-        raise click.ClickException(str(e)) from None
-    rows = feedback_overview(app.db, since_iso)
+    rows = feedback_overview(app.db, parse_day_option(since, "--since"))
     for row in rows:
         curator = ", ".join(f"{c['label']}{' (' + c['theme'] + ')' if c['theme'] else ''}" for c in row["curator"])
         if as_json:

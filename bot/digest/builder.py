@@ -3,7 +3,8 @@
 A digest covers ``period_start`` (the previous digest's end, or ``period_days`` ago for the
 first one) to now, but what it holds is not chosen by dates inside that window (a source outage
 would then lose the outage's papers): it holds every relevant item, trial change and notice the
-subscriber has not been sent (``news_for``):
+subscriber has not been sent (``bot.digest.schedule.news_for``; when a digest is due is
+``bot.digest.schedule.digest_window``):
 
 - the **first** digest: items whose create, Entrez or publication date falls in the last
   ``period_days`` (a backfill of the back catalogue goes to the archive, never into inboxes);
@@ -23,24 +24,26 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
+from pathlib import Path
 
 import sqlite_utils
+from tqdm import tqdm
 
-from bot.config import WEEKDAYS
+from bot.clock import iso_before
 from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, display_date, humanize_value,
-                                in_window, item_dates, item_links, make_entry, safe_url)
+                                item_dates, item_links, make_entry, safe_url)
+from bot.digest.render import build_message, render_digest, subscriber_links, unsubscribe_info
+from bot.digest.schedule import DAY, digest_window, is_news, max_age_days, news_for, period_days
 from bot.links import trial_url
 from bot.store import loads, now_iso
 from bot.store import digests as store
+from bot.store import subscribers as subscriber_store
+from bot.store import trials as trial_store
 
 log = logging.getLogger(__name__)
 
-FREQUENCY_DAYS = {"daily": 1, "weekly": None, "monthly": 30}  # None = config period_days
-DEFAULT_SCHEDULE_DAY = "monday"  # the day every file in schedules/ runs `spsbot run`
 KEEP_BODIES_DAYS = 56  # rendered e-mails kept this long (for support questions), then pruned
-DEFAULT_MAX_AGE_DAYS = 60  # an item first stored longer ago than this is no longer mailed
 FIELD_LABELS = {
     "overall_status": "Status", "status": "Status", "enrollment": "Enrollment", "why_stopped": "Why stopped",
     "start_date": "Start date", "primary_completion_date": "Primary completion", "completion_date": "Completion",
@@ -56,77 +59,6 @@ class BuildResult:
     empty: int = 0                                          # due, nothing new, not sent
     skipped: int = 0                                        # not due, or a delivery still pending
     public: int | None = None                               # the public archive issue built now
-
-
-def _parse(ts: str) -> datetime:
-    moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
-
-
-def period_days(config) -> int:
-    return int((config.digest or {}).get("period_days") or 7)
-
-
-def schedule_weekday(config) -> int:
-    """``[digest] schedule_day`` as a weekday number (Monday = 0)."""
-    return WEEKDAYS.index(((config.digest or {}).get("schedule_day") or DEFAULT_SCHEDULE_DAY).lower())
-
-
-def local_day(ts: str) -> date:
-    """The calendar day of a timestamp in the machine's local time zone: cron and systemd timers
-    fire on local time, so "Monday" is the local Monday (a GitHub runner's local time is UTC)."""
-    return _parse(ts).astimezone().date()
-
-
-def is_due(last_day: date, today: date, days: int, schedule_weekday: int) -> bool:
-    """The due rule. Never twice on one day; otherwise due once ``days`` calendar days have
-    passed, or on the schedule day once the period is within a week of passing. A weekly
-    digest is so due on every schedule day: a Monday cron sends on the first Monday after a
-    Tuesday manual run, and the period is simply what was left unsent since then. A monthly
-    one goes out on the first schedule day 24 or more days after the last; a daily one every day.
-    """
-    gap = (today - last_day).days
-    if gap < 1:
-        return False
-    if gap >= days:
-        return True
-    return today.weekday() == schedule_weekday and gap >= days - 6
-
-
-def max_age_days(config) -> int:
-    return int((config.digest or {}).get("max_age_days") or DEFAULT_MAX_AGE_DAYS)
-
-
-def news_for(db, subscriber_id: int | None, config, now: str, period_start: str) -> dict:
-    """What a subscriber (None = the public issue) may be sent now, beyond what they were sent:
-
-    ``start``: items whose own dates reach back to this (their first digest's period start, or
-    this period's for the first digest); ``joined``: items first stored after this moment (their
-    first digest), whatever their dates; ``oldest``: nothing first stored before this
-    (``max_age_days``); ``since``: the subscriber's last digest (sources failing since are named).
-    """
-    first = store.first_digest(db, subscriber_id)
-    last = store.last_digest(db, subscriber_id)
-    return {"start": first["period_start"] if first else period_start,
-            "joined": first["created_at"] if first else None,
-            "oldest": _iso(_parse(now) - timedelta(days=max_age_days(config))),
-            "since": last["created_at"] if last else period_start}
-
-
-def is_news(item: dict, news: dict, now: str) -> bool:
-    """Not yet sent items are news if first stored after the subscriber's first digest, or dated
-    (create, Entrez or publication date) since their first digest's period start; and not older
-    (first stored) than ``max_age_days``."""
-    seen = item.get("first_seen") or ""
-    if seen > now or seen < news["oldest"]:
-        return False
-    if news["joined"] and seen > news["joined"]:
-        return True
-    return in_window(item, news["start"][:10], now[:10])
 
 
 # A source's name and what its outage delays, for the one line a digest carries about it.
@@ -166,26 +98,7 @@ def overflow_note(more: int, max_items: int, config) -> str:
             + (f", and every issue is in the archive: {archive}" if archive else "") + ".")
 
 
-def window_for(db, subscriber_id: int | None, config, now: str, frequency: str = "weekly"):
-    """(period_start, is_first, due) for a subscriber (None = the public issue)."""
-    days = FREQUENCY_DAYS.get(frequency) or period_days(config)
-    last = store.last_digest(db, subscriber_id)
-    if last is None:
-        return _iso(_parse(now) - timedelta(days=days)), True, True
-    due = is_due(local_day(last["period_end"]), local_day(now), days, schedule_weekday(config))
-    return last["period_end"], False, due
-
-
 # --- loading candidates --------------------------------------------------------------------
-
-_ITEM_SQL = """
-    select i.*, s.relevance, s.relevant, s.themes as theme_scores, s.labels, s.why, s.evidence,
-           (s.item_id is null) as unscored
-    from items i left join scores s on s.item_id = i.id
-    where (s.relevant = 1 or (i.kind = 'trial' and s.item_id is null))
-      and i.first_seen >= ?
-"""
-
 
 class Pool:
     """Everything the builder reads, loaded once per build run and shared by all subscribers."""
@@ -193,26 +106,18 @@ class Pool:
     def __init__(self, db: sqlite_utils.Database, since: str):
         """``since``: the oldest first_seen (and change) any digest of this run may hold."""
         self.db = db
-        cursor = db.execute(_ITEM_SQL, [since])
-        names = [c[0] for c in cursor.description]
-        self.items = [dict(zip(names, row)) for row in cursor.fetchall()]
+        self.items = store.digest_candidates(db, since)
         self.runs = store.fetch_runs_since(db, since)
         for item in self.items:
             item["_dates"] = item_dates(item)
             item["_labels"] = loads(item.get("labels"), []) or []
             item["_scores"] = loads(item.get("theme_scores"), {}) or {}
-        self.trial_ids = {row[0] for row in db.execute("select id from items where kind = 'trial'")}
+        self.trial_ids = trial_store.stored_trial_ids(db)
         # Notices (errata, retraction notices) are rarely scored relevant themselves: read apart.
-        self.notice_items = [{"id": r[0], "extra": r[1]} for r in db.execute(
-            "select id, extra from items where extra like '%\"corrections\"%' and (first_seen >= ? or updated_at >= ?)",
-            [since, since])]
-        self.changes = [dict(zip(("id", "nct_id", "field", "old", "new", "detected_at"), row)) for row in db.execute(
-            "select id, nct_id, field, old, new, detected_at from trial_changes where detected_at >= ? order by id",
-            [since[:10]])]
+        self.notice_items = store.correction_notices(db, since)
+        self.changes = trial_store.change_events_since(db, since[:10])
         self.links: dict[str, list[str]] = {}
-        detail = "detail" if "detail" in db["links"].columns_dict else "''"
-        rows = db.execute(f"select paper_id, trial_id, evidence, {detail} from links")
-        for paper_id, trial_id, evidence, extra in rows:
+        for paper_id, trial_id, evidence, extra in trial_store.paper_trial_links(db):
             self.links.setdefault(paper_id, []).append((_trial_key(trial_id), f"{evidence or ''}:{extra or ''}"))
         self._rows: dict[str, dict] = {}
         self._entries: dict[tuple, dict] = {}
@@ -226,11 +131,7 @@ class Pool:
 
     def item(self, item_id: str) -> dict | None:
         if item_id not in self._rows:
-            cursor = self.db.execute("select i.*, s.labels, s.evidence, s.why, s.relevance, s.relevant from items i "
-                                     "left join scores s on s.item_id = i.id where i.id = ?", [item_id])
-            names = [c[0] for c in cursor.description]
-            row = cursor.fetchone()
-            self._rows[item_id] = dict(zip(names, row)) if row else None
+            self._rows[item_id] = store.item_with_score(self.db, item_id)
         return self._rows[item_id]
 
 
@@ -467,37 +368,33 @@ def build_digests(db: sqlite_utils.Database, config, *, now: str | None = None, 
                   public: bool = True, progress: bool = False) -> BuildResult:
     """Build and queue a digest for every active, due subscriber (or just ``email``), plus the
     public archive issue. Returns what was built."""
-    # (imported here: render imports builder's helpers)
-    from bot.digest.render import render_digest, subscriber_links, unsubscribe_info
-
     now = now or now_iso()
     result = BuildResult()
-    store.prune_bodies(db, _iso(_parse(now) - timedelta(days=KEEP_BODIES_DAYS)))
-    subscribers = store.active_subscribers(db)
+    store.prune_bodies(db, iso_before(KEEP_BODIES_DAYS * DAY, now))
+    subscribers = subscriber_store.active_subscribers(db)
     if email:
         subscribers = [s for s in subscribers if s["email"].lower() == email.lower()]
     windows = []
-    pending = {row[0] for row in db.execute("select distinct subscriber_id from deliveries where status = 'pending'")}
+    pending = store.subscribers_with_pending_delivery(db)
     for sub in subscribers:
         if sub["id"] in pending:
             result.skipped += 1  # the outbox retries that one first; no second digest meanwhile
             continue
-        start, first, due = window_for(db, sub["id"], config, now, sub.get("frequency") or "weekly")
+        start, first, due = digest_window(db, sub["id"], config, now, sub.get("frequency") or "weekly")
         if not due:
             result.skipped += 1
             continue
         windows.append((sub, start, first))
-    public_window = window_for(db, None, config, now) if public and not email else None
+    public_window = digest_window(db, None, config, now) if public and not email else None
     if not windows and not public_window:
         return result
     # one pool for every digest of the run: what any of them may hold (max_age_days; the
     # source runs since the oldest of their previous digests, for the outage lines)
-    pool = Pool(db, _iso(_parse(now) - timedelta(days=max_age_days(config))))
+    pool = Pool(db, iso_before(max_age_days(config) * DAY, now))
     oldest_since = min([w[1] for w in windows] + ([public_window[0]] if public_window else []))
-    if oldest_since < _iso(_parse(now) - timedelta(days=max_age_days(config))):
+    if oldest_since < iso_before(max_age_days(config) * DAY, now):
         pool.runs = store.fetch_runs_since(db, oldest_since)
     drawn: dict = {}  # each distinct entry rendered once for the whole run
-    from tqdm import tqdm
     for sub, start, first in tqdm(windows, desc="digests", unit="subscriber", disable=not progress):
         data = build_digest_data(pool, config, sub, start, now, first)
         keys = digest_keys(data)
@@ -528,7 +425,6 @@ def _digest_row(subscriber_id, data, subject, html, text, keys) -> dict:
 
 
 def _from_domain(config) -> str:
-    from email.utils import parseaddr
     address = parseaddr((config.email or {}).get("from") or "")[1]
     return address.rpartition("@")[2] or "spsbot.localhost"
 
@@ -539,16 +435,14 @@ def preview_digest(db: sqlite_utils.Database, config, email: str, *, now: str | 
     Returns (data, subject, html, text, message bytes). An address that is not subscribed gets the
     all-themes digest of the last period (a maintainer checking what a newcomer would see).
     """
-    from bot.digest.render import build_message, render_digest, subscriber_links, unsubscribe_info
-
     now = now or now_iso()
-    subscriber = store.find_subscriber(db, email)
+    subscriber = subscriber_store.find_subscriber(db, email)
     if subscriber:
-        start, first, _ = window_for(db, subscriber["id"], config, now, subscriber.get("frequency") or "weekly")
+        start, first, _ = digest_window(db, subscriber["id"], config, now, subscriber.get("frequency") or "weekly")
     else:
         subscriber = {"id": 0, "email": email, "name": None, "themes": None, "max_items": None}
-        start, first = _iso(_parse(now) - timedelta(days=period_days(config))), True
-    pool = Pool(db, _iso(_parse(now) - timedelta(days=max_age_days(config))))
+        start, first = iso_before(period_days(config) * DAY, now), True
+    pool = Pool(db, iso_before(max_age_days(config) * DAY, now))
     data = build_digest_data(pool, config, subscriber, start, now, first)
     unsubscribe = unsubscribe_info(db, config, subscriber, now)
     subject, html, text = render_digest(data, config, unsubscribe, links=subscriber_links(db, config, subscriber, now))
@@ -566,9 +460,6 @@ def write_preview(db: sqlite_utils.Database, config, email: str, out_dir, *, now
     Nothing is stored or reserved. The demo calls this for a sample address (all themes, last
     period); pass ``now`` to date the digest at the end of recorded data. Returns the paths.
     """
-    import re
-    from pathlib import Path
-
     data, subject, html, text, message = preview_digest(db, config, email, now=now)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,6 @@ from bot.digest.send import SendError, SmtpSettings, _close, _Refused, _send_one
 from bot.digest.tokens import CONFIRM_HOURS, make_confirm_token, make_token, secret_for
 from bot.store import subscribers as store
 from bot.clock import iso_before
-from bot.store.digests import find_subscriber
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ def queue_signup(db: sqlite_utils.Database, config, email: str, name: str | None
     """
     web = config.web or {}
     store.purge_signups(db, iso_before(KEEP_SIGNUPS_DAYS * 86400))
-    existing = find_subscriber(db, email)
+    existing = store.find_subscriber(db, email)
     kind = "manage" if existing and existing["status"] == "active" else "confirm"
     if store.signups_for_address_since(db, email, iso_before(86400)) >= int(web.get("signups_per_address_day") or 3):
         outcome = "limited"
@@ -68,7 +67,7 @@ def signup_message(db: sqlite_utils.Database, config, signup: dict, base_url: st
     """The e-mail for one sign-up row (a confirmation link, or the preferences link of an address
     that is already subscribed)."""
     secret = secret_for(db)
-    subscriber = find_subscriber(db, signup["email"]) if signup["kind"] == "manage" else None
+    subscriber = store.find_subscriber(db, signup["email"]) if signup["kind"] == "manage" else None
     if subscriber is not None:
         link = web_link(base_url, "/preferences", make_token(secret, subscriber["id"], subscriber["email"],
                                                              purpose="preferences"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from email.header import Header
 from email.policy import compat32
 from email.message import Message
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from urllib.parse import quote
+
+from bot.dates import parse_day, parse_timestamp
 
 import jinja2
 from markupsafe import Markup
@@ -47,7 +49,7 @@ def environment() -> jinja2.Environment:
 
 def period_label(start: str, end: str) -> str:
     """'16–23 Nov 2026', '28 Oct – 3 Nov 2026', '28 Dec 2025 – 3 Jan 2026'."""
-    a, b = datetime.fromisoformat(start[:10]), datetime.fromisoformat(end[:10])
+    a, b = parse_day(start), parse_day(end)
     if a.year != b.year:
         return f"{a.day} {_MONTHS[a.month - 1]} {a.year} – {b.day} {_MONTHS[b.month - 1]} {b.year}"
     if a.month != b.month:
@@ -74,7 +76,7 @@ def summary_line(overview: dict) -> str:
 
 def subject_for(data: dict, config=None) -> str:
     """'SPS digest — 3 new papers, 1 trial change (16–23 Nov 2026)'."""
-    start = (datetime.fromisoformat(data["period_start"][:10]) + timedelta(days=1)).isoformat()
+    start = (parse_day(data["period_start"]) + timedelta(days=1)).isoformat()
     return clean_text(f"{data['slug'].upper()} digest — {summary_line(data['overview'])} "
                       f"({period_label(start, data['period_end'])})")
 
@@ -174,7 +176,7 @@ def render_digest(data: dict, config, unsubscribe: dict | None, cache: dict | No
     front's preferences and feedback links for this subscriber (``subscriber_links``)."""
     env = environment()
     item_html, item_text = _item_renderers(cache, links)
-    start = (datetime.fromisoformat(data["period_start"][:10]) + timedelta(days=1)).isoformat()
+    start = (parse_day(data["period_start"]) + timedelta(days=1)).isoformat()
     titles = {t.name: t.title or t.name for t in config.themes}
     subscriber = data.get("subscriber") or {}
     context = {
@@ -192,7 +194,7 @@ def render_digest(data: dict, config, unsubscribe: dict | None, cache: dict | No
 def render_archive_page(data: dict, config) -> str:
     """The public HTML page of an archive issue (no subscriber, a link back to the index)."""
     env = environment()
-    start = (datetime.fromisoformat(data["period_start"][:10]) + timedelta(days=1)).isoformat()
+    start = (parse_day(data["period_start"]) + timedelta(days=1)).isoformat()
     context = {"d": data, "o": data["overview"], "subject": subject_for(data, config),
                "period": period_label(start, data["period_end"]), "summary": _summary_sentence(data),
                "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": None,
@@ -255,8 +257,7 @@ def build_message(*, subject: str, html: str, text: str, sender: str, to_email: 
     head["Subject"] = Header(clean_text(subject), "utf-8").encode(maxlinelen=76)
     head["From"] = _address_header(sender)
     head["To"] = _address("To", clean_text(to_name), to_email)
-    when = datetime.fromisoformat((date or now_iso()).replace("Z", "+00:00"))
-    head["Date"] = format_datetime(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
+    head["Date"] = format_datetime(parse_timestamp(date or now_iso()))
     head["Message-ID"] = message_id
     if list_id:
         head["List-Id"] = _address_header(list_id, "List-Id")

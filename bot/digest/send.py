@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import smtplib
-import sqlite3
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -34,6 +33,8 @@ from bot.faults import crash_point
 from bot.redact import known_secrets, scrub
 from bot.store import integrity_problem, loads
 from bot.store import digests as store
+from bot.errors import UserError
+from bot.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ BOUNCE_LIMIT = 3
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
 
-class SendError(RuntimeError):
+class SendError(UserError, RuntimeError):
     """SMTP is unusable (cannot connect, authentication refused); nothing more can be sent now."""
 
 
@@ -212,7 +213,7 @@ def _record_sent(db, delivery: dict) -> None:
     failure = None
     try:
         store.mark_sent(db, delivery)
-    except sqlite3.Error as e:
+    except StoreError as e:
         failure = (f"the SMTP server accepted the digest to {delivery['email']} (Message-ID "
                    f"{delivery['message_id']}) but recording that failed ({type(e).__name__}: {e}); "
                    "it stays pending and is re-sent next run with the same Message-ID; sending stopped")

@@ -16,8 +16,9 @@ from email.headerregistry import Address
 
 import sqlite_utils
 
-from bot.store import loads, now_iso
-from bot.store.digests import find_subscriber
+from bot.store import loads
+from bot.store import subscribers as store
+from bot.errors import UserError
 
 FREQUENCIES = ("weekly", "daily", "monthly")
 STATUSES = ("active", "unsubscribed", "bouncing")
@@ -30,7 +31,7 @@ _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_
 _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
-class SubscriberError(ValueError):
+class SubscriberError(UserError, ValueError):
     """A user mistake about a subscriber (bad address, unknown theme, …); one line."""
 
 
@@ -163,56 +164,43 @@ def _upsert(db, row: dict, *, reactivate: bool) -> tuple[dict, str]:
     An existing unsubscribed or bouncing subscriber is re-activated only with ``reactivate``.
     Returns (stored row, "added" | "updated" | "left_inactive").
     """
-    now = now_iso()
-    existing = find_subscriber(db, row["email"])
     with db.atomic():
-        if existing:
-            changes = {k: v for k, v in row.items() if k != "email"}
-            outcome = "updated"
-            if existing["status"] != "active":
-                if reactivate:
-                    changes.update(status="active", bounces=0)
-                else:
-                    outcome = "left_inactive"
-            db["subscribers"].update(existing["id"], {**changes, "updated_at": now})
-            return db["subscribers"].get(existing["id"]), outcome
-        pk = db["subscribers"].insert({**DEFAULTS, **row, "status": "active", "bounces": 0, "created_at": now,
-                                       "updated_at": now}).last_pk
-    return db["subscribers"].get(pk), "added"
+        existing = store.find_subscriber(db, row["email"])
+        if not existing:
+            return store.insert_subscriber(db, {**DEFAULTS, **row, "status": "active", "bounces": 0}), "added"
+        changes = {k: v for k, v in row.items() if k != "email"}
+        outcome = "updated"
+        if existing["status"] != "active":
+            if reactivate:
+                changes.update(status="active", bounces=0)
+            else:
+                outcome = "left_inactive"
+        return store.update_subscriber(db, existing["id"], changes), outcome
 
 
 def set_status(db: sqlite_utils.Database, email: str, status: str) -> dict:
     if status not in STATUSES:
         raise SubscriberError(f"unknown status {status!r}")
-    existing = find_subscriber(db, email)
+    existing = store.find_subscriber(db, email)
     if not existing:
         raise SubscriberError(f"no subscriber {email!r}")
-    with db.atomic():
-        db["subscribers"].update(existing["id"], {"status": status, "updated_at": now_iso()})
-    return db["subscribers"].get(existing["id"])
+    return store.update_subscriber(db, existing["id"], {"status": status})
 
 
 def remove_subscriber(db: sqlite_utils.Database, email: str, *, purge: bool = False) -> dict:
     """Mark a subscriber unsubscribed (history kept), or with ``purge`` delete every trace."""
-    existing = find_subscriber(db, email)
+    existing = store.find_subscriber(db, email)
     if not existing:
         raise SubscriberError(f"no subscriber {email!r}")
     if not purge:
         return set_status(db, email, "unsubscribed")
-    with db.atomic():
-        sid = existing["id"]
-        db.execute("delete from sent_items where subscriber_id = ?", [sid])
-        db.execute("delete from deliveries where subscriber_id = ?", [sid])
-        db.execute("delete from digest_items where digest_id in "
-                   "(select id from digests where subscriber_id = ?)", [sid])
-        db.execute("delete from digests where subscriber_id = ?", [sid])
-        db.execute("delete from subscribers where id = ?", [sid])
+    store.purge_subscriber(db, existing["id"])
     return existing
 
 
 def list_subscribers(db: sqlite_utils.Database, status: str | None = None) -> list[dict]:
-    where, args = ("status = ?", [status]) if status else (None, None)
-    rows = list(db["subscribers"].rows_where(where, args, order_by="email"))
+    """Every subscriber (or those with ``status``) by address, ``themes`` decoded (None = all)."""
+    rows = store.subscribers_by_address(db, status)
     for row in rows:
         row["themes"] = loads(row["themes"])
     return rows

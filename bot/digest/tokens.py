@@ -19,14 +19,14 @@ import binascii
 import hashlib
 import hmac
 import os
-from datetime import datetime, timezone
 
 import sqlite_utils
 
+from bot.dates import parse_timestamp
 from bot.store import now_iso
 from bot.store import subscribers as subscriber_store
-from bot.store.digests import get_subscriber
 from bot.store.keyfile import signing_key
+from bot.errors import UserError
 
 TOKEN_DAYS = 400  # a year of weekly e-mails plus slack: an old digest's link still works
 CONFIRM_HOURS = 48  # a sign-up link is good for two days; then the person signs up again
@@ -35,7 +35,7 @@ _NOUNS = {"unsubscribe": "unsubscribe token", "preferences": "preferences link",
           "confirm": "confirmation link"}
 
 
-class TokenError(ValueError):
+class TokenError(UserError, ValueError):
     """A forged, malformed or expired token; str() is one line for the user."""
 
 
@@ -45,10 +45,7 @@ def secret_for(db: sqlite_utils.Database) -> bytes:
 
 
 def _seconds(now: str | None = None) -> int:
-    moment = datetime.fromisoformat((now or now_iso()).replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp())
+    return int(parse_timestamp(now or now_iso()).timestamp())
 
 
 def _day(now: str | None = None) -> int:
@@ -102,7 +99,7 @@ def verify_token(db: sqlite_utils.Database, token: str, now: str | None = None,
     if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(parts[0]) > 18:
         raise TokenError(f"malformed {noun}")
     subscriber_id, day = int(parts[0]), int(parts[1])
-    subscriber = get_subscriber(db, subscriber_id)
+    subscriber = subscriber_store.get_subscriber(db, subscriber_id)
     expected = _signature(secret_for(db), subscriber_id, subscriber["email"], day, purpose) if subscriber else ""
     # compare_digest even when the subscriber is unknown: no timing hint about which ids exist
     if not _matches(expected, parts[2]) or not subscriber:
@@ -124,7 +121,7 @@ def verify_feedback_token(db: sqlite_utils.Database, token: str, now: str | None
     if len(parts) != 4 or not parts[0].isdigit() or not parts[1].isdigit() or len(parts[0]) > 18:
         raise TokenError("malformed feedback link")
     subscriber_id, day, item_id = int(parts[0]), int(parts[1]), _unb64(parts[2])
-    subscriber = get_subscriber(db, subscriber_id)
+    subscriber = subscriber_store.get_subscriber(db, subscriber_id)
     expected = (_sign(secret_for(db), "feedback", subscriber_id, subscriber["email"].lower(), item_id, day)
                 if subscriber else "")
     if not _matches(expected, parts[3]) or not subscriber:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 
+from bot.errors import one_line
 from bot.fetch.registry import SOURCES, enabled_sources
 from bot.fetch.results import PARTIAL, FetchResult, SourceResult
 from bot.sources.http import limits, limits_from_config
@@ -47,7 +48,7 @@ def _fetch_sources(db, config, sources, *, full: bool, progress: bool, **options
                 run.counts.update(result.counts)
                 run.status, run.error = result.status, result.error
         except Exception as e:  # noqa: BLE001 - recorded in runs; the other sources go on
-            fetched.results[name] = SourceResult(failure=f"{type(e).__name__}: {e}".splitlines()[0])
+            fetched.results[name] = SourceResult(failure=one_line(e))
             log.error("fetch %s failed after %.1fs: %s", name, time.monotonic() - started,
                       fetched.results[name].failure)
             continue

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 
 from tqdm import tqdm
 
+from bot.dates import parse_day
 from bot.fetch.results import SourceResult
 from bot.sources import clinicaltrials as ctgov
 from bot.store import get_state, now_iso, set_state
@@ -40,7 +41,7 @@ def since_date(state: dict | None, overlap_days: int) -> str | None:
     """The LastUpdatePostDate lower bound for an incremental run (None = everything)."""
     if not state or not state.get("last_success"):
         return None
-    last = date.fromisoformat(state["last_success"][:10])
+    last = parse_day(state["last_success"])
     return (last - timedelta(days=max(0, overlap_days))).isoformat()
 
 

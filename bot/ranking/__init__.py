@@ -10,6 +10,11 @@ Modules (import what you need; none imports the model library at import time):
 - ``model``: the supervised layer (scikit-learn) and data-chosen thresholds.
 - ``seed``: the bundled SPS seed as derived numbers (feature rows, TF-IDF rows and vocabulary,
   labels, fingerprint; no texts), built by ``bench/ranking_seed.py``.
-- ``scorer``: ``Ranker(config, embedder, db=None).score(records)`` — the whole thing.
-The store side (embedding cache, ``rank_items``, feedback) is ``bot.store.ranking``.
+- ``cached_embedder``: ``CachedEmbedder(embedder, cache)``, an embedder that asks a cache first.
+- ``scorer``: ``Ranker(config, embedder).score(records)`` — the whole thing, no database.
+- ``records``: the ranker's input records (``read_records`` for ``spsbot score``'s files,
+  ``record_for_ranking`` for an item, ``read_labels`` for a curator's label file).
+- ``stage``: the rank stage (``rank_items(db, config)``, ``make_ranker``): the Ranker on the
+  store's embedding cache and feedback.
+The store side (embedding cache table, scores, feedback) is ``bot.store.ranking``.
 """

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
+from bot.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ _SKIP = {".git", ".gitattributes", "README.md"}
 _MAX_FILES = 200  # a model directory, not a home directory
 
 
-class ModelFilesError(RuntimeError):
+class ModelFilesError(UserError, RuntimeError):
     """The model's files are not the ones they should be (one line saying which)."""
 
 

@@ -1,7 +1,10 @@
 """The ranker: records in, calibrated relevance and theme scores with explanations out.
 
-    ranker = Ranker(config, embedder_for(config.ranking), db=db)
+    ranker = Ranker(config, embedder_for(config.ranking))
     results = ranker.score(records)   # [{"id", "relevance", "relevant", "themes", "labels", "why", "evidence"}]
+
+The ranker sees an embedder, never a database: the rank stage (``bot.ranking.stage``) hands it
+one wrapped by the store's embedding cache (``CachedEmbedder``) and a model folder beside it.
 
 With labelled examples (the profile's seed set, curator feedback) each target gets the
 supervised layer in ``model.py``; without them (a new topic with no seed file) scores come from
@@ -28,6 +31,7 @@ import numpy as np
 from bot.ranking import features as F
 from bot.ranking import feedback as FB
 from bot.ranking import model as M
+from bot.ranking.cached_embedder import CachedEmbedder
 from bot.ranking.text import EMBED_BUDGET_CHARS
 
 log = logging.getLogger(__name__)
@@ -44,17 +48,14 @@ _CHUNK = 200               # records embedded per call (one progress step)
 _WHY_SENTENCE_CHARS = 110
 
 
-def cache_dir(db=None) -> Path:
-    """Where trained models are cached: env SPSBOT_CACHE_DIR, else ``cache/`` beside the database
-    (the one place a deployment already lets spsbot write: the systemd unit's ProtectHome=yes
-    hides ~/.cache), else (no database: ``spsbot score``) the user cache dir."""
+def cache_dir(database: Path | None = None) -> Path:
+    """Where trained models are cached: env SPSBOT_CACHE_DIR, else ``cache/`` beside the
+    ``database`` file (the one place a deployment already lets spsbot write: the systemd unit's
+    ProtectHome=yes hides ~/.cache), else (no database: ``spsbot score``) the user cache dir."""
     if os.environ.get("SPSBOT_CACHE_DIR"):
         return Path(os.environ["SPSBOT_CACHE_DIR"])
-    if db is not None:
-        from bot.store import db_file
-        path = db_file(db)
-        if path is not None:
-            return path.parent / "cache"
+    if database is not None:
+        return Path(database).parent / "cache"
     import platformdirs
     return Path(platformdirs.user_cache_dir("spsbot"))
 
@@ -265,13 +266,18 @@ def _write_cached_model(path: Path, trained) -> None:
 class Ranker:
     """Scores records for one configuration. ``seed=None`` loads the profile's seed (a user's
     seed file, or the bundled derived seed when it applies); ``seed=[...]`` uses those examples
-    and no bundle; ``feedback`` is a list of labelled examples (see ``feedback_examples``)."""
+    and no bundle; ``feedback`` is a list of labelled examples (see ``feedback_examples``).
 
-    def __init__(self, config, embedder, *, db=None, seed: list[dict] | None = None,
+    ``embedder`` may be a ``CachedEmbedder`` (vectors from a cache); a plain one is wrapped
+    without a cache, so a text repeated within a call is still embedded once. Trained models
+    are cached in ``models_dir`` (default: ``cache_dir()/models``)."""
+
+    def __init__(self, config, embedder, *, models_dir: Path | None = None, seed: list[dict] | None = None,
                  feedback: list[dict] | None = None):
         self.config = config
         self.embedder = embedder
-        self.db = db
+        self._cached = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+        self.models_dir = models_dir
         self.seed = load_seed(config) if seed is None else seed
         self.feedback = feedback or []
         self.targets = F.build_targets(config)
@@ -296,12 +302,10 @@ class Ranker:
 
     # vectors ------------------------------------------------------------------------------
     def vectors(self, texts: list[str]) -> np.ndarray:
-        from bot.store.ranking import cached_encode
-        return cached_encode(self.db, self.embedder, texts)
+        return self._cached.encode(texts)
 
     def passage_vectors(self, passages: list[list[str]]) -> list[np.ndarray]:
-        from bot.store.ranking import cached_passages
-        return cached_passages(self.db, self.embedder, passages)
+        return self._cached.encode_passages(passages)
 
     def _ensure_targets(self) -> None:
         if not self._targets_embedded:
@@ -342,7 +346,7 @@ class Ranker:
         examples = self.seed + self.feedback
         if not examples and self.bundle is None:
             return M.TrainedModel()
-        path = cache_dir(self.db) / "models" / f"{self.fingerprint()}.pkl"
+        path = (self.models_dir or cache_dir() / "models") / f"{self.fingerprint()}.pkl"
         cached = _read_cached_model(path)
         if cached is not None:
             return cached

@@ -2,8 +2,8 @@
 
 Pure HTTP + parsing, no database code. ``search_studies`` yields raw study dicts (following
 ``nextPageToken`` → ``pageToken`` until the server stops sending one), ``parse_study`` turns one
-into a record for ``bot.store.save_items`` / ``bot.store.trials.save_trials``, including the
-normalised snapshot of the tracked fields (``record["tracked"]``) used for change detection.
+into a record for ``bot.store.save_items`` / ``bot.store.trials.save_trials`` (which detects
+changes in the tracked fields of ``record["extra"]``).
 
 What the server says is checked, because a wrong answer taken at its word loses studies or loops:
 
@@ -28,8 +28,9 @@ import math
 import re
 from typing import Callable, Iterable, Iterator
 
-from bot.links import trial_url
 from bot.config import DEFAULT_CTGOV_URL
+from bot.errors import one_line
+from bot.links import trial_url
 from bot.sources.http import HttpClient, SourceError, source_client
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,6 @@ MAX_PAGE_SIZE = 1000  # the API refuses more
 MAX_PAGES = 10_000    # a last-resort stop: 10 million studies is more than the registry holds
 MAX_EMPTY_PAGES = 3   # empty pages in a row that may still promise more (the spec allows a few)
 
-# The fields whose change becomes a change event, in display order.
-TRACKED_FIELDS = (
-    "overall_status", "last_known_status", "why_stopped", "phases", "enrollment", "enrollment_type",
-    "start_date", "primary_completion_date", "completion_date", "results_posted",
-    "arms", "interventions", "locations_count",
-)
 _NCT_RE = re.compile(r"^NCT\d{8}$")
 
 
@@ -281,14 +276,6 @@ def _date(struct) -> dict | None:
     return {"date": _text(struct["date"]), "type": (_text(struct.get("type")) or None)}
 
 
-def _date_value(struct) -> str:
-    """A tracked date as one comparable string: '2024-05 (estimated)'."""
-    parsed = _date(struct)
-    if not parsed:
-        return ""
-    return f"{parsed['date']} ({parsed['type'].lower()})" if parsed["type"] else parsed["date"]
-
-
 PHASE_NAMES = {"EARLY_PHASE1": "Early Phase 1", "PHASE1": "Phase 1", "PHASE2": "Phase 2",
                "PHASE3": "Phase 3", "PHASE4": "Phase 4"}
 
@@ -306,7 +293,7 @@ def _pub_types(study_type: str, phases: list[str]) -> list[str]:
 def parse_study(study: dict) -> dict:
     """One v2 study → a record for save_items/save_trials (``kind="trial"``, ``source="ctgov"``).
 
-    ``extra`` holds every parsed trial field; ``tracked`` is the normalised tracked-field snapshot.
+    ``extra`` holds every parsed trial field (``bot.store.trials.tracked_snapshot`` reads it).
     Raises ValueError if the study has no valid NCT id (a missing one, or not a string), or holds
     a value the store cannot keep (``check_values``).
     """
@@ -370,38 +357,7 @@ def parse_study(study: dict) -> dict:
         "keywords": [_text(k) for k in _get(proto, "conditionsModule", "keywords", default=[]) if k],
         "nct_ids": [nct_id],
         "extra": extra,
-        "tracked": tracked_snapshot(extra),
         "version_date": last_update["date"] if last_update else None,
-    }
-
-
-def tracked_snapshot(extra: dict) -> dict:
-    """The tracked fields, normalised so that equal values compare equal.
-
-    Strings are whitespace-collapsed; lists whose order means nothing (phases, arms,
-    interventions) are sorted and de-duplicated; dates carry their ACTUAL/ESTIMATED type.
-    """
-    def sorted_unique(values):
-        return sorted({v for v in values if v})
-
-    enrollment = extra.get("enrollment")
-    return {
-        "overall_status": extra.get("overall_status") or "",
-        "last_known_status": extra.get("last_known_status") or "",
-        "why_stopped": extra.get("why_stopped") or "",
-        "phases": sorted_unique(extra.get("phases") or []),
-        "enrollment": (int(enrollment) if isinstance(enrollment, (int, float, str)) and str(enrollment).isdigit()
-                       else None),
-        "enrollment_type": extra.get("enrollment_type") or "",
-        "start_date": _date_value(extra.get("start_date")),
-        "primary_completion_date": _date_value(extra.get("primary_completion_date")),
-        "completion_date": _date_value(extra.get("completion_date")),
-        # One field for "results posted": the date when the registry gives it, else yes/"".
-        "results_posted": _date_value(extra.get("results_first_posted")) or ("yes" if extra.get("has_results") else ""),
-        "arms": sorted_unique(f"{a.get('type') or 'ARM'}: {a['label']}" for a in extra.get("arms") or []),
-        "interventions": sorted_unique(f"{i.get('type') or 'OTHER'}: {i['name']}"
-                                       for i in extra.get("interventions") or []),
-        "locations_count": int(extra.get("locations_count") or 0),
     }
 
 
@@ -413,7 +369,7 @@ def parse_studies(studies: Iterable[dict],
         try:
             yield parse_study(study)
         except Exception as e:  # noqa: BLE001 - one odd study must never cost its page
-            error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+            error = one_line(e)[:300]
             label = study_label(study)
             log.warning("clinicaltrials: study %s refused: %s", label, error)
             if refuse is not None:

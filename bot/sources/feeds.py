@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import feedparser
 
+from bot.errors import one_line
 from bot.sources.http import HttpClient, SourceError, source_client
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def parse_feed(data: bytes, *, url: str = "", name: str = "") -> FeedResult:
     parsed = feedparser.parse(data)
     result = FeedResult(url=url, source=source_name(url, name), title=_clean(parsed.feed.get("title")))
     if parsed.bozo:
-        problem = f"{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}".splitlines()[0]
+        problem = one_line(parsed.bozo_exception)
         if not parsed.entries:
             raise FeedError(f"{result.source}: not a readable feed ({problem})")
         result.warning = problem

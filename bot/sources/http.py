@@ -47,6 +47,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from bot import __version__
 from bot.redact import known_secrets, scrub
+from bot.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ DEFAULT_MAX_BYTES = 200 * MB      # decoded body: a 1,000-study CT.gov page or a
 _CHUNK = 64 * 1024
 
 
-class SourceError(RuntimeError):
+class SourceError(UserError, RuntimeError):
     """A source could not be read: one line saying which source, what request and why."""
 
 

@@ -39,6 +39,7 @@ from Bio import Entrez
 from Bio.Entrez import Parser as EntrezParser
 
 from bot.config import DEFAULT_EUTILS_URL
+from bot.errors import one_line
 from bot.links import pubmed_url
 from bot.sources.http import HttpClient, SourceError, source_client
 
@@ -372,7 +373,7 @@ def parse_batch(body: bytes, retstart: int = 0, retmax: int = 0) -> Batch:
     try:
         articles = read_article_set(body)
     except Exception as e:  # noqa: BLE001 - any parser failure means this answer is unusable
-        batch.error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+        batch.error = one_line(e)[:300]
         batch.malformed = b"<PubmedArticle" in (body or b"") or b"<PubmedBookArticle" in (body or b"")
         if not batch.malformed:
             log.error("pubmed efetch retstart=%d: unusable answer: %s", retstart, batch.error)
@@ -389,7 +390,7 @@ def parse_batch(body: bytes, retstart: int = 0, retmax: int = 0) -> Batch:
         except Exception as e:  # noqa: BLE001 - one odd record must not cost the batch
             batch.record_errors += 1
             batch.quarantined.append((_article_pmid(article) or f"record {position + 1} at retstart {retstart}",
-                                      f"{type(e).__name__}: {e}".splitlines()[0][:300]))
+                                      one_line(e)[:300]))
             log.error("pubmed efetch retstart=%d: record quarantined: %s: %s", retstart, type(e).__name__, e)
     return batch
 

@@ -1,4 +1,5 @@
-"""Database helpers for the digest stage: settings, subscribers, digests, sent items, the outbox.
+"""Database helpers for the digest stage: settings, digests, sent items, the outbox (subscribers
+themselves: ``bot.store.subscribers``).
 
 Tables are created by ``m004_digest`` in ``bot.store.schema``. Everything that changes several
 rows at once runs in one transaction, so a crash never leaves a digest without its outbox row
@@ -14,11 +15,15 @@ import sqlite_utils
 from bot.store import loads, now_iso
 
 __all__ = [
-    "get_setting", "set_setting", "get_subscriber", "find_subscriber",
-    "active_subscribers", "last_digest", "sent_keys", "store_digest", "pending_deliveries",
+    "get_setting", "set_setting", "last_digest", "sent_keys", "store_digest", "pending_deliveries",
     "mark_sent", "mark_failed", "mark_deferred", "public_digests", "digest_row", "first_digest",
     "fetch_runs_since",
 ]
+
+
+def _dicts(cursor) -> list[dict]:
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
 # --- settings ------------------------------------------------------------------------------
@@ -33,20 +38,42 @@ def set_setting(db: sqlite_utils.Database, key: str, value: str) -> None:
         db["settings"].upsert({"key": key, "value": value, "updated_at": now_iso()}, pk="key")
 
 
-# --- subscribers ---------------------------------------------------------------------------
+# --- what a digest may hold ----------------------------------------------------------------
 
-def get_subscriber(db: sqlite_utils.Database, subscriber_id: int) -> dict | None:
-    rows = list(db["subscribers"].rows_where("id = ?", [subscriber_id], limit=1))
+_CANDIDATES_SQL = """
+    select i.*, s.relevance, s.relevant, s.themes as theme_scores, s.labels, s.why, s.evidence,
+           (s.item_id is null) as unscored
+    from items i left join scores s on s.item_id = i.id
+    where (s.relevant = 1 or (i.kind = 'trial' and s.item_id is null))
+      and i.first_seen >= ?
+"""
+
+
+def digest_candidates(db: sqlite_utils.Database, since: str) -> list[dict]:
+    """Items first stored at or after ``since`` that a digest may hold: those the ranker judged
+    relevant, and trials not scored yet; each with its score columns (``themes`` as
+    ``theme_scores``) and ``unscored``."""
+    return _dicts(db.execute(_CANDIDATES_SQL, [since]))
+
+
+def correction_notices(db: sqlite_utils.Database, since: str) -> list[dict]:
+    """{"id", "extra"} of the items naming corrections (errata, retraction notices) stored or
+    updated at or after ``since``: they are rarely scored relevant themselves."""
+    return [{"id": r[0], "extra": r[1]} for r in db.execute(
+        "select id, extra from items where extra like '%\"corrections\"%' and (first_seen >= ? or updated_at >= ?)",
+        [since, since])]
+
+
+def item_with_score(db: sqlite_utils.Database, item_id: str) -> dict | None:
+    """One item with its score columns (labels, evidence, why, relevance, relevant), or None."""
+    rows = _dicts(db.execute("select i.*, s.labels, s.evidence, s.why, s.relevance, s.relevant from items i "
+                             "left join scores s on s.item_id = i.id where i.id = ?", [item_id]))
     return rows[0] if rows else None
 
 
-def find_subscriber(db: sqlite_utils.Database, email: str) -> dict | None:
-    rows = list(db["subscribers"].rows_where("lower(email) = lower(?)", [email], limit=1))
-    return rows[0] if rows else None
-
-
-def active_subscribers(db: sqlite_utils.Database) -> list[dict]:
-    return list(db["subscribers"].rows_where("status = 'active'", order_by="id"))
+def subscribers_with_pending_delivery(db: sqlite_utils.Database) -> set[int]:
+    """Ids of the subscribers with a digest still in the outbox."""
+    return {row[0] for row in db.execute("select distinct subscriber_id from deliveries where status = 'pending'")}
 
 
 # --- digests -------------------------------------------------------------------------------
@@ -61,7 +88,7 @@ def last_digest(db: sqlite_utils.Database, subscriber_id: int | None) -> dict | 
 
 def first_digest(db: sqlite_utils.Database, subscriber_id: int | None) -> dict | None:
     """The subscriber's earliest digest (``None`` = the public archive's first issue): where what
-    they may be sent starts (see ``bot.digest.builder.news_for``)."""
+    they may be sent starts (see ``bot.digest.schedule.news_for``)."""
     where = "subscriber_id is null" if subscriber_id is None else "subscriber_id = ?"
     args = [] if subscriber_id is None else [subscriber_id]
     rows = list(db.execute(f"select period_start, period_end, created_at from digests where {where} "
@@ -154,9 +181,7 @@ def pending_deliveries(db: sqlite_utils.Database, email: str | None = None) -> l
         sql += " and lower(s.email) = lower(?)"
         args.append(email)
     sql += " order by dl.id"
-    cursor = db.execute(sql, args)
-    names = [c[0] for c in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return _dicts(db.execute(sql, args))
 
 
 def mark_sent(db: sqlite_utils.Database, delivery: dict) -> None:
@@ -225,9 +250,7 @@ def public_issue_index(db: sqlite_utils.Database, limit: int | None = None) -> l
     """The public issues without their bodies (id, period, subject, item count), newest first."""
     sql = ("select id, period_start, period_end, subject, item_count from digests where subscriber_id is null "
            "and data is not null order by period_end desc, id desc")
-    cursor = db.execute(sql + (" limit ?" if limit else ""), [limit] if limit else [])
-    names = [c[0] for c in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return _dicts(db.execute(sql + (" limit ?" if limit else ""), [limit] if limit else []))
 
 
 def public_issue_on(db: sqlite_utils.Database, day: str) -> dict | None:

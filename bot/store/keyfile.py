@@ -19,13 +19,14 @@ from pathlib import Path
 import sqlite_utils
 
 from bot.redact import register_secret
+from bot.errors import UserError
 
 log = logging.getLogger(__name__)
 
 KEY_SUFFIX = ".key"
 
 
-class KeyFileError(RuntimeError):
+class KeyFileError(UserError, RuntimeError):
     """The key file cannot be used (unreadable, or different from the key being moved into it)."""
 
 

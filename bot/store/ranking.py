@@ -1,9 +1,10 @@
-"""Ranking's tables: the embedding cache, scores, curator feedback (and subscribers' votes as
-training examples) — and ``rank_items``.
+"""Ranking's tables: the embedding cache, scores, curator feedback and the ranker's records.
 
 Embeddings are keyed by (sha256 of the exact text, model name), so an unchanged text is never
-embedded twice, whoever asks (the ranker, search). Scores remember what they were computed from
-(``scored_hash`` = item content hash + ranker state), so ``rank_items`` re-scores only what changed.
+embedded twice, whoever asks (the ranker and search, through ``bot.ranking.cached_embedder``).
+Scores remember what they were computed from (``scored_hash`` = item content hash + ranker state),
+so the rank stage (``bot.ranking.stage``) re-scores only what changed. Nothing here imports from
+``bot.ranking``: the store is below it.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ from typing import Iterable
 import numpy as np
 import sqlite_utils
 
-from bot.faults import crash_point
 from bot.store import loads, now_iso
+from bot.store.digests import get_setting, set_setting
 
 log = logging.getLogger(__name__)
 
 FEEDBACK_LABELS = ("relevant", "irrelevant")
 _SQL_CHUNK = 500  # sqlite's bound-parameter limit is far above this; keeps queries small
-RANK_BATCH = 50   # items scored per saved batch (see rank_items)
 
 
 def text_hash(text: str) -> str:
@@ -54,80 +54,17 @@ class EmbeddingCache:
     def put_many(self, vectors: dict[str, np.ndarray], model: str) -> None:
         """Store vectors by text; a 2-D array (a passage's sentence vectors) is stored as its rows
         one after the other (``dims`` is the width of a row)."""
+        self.put_hashed({text_hash(t): v for t, v in vectors.items()}, model)
+
+    def put_hashed(self, vectors: dict[str, np.ndarray], model: str) -> None:
+        """Store vectors under keys that are already hashes (search's doc vectors are keyed by
+        the item's content hash)."""
         now = now_iso()
-        rows = [{"content_hash": text_hash(t), "model": model, "dims": int(v.shape[-1]),
+        rows = [{"content_hash": key, "model": model, "dims": int(v.shape[-1]),
                  "vector": np.asarray(v, dtype=np.float32).tobytes(), "created_at": now}
-                for t, v in vectors.items()]
+                for key, v in vectors.items()]
         with self.db.atomic():
             self.db["embeddings"].upsert_all(rows, pk=("content_hash", "model"))
-
-
-def cached_encode(db: sqlite_utils.Database | None, embedder, texts: list[str]) -> np.ndarray:
-    """Vectors for ``texts`` (shape (n, d)), embedding only texts not already cached.
-
-    ``db`` may be None (no store: ``spsbot score``). The embedder is only asked — and so the
-    model only loaded — when some text is missing from the cache.
-    """
-    unique = list(dict.fromkeys(texts))
-    known: dict[str, np.ndarray] = {}
-    cache = EmbeddingCache(db) if db is not None else None
-    if cache is not None:
-        known.update(cache.get_many(unique, embedder.model_name))
-    missing = [t for t in unique if t not in known]
-    if missing:
-        log.info("embedding %d new texts with %s", len(missing), embedder.model_name)
-        new = dict(zip(missing, embedder.encode(missing)))
-        if cache is not None:
-            cache.put_many(new, embedder.model_name)
-        known.update(new)
-    if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.stack([known[t] for t in texts]).astype(np.float32)
-
-
-def passage_key(sentences: list[str]) -> str:
-    """What a passage's sentence vectors are cached under: its sentences, in order (a sentence's
-    vector depends on the whole passage, so the passage is the unit)."""
-    return json.dumps(list(sentences), ensure_ascii=False)
-
-
-def cached_passages(db: sqlite_utils.Database | None, embedder, passages: list[list[str]], *,
-                    embed: bool = True) -> list[np.ndarray | None]:
-    """Sentence vectors for each passage (a record's sentences), embedding only passages not
-    already cached; with ``embed=False`` a passage not in the cache is None (nothing is embedded).
-
-    Under the "sentences" method the cache is per sentence (``cached_encode``); under "passage"
-    one row per passage holds all its sentence vectors, keyed by ``passage_key`` and the
-    embedder's ``passage_space`` (model + method + window).
-    """
-    if embedder.embedding == "sentences":
-        return _cached_sentences(db, embedder, passages, embed)
-    space = embedder.passage_space
-    keys = [passage_key(p) for p in passages]
-    cache = EmbeddingCache(db) if db is not None else None
-    known: dict[str, np.ndarray] = {}
-    if cache is not None:
-        for key, flat in cache.get_many(set(keys), space).items():
-            rows = len(json.loads(key)) or 1
-            known[key] = flat.reshape(rows, -1)
-    missing = list(dict.fromkeys(k for k in keys if k not in known))
-    if missing and embed:
-        log.info("embedding %d new passages with %s", len(missing), space)
-        new = dict(zip(missing, embedder.encode_passages([json.loads(k) for k in missing])))
-        if cache is not None:
-            cache.put_many(new, space)
-        known.update(new)
-    return [known.get(k) for k in keys]
-
-
-def _cached_sentences(db, embedder, passages, embed: bool) -> list[np.ndarray | None]:
-    flat = list(dict.fromkeys(s for p in passages for s in p))
-    if embed:
-        known = dict(zip(flat, cached_encode(db, embedder, flat))) if flat else {}
-    else:
-        known = EmbeddingCache(db).get_many(flat, embedder.model_name) if db is not None else {}
-    return [np.stack([known[s] for s in p]).astype(np.float32) if p and all(s in known for s in p) else None
-            for p in passages]
 
 
 # --- feedback -------------------------------------------------------------------------------
@@ -151,28 +88,20 @@ def save_feedback(db: sqlite_utils.Database, item_id: str, label: str, theme: st
 def load_feedback(db: sqlite_utils.Database) -> list[dict]:
     """All judgements the ranker learns from: [{"item_id", "label", "theme" (None = relevance),
     "created_at"}], oldest first. The ranker reads them through ``training_feedback``, with the
-    subscribers' votes; ``label --review`` through ``review_candidates``."""
+    subscribers' votes; ``label --review`` through ``unjudged_scored_items``."""
     if "feedback" not in db.table_names():
         return []
     return list(db.query("select item_id, label, theme, created_at from feedback order by id"))
 
 
-def review_candidates(db: sqlite_utils.Database) -> list[dict]:
-    """Scored items no judgement covers yet (for relevance), as ranker records plus their stored
-    ``relevance`` and ``relevant``: what ``spsbot label --review`` may ask about."""
+def unjudged_scored_items(db: sqlite_utils.Database) -> list[dict]:
+    """Scored ``items`` rows no judgement covers yet (for relevance), by id, each with its stored
+    ``_relevance`` and ``_relevant``: what ``spsbot label --review`` may ask about."""
     judged = {f["item_id"] for f in load_feedback(db) if not f.get("theme")}
     rows = db.execute("select items.*, scores.relevance as _relevance, scores.relevant as _relevant from items "
                       "join scores on scores.item_id = items.id order by items.id")
     names = [c[0] for c in rows.description]
-    out = []
-    for values in rows.fetchall():
-        row = dict(zip(names, values))
-        if row["id"] in judged:
-            continue
-        out.append({**record_for_ranking(row), "relevance": row["_relevance"] or 0.0,
-                    "relevant": bool(row["_relevant"]), "journal": row.get("journal"), "pub_date": row.get("pub_date"),
-                    "url": row.get("url")})
-    return out
+    return [row for row in (dict(zip(names, values)) for values in rows.fetchall()) if row["id"] not in judged]
 
 
 def feedback_hash(feedback: list[dict]) -> str:
@@ -214,57 +143,16 @@ def save_scores(db: sqlite_utils.Database, scored: list[tuple[str, str, dict]]) 
         db["scores"].upsert_all(rows, pk="item_id")
 
 
-# --- ranking the store ----------------------------------------------------------------------
+# --- the rank stage's reads and records -------------------------------------------------------
 
-def record_for_ranking(row: dict) -> dict:
-    """An ``items`` row as the ranker's input record (title, text, kind, pub_types, mesh, keywords)."""
-    text = row.get("abstract") or ""
-    extra = loads(row.get("extra"), {}) or {}
-    if row.get("kind") == "trial" and extra.get("conditions"):
-        # A registration's summary often omits the disease; its conditions list names it.
-        text = f"{text}\nConditions: {'; '.join(map(str, extra['conditions']))}.".strip()
-    return {"id": row["id"], "kind": row.get("kind"), "title": row.get("title") or "", "text": text,
-            "pub_types": loads(row.get("pub_types"), []), "mesh": loads(row.get("mesh"), []),
-            "keywords": loads(row.get("keywords"), [])}
-
-
-def _items(db: sqlite_utils.Database, ids: list[str]) -> dict[str, dict]:
+def items_by_id(db: sqlite_utils.Database, ids: list[str]) -> dict[str, dict]:
+    """``items`` rows by id (ids not stored are absent)."""
     out = {}
     for start in range(0, len(ids), _SQL_CHUNK):
         chunk = ids[start:start + _SQL_CHUNK]
         for row in db["items"].rows_where(f"id in ({','.join('?' * len(chunk))})", chunk):
             out[row["id"]] = row
     return out
-
-
-def training_feedback(db: sqlite_utils.Database, vote_weight: float) -> list[dict]:
-    """Everything the store says about relevance, as weighted labelled examples for the ranker:
-    curator labels (``feedback``: ``spsbot label`` or a curator's click in a digest) at full weight
-    (``FEEDBACK_WEIGHT``), and subscribers' votes (``votes``) at ``vote_weight`` per net vote,
-    only for items no curator judged. Each example: the item's ranking record plus ``relevant``
-    and/or ``themes``, ``weight`` and ``source`` ("curator" or "votes")."""
-    from bot.ranking.scorer import feedback_examples, vote_examples
-    from bot.store.subscribers import vote_counts
-
-    feedback = load_feedback(db)
-    votes = vote_counts(db) if "votes" in db.table_names() else {}
-    judged = _items(db, sorted({f["item_id"] for f in feedback} | set(votes)))
-    records = {i: record_for_ranking(r) for i, r in judged.items()}
-    curated = feedback_examples(feedback, records)
-    decided = {ex["id"] for ex in curated if "relevant" in ex}
-    return curated + vote_examples(votes, records, vote_weight, decided)
-
-
-def make_ranker(db: sqlite_utils.Database, config, embedder=None):
-    """The ranker for this store: the profile's seed set plus the feedback stored here (curator
-    labels, and subscribers' votes at ``[ranking] vote_weight``)."""
-    from bot.ranking.embedder import embedder_for
-    from bot.ranking.scorer import VOTE_WEIGHT, Ranker
-
-    embedder = embedder or embedder_for(config.ranking)
-    vote_weight = config.ranking.get("vote_weight")
-    examples = training_feedback(db, VOTE_WEIGHT if vote_weight is None else float(vote_weight))
-    return Ranker(config, embedder, db=db, feedback=examples)
 
 
 def record_model_files(db: sqlite_utils.Database, fingerprint: str, model_files: dict | None) -> None:
@@ -284,46 +172,15 @@ def record_model_files(db: sqlite_utils.Database, fingerprint: str, model_files:
                                    pk="fingerprint")
 
 
-def _record_seed_state(db: sqlite_utils.Database, seed_state: dict) -> None:
+def record_seed_state(db: sqlite_utils.Database, seed_state: dict) -> None:
     """Keep what the ranker learns from (``Ranker.seed_state``) where ``spsbot status`` reads it."""
-    from bot.store.digests import get_setting, set_setting
     value = json.dumps(seed_state, sort_keys=True)
     if get_setting(db, "ranker_seed") != value:
         set_setting(db, "ranker_seed", value)
 
 
-def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, force: bool = False,
-               embedder=None) -> dict:
-    """Score every item whose content (or the ranker: version, model, seed, feedback, config)
-    changed since it was last scored; write ``scores``. With nothing to do, no model is loaded.
-
-    Returns {"scored": n, "unchanged": n, "relevant": n, "embedded": texts embedded now}.
-    """
-    ranker = make_ranker(db, config, embedder)
-    _record_seed_state(db, ranker.seed_state())
-    state = ranker.fingerprint()[:12]
-    rows = db.execute(
+def scored_hashes(db: sqlite_utils.Database) -> list[tuple[str, str, str | None]]:
+    """(item id, content hash, scored hash or None when never scored) for every item, by id."""
+    return [tuple(row) for row in db.execute(
         "select items.id, items.content_hash, scores.scored_hash from items "
-        "left join scores on scores.item_id = items.id order by items.id").fetchall()
-    todo = [item_id for item_id, chash, scored in rows if force or scored != f"{chash}:{state}"]
-    counts = {"scored": 0, "unchanged": len(rows) - len(todo), "relevant": 0, "embedded": 0}
-    if not todo:
-        return counts
-    items = _items(db, todo)
-    records = [record_for_ranking(items[i]) for i in todo]
-    before = getattr(ranker.embedder, "encoded", 0)
-    results = []
-    # Scored and saved batch by batch (each its own transaction): a crash keeps the finished
-    # batches, and the next run re-scores only the rest (their scored_hash is still stale).
-    for start in range(0, len(todo), RANK_BATCH):
-        batch_ids = todo[start:start + RANK_BATCH]
-        scored = ranker.score(records[start:start + RANK_BATCH], progress=progress)
-        save_scores(db, [(i, f"{items[i]['content_hash']}:{state}", r) for i, r in zip(batch_ids, scored)])
-        results.extend(scored)
-        crash_point("rank:after_batch")
-    counts.update(scored=len(results), relevant=sum(r["relevant"] for r in results),
-                  embedded=getattr(ranker.embedder, "encoded", 0) - before)
-    record_model_files(db, state, getattr(ranker.embedder, "model_files", None))
-    log.info("ranked %d items (%d relevant), %d unchanged, %d texts embedded",
-             counts["scored"], counts["relevant"], counts["unchanged"], counts["embedded"])
-    return counts
+        "left join scores on scores.item_id = items.id order by items.id").fetchall()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from bot.clock import now_iso
+from bot.errors import UserError
 
 
 def m001_core(db: sqlite_utils.Database) -> None:
@@ -281,7 +282,7 @@ MIGRATIONS = [
 ]
 
 
-class SchemaError(RuntimeError):
+class SchemaError(UserError, RuntimeError):
     """The database cannot be used by this version of spsbot (one line saying why)."""
 
 

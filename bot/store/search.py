@@ -6,12 +6,23 @@ always bound parameters (see ``bot.search.fts_expression`` for how the MATCH str
 
 from __future__ import annotations
 
-import json
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
 import sqlite_utils
+
+from bot.store.ranking import EmbeddingCache
+
+# What a failed database call raises, for the search modules (which hold no sqlite3 code): a
+# read-only store still searches, it just cannot cache what it embedded.
+StoreError = sqlite3.Error
+
+
+class MatchError(ValueError):
+    """SQLite refused an FTS5 MATCH expression (or could not run it); str() is its message."""
+
 
 # An item's date for --since/--until: its publication date (as precise as the source gave it),
 # else its publication year, else the day PubMed indexed it / the trial was first posted.
@@ -79,6 +90,13 @@ def fts_rowids(db: sqlite_utils.Database, match: str, filters: Filters, limit: i
     With filters, the ranked matches are read in growing slices and only those rows are checked
     against the filters: joining every match to ``items`` first costs ~10x more on a common word.
     """
+    try:
+        return _fts_rowids(db, match, filters, limit)
+    except sqlite3.OperationalError as e:
+        raise MatchError(str(e)) from None
+
+
+def _fts_rowids(db: sqlite_utils.Database, match: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
     sql = "SELECT rowid, rank FROM items_fts WHERE items_fts MATCH ? ORDER BY rank LIMIT ?"
     if filters.is_empty():
         return [(row[0], row[1]) for row in db.execute(sql, [match, limit]).fetchall()]
@@ -132,6 +150,12 @@ def items_by_rowid(db: sqlite_utils.Database, rowids: Iterable[int]) -> dict[int
             record = dict(zip(names, row))
             result[record.pop("_rowid")] = record
     return result
+
+
+def scored_item(db: sqlite_utils.Database, item_id: str) -> dict | None:
+    """The item ``item_id`` joined with its scores (``items_by_rowid``'s shape), or None."""
+    row = db.execute("SELECT rowid FROM items WHERE id = ?", [item_id]).fetchone()
+    return items_by_rowid(db, [row[0]])[row[0]] if row else None
 
 
 def export_rows(db: sqlite_utils.Database, filters: Filters, limit: int | None = None) -> Iterable[dict]:
@@ -196,30 +220,6 @@ def items_without_doc_vector(db: sqlite_utils.Database, model: str) -> list[dict
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def store_doc_vectors(db: sqlite_utils.Database, model: str, vectors: dict[str, np.ndarray], now: str) -> None:
-    """Cache doc vectors (item content hash -> vector)."""
-    rows = [{"content_hash": key, "model": doc_model(model), "dims": int(v.shape[0]),
-             "vector": np.asarray(v, dtype=np.float32).tobytes(), "created_at": now}
-            for key, v in vectors.items()]
-    with db.atomic():
-        db["embeddings"].upsert_all(rows, pk=("content_hash", "model"))
-
-
-def loads_list(value) -> list:
-    if not value:
-        return []
-    try:
-        decoded = json.loads(value)
-    except (TypeError, ValueError):
-        return []
-    return decoded if isinstance(decoded, list) else []
-
-
-def loads_dict(value) -> dict:
-    if not value:
-        return {}
-    try:
-        decoded = json.loads(value)
-    except (TypeError, ValueError):
-        return {}
-    return decoded if isinstance(decoded, dict) else {}
+def store_doc_vectors(db: sqlite_utils.Database, model: str, vectors: dict[str, np.ndarray]) -> None:
+    """Cache doc vectors (item content hash -> vector) in the embedding cache."""
+    EmbeddingCache(db).put_hashed(vectors, doc_model(model))

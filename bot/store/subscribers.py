@@ -1,7 +1,9 @@
-"""Subscriber-side tables of the web front: sign-ups (double opt-in), preferences, votes, curators.
+"""Subscribers and the subscriber side of the web front: sign-ups (double opt-in), preferences, votes.
 
-Tables are created by ``m009_web`` in ``bot.store.schema``. The web app (``bot.web``) and the CLI
-call these functions; they hold all of its SQL. Every change of several rows is one transaction.
+The ``subscribers`` table is created by ``m004_digest``, the web tables by ``m009_web`` (both in
+``bot.store.schema``). The digest stage (``bot.digest.subscribers`` holds the rules: address
+checks, CSV import), the web app (``bot.web``) and the CLI call these functions; they hold all of
+the subscriber SQL. Every change of several rows is one transaction.
 """
 
 from __future__ import annotations
@@ -75,25 +77,77 @@ def confirm_signup(db: sqlite_utils.Database, signup: dict) -> tuple[dict, bool]
     """
     now = now_iso()
     with db.atomic():
-        rows = _rows(db.execute("select * from subscribers where lower(email) = lower(?)", [signup["email"]]))
+        existing = find_subscriber(db, signup["email"])
         changed = True
-        if not rows:
+        if not existing:
             db.execute("insert into subscribers (email, name, themes, frequency, max_items, send_empty, status, "
                        "bounces, created_at, updated_at, confirmed_at) values (?, ?, ?, 'weekly', 20, 0, 'active', "
                        "0, ?, ?, ?)", [signup["email"], signup["name"], signup["themes"], now, now, now])
-        elif rows[0]["status"] != "active":
+        elif existing["status"] != "active":
             db.execute("update subscribers set status = 'active', bounces = 0, themes = ?, "
                        "name = coalesce(?, name), updated_at = ?, confirmed_at = ? where id = ?",
-                       [signup["themes"], signup["name"], now, now, rows[0]["id"]])
+                       [signup["themes"], signup["name"], now, now, existing["id"]])
         else:
             changed = False
         db.execute("update signups set confirmed_at = coalesce(confirmed_at, ?) where id = ?", [now, signup["id"]])
-        subscriber = _rows(db.execute("select * from subscribers where lower(email) = lower(?)",
-                                      [signup["email"]]))[0]
+        subscriber = find_subscriber(db, signup["email"])
     return subscriber, changed
 
 
 # --- subscribers ---------------------------------------------------------------------------
+
+def get_subscriber(db: sqlite_utils.Database, subscriber_id: int) -> dict | None:
+    rows = list(db["subscribers"].rows_where("id = ?", [subscriber_id], limit=1))
+    return rows[0] if rows else None
+
+
+def find_subscriber(db: sqlite_utils.Database, email: str) -> dict | None:
+    """The subscriber with this address (compared case-insensitively), or None."""
+    rows = list(db["subscribers"].rows_where("lower(email) = lower(?)", [email], limit=1))
+    return rows[0] if rows else None
+
+
+def active_subscribers(db: sqlite_utils.Database) -> list[dict]:
+    return list(db["subscribers"].rows_where("status = 'active'", order_by="id"))
+
+
+def subscribers_by_address(db: sqlite_utils.Database, status: str | None = None) -> list[dict]:
+    """Every subscriber (or those with ``status``), ordered by address; ``themes`` as stored (JSON)."""
+    where, args = ("status = ?", [status]) if status else (None, None)
+    return list(db["subscribers"].rows_where(where, args, order_by="email"))
+
+
+def subscriber_counts(db: sqlite_utils.Database) -> dict[str, int]:
+    """status ("unknown" for none) -> how many subscribers have it, in status order."""
+    return dict(db.execute("SELECT coalesce(status, 'unknown'), count(*) FROM subscribers "
+                           "GROUP BY 1 ORDER BY 1").fetchall())
+
+
+def insert_subscriber(db: sqlite_utils.Database, row: dict) -> dict:
+    """Store a new subscriber (``row`` holds every field but the timestamps); returns the stored row."""
+    now = now_iso()
+    with db.atomic():
+        pk = db["subscribers"].insert({**row, "created_at": now, "updated_at": now}).last_pk
+    return get_subscriber(db, pk)
+
+
+def update_subscriber(db: sqlite_utils.Database, subscriber_id: int, changes: dict) -> dict:
+    """Change the given fields of a subscriber (``updated_at`` stamped); returns the stored row."""
+    with db.atomic():
+        db["subscribers"].update(subscriber_id, {**changes, "updated_at": now_iso()})
+    return get_subscriber(db, subscriber_id)
+
+
+def purge_subscriber(db: sqlite_utils.Database, subscriber_id: int) -> None:
+    """Delete the subscriber and every trace of them: digests, their items, deliveries, sent items."""
+    with db.atomic():
+        db.execute("delete from sent_items where subscriber_id = ?", [subscriber_id])
+        db.execute("delete from deliveries where subscriber_id = ?", [subscriber_id])
+        db.execute("delete from digest_items where digest_id in "
+                   "(select id from digests where subscriber_id = ?)", [subscriber_id])
+        db.execute("delete from digests where subscriber_id = ?", [subscriber_id])
+        db.execute("delete from subscribers where id = ?", [subscriber_id])
+
 
 def update_preferences(db: sqlite_utils.Database, subscriber_id: int, *, themes: str | None, frequency: str,
                        max_items: int) -> None:

@@ -1,9 +1,10 @@
 """Trials in the store: versions, field-level change events, and paper ↔ trial links.
 
 ``save_trials`` stores trial records (from ``bot.sources.clinicaltrials.parse_study``) as items and
-compares each one's normalised tracked-field snapshot with the latest stored version: a real
-change writes a new ``trial_versions`` row and one ``trial_changes`` row per changed field. The
-first sight of a trial is a version without events (a new trial shows by its ``first_seen``).
+compares each one's normalised tracked-field snapshot (``tracked_snapshot`` of its ``extra``) with
+the latest stored version: a real change writes a new ``trial_versions`` row and one
+``trial_changes`` row per changed field. The first sight of a trial is a version without events
+(a new trial shows by its ``first_seen``).
 
 Links (``links`` table) join a paper to a trial with the evidence: ``databank`` (the PubMed
 record's DataBankList), ``abstract`` (the NCT id is in its title/abstract) or
@@ -21,14 +22,59 @@ from typing import Iterable
 
 import sqlite_utils
 
-from bot.sources.clinicaltrials import TRACKED_FIELDS, tracked_snapshot
 from bot.store import loads, now_iso, save_items
 
-__all__ = ["save_trials", "snapshot_hash", "diff_snapshots", "latest_snapshots", "display_value",
+__all__ = ["TRACKED_FIELDS", "tracked_snapshot", "save_trials", "snapshot_hash", "diff_snapshots",
+           "latest_snapshots", "display_value",
            "link_papers_and_trials", "paper_trial_mentions", "trial_changes_since", "tracked_trials",
-           "links_for", "links_since"]
+           "links_for", "links_since", "change_events_since", "stored_trial_ids", "paper_trial_links"]
 
 NCT_RE = re.compile(r"\bNCT\s?(\d{8})\b", re.I)
+
+# The fields whose change becomes a change event, in display order.
+TRACKED_FIELDS = (
+    "overall_status", "last_known_status", "why_stopped", "phases", "enrollment", "enrollment_type",
+    "start_date", "primary_completion_date", "completion_date", "results_posted",
+    "arms", "interventions", "locations_count",
+)
+
+
+def _date_text(value) -> str:
+    """A parsed trial date (``{"date", "type"}``) as one comparable string: '2024-05 (estimated)'."""
+    if not isinstance(value, dict) or not value.get("date"):
+        return ""
+    kind = value.get("type")
+    return f"{value['date']} ({kind.lower()})" if kind else value["date"]
+
+
+def tracked_snapshot(extra: dict) -> dict:
+    """The tracked fields of a parsed trial's ``extra``, normalised so that equal values compare equal.
+
+    Strings arrive whitespace-collapsed from the parser; lists whose order means nothing (phases,
+    arms, interventions) are sorted and de-duplicated; dates carry their ACTUAL/ESTIMATED type.
+    """
+    def sorted_unique(values):
+        return sorted({v for v in values if v})
+
+    enrollment = extra.get("enrollment")
+    return {
+        "overall_status": extra.get("overall_status") or "",
+        "last_known_status": extra.get("last_known_status") or "",
+        "why_stopped": extra.get("why_stopped") or "",
+        "phases": sorted_unique(extra.get("phases") or []),
+        "enrollment": (int(enrollment) if isinstance(enrollment, (int, float, str)) and str(enrollment).isdigit()
+                       else None),
+        "enrollment_type": extra.get("enrollment_type") or "",
+        "start_date": _date_text(extra.get("start_date")),
+        "primary_completion_date": _date_text(extra.get("primary_completion_date")),
+        "completion_date": _date_text(extra.get("completion_date")),
+        # One field for "results posted": the date when the registry gives it, else yes/"".
+        "results_posted": _date_text(extra.get("results_first_posted")) or ("yes" if extra.get("has_results") else ""),
+        "arms": sorted_unique(f"{a.get('type') or 'ARM'}: {a['label']}" for a in extra.get("arms") or []),
+        "interventions": sorted_unique(f"{i.get('type') or 'OTHER'}: {i['name']}"
+                                       for i in extra.get("interventions") or []),
+        "locations_count": int(extra.get("locations_count") or 0),
+    }
 
 
 def snapshot_hash(snapshot: dict) -> str:
@@ -86,7 +132,7 @@ def save_trials(db: sqlite_utils.Database, records: Iterable[dict], now: str | N
         latest = latest_snapshots(db)
         for record in records:
             nct_id = record["nct_id"].upper()
-            snapshot = record.get("tracked") or tracked_snapshot(record.get("extra") or {})
+            snapshot = tracked_snapshot(record.get("extra") or {})
             digest = snapshot_hash(snapshot)
             previous = latest.get(nct_id)
             if previous and previous[0] == digest:
@@ -194,6 +240,25 @@ def trial_changes_since(db: sqlite_utils.Database, since: str, until: str | None
         params.append(until)
     sql += " order by c.detected_at, c.nct_id, c.id"
     return list(db.query(sql, params))
+
+
+def change_events_since(db: sqlite_utils.Database, day: str) -> list[dict]:
+    """Change events (with their ``id``) detected on or after ``day``, in the order detected."""
+    names = ("id", "nct_id", "field", "old", "new", "detected_at")
+    return [dict(zip(names, row)) for row in db.execute(
+        "select id, nct_id, field, old, new, detected_at from trial_changes where detected_at >= ? order by id",
+        [day])]
+
+
+def stored_trial_ids(db: sqlite_utils.Database) -> set[str]:
+    """The item ids (``nct:…``) of every stored trial."""
+    return {row[0] for row in db.execute("select id from items where kind = 'trial'")}
+
+
+def paper_trial_links(db: sqlite_utils.Database) -> list[tuple[str, str, str | None, str | None]]:
+    """Every link as (paper id, trial id, evidence, detail); detail "" in a store older than it."""
+    detail = "detail" if "detail" in db["links"].columns_dict else "''"
+    return db.execute(f"select paper_id, trial_id, evidence, {detail} from links").fetchall()
 
 
 def tracked_trials(db: sqlite_utils.Database) -> list[dict]:

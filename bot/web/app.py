@@ -73,7 +73,7 @@ class WebState:
         """The embedding model for hybrid search, loaded once per process on first use."""
         with self._embedder_lock:
             if self.embedder is None:
-                from bot.search import load_default_embedder
+                from bot.search.hybrid import load_default_embedder
                 self.embedder = load_default_embedder(self.config.ranking)
             return self.embedder
 

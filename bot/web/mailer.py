@@ -8,11 +8,11 @@ time: a flood of sign-ups can never open a flood of connections (and the rate li
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 
 from bot.digest.confirmations import send_signup_mails
 from bot.digest.send import SendError
+from bot.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class SignupMailer:
                 self._wake.clear()  # before sending: a sign-up stored meanwhile wakes the next pass
                 try:
                     send_signup_mails(db, self.config, self.base_url)
-                except (SendError, sqlite3.Error, OSError) as e:  # keep the thread alive; retry later
+                except (SendError, StoreError, OSError) as e:  # keep the thread alive; retry later
                     log.warning("sign-up e-mails: %s: %s", type(e).__name__, e)
                 self._wake.wait(self.interval)
         finally:

@@ -10,6 +10,7 @@ import time
 
 from flask import Blueprint, Response, abort, render_template, request
 
+from bot.store.status import ping
 from bot.web.app import bad_request, limit, state
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,11 @@ def theme_choices(config) -> list[dict]:
 def _period(row: dict) -> str:
     """'10–16 Nov 2026': the days an issue covers, as its subject line says them (the period
     starts the day after the previous issue's end)."""
-    from datetime import date, timedelta
+    from datetime import timedelta
 
+    from bot.dates import parse_day
     from bot.digest.render import period_label
-    first = (date.fromisoformat(row["period_start"][:10]) + timedelta(days=1)).isoformat()
+    first = (parse_day(row["period_start"]) + timedelta(days=1)).isoformat()
     return period_label(first, row["period_end"])
 
 
@@ -87,7 +89,7 @@ def favicon():
 
 @bp.get("/healthz")
 def healthz():
-    state().db().execute("select 1").fetchone()
+    ping(state().db())
     return Response("ok\n", mimetype="text/plain")
 
 
@@ -120,7 +122,7 @@ def _page(value: str) -> int:
 def _run_search(query: str, how_many: int):
     """Hybrid search (``bot.search``, as ``spsbot search --relevant``), one at a time: a search
     holds a core for tens of milliseconds and must not starve the sign-up pages."""
-    from bot.search import Filters, SearchError, search
+    from bot.search.hybrid import Filters, SearchError, search
     st = state()
     if not st.search_slots.acquire(timeout=SEARCH_WAIT):
         from werkzeug.exceptions import ServiceUnavailable

@@ -122,7 +122,7 @@ def preferences_page():
 
 
 def _preferences(subscriber: dict, token: str, done: str = "", error: str | None = None, status: int = 200):
-    from bot.digest.builder import period_days
+    from bot.digest.schedule import period_days
     from bot.store import loads
     from bot.web.public import theme_choices
     config = state().config

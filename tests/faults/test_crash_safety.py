@@ -31,7 +31,7 @@ from bot.replay import LocalServer, Response
 from bot.replay.ctgov import demo_responder
 from bot.replay.eutils import eutils_responder
 from bot.store import open_db
-from bot.store.ranking import RANK_BATCH
+from bot.ranking.stage import RANK_BATCH
 from conftest import SmtpServer, clean_env, copy_db, prewarm_embeddings, spsbot, spsbot_path
 from faults.helpers import error_lines, integrity
 

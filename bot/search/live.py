@@ -14,9 +14,10 @@ import logging
 import re
 
 from bot.config import DEFAULT_CTGOV_URL
-from bot.search import Filters, ParsedQuery, SearchResult, Token, hit_from_item, item_url, parse_query, rrf_fuse
-from bot.store import get_item, item_id_for, now_iso, save_items
-from bot.store.search import items_by_rowid, normalise_status
+from bot.search.hybrid import Filters, ParsedQuery, SearchHits, Token, hit_from_item, item_url, parse_query, rrf_fuse
+from bot.store import item_id_for, now_iso, save_items
+from bot.store.search import normalise_status, scored_item
+from bot.errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +109,12 @@ def live_records(config, query: str, filters: Filters | None = None, *, limit: i
         try:
             _pubmed_live(config, parsed, filters, limit, within_topic, result, clients.get("pubmed"))
         except Exception as e:  # noqa: BLE001 - reported to the user; the other source goes on
-            result.errors["pubmed"] = f"{type(e).__name__}: {e}".splitlines()[0]
+            result.errors["pubmed"] = one_line(e)
     if filters.kind != "paper":
         try:
             _ctgov_live(config, parsed, limit, within_topic, result, clients.get("clinicaltrials"))
         except Exception as e:  # noqa: BLE001
-            result.errors["clinicaltrials"] = f"{type(e).__name__}: {e}".splitlines()[0]
+            result.errors["clinicaltrials"] = one_line(e)
     return result
 
 
@@ -158,8 +159,8 @@ def _live_hit(record: dict) -> dict:
     }
 
 
-def merge_live(db, store: SearchResult, live: LiveResult, filters: Filters | None = None,
-               limit: int = 20) -> SearchResult:
+def merge_live(db, store: SearchHits, live: LiveResult, filters: Filters | None = None,
+               limit: int = 20) -> SearchHits:
     """One list: the store's ranking and each live source's ranking fused by RRF.
 
     A live record already in the store shows the stored item (scores, labels), marked
@@ -175,11 +176,9 @@ def merge_live(db, store: SearchResult, live: LiveResult, filters: Filters | Non
             if item_id in hits:
                 hits[item_id]["origin"] = "store+live"
             else:
-                stored = get_item(db, item_id)
+                stored = scored_item(db, item_id)
                 if stored is not None:
-                    rowid = db.execute("SELECT rowid FROM items WHERE id = ?", [item_id]).fetchone()[0]
-                    hit = hit_from_item(items_by_rowid(db, [rowid])[rowid], None, fts_rank=None,
-                                        similarity=None, origin="store+live")
+                    hit = hit_from_item(stored, None, fts_rank=None, similarity=None, origin="store+live")
                     if not record_passes(record, filters, hit["labels"]):
                         continue
                     hits[item_id] = hit
@@ -195,7 +194,7 @@ def merge_live(db, store: SearchResult, live: LiveResult, filters: Filters | Non
     notes += [f"live {source}: {n} matches, {len(recs)} fetched" for source, n, recs in
               (("pubmed", live.counts.get("pubmed"), live.pubmed),
                ("clinicaltrials", live.counts.get("clinicaltrials"), live.trials)) if n is not None]
-    return SearchResult(query=store.query, hits=merged, notes=notes, semantic=store.semantic)
+    return SearchHits(query=store.query, hits=merged, notes=notes, semantic=store.semantic)
 
 
 def save_live(db, live: LiveResult) -> dict:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -26,14 +25,17 @@ import numpy as np
 import sqlite_utils
 
 from bot.links import doi_url, pubmed_url, trial_url
-from bot.store import now_iso
+from bot.ranking.cached_embedder import CachedEmbedder
+from bot.store import db_file, loads
 from bot.store import search as sql
+from bot.store.ranking import EmbeddingCache
 from bot.store.search import Filters
+from bot.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Filters", "ParsedQuery", "SearchError", "SearchResult", "parse_query", "fts_expression",
-           "search", "item_sentences", "item_url", "rrf_fuse", "parse_date", "vector_index"]
+__all__ = ["Filters", "ParsedQuery", "SearchError", "SearchHits", "parse_query", "fts_expression",
+           "search", "item_sentences", "item_url", "rrf_fuse", "vector_index"]
 
 RRF_K = 60                   # the constant from the RRF paper; damps the weight of the very top ranks
 CANDIDATE_POOL = 200         # how deep each ranking is read before fusing
@@ -45,7 +47,7 @@ MAX_QUERY_TERMS = 64
 MAX_QUERY_CHARS = 2000
 
 
-class SearchError(ValueError):
+class SearchError(UserError, ValueError):
     """A query or filter that cannot be searched; str() is one line for the user."""
 
 
@@ -132,26 +134,13 @@ def fts_expression(parsed: ParsedQuery) -> str:
     return expression
 
 
-def parse_date(value: str | None, *, end: bool = False) -> str | None:
-    """YYYY, YYYY-MM or YYYY-MM-DD (or / separators) -> ISO; ``end`` pads to the period's last day."""
-    if not value:
-        return None
-    match = re.fullmatch(r"(\d{4})(?:[-/](\d{1,2}))?(?:[-/](\d{1,2}))?", value.strip())
-    if not match or not (1 <= int(match.group(2) or 1) <= 12) or not (1 <= int(match.group(3) or 1) <= 31):
-        raise SearchError(f"not a date: {value!r} (use YYYY, YYYY-MM or YYYY-MM-DD)")
-    year, month, day = match.group(1), match.group(2), match.group(3)
-    month = f"{int(month):02d}" if month else ("12" if end else "01")
-    day = f"{int(day):02d}" if day else ("31" if end else "01")  # "-31" sorts after any real day
-    return f"{year}-{month}-{day}"
-
-
 # --- embeddings ---------------------------------------------------------------------------------
 
 def item_sentences(item: dict) -> list[str]:
     """What gets embedded for an item: the ranker's sentences (title, then the text's), so the
     ranker's cached vectors serve search too."""
     from bot.ranking.text import record_sentences
-    from bot.store.ranking import record_for_ranking
+    from bot.ranking.records import record_for_ranking
     return record_sentences(record_for_ranking(item))
 
 
@@ -178,8 +167,8 @@ _INDEX_CACHE: dict[tuple, VectorIndex] = {}
 
 
 def _db_key(db: sqlite_utils.Database) -> str:
-    path = db.execute("PRAGMA database_list").fetchone()[2]
-    return path or f"memory:{id(db)}"
+    path = db_file(db)
+    return str(path) if path is not None else f"memory:{id(db)}"
 
 
 def vector_index(db: sqlite_utils.Database, model: str) -> VectorIndex:
@@ -209,9 +198,9 @@ def _fill_missing(db, index: VectorIndex, embedder, notes: list[str]) -> VectorI
     if index.left_missing:  # already tried in this process for this version of the store
         notes.append(index.left_missing)
         return index
-    from bot.store.ranking import cached_passages
+    cached = CachedEmbedder(embedder, EmbeddingCache(db))
     passages = [item_sentences(item) for item in index.missing]
-    vectors = cached_passages(db, embedder, passages, embed=False)
+    vectors = cached.encode_passages(passages, embed=False)
     ready = [item for item, v in zip(index.missing, vectors) if v is not None]
     to_embed = [item for item, v in zip(index.missing, vectors) if v is None]
     if len(to_embed) > EMBED_ON_THE_FLY_MAX:
@@ -222,18 +211,18 @@ def _fill_missing(db, index: VectorIndex, embedder, notes: list[str]) -> VectorI
         notes.append(f"embedded {len(to_embed)} items that had no cached vector")
         todo = [i for i, v in enumerate(vectors) if v is None]
         try:  # cached as the ranker caches them: `spsbot rank` will not embed these again
-            fresh = cached_passages(db, embedder, [passages[i] for i in todo])
-        except sqlite3.Error as e:  # a read-only store still searches; it re-embeds next time
+            fresh = cached.encode_passages([passages[i] for i in todo])
+        except sql.StoreError as e:  # a read-only store still searches; it re-embeds next time
             notes.append(f"could not cache the new vectors: {e}")
-            fresh = cached_passages(None, embedder, [passages[i] for i in todo])
+            fresh = CachedEmbedder(embedder).encode_passages([passages[i] for i in todo])
         for i, v in zip(todo, fresh):
             vectors[i] = v
     space = embedder.passage_space
     new = {item["content_hash"]: _doc_vector(v) for item, v in zip(index.missing, vectors) if v is not None}
     if new:
         try:
-            sql.store_doc_vectors(db, space, new, now_iso())
-        except sqlite3.Error as e:
+            sql.store_doc_vectors(db, space, new)
+        except sql.StoreError as e:
             if not any(n.startswith("could not cache") for n in notes):
                 notes.append(f"could not cache the new vectors: {e}")
     done = ready + to_embed
@@ -262,7 +251,10 @@ def rrf_fuse(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float
 
 
 @dataclass
-class SearchResult:
+class SearchHits:
+    """The answer to one search: its hits (``hit_from_item``'s shape) best first, and notes on
+    how it was done (vectors missing, embedded, live sources' counts)."""
+
     query: str
     hits: list[dict]
     notes: list[str] = field(default_factory=list)
@@ -290,12 +282,12 @@ def hit_from_item(item: dict, score: float | None = None, **extra) -> dict:
         year = int(date[:4]) if date[:4].isdigit() else None
     status = None
     if item.get("kind") == "trial":
-        status = sql.loads_dict(item.get("extra")).get("overall_status")
+        status = loads(item.get("extra"), {}).get("overall_status")
     hit = {
         "id": item["id"], "kind": item.get("kind"), "title": item.get("title"), "year": year,
         "date": item.get("pub_date") or item.get("entrez_date"), "journal": item.get("journal"),
-        "pub_types": sql.loads_list(item.get("pub_types")), "status": status,
-        "labels": sql.loads_list(item.get("labels")), "relevance": item.get("relevance"),
+        "pub_types": loads(item.get("pub_types"), []), "status": status,
+        "labels": loads(item.get("labels"), []), "relevance": item.get("relevance"),
         "score": round(score, 6) if score is not None else None, "url": item_url(item),
     }
     hit.update(extra)
@@ -304,7 +296,7 @@ def hit_from_item(item: dict, score: float | None = None, **extra) -> dict:
 
 def search(db: sqlite_utils.Database, query: str, filters: Filters | None = None, *, limit: int = 20,
            semantic: bool = True, embedder=None, embedder_loader: Callable[[], object] | None = None,
-           min_similarity: float = MIN_SIMILARITY) -> SearchResult:
+           min_similarity: float = MIN_SIMILARITY) -> SearchHits:
     """Hybrid search of the local store. ``semantic=False`` never touches an embedder.
 
     ``embedder`` (or ``embedder_loader``, called only when needed) has ``model_name`` and
@@ -313,11 +305,11 @@ def search(db: sqlite_utils.Database, query: str, filters: Filters | None = None
     filters = filters or Filters()
     parsed = parse_query(query)
     match = fts_expression(parsed)
-    result = SearchResult(query=query, hits=[], semantic=semantic)
+    result = SearchHits(query=query, hits=[], semantic=semantic)
     pool = max(CANDIDATE_POOL, limit * 3)
     try:
         fts = sql.fts_rowids(db, match, filters, pool)
-    except sqlite3.OperationalError as e:  # cannot happen with quoted tokens; never a traceback anyway
+    except sql.MatchError as e:  # cannot happen with quoted tokens; never a traceback anyway
         raise SearchError(f"cannot search for {query!r}: {e}") from None
     rankings = [[rowid for rowid, _ in fts]]
     fts_rank = {rowid: rank for rank, (rowid, _) in enumerate(fts, start=1)}

@@ -1,0 +1,86 @@
+"""Opening the SQLite database (WAL, busy timeout, migrations), its file, scratch copies and
+its integrity check."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import sqlite_utils
+
+from bot.errors import UserError
+from bot.store.keyfile import KeyFileError
+from bot.store.schema import SchemaError, ensure_db_shape
+
+
+class DatabaseOpenError(UserError, sqlite3.DatabaseError):
+    """The database file cannot be used: unreadable, not SQLite, or from a newer spsbot (one line)."""
+
+
+def open_db(path: str | os.PathLike) -> sqlite_utils.Database:
+    """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+    A file that cannot be used raises DatabaseOpenError naming it ("cannot open database …").
+    """
+    try:
+        return _open(path)
+    except (sqlite3.DatabaseError, OSError, SchemaError, KeyFileError) as e:
+        raise DatabaseOpenError(f"cannot open database {path}: {e}") from e
+
+
+def _open(path: str | os.PathLike) -> sqlite_utils.Database:
+    if str(path) != ":memory:":
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(str(Path(path).expanduser()) if str(path) != ":memory:" else ":memory:")
+    # WAL: readers (status, search, Datasette) never block the weekly writer; a crash leaves the
+    # last committed transaction intact. busy_timeout: a second process waits instead of failing.
+    if str(path) != ":memory:":
+        db.enable_wal()
+    db.execute("PRAGMA busy_timeout = 10000")
+    db.execute("PRAGMA foreign_keys = ON")
+    ensure_db_shape(db)
+    return db
+
+
+def db_file(db: sqlite_utils.Database) -> Path | None:
+    """The file behind ``db`` (None for an in-memory database)."""
+    row = db.execute("PRAGMA database_list").fetchone()
+    return Path(row[2]) if row and row[2] else None
+
+
+@contextmanager
+def scratch_copy(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A throwaway copy of ``db`` for dry runs, made with SQLite's online backup (a consistent
+    snapshot, even while another process writes) in a temporary directory that is deleted after.
+
+    Whatever a dry run does — fetch, rank, build digests, reserve items, mint the unsubscribe
+    secret — lands in the copy; the real database is only read. The copy has ``scratch = True``.
+    """
+    with tempfile.TemporaryDirectory(prefix="spsbot-dry-run-") as folder:
+        conn = sqlite3.connect(str(Path(folder) / "dry-run.db"))
+        db.conn.backup(conn)
+        copy = sqlite_utils.Database(conn)
+        copy.scratch = True
+        try:
+            yield copy
+        finally:
+            copy.close()
+
+
+def integrity_problem(db: sqlite_utils.Database) -> str | None:
+    """None when ``PRAGMA quick_check`` finds the file sound, else what it found (one line).
+
+    quick_check reads every page (b-tree structure, record formats, NOT NULL) but skips the
+    index-content cross-check of integrity_check, so it stays fast on a large store.
+    """
+    try:
+        rows = [str(r[0]) for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.DatabaseError as e:
+        return f"{type(e).__name__}: {e}"
+    if rows == ["ok"]:
+        return None
+    return " ".join("; ".join(rows).split())[:300]
