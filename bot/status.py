@@ -171,8 +171,6 @@ def ranker_seed_state(db: sqlite_utils.Database) -> dict | None:
 
 def _quarantine(db: sqlite_utils.Database, shown: int = 10) -> dict:
     """Records a source served that could not be parsed or stored (issue 11: held, not lost)."""
-    if "quarantine" not in db.table_names():
-        return {"count": 0, "by_source": {}, "records": []}
     counts = quarantine_counts(db)
     return {"count": sum(counts.values()), "by_source": counts, "records": open_quarantine(db)[:shown]}
 

@@ -51,7 +51,7 @@ def training_feedback(db: sqlite_utils.Database, vote_weight: float) -> list[dic
     only for items no curator judged. Each example: the item's ranking record plus ``relevant``
     and/or ``themes``, ``weight`` and ``source`` ("curator" or "votes")."""
     feedback = load_feedback(db)
-    votes = vote_counts(db) if "votes" in db.table_names() else {}
+    votes = vote_counts(db)
     judged = items_by_id(db, sorted({f["item_id"] for f in feedback} | set(votes)))
     records = {i: record_for_ranking(r) for i, r in judged.items()}
     curated = feedback_examples(feedback, records)

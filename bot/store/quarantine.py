@@ -46,7 +46,10 @@ def release_records(db: sqlite_utils.Database, source: str, record_ids, now: str
 
 
 def open_quarantine(db: sqlite_utils.Database, source: str | None = None) -> list[dict]:
-    """Records still held (not resolved), oldest first."""
+    """Records still held (not resolved), oldest first (none in a store from before migration 006,
+    which ``status`` may read without migrating)."""
+    if "quarantine" not in db.table_names():
+        return []
     sql = ("select source, record_id, error, first_seen, last_seen, attempts from quarantine "
            "where resolved_at is null")
     args: list = []
@@ -58,5 +61,7 @@ def open_quarantine(db: sqlite_utils.Database, source: str | None = None) -> lis
 
 def quarantine_counts(db: sqlite_utils.Database) -> dict[str, int]:
     """source -> number of records still held."""
+    if "quarantine" not in db.table_names():
+        return {}
     return dict(db.execute("select source, count(*) from quarantine where resolved_at is null "
                            "group by source order by source").fetchall())

@@ -209,7 +209,10 @@ def current_judgement(db: sqlite_utils.Database, subscriber: dict, item_id: str)
 
 def vote_counts(db: sqlite_utils.Database) -> dict[str, tuple[int, int]]:
     """item id -> (relevant votes, irrelevant votes), over every subscriber who is not a curator
-    (a curator's click is stored as a curator label instead)."""
+    (a curator's click is stored as a curator label instead). None in a store from before the
+    votes table (migration 009)."""
+    if "votes" not in db.table_names():
+        return {}
     rows = db.execute("select v.item_id, sum(v.vote = 'relevant'), sum(v.vote = 'irrelevant') from votes v "
                       "join subscribers s on s.id = v.subscriber_id where coalesce(s.curator, 0) = 0 "
                       "group by v.item_id").fetchall()
