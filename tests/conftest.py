@@ -75,10 +75,16 @@ def _missing_resource(item) -> str | None:
 SESSION_MODEL_FIXTURES = {"real_embedder", "ranked_demo_db"}
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if SESSION_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("session-model"))
+# Marked as each test is collected, before xdist's collection hook writes the groups into the node
+# ids. (pytest 9.2 renamed the attribute xdist 3.8 writes them to, so every group was silently
+# ignored there: pyproject keeps pytest below 9.2 until xdist follows.)
+def pytest_itemcollected(item):
+    if SESSION_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.xdist_group("session-model"))
+    else:
+        # The rest go to a worker a module at a time, so a module-scoped fixture (the demo's two
+        # subprocess runs, a recorded replay) is built once, not once per worker.
+        item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 def pytest_runtest_setup(item):
