@@ -77,8 +77,19 @@ def _submit(driver, selector: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
-    page = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.CSS_SELECTOR, selector).click()
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    for attempt in range(3):
+        page = driver.find_element(By.TAG_NAME, "html")
+        try:
+            driver.find_element(By.CSS_SELECTOR, selector).click()
+            break
+        except (StaleElementReferenceException, WebDriverException) as e:
+            # Chromium can swap the document between find and click ("Node with given id does not
+            # belong to the document", seen once in CI): the click never happened, so find again.
+            if attempt == 2 or not (isinstance(e, StaleElementReferenceException)
+                                    or "does not belong to the document" in str(e)):
+                raise
+            time.sleep(0.2)
     WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
 
 
