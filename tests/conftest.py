@@ -247,6 +247,28 @@ def prewarm_embeddings(db_path: Path, template: Path) -> None:
     db.close()
 
 
+# --- another process holding the database lock ------------------------------------------------
+
+LOCK_HOLDER = """
+import os, sys, time
+os.chdir(sys.argv[2])
+from bot.lock import db_lock
+with db_lock(sys.argv[1], "run"):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def hold_db_lock(path, cwd=None, env=None):
+    """A subprocess holding ``db_lock(path)`` (``path`` as it would write it, from ``cwd``); it
+    returns once the lock is held. The caller kills it."""
+    import subprocess
+    process = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(path), str(cwd or os.getcwd())],
+                               stdout=subprocess.PIPE, text=True, env=env)
+    assert process.stdout.readline().strip() == "locked"
+    return process
+
+
 # --- a real SMTP server on 127.0.0.1 -------------------------------------------------------
 
 def free_port() -> int:

@@ -1,32 +1,16 @@
 """The database lock: a second writer refuses clearly; a killed holder leaves no stale lock."""
 
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from bot.lock import LockBusy, db_lock
-
-HOLDER = """
-import sys, time
-from bot.lock import db_lock
-with db_lock(sys.argv[1], "run"):
-    print("locked", flush=True)
-    time.sleep(60)
-"""
-
-
-def _hold(db_path):
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_path)], stdout=subprocess.PIPE, text=True)
-    assert process.stdout.readline().strip() == "locked"
-    return process
-
+from conftest import hold_db_lock
 
 def test_second_holder_is_refused_with_the_holders_pid(tmp_path):
     db_path = tmp_path / "spsbot.db"
-    process = _hold(db_path)
+    process = hold_db_lock(db_path)
     try:
         with pytest.raises(LockBusy, match=rf"another spsbot run \(pid {process.pid}\) is using"):
             with db_lock(db_path):
@@ -38,7 +22,7 @@ def test_second_holder_is_refused_with_the_holders_pid(tmp_path):
 
 def test_kill_9_releases_the_lock(tmp_path):
     db_path = tmp_path / "spsbot.db"
-    process = _hold(db_path)
+    process = hold_db_lock(db_path)
     process.send_signal(signal.SIGKILL)
     process.wait()
     deadline = time.monotonic() + 5

@@ -4,29 +4,10 @@ subscriber twice)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from bot.lock import LockBusy, db_lock
-
-HOLDER = """
-import os, sys, time
-os.chdir(sys.argv[2])
-from bot.lock import db_lock
-with db_lock(sys.argv[1], "run"):
-    print("locked", flush=True)
-    time.sleep(30)
-"""
-
-
-def _hold(path: str, cwd, env=None) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, path, str(cwd)], stdout=subprocess.PIPE,
-                               text=True, env=env)
-    assert process.stdout.readline().strip() == "locked"
-    return process
-
+from conftest import hold_db_lock
 
 # (A symlinked *folder* was already one lock: the lock file sits in the same real folder.)
 @pytest.mark.parametrize("route", ["symlinked file", "~ and another working directory"])
@@ -46,7 +27,7 @@ def test_the_same_database_by_another_path_is_the_same_lock(tmp_path, monkeypatc
         monkeypatch.setenv("HOME", str(tmp_path))
         monkeypatch.chdir(elsewhere)
         held, tried = "~/data/spsbot.db", "~/data/spsbot.db"
-    process = _hold(held, real_dir if env else tmp_path, env)
+    process = hold_db_lock(held, real_dir if env else tmp_path, env)
     try:
         with pytest.raises(LockBusy, match=rf"another spsbot run \(pid {process.pid}\) is using .*spsbot\.db"):
             with db_lock(tried):
