@@ -21,10 +21,6 @@ __all__ = [
 ]
 
 
-def _dicts(cursor) -> list[dict]:
-    names = [c[0] for c in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
-
 
 # --- settings ------------------------------------------------------------------------------
 
@@ -53,7 +49,7 @@ def digest_candidates(db: sqlite_utils.Database, since: str) -> list[dict]:
     """Items first stored at or after ``since`` that a digest may hold: those the ranker judged
     relevant, and trials not scored yet; each with its score columns (``themes`` as
     ``theme_scores``) and ``unscored``."""
-    return _dicts(db.execute(_CANDIDATES_SQL, [since]))
+    return list(db.query(_CANDIDATES_SQL, [since]))
 
 
 def correction_notices(db: sqlite_utils.Database, since: str) -> list[dict]:
@@ -66,7 +62,7 @@ def correction_notices(db: sqlite_utils.Database, since: str) -> list[dict]:
 
 def item_with_score(db: sqlite_utils.Database, item_id: str) -> dict | None:
     """One item with its score columns (labels, evidence, why, relevance, relevant), or None."""
-    rows = _dicts(db.execute("select i.*, s.labels, s.evidence, s.why, s.relevance, s.relevant from items i "
+    rows = list(db.query("select i.*, s.labels, s.evidence, s.why, s.relevance, s.relevant from items i "
                              "left join scores s on s.item_id = i.id where i.id = ?", [item_id]))
     return rows[0] if rows else None
 
@@ -181,7 +177,7 @@ def pending_deliveries(db: sqlite_utils.Database, email: str | None = None) -> l
         sql += " and lower(s.email) = lower(?)"
         args.append(email)
     sql += " order by dl.id"
-    return _dicts(db.execute(sql, args))
+    return list(db.query(sql, args))
 
 
 def mark_sent(db: sqlite_utils.Database, delivery: dict) -> None:
@@ -250,7 +246,7 @@ def public_issue_index(db: sqlite_utils.Database, limit: int | None = None) -> l
     """The public issues without their bodies (id, period, subject, item count), newest first."""
     sql = ("select id, period_start, period_end, subject, item_count from digests where subscriber_id is null "
            "and data is not null order by period_end desc, id desc")
-    return _dicts(db.execute(sql + (" limit ?" if limit else ""), [limit] if limit else []))
+    return list(db.query(sql + (" limit ?" if limit else ""), [limit] if limit else []))
 
 
 def public_issue_on(db: sqlite_utils.Database, day: str) -> dict | None:

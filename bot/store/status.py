@@ -12,22 +12,16 @@ __all__ = ["last_run", "last_successful_run", "recorded_sources", "newest_first_
            "item_counts", "delivery_counts", "failing_deliveries", "last_command_runs", "ping"]
 
 
-def _one(cursor) -> dict | None:
-    names = [d[0] for d in cursor.description]
-    row = cursor.fetchone()
-    return dict(zip(names, row)) if row else None
-
-
 def last_run(db: sqlite_utils.Database, source: str) -> dict | None:
     """The newest ``runs`` row of a fetch source, or None."""
-    return _one(db.execute("SELECT * FROM runs WHERE source = ? ORDER BY started DESC, id DESC LIMIT 1", [source]))
+    return next(db.query("SELECT * FROM runs WHERE source = ? ORDER BY started DESC, id DESC LIMIT 1", [source]), None)
 
 
 def last_successful_run(db: sqlite_utils.Database, source: str, statuses: tuple[str, ...]) -> dict | None:
     """The newest ``runs`` row of a fetch source whose status is one of ``statuses``, or None."""
     marks = ", ".join("?" for _ in statuses)
-    return _one(db.execute(f"SELECT * FROM runs WHERE source = ? AND status IN ({marks}) "
-                           "ORDER BY started DESC, id DESC LIMIT 1", [source, *statuses]))
+    return next(db.query(f"SELECT * FROM runs WHERE source = ? AND status IN ({marks}) "
+                           "ORDER BY started DESC, id DESC LIMIT 1", [source, *statuses]), None)
 
 
 def recorded_sources(db: sqlite_utils.Database) -> list[str]:

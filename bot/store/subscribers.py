@@ -15,10 +15,6 @@ from bot.store import now_iso
 VOTES = ("relevant", "irrelevant")
 
 
-def _rows(cursor) -> list[dict]:
-    names = [c[0] for c in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
-
 
 # --- sign-ups ------------------------------------------------------------------------------
 
@@ -44,13 +40,13 @@ def signup_mails_since(db: sqlite_utils.Database, since: str) -> int:
 
 
 def get_signup(db: sqlite_utils.Database, signup_id: int) -> dict | None:
-    rows = _rows(db.execute("select * from signups where id = ?", [signup_id]))
+    rows = list(db.query("select * from signups where id = ?", [signup_id]))
     return rows[0] if rows else None
 
 
 def pending_signup_mails(db: sqlite_utils.Database, max_attempts: int, limit: int = 50) -> list[dict]:
     """Sign-up e-mails still to send (oldest first), skipping those that failed too often."""
-    return _rows(db.execute("select * from signups where mail_status = 'pending' and mail_attempts < ? "
+    return list(db.query("select * from signups where mail_status = 'pending' and mail_attempts < ? "
                             "order by id limit ?", [max_attempts, limit]))
 
 
@@ -231,7 +227,7 @@ def feedback_overview(db: sqlite_utils.Database, since: str | None = None) -> li
         from judged j left join items i on i.id = j.item_id
         group by j.item_id
     """
-    rows = _rows(db.execute(sql))
+    rows = list(db.query(sql))
     if since:
         rows = [r for r in rows if (r["last_at"] or "") >= since]
     labels: dict[str, list[dict]] = {}
