@@ -20,6 +20,7 @@ import platformdirs
 from bot import __version__
 from bot.config import Config, load_config
 from bot.errors import UserError
+from bot.redact import scrub
 
 # Exit codes (documented in the README): cron and monitoring tell these apart.
 EXIT_OK = 0            # done: something was fetched/sent
@@ -75,13 +76,13 @@ class ScrubbingFormatter(logging.Formatter):
     """Log lines (and tracebacks) with every secret removed (``bot.redact.scrub``)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from bot.redact import scrub
         return scrub(super().format(record))
 
 
 def user_error_exception(error: UserError) -> click.ClickException:
-    """The ClickException Click prints for ``error``: ``Error: <message>`` and its exit code."""
-    exception = click.ClickException(str(error))
+    """The ClickException Click prints for ``error``: ``Error: <message>`` (secrets scrubbed)
+    and its exit code."""
+    exception = click.ClickException(scrub(str(error)))
     exception.exit_code = error.exit_code
     return exception
 
@@ -96,12 +97,10 @@ class ScrubbingGroup(click.Group):
     """
 
     def invoke(self, ctx: click.Context):
-        from bot.redact import scrub
         try:
-            try:
-                return super().invoke(ctx)
-            except UserError as e:
-                raise user_error_exception(e) from None
+            return super().invoke(ctx)
+        except UserError as e:
+            raise user_error_exception(e) from None
         except click.ClickException as e:
             e.message = scrub(e.message)
             raise
@@ -111,7 +110,6 @@ def exit_with(code: int, error: str | None = None) -> None:
     """End a command with exit status ``code`` (the one way commands exit with a code), after
     ``Error: <error>`` on stderr (secrets scrubbed) when the result is a failure worth a line."""
     if error:
-        from bot.redact import scrub
         click.echo(f"Error: {scrub(error)}", err=True)
     sys.exit(code)
 
