@@ -64,15 +64,15 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-SOURCES = sorted(p for p in BOT.rglob("*.py") if "__pycache__" not in p.parts)
+MODULE_FILES = sorted(p for p in BOT.rglob("*.py") if "__pycache__" not in p.parts)
 
 
 def test_every_module_has_a_layer():
-    for path in SOURCES:
+    for path in MODULE_FILES:
         prefix_of(module_name(path))
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(BOT.parent)))
+@pytest.mark.parametrize("path", MODULE_FILES, ids=lambda p: str(p.relative_to(BOT.parent)))
 def test_imports_reach_only_down(path):
     here = prefix_of(module_name(path))
     wrong = []
@@ -88,7 +88,7 @@ def test_imports_reach_only_down(path):
 
 def test_sql_is_written_only_in_the_store():
     outside = []
-    for path in SOURCES:
+    for path in MODULE_FILES:
         if module_name(path).startswith("bot.store"):
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
