@@ -159,3 +159,46 @@ def test_term_matching_with_the_substring_prefilter_finds_exactly_what_the_patte
                 checked += bool(patterns)
     assert checked > 1000
     assert find_terms("\u017ftiff person", build_targets(load_config())[0].terms)  # re's case folding kept
+
+
+def test_features_and_evidence_match_terms_only_where_the_text_has_them():
+    """A record's sentence-level term matching tries only the terms its full text contains
+    (``Prepared.terms_in_text``); features and evidence must be what trying every term against
+    every sentence gives, on real records (the reference below is the straightforward way)."""
+    from pathlib import Path
+
+    from bot.ranking import features as F
+    from bot.ranking.text import count_terms, find_terms, is_boilerplate, strip_section_label
+    path = Path(__file__).parent / "fixtures" / "search" / "dev_subset.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records.append({"title": "", "text": "Intravenous immunoglobulin (IVIG) [...] stiff-person syndrome. EMG."})
+    targets = F.build_targets(load_config())
+    fake = FakeEmbedder()
+    F.embed_targets(targets, fake.encode)
+
+    def reference_best(p, target, others):
+        sims = (p.vectors @ target.proto_vectors.T).max(axis=1)
+        sims = sims - 0.3 * np.clip(np.max([(p.vectors @ o.proto_vectors.T).max(axis=1) for o in others], axis=0),
+                                    0, None)
+        hits = [find_terms(s, target.terms) for s in p.sentences]
+        bonus = np.array([0.1 if h else 0.0 for h in hits])
+        penalty = np.zeros(len(p.sentences))
+        if len(p.sentences) > 1:
+            penalty[0] = 0.08
+        excluded = np.array([-np.inf if i and is_boilerplate(s) else 0.0 for i, s in enumerate(p.sentences)])
+        best = int(np.argmax(sims + bonus - penalty + excluded))
+        return strip_section_label(p.sentences[best]), (hits[best] or find_terms(p.full_text, target.terms))[:5]
+
+    matched = 0
+    for p in F.prepare(records, fake.encode_passages):
+        for target in targets:
+            text, title = p.full_text, p.sentences[0]
+            counts = F.target_features(p, target)[4:8]
+            assert counts == pytest.approx([
+                np.log1p(count_terms(text, target.terms)), len(find_terms(text, target.terms)),
+                np.log1p(count_terms(title, target.terms)), np.log1p(count_terms(text, target.exclude))])
+            matched += counts[1] > 0
+            if target is not targets[0]:
+                others = [t for t in targets[1:] if t is not target]
+                assert F.best_sentence(p, target, others) == reference_best(p, target, others)
+    assert matched > 100  # terms were really found, not only absent everywhere

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -63,22 +64,42 @@ def embed_targets(targets: list[Target], vectors: VectorsFn) -> None:
 
 @dataclass
 class Prepared:
-    """A record ready to score: its sentences (title first) and their vectors."""
+    """A record ready to score: its sentences (title first) and their vectors.
+
+    What every target asks of the record's text (its full text, which terms occur in it, which
+    sentences are boilerplate) is worked out once per record, not once per target and sentence.
+    """
 
     record: dict
     sentences: list[str]
     vectors: np.ndarray
+    _terms: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def doc_vector(self) -> np.ndarray:
         mean = self.vectors.mean(axis=0)
         return mean / (np.linalg.norm(mean) or 1.0)
 
-    @property
+    @cached_property
     def full_text(self) -> str:
         """Title and the whole text (terms and counts read all of it, not just what is embedded)."""
         r = self.record
         return f"{r.get('title') or ''} {r.get('text') or r.get('abstract') or ''}".strip()
+
+    def terms_in_text(self, target: Target) -> dict[str, re.Pattern]:
+        """The target's terms that occur in the full text (in the target's order), with their
+        patterns. Every sentence is a verbatim piece of the full text cut at whitespace, so a
+        term absent from the text is absent from each sentence: sentence-level matching only
+        needs to try these."""
+        found = self._terms.get(target.name)
+        if found is None:
+            found = self._terms[target.name] = {t: target.terms[t] for t in find_terms(self.full_text, target.terms)}
+        return found
+
+    @cached_property
+    def boilerplate(self) -> list[bool]:
+        """Per sentence: journal boilerplate (never evidence); the title never is."""
+        return [bool(i) and is_boilerplate(s) for i, s in enumerate(self.sentences)]
 
 
 def prepare(records: list[dict], passage_vectors: PassagesFn) -> list[Prepared]:
@@ -100,10 +121,11 @@ def target_features(p: Prepared, target: Target) -> list[float]:
     sims = (p.vectors @ target.proto_vectors.T).max(axis=1)  # best prototype per sentence
     title_text = p.sentences[0] if p.sentences else ""
     text = p.full_text
+    present = p.terms_in_text(target)  # a term absent from the text adds 0 to every count below
     feats = [float(sims.max()), _top_mean(sims, 2), float(sims[0]),
              float((target.proto_vectors @ p.doc_vector).max()),
-             math.log1p(count_terms(text, target.terms)), float(len(find_terms(text, target.terms))),
-             math.log1p(count_terms(title_text, target.terms)),
+             math.log1p(count_terms(text, present)), float(len(present)),
+             math.log1p(count_terms(title_text, present)),
              math.log1p(count_terms(text, target.exclude))]
     # Each phrase on its own too: "plasmapheresis improved stiffness" and "rituximab therapy"
     # are different cues, and the supervised layer can weigh them apart.
@@ -177,14 +199,15 @@ def best_sentence(p: Prepared, target: Target, others: list[Target] = ()) -> tup
     if others:
         other = np.max([(p.vectors @ o.proto_vectors.T).max(axis=1) for o in others], axis=0)
         sims = sims - 0.3 * np.clip(other, 0, None)
-    term_hits = [find_terms(s, target.terms) for s in p.sentences]
+    present = p.terms_in_text(target)
+    term_hits = [find_terms(s, present) if present else [] for s in p.sentences]
     # Naming a term counts once: "intravenous immunoglobulin" also matches "immunoglobulin".
     bonus = np.array([0.1 if h else 0.0 for h in term_hits])
     # The title is a last resort: the abstract's own sentence is the better evidence.
     title_penalty = np.zeros(len(p.sentences))
     if len(p.sentences) > 1:
         title_penalty[0] = 0.08
-    excluded = np.array([-np.inf if i and is_boilerplate(s) else 0.0 for i, s in enumerate(p.sentences)])
+    excluded = np.array([-np.inf if b else 0.0 for b in p.boilerplate])
     best = int(np.argmax(sims + bonus - title_penalty + excluded))
-    terms = term_hits[best] or find_terms(p.full_text, target.terms)
+    terms = term_hits[best] or list(present)
     return strip_section_label(p.sentences[best]), terms[:5]

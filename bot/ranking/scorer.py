@@ -544,9 +544,8 @@ def unsupervised_score(p: F.Prepared, target: F.Target) -> float:
     its paraphrases are (cosine ≈ 0.5) and that names one of its terms at about 0.75.
     """
     sims = (p.vectors @ target.proto_vectors.T).max(axis=1)
-    text = p.full_text
-    z = 10.0 * (float(sims.max()) - 0.45) + 1.0 * min(len(F.find_terms(text, target.terms)), 3)
-    z -= 1.5 * min(len(F.find_terms(text, target.exclude)), 2)
+    z = 10.0 * (float(sims.max()) - 0.45) + 1.0 * min(len(p.terms_in_text(target)), 3)
+    z -= 1.5 * min(len(F.find_terms(p.full_text, target.exclude)), 2)
     if target.negative_vectors is not None:
         neg = (p.vectors @ target.negative_vectors.T).max(axis=1)
         z -= 8.0 * max(0.0, float(neg.max()) - float(sims.max()))

@@ -123,16 +123,18 @@ def count_terms(text: str, patterns: dict[str, re.Pattern]) -> int:
 # first skips most regex scans (term matching was ~40% of rank's CPU besides the model). The test
 # never skips a real match: a case-insensitive match implies the case-folded texts contain it.
 @functools.lru_cache(maxsize=4096)
-def _first_word(term: str) -> str:
+def _probe(term: str, pattern: re.Pattern) -> tuple[str, bool]:
+    """(the term's first word as the text must contain it, whether to look in the folded text).
+    Worked out once per term: reading ``pattern.flags`` builds an enum object on every call."""
     words = [w for w in re.split(r"[\s\-]+", term.strip()) if w]
-    return words[0] if words else ""
+    word = words[0] if words else ""
+    folded = bool(pattern.flags & re.IGNORECASE)
+    return (word.casefold() if folded else word), folded
 
 
 def _may_occur(term: str, pattern: re.Pattern, text: str, folded: str) -> bool:
-    word = _first_word(term)
-    if pattern.flags & re.IGNORECASE:
-        return word.casefold() in folded
-    return word in text
+    word, in_folded = _probe(term, pattern)
+    return word in (folded if in_folded else text)
 
 
 def query_phrases(query: str) -> list[str]:
