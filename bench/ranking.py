@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import load_config  # noqa: E402
 from bot.ranking.scorer import Ranker, labelled_rows  # noqa: E402
-from bot.ranking.embedder import EMBEDDINGS, embedder_for  # noqa: E402
+from bot.ranking.embedder import EMBEDDINGS, PRECISIONS, embedder_for  # noqa: E402
 from bot.ranking.stage import store_ranker  # noqa: E402
 from bot.store import norm_title, open_db  # noqa: E402
 
@@ -96,13 +96,16 @@ def main(argv=None) -> None:
     parser.add_argument("--embedding", choices=EMBEDDINGS, default=None,
                         help="how sentence vectors are made (default: the profile's [ranking] embedding)")
     parser.add_argument("--window", type=int, default=None, help="tokens per model pass (passage embedding)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="the model's arithmetic (default: the profile's); give a fresh --cache to compare")
     args = parser.parse_args(argv)
 
     config = load_config()
     records = load_records(args.path)
     themes = config.theme_names
     t0 = time.perf_counter()
-    settings = {**config.ranking, **{k: v for k, v in (("embedding", args.embedding), ("window", args.window)) if v}}
+    settings = {**config.ranking, **{k: v for k, v in (("embedding", args.embedding), ("window", args.window),
+                                                           ("precision", args.precision)) if v}}
     embedder = embedder_for(settings)
     ranker = store_ranker(open_db(args.cache), config, embedder, seed=[])
     runs = [metrics(records, cross_validated_scores(records, ranker, args.folds, seed=s), themes)
@@ -111,7 +114,8 @@ def main(argv=None) -> None:
     base = metrics(records, bm25_scores(records, config), themes)
     n_rel = sum(r["relevant_to_sps"] == 2 for r in records)
     print(f"{len(records)} records ({n_rel} relevant_to_sps == 2), {args.folds}-fold grouped CV"
-          f" x{args.repeats}, {time.perf_counter() - t0:.1f}s; embedding {embedder.passage_space}")
+          f" x{args.repeats}, {time.perf_counter() - t0:.1f}s; embedding {embedder.passage_space}"
+          f" computed in {embedder.compute or 'nothing (all cached)'}")
     print(f"{'metric':<22}{'spsbot (CV)':>12}{'BM25':>8}   goal")
     goals = {"relevance AUC": 0.98, "registries": 0.70, "mean theme AP": 0.88}
     for key, value in ours.items():

@@ -72,7 +72,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     **{section: settings.keys for section, settings in SOURCE_SETTINGS.items()},
     "ranking": {"model": (_STR, False), "relevance_threshold": (_FLOAT, False), "theme_threshold": (_FLOAT, False),
                 "seed": (_STR, False), "vote_weight": (_FLOAT, False), "embedding": (_STR, False),
-                "window": (_INT, False)},
+                "window": (_INT, False), "precision": (_STR, False)},
     "digest": {"period_days": (_INT, False), "max_items": (_INT, False), "archive_url": (_STR, False),
                "schedule_day": (_STR, False), "max_age_days": (_INT, False)},
     "email": {
@@ -345,6 +345,10 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
     embedding = (cfg.get("ranking") or {}).get("embedding")
     if isinstance(embedding, str) and embedding not in ("passage", "sentences"):
         err(f"'embedding' in [ranking] must be \"passage\" or \"sentences\", got {embedding!r}", "embedding", "ranking")
+    precision = (cfg.get("ranking") or {}).get("precision")
+    if isinstance(precision, str) and precision not in ("auto", "float32", "bfloat16"):
+        err(f"'precision' in [ranking] must be \"auto\", \"float32\" or \"bfloat16\", got {precision!r}",
+            "precision", "ranking")
     smtp = (cfg.get("email") or {}).get("smtp_url")
     if isinstance(smtp, str) and smtp and urlparse(smtp).scheme not in ("smtp", "smtps", "smtp+starttls"):
         err(f"'smtp_url' in [email] must start smtp://, smtps:// or smtp+starttls://, got {smtp!r}",
