@@ -16,7 +16,7 @@ hardware, Intel AMX, else float32). It is a way of computing the same vectors, n
 embedding: on the dev set bfloat16 sentence vectors are within cosine 0.9999 of float32 ones
 (tests/test_precision.py checks it on the demo records), so cached vectors, the bundled seed and
 trained models stay valid whichever a machine uses. On a CPU without AMX bfloat16 is emulated and
-1.5-8x slower than float32 (measured with oneDNN limited to AVX-512-BF16, AVX-512 and AVX2), so
+1.5-7.7x slower than float32 (measured with oneDNN limited to AVX-512-BF16, AVX-512 and AVX2), so
 "auto" never picks it there.
 """
 
