@@ -90,7 +90,17 @@ def _submit(driver, selector: str) -> None:
                                     or "does not belong to the document" in str(e)):
                 raise
             time.sleep(0.2)
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
+
+    def replaced(_driver) -> bool:
+        try:
+            return expected_conditions.staleness_of(page)(_driver)
+        except WebDriverException as e:
+            # The same swap seen from the old page: Chromium reports the node gone from the document
+            # instead of stale (seen in CI under faketime) — the page has been replaced.
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+    WebDriverWait(driver, 10).until(replaced)
 
 
 def _shot(driver, width: int, name: str, tmp_path: Path) -> Path:
