@@ -163,9 +163,8 @@ class Embedder(SentenceEncoder):
         with self._arithmetic():
             vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                    convert_to_tensor=True, show_progress_bar=False)
-        vectors = vectors.float().numpy()
         self.encoded += len(texts)
-        return np.asarray(vectors, dtype=np.float32)
+        return vectors.float().numpy()
 
     def encode_passages(self, passages: list[list[str]]) -> list[np.ndarray]:
         """Sentence vectors per passage (a record's sentences, in order): with the "passage"

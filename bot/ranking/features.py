@@ -75,7 +75,7 @@ class Prepared:
     vectors: np.ndarray
     _terms: dict = field(default_factory=dict, repr=False, compare=False)
 
-    @property
+    @cached_property
     def doc_vector(self) -> np.ndarray:
         mean = self.vectors.mean(axis=0)
         return mean / (np.linalg.norm(mean) or 1.0)
