@@ -61,7 +61,7 @@ def test_atom_arxiv_feed(fixtures):
     assert first["url"] == "https://arxiv.org/abs/2508.13426"
 
 
-def test_rss2_pubmed_style_entry_html_stripped_and_ids():
+def test_rss2_pubmed_style_entry_html_flattened_and_ids():
     record = parse_feed(RSS2.encode(), url="https://pubmed.ncbi.nlm.nih.gov/rss/search/1abc/").records[0]
     assert record["title"] == "Efgartigimod in stiff person syndrome: a case series"
     assert record["abstract"] == "We report three patients (trial NCT01234567) with SPS."
@@ -70,9 +70,58 @@ def test_rss2_pubmed_style_entry_html_stripped_and_ids():
     assert record["pub_date"] == "2026-11-02"
 
 
-def test_broken_xml_without_entries_is_a_feed_error():
-    with pytest.raises(FeedError):
-        parse_feed(b"<html><body>Service Unavailable<p></body>", url="https://example.org/feed")
+def _atom(entry: str) -> bytes:
+    return f'<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><entry>{entry}</entry></feed>'.encode()
+
+
+def test_plain_text_is_never_tag_stripped():
+    record = parse_feed(_atom('<title type="text">History of the &lt;blink&gt; tag: eGFR &lt;30, age &gt;70'
+                              '</title><summary type="text">p&lt;0.05 &amp;amp; ≤2 &lt;i&gt;not markup&lt;/i&gt;'
+                              '</summary>')).records[0]
+    assert record["title"] == "History of the <blink> tag: eGFR <30, age >70"
+    assert record["abstract"] == "p<0.05 &amp; ≤2 <i>not markup</i>"   # plain text: nothing decoded twice
+
+
+def test_html_becomes_its_text_with_a_real_parser():
+    record = parse_feed(_atom(
+        '<title type="html">Children aged &amp;lt;5 years &lt;!-- a &gt; b --&gt;H&lt;sub&gt;2&lt;/sub&gt;O</title>'
+        '<summary type="html">&lt;p&gt;First&lt;/p&gt;&lt;p&gt;second &amp;amp;lt;3&lt;br/&gt;third&lt;/p&gt;'
+        '&lt;ul&gt;&lt;li&gt;a&lt;/li&gt;&lt;li&gt;b&lt;/li&gt;&lt;/ul&gt;</summary>')).records[0]
+    assert record["title"] == "Children aged <5 years H2O"           # the comment gone whole, <sub> inline
+    assert record["abstract"] == "First second &lt;3 third a b"      # blocks → spaces; entities decoded once
+
+
+def test_xhtml_content_is_flattened_and_rss_description_is_html():
+    record = parse_feed(_atom('<title>x</title><content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">'
+                              '<p>One</p><p>two &lt;5</p></div></content>')).records[0]
+    assert record["abstract"] == "One two <5"
+    record = parse_feed(RSS2.replace("We report", "Aged &lt;5: we report").encode()).records[0]
+    assert record["abstract"].startswith("Aged <5: we report three patients")
+
+
+def test_a_channel_with_a_recoverable_error_and_no_items_is_read():
+    result = parse_feed(b'<rss version="2.0"><channel><title>Latest &hellip; issue</title></channel></rss>',
+                        name="toc")
+    assert result.records == [] and result.title == "Latest … issue"
+    assert "undefined entity" in result.warning
+
+
+def test_a_wrong_encoding_declaration_is_read():
+    data = '<?xml version="1.0" encoding="x-bogus"?><rss version="2.0"><channel><title>t</title>' \
+           '<item><title>Überblick ≥ 5 Jahre</title></item></channel></rss>'
+    result = parse_feed(data.encode("utf-8"))
+    assert [r["title"] for r in result.records] == ["Überblick ≥ 5 Jahre"] and result.warning
+
+
+@pytest.mark.parametrize("body, why", [
+    (b"<html><body>Service Unavailable<p></body>", "mismatched tag"),
+    (b"<html><head><title>Oops</title></head><body>Try later</body></html>", "no RSS, RDF or Atom channel"),
+    (b"", "no RSS, RDF or Atom channel")])
+def test_nothing_readable_is_a_feed_error_of_one_line(body, why):
+    with pytest.raises(FeedError) as caught:
+        parse_feed(body, url="https://example.org/feed")
+    assert str(caught.value).startswith("feed:example.org: not a readable feed") and why in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_feed_item_then_pubmed_record_is_one_item_with_both_sources(db, fixtures):
@@ -196,3 +245,52 @@ def test_feed_then_real_pubmed_parser_record_is_one_item(db, tmp_path, fixtures)
     assert db["items"].count == 1 and json.loads(item["sources"]) == ["feed:toc", "pubmed"]
     assert item["id"] == f"doi:{pubmed['doi'].lower()}" and item["pmid"] == pubmed["pmid"]
     assert item["title"] == pubmed["title"]  # PubMed's text wins over the feed's
+
+
+CLINICAL_RSS = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Journal TOC &hellip; latest</title>
+<item><title>Mortality in children aged &lt;5 years and adults &gt;65 years</title>
+<link>https://doi.org/10.1000/mortality.5</link>
+<description>eGFR &lt;30 and age &gt;70.</description><dc:date>2026-11-20</dc:date></item>
+</channel></rss>"""
+
+
+def test_a_clinical_number_in_a_feed_reaches_the_digest_unchanged(db, tmp_path, monkeypatch):
+    """RSS over 127.0.0.1 → the real feed fetch → SQLite → the built digest → SMTP: '<5 years' stays.
+
+    The channel title's ``&hellip;`` (undefined in XML) makes feedparser "bozo"; the feed is read."""
+    from bot.config import load_config
+    from bot.digest.builder import build_digests
+    from bot.digest.send import send_pending
+    from bot.digest.subscribers import add_subscriber
+    from conftest import SmtpServer
+    from digest_support import NOW, paper, parts
+
+    title = "Mortality in children aged <5 years and adults >65 years"
+    monkeypatch.setenv("SPSBOT_NOW", NOW)
+    with LocalServer(lambda request: Response(200, CLINICAL_RSS, "application/rss+xml")) as feed, \
+            SmtpServer() as smtp:
+        monkeypatch.setenv("SPSBOT_SMTP_URL", smtp.url)
+        path = tmp_path / "spsbot.toml"
+        path.write_text("\n".join([
+            "[topic]", 'name = "Stiff person syndrome"', 'pubmed_query = "stiff person syndrome"',
+            f'feeds = [{{ url = "{feed.url}/toc", name = "journal" }}]',
+            "[email]", 'unsubscribe_url = "https://sps.example.org/unsubscribe"']) + "\n", encoding="utf-8")
+        config = load_config(path)
+        counts = fetch_feeds.run(db, config, min_interval=0).counts
+        assert (counts["new"], counts["errors"]) == (1, 0)
+        item = next(db["items"].rows)
+        assert item["title"] == title and item["abstract"] == "eGFR <30 and age >70."
+        # The score row as the ranker writes it, its evidence sentence taken from the stored abstract.
+        _, score = paper(1, title, sentence=item["abstract"])
+        db["scores"].insert({**score, "item_id": item["id"]}, pk="item_id", alter=True)
+        add_subscriber(db, "ann@example.org", valid_themes=config.theme_names)
+        build_digests(db, config)
+        assert send_pending(db, config).sent == 1
+        [message] = smtp.messages
+    text, html = parts(message)
+    assert title in text and "eGFR <30 and age >70." in text
+    assert "Mortality in children aged &lt;5 years and adults &gt;65 years" in html
+    assert "eGFR &lt;30 and age &gt;70." in html
+    stored = list(db.query("select html, text from digests where subscriber_id is not null"))[0]
+    assert title in stored["text"] and "aged &lt;5 years" in stored["html"]

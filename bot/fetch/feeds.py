@@ -2,7 +2,7 @@
 
 Feeds are read whole every run (a feed only ever shows its latest entries); the store matches
 each entry to an existing item by DOI, PMID, then normalised title, so nothing is stored twice.
-A feed that fails (HTTP error, unreadable XML, or any exception at all) is logged and counted
+A feed that fails (HTTP error, nothing feedparser can read, or any exception at all) is logged and counted
 and the other feeds go on; the run is then *partial*, or failed if no feed could be read.
 """
 
@@ -51,9 +51,9 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
             counts["feed_errors"].append(line)
             log.error("feed %s failed: %s", feed.name or feed.url, line)
             continue
-        if result.warning:
-            log.warning("%s: feed XML not well-formed, kept %d entries (%s)", result.source,
-                        len(result.records), result.warning)
+        if result.warning:   # feedparser read it all the same (an undefined entity, a wrong charset…)
+            log.warning("%s: read despite a recoverable problem (%s): %d entries", result.source,
+                        result.warning, len(result.records))
         for key in ("new", "updated", "unchanged"):
             counts[key] += saved[key]
         counts["fetched"] += len(result.records)

@@ -11,7 +11,6 @@ feedparser: https://feedparser.readthedocs.io/
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 import time
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 import feedparser
 
 from bot.errors import one_line
+from bot.sources.html_text import html_to_text
 from bot.sources.http import HttpClient, SourceError, source_client
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,8 @@ ARXIV_RE = re.compile(r"(?:arxiv\.org/(?:abs|pdf)/|oai:arXiv\.org:|\barXiv:)"  #
                       r"(v\d+)?", re.I)
 ARXIV_PREFIX_RE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*(?:Abstract:\s*)?", re.I)
 NCT_RE = re.compile(r"\bNCT\s?(\d{8})\b", re.I)
-TAG_RE = re.compile(r"<\s*(/?)\s*([a-zA-Z0-9]*)[^>]*>")
-_BLOCK_TAGS = {"p", "br", "div", "li", "ul", "ol", "tr", "td", "h1", "h2", "h3", "h4", "blockquote", "hr"}
+# The types feedparser gives HTML text (its *_detail["type"]); any other is taken as plain text.
+HTML_TYPES = {"text/html", "application/xhtml+xml"}
 # bioRxiv/medRxiv, arXiv, Research Square, Preprints.org
 PREPRINT_DOI_PREFIXES = ("10.1101/", "10.48550/", "10.21203/", "10.20944/")
 
@@ -76,19 +76,21 @@ def download(client: HttpClient, url: str) -> bytes:
 
 
 def parse_feed(data: bytes, *, url: str = "", name: str = "") -> FeedResult:
-    """Parse feed bytes into paper records; a feed with no entries and broken XML raises FeedError.
+    """Parse feed bytes into paper records; bytes feedparser finds no feed in raise FeedError.
 
-    feedparser is lenient: a feed with a recoverable XML error ("bozo") still yields entries,
-    which are kept, with the problem noted in ``warning``.
+    feedparser is lenient: a feed with a recoverable problem ("bozo": an undefined entity such as
+    ``&hellip;``, a wrong encoding declaration, broken XML it read on) is read, entries or just
+    the channel, with the problem noted in ``warning``.
     """
     parsed = feedparser.parse(data)
-    result = FeedResult(url=url, source=source_name(url, name), title=_clean(parsed.feed.get("title")))
-    if parsed.bozo:
-        problem = one_line(parsed.bozo_exception)
-        if not parsed.entries:
-            raise FeedError(f"{result.source}: not a readable feed ({problem})")
-        result.warning = problem
-    journal = _clean(parsed.feed.get("prism_publicationname")) or result.title
+    source = source_name(url, name)
+    problem = one_line(parsed.bozo_exception) if parsed.bozo else ""
+    # feedparser names the dialect ("rss20", "atom10"…) once it has recognised a channel; an HTML
+    # error page or an empty body gets no version and no entries.
+    if not parsed.entries and not parsed.get("version"):
+        raise FeedError(f"{source}: not a readable feed ({problem or 'no RSS, RDF or Atom channel in it'})")
+    result = FeedResult(url=url, source=source, title=_text(parsed.feed, "title"), warning=problem)
+    journal = _plain(parsed.feed.get("prism_publicationname")) or result.title
     for entry in parsed.entries:
         record = parse_entry(entry, source=result.source, journal=journal)
         if record:
@@ -96,20 +98,39 @@ def parse_feed(data: bytes, *, url: str = "", name: str = "") -> FeedResult:
     return result
 
 
-def _clean(value) -> str:
-    """HTML tags and entities out, whitespace collapsed."""
+def _text(node, key: str) -> str:
+    """The text of a feed's or an entry's ``key`` as feedparser's ``<key>_detail`` types it."""
+    return _as_text(node.get(key), (node.get(f"{key}_detail") or {}).get("type"))
+
+
+def _as_text(value, content_type: str | None) -> str:
+    """HTML is parsed to its text; anything else is plain text, kept as it is (a ``<`` in it is text)."""
     if not value:
         return ""
-    # Block tags separate words; inline ones (<i>, <b>, <sub>) sit inside them.
-    text = TAG_RE.sub(lambda m: " " if m.group(2).lower() in _BLOCK_TAGS else "", str(value))
-    return " ".join(html.unescape(text).split())
+    if content_type in HTML_TYPES:
+        return html_to_text(str(value))
+    return _plain(value)
+
+
+def _summary(entry) -> str:
+    """RSS <description> / Atom <summary>, else the first <content>. (feedparser copies a content
+    into "summary" without a "summary_detail": its type is the content's.)"""
+    if entry.get("summary") and entry.get("summary_detail") or not entry.get("content"):
+        return _text(entry, "summary")
+    content = entry["content"][0]
+    return _as_text(content.get("value"), content.get("type"))
+
+
+def _plain(value) -> str:
+    """Plain text, whitespace collapsed (nothing else: a ``<`` or ``&`` in it is the text's own)."""
+    return " ".join(str(value).split()) if value else ""
 
 
 def _authors(entry) -> list[str]:
     """Author names; a single dc:creator listing several full names is split on commas."""
-    names = [_clean(a.get("name")) for a in entry.get("authors") or [] if a.get("name")]
+    names = [_plain(a.get("name")) for a in entry.get("authors") or [] if a.get("name")]
     if not names and entry.get("author"):
-        names = [_clean(entry["author"])]
+        names = [_plain(entry["author"])]
     out = []
     for name in names:
         parts = [p.strip() for p in re.split(r",|;| and ", name) if p.strip()]
@@ -179,13 +200,10 @@ def find_arxiv_id(entry) -> str | None:
 
 def parse_entry(entry, *, source: str, journal: str = "") -> dict | None:
     """One feed entry → a paper record (None if it has no title)."""
-    title = _clean(entry.get("title") or entry.get("dc_title"))
+    title = _text(entry, "title")
     if not title:
         return None
-    raw_summary = entry.get("summary") or entry.get("description") or ""
-    if not raw_summary and entry.get("content"):
-        raw_summary = entry["content"][0].get("value", "")
-    summary = _clean(raw_summary)
+    summary = _summary(entry)
     summary = ARXIV_PREFIX_RE.sub("", summary)
     doi = find_doi(entry, summary)
     arxiv_id = find_arxiv_id(entry)
@@ -199,7 +217,7 @@ def parse_entry(entry, *, source: str, journal: str = "") -> dict | None:
     return {
         "kind": "paper", "source": source, "title": title, "abstract": summary or None,
         "doi": doi, "pmid": find_pmid(entry), "authors": _authors(entry),
-        "journal": _clean(entry.get("prism_publicationname")) or journal or None,
+        "journal": _plain(entry.get("prism_publicationname")) or journal or None,
         "pub_date": date, "pub_year": int(date[:4]) if date else None,
         "url": entry.get("link") or None,
         "pub_types": ["Preprint"] if preprint else [],
