@@ -251,22 +251,27 @@ CLINICAL_RSS = """<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Journal TOC &hellip; latest</title>
 <item><title>Mortality in children aged &lt;5 years and adults &gt;65 years</title>
 <link>https://doi.org/10.1000/mortality.5</link>
-<description>eGFR &lt;30 and age &gt;70.</description><dc:date>2026-11-20</dc:date></item>
+<description>eGFR &lt;30 and age &gt;70. HbA1c ≤7% &amp; p&lt;0.05.</description><dc:date>2026-11-20</dc:date></item>
 </channel></rss>"""
 
 
 def test_a_clinical_number_in_a_feed_reaches_the_digest_unchanged(db, tmp_path, monkeypatch):
-    """RSS over 127.0.0.1 → the real feed fetch → SQLite → the built digest → SMTP: '<5 years' stays.
+    """RSS over 127.0.0.1 → the real feed fetch → SQLite → the built digest → SMTP, the public
+    archive issue and the CSV export: '<5 years' stays. The channel title's ``&hellip;`` (undefined
+    in XML) makes feedparser "bozo"; the feed is read all the same."""
+    import csv
+    import io
 
-    The channel title's ``&hellip;`` (undefined in XML) makes feedparser "bozo"; the feed is read."""
     from bot.config import load_config
     from bot.digest.builder import build_digests
     from bot.digest.send import send_pending
     from bot.digest.subscribers import add_subscriber
+    from bot.export import export_records, write_export
     from conftest import SmtpServer
     from digest_support import NOW, paper, parts
 
     title = "Mortality in children aged <5 years and adults >65 years"
+    abstract = "eGFR <30 and age >70. HbA1c ≤7% & p<0.05."
     monkeypatch.setenv("SPSBOT_NOW", NOW)
     with LocalServer(lambda request: Response(200, CLINICAL_RSS, "application/rss+xml")) as feed, \
             SmtpServer() as smtp:
@@ -280,7 +285,7 @@ def test_a_clinical_number_in_a_feed_reaches_the_digest_unchanged(db, tmp_path, 
         counts = fetch_feeds.run(db, config, min_interval=0).counts
         assert (counts["new"], counts["errors"]) == (1, 0)
         item = next(db["items"].rows)
-        assert item["title"] == title and item["abstract"] == "eGFR <30 and age >70."
+        assert item["title"] == title and item["abstract"] == abstract
         # The score row as the ranker writes it, its evidence sentence taken from the stored abstract.
         _, score = paper(1, title, sentence=item["abstract"])
         db["scores"].insert({**score, "item_id": item["id"]}, pk="item_id", alter=True)
@@ -289,8 +294,13 @@ def test_a_clinical_number_in_a_feed_reaches_the_digest_unchanged(db, tmp_path, 
         assert send_pending(db, config).sent == 1
         [message] = smtp.messages
     text, html = parts(message)
-    assert title in text and "eGFR <30 and age >70." in text
-    assert "Mortality in children aged &lt;5 years and adults &gt;65 years" in html
-    assert "eGFR &lt;30 and age &gt;70." in html
-    stored = list(db.query("select html, text from digests where subscriber_id is not null"))[0]
-    assert title in stored["text"] and "aged &lt;5 years" in stored["html"]
+    assert title in text and abstract in text
+    escaped = "Mortality in children aged &lt;5 years and adults &gt;65 years"
+    assert escaped in html
+    assert "eGFR &lt;30 and age &gt;70. HbA1c ≤7% &amp; p&lt;0.05." in html
+    public = list(db.query("select html, text from digests where subscriber_id is null"))[0]
+    assert title in public["text"] and escaped in public["html"]
+    out = io.StringIO()
+    write_export(export_records(db), out, "csv")
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert (row["title"], row["abstract"]) == (title, abstract)
