@@ -113,6 +113,16 @@ def test_a_wrong_encoding_declaration_is_read():
     assert [r["title"] for r in result.records] == ["Überblick ≥ 5 Jahre"] and result.warning
 
 
+def test_the_charset_the_server_declares_is_used(db, tmp_path):
+    body = '<?xml version="1.0"?><rss version="2.0"><channel><title>Журнал</title>' \
+           '<item><title>Синдром ригидного человека: доза ≤5 мг</title></item></channel></rss>'
+    respond = lambda request: Response(200, body.encode("koi8-r"), "application/rss+xml; charset=koi8-r")  # noqa: E731
+    with LocalServer(respond) as server:
+        config = make_config(tmp_path, server.url, condition="x", feeds=[{"url": f"{server.url}/rss"}])
+        assert fetch_feeds.run(db, config, min_interval=0).counts["new"] == 1
+    assert next(db["items"].rows)["title"] == "Синдром ригидного человека: доза ≤5 мг"
+
+
 @pytest.mark.parametrize("body, why", [
     (b"<html><body>Service Unavailable<p></body>", "mismatched tag"),
     (b"<html><head><title>Oops</title></head><body>Try later</body></html>", "no RSS, RDF or Atom channel"),

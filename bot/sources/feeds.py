@@ -70,19 +70,21 @@ def source_name(url: str, name: str = "") -> str:
     return f"feed:{name or urlsplit(url).netloc}"
 
 
-def download(client: HttpClient, url: str) -> bytes:
-    """The feed's bytes (feedparser then reads the XML encoding declaration itself)."""
-    return client.request(_path_of(url)).content
+def download(client: HttpClient, url: str) -> tuple[bytes, str]:
+    """The feed's bytes and its Content-Type header (the charset a server gives there outranks
+    the XML declaration, RFC 7303; feedparser weighs the two)."""
+    response = client.request(_path_of(url))
+    return response.content, response.headers.get("Content-Type", "")
 
 
-def parse_feed(data: bytes, *, url: str = "", name: str = "") -> FeedResult:
+def parse_feed(data: bytes, *, url: str = "", name: str = "", content_type: str = "") -> FeedResult:
     """Parse feed bytes into paper records; bytes feedparser finds no feed in raise FeedError.
 
     feedparser is lenient: a feed with a recoverable problem ("bozo": an undefined entity such as
     ``&hellip;``, a wrong encoding declaration, broken XML it read on) is read, entries or just
     the channel, with the problem noted in ``warning``.
     """
-    parsed = feedparser.parse(data)
+    parsed = feedparser.parse(data, response_headers={"content-type": content_type} if content_type else None)
     source = source_name(url, name)
     problem = one_line(parsed.bozo_exception) if parsed.bozo else ""
     # feedparser names the dialect ("rss20", "atom10"…) once it has recognised a channel; an HTML
@@ -229,7 +231,7 @@ def parse_entry(entry, *, source: str, journal: str = "") -> dict | None:
 def read_feed(client: HttpClient, url: str, name: str = "") -> FeedResult:
     """Download and parse one feed; any failure is a FeedError naming the feed."""
     try:
-        data = download(client, url)
+        data, content_type = download(client, url)
     except SourceError as e:
         raise FeedError(f"{source_name(url, name)}: {e}") from None
-    return parse_feed(data, url=url, name=name)
+    return parse_feed(data, url=url, name=name, content_type=content_type)
