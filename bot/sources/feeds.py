@@ -117,7 +117,7 @@ def _as_text(value, content_type: str | None) -> str:
 def _summary(entry) -> str:
     """RSS <description> / Atom <summary>, else the first <content>. (feedparser copies a content
     into "summary" without a "summary_detail": its type is the content's.)"""
-    if entry.get("summary") and entry.get("summary_detail") or not entry.get("content"):
+    if (entry.get("summary") and entry.get("summary_detail")) or not entry.get("content"):
         return _text(entry, "summary")
     content = entry["content"][0]
     return _as_text(content.get("value"), content.get("type"))
