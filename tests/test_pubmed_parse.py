@@ -354,3 +354,17 @@ def test_esearch_field_not_found_is_an_error():
     with pytest.raises(SourceError, match="FieldNotFound"):
         parse_esearch(b"<eSearchResult><Count>0</Count><ErrorList><FieldNotFound>tiabx</FieldNotFound>"
                       b"</ErrorList></eSearchResult>")
+
+
+@pytest.mark.parametrize("value, text", [
+    ("eGFR &lt;30 and age &gt;70.", "eGFR <30 and age >70."),          # the text's own "<" survives
+    ("Mortality in children aged &lt;5 years", "Mortality in children aged <5 years"),
+    ("<i>p</i>&lt;0.05 and ≤ 3 &amp; more", "p<0.05 and ≤ 3 & more"),
+    ("Me<sub>2</sub>SO, <i>TERT</i> and CO<sub>2</sub>", "Me2SO, TERT and CO2"),  # markup: its text, no spaces
+    ('A "<i>Blood Relationship"</i>  \n of  ', 'A "Blood Relationship" of'),
+    ('<math xmlns="http://www.w3.org/1998/Math/MathML"><mi>x</mi><mo>&lt;</mo><mn>1</mn></math>', "x<1"),
+    ("&amp;lt; is how XML writes &lt;", "&lt; is how XML writes <"),        # decoded once, not twice
+])
+def test_flat_turns_escaped_text_with_markup_into_its_text(value, text):
+    from bot.sources.pubmed import flat
+    assert flat(value) == text
