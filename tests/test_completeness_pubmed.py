@@ -151,13 +151,36 @@ def test_the_sweep_catches_up_modifications_made_during_an_outage(db):
 
 # --- 4. one bad record must not sink its batch -----------------------------------------------
 
-@pytest.mark.parametrize("bad_file, pmid", [
-    ("efetch_derived_34529508_xml_illegal_control_character.xml", "34529508"),
-    ("efetch_derived_38762411_invalid_utf8_in_title.xml", "38762411"),
+@pytest.mark.parametrize("bad_file, pmid, note", [
+    ("efetch_derived_34529508_xml_illegal_control_character.xml", "34529508",
+     "removed U+0001 (a control character XML forbids) from ArticleTitle"),
+    ("efetch_derived_38762411_invalid_utf8_in_title.xml", "38762411",
+     "removed the bytes FF FE (not UTF-8) from ArticleTitle"),
 ])
-def test_a_bad_record_is_isolated_by_halving_and_quarantined(db, fixtures, monkeypatch, bad_file, pmid):
+def test_a_record_whose_only_fault_is_one_character_is_stored_repaired_not_held(db, fixtures, bad_file, pmid, note):
     good = [a for a in all_recorded(fixtures) if f">{pmid}</PMID>" not in a]
     [bad] = derived(fixtures, bad_file)
+    [clean] = [a for a in all_recorded(fixtures) if f">{pmid}</PMID>" in a]
+    with eutils(good + [bad], batch_size=7) as (server, config, client):
+        result = fetch_all(db, config, ["pubmed"], pubmed={"client": client})
+        counts = result.counts["pubmed"]
+        fetches = [r for r in server.requests if r.path.endswith("/efetch.fcgi")]
+    # the whole batch is stored, the bad record without its bad character and with a note; nothing is held
+    assert (counts["quarantined"], counts["repaired"], counts["fetched"]) == (0, 1, len(good) + 1) and not result.errors
+    assert open_quarantine(db) == [] and len(fetches) == 5            # no halving either
+    row = db["items"].get(f"pmid:{pmid}")
+    [expected] = pubmed.parse_efetch(pubmed.offline_xml(clean.encode()))
+    assert row["title"] == expected["title"] and json.loads(row["extra"])["repaired"] == [note]
+    assert get_state(db, "pubmed", config.topic.pubmed_query)["window_end"] == "2026/11/21"
+
+
+def test_a_record_that_cannot_be_salvaged_is_isolated_by_halving_and_quarantined(db, fixtures):
+    """A control character inside a tag damages the record's structure, not a field's text:
+    nothing is removed on a guess; the record is held and asked for again."""
+    pmid = "34529508"
+    good = [a for a in all_recorded(fixtures) if f">{pmid}</PMID>" not in a]
+    [clean] = [a for a in all_recorded(fixtures) if f">{pmid}</PMID>" in a]
+    bad = clean.replace("<ArticleTitle>", "<ArticleTitle\x01>", 1)
     with eutils(good + [bad], batch_size=7) as (server, config, client):
         result = fetch_all(db, config, ["pubmed"], pubmed={"client": client})
         counts = result.counts["pubmed"]
@@ -166,12 +189,11 @@ def test_a_bad_record_is_isolated_by_halving_and_quarantined(db, fixtures, monke
     assert counts["quarantined"] == 1 and not result.errors and counts["fetched"] == len(good)
     assert db["items"].count == len(good) and f"pmid:{pmid}" not in {r["id"] for r in db["items"].rows}
     [held] = open_quarantine(db)
-    assert (held["source"], held["record_id"]) == ("pubmed", pmid) and "XML" in held["error"]
+    assert (held["source"], held["record_id"]) == ("pubmed", pmid) and "not well-formed" in held["error"]
     assert get_state(db, "pubmed", config.topic.pubmed_query)["window_end"] == "2026/11/21"
     assert len(fetches) <= 5 + 2 * 3 + 1                   # 5 batches, halving 7 → 1 costs ≤ 6 more
     # the next run asks PubMed again for the held record; once it is served whole, it is stored
-    fixed = [a for a in all_recorded(fixtures) if f">{pmid}</PMID>" in a]
-    with eutils(good + fixed) as (server, config, client):
+    with eutils(good + [clean]) as (server, config, client):
         again = fetch_all(db, config, ["pubmed"], pubmed={"client": client}).counts["pubmed"]
         by_id = [r for r in server.requests if r.path.endswith("/efetch.fcgi") and r.param("id")]
     assert again["released"] == 1 and open_quarantine(db) == []

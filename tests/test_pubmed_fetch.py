@@ -252,3 +252,42 @@ def test_request_spacing_honours_ncbi_limits_except_for_a_local_replay(base_url,
     if configured is not None:
         config.sections["sources.pubmed"]["min_interval"] = configured
     assert configured_client(config, env={"NCBI_API_KEY": api_key}).min_interval == expected
+
+
+def test_a_record_with_an_illegal_character_reference_is_stored_cleaned_with_a_note_and_delivered(db, articles):
+    """Issue 21: one `&#x1;` in an abstract used to cost the record (held and asked for again
+    every run, forever); it is stored without that character, with a note saying so."""
+    from bot.digest.builder import build_digests
+    from bot.digest.render import render_digest
+    from bot.digest.subscribers import add_subscriber
+    [clean] = [a for a in articles if ">219391</PMID>" in a]
+    bad = clean.replace("<AbstractText>Peripheral blood", "<AbstractText>Peripheral&#x1; blood", 1)
+    assert bad != clean
+    served = [a for a in articles if a is not clean] + [bad]
+    with eutils(served) as (server, config, _):
+        counts = fetch_all(db, config, ["pubmed"], pubmed={"sleep": no_sleep, "window_end": END}).counts["pubmed"]
+        fetches = endpoint_requests(server, "efetch")
+    assert (counts["fetched"], counts["repaired"], counts["quarantined"], counts["errors"]) == (34, 1, 0, 0)
+    assert len(fetches) == 5                                     # no halving: the batch was salvaged whole
+    assert db["quarantine"].count == 0
+    row = db["items"].get("pmid:219391")
+    [expected] = pubmed.parse_efetch(pubmed.offline_xml(clean.encode()))
+    assert row["abstract"] == expected["abstract"] and "\x01" not in row["abstract"]
+    assert row["abstract"].startswith("Peripheral blood and bone marrow")
+    assert json.loads(row["extra"])["repaired"] == ["removed the character reference &#x1; from AbstractText"]
+    # the next run does not ask for it again (nothing is held) ...
+    with eutils(served) as (server, config, _):
+        fetch_all(db, config, ["pubmed"], pubmed={"sleep": no_sleep, "window_end": "2026/11/21"})
+        assert not [r for r in endpoint_requests(server, "efetch") if r.param("id")]
+    # ... and it reaches the reader
+    add_subscriber(db, "ann@example.org", valid_themes=config.theme_names)
+    with db.atomic():
+        db["scores"].upsert({"item_id": "pmid:219391", "relevance": 0.9, "relevant": 1,
+                             "themes": json.dumps({"symptomatic": 0.8}), "labels": json.dumps(["symptomatic"]),
+                             "why": "about SPS", "evidence": json.dumps({})}, pk="item_id", alter=True)
+        db["items"].update("pmid:219391", {"entrez_date": "2026-11-19", "create_date": "2026-11-19"})
+    build_digests(db, config, now="2026-11-21T07:00:00+00:00")
+    data = json.loads(list(db.query("select data from digests where subscriber_id = 1"))[0]["data"])
+    assert [i["key"] for section in data["sections"] for i in section["items"]] == ["pmid:219391"]
+    _, html, text = render_digest(data, config, None)
+    assert "Spielmeyer-Vogt" in html and "Spielmeyer-Vogt" in text and "\x01" not in html + text

@@ -42,6 +42,7 @@ from bot.config import DEFAULT_EUTILS_URL
 from bot.errors import one_line
 from bot.links import pubmed_url
 from bot.sources.http import HttpClient, SourceError, source_client
+from bot.sources.xml_repair import notes, salvage
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +372,7 @@ def parse_batch(body: bytes, retstart: int = 0, retmax: int = 0) -> Batch:
     """
     batch = Batch(retstart, retmax)
     try:
-        articles = read_article_set(body)
+        articles, repairs = read_articles(body)
     except Exception as e:  # noqa: BLE001 - any parser failure means this answer is unusable
         batch.error = one_line(e)[:300]
         batch.malformed = b"<PubmedArticle" in (body or b"") or b"<PubmedBookArticle" in (body or b"")
@@ -386,7 +387,7 @@ def parse_batch(body: bytes, retstart: int = 0, retmax: int = 0) -> Batch:
         return batch
     for position, article in enumerate(articles):
         try:
-            batch.records.append(parse_record(article))
+            batch.records.append(_noted(parse_record(article), repairs))
         except Exception as e:  # noqa: BLE001 - one odd record must not cost the batch
             batch.record_errors += 1
             batch.quarantined.append((_article_pmid(article) or f"record {position + 1} at retstart {retstart}",
@@ -794,5 +795,35 @@ def _parse_book(article) -> dict:
 
 
 def parse_efetch(body: bytes) -> list[dict]:
-    """Parse a whole efetch answer into records; raises if the XML is unusable."""
-    return [parse_record(a) for a in read_article_set(body)]
+    """Parse a whole efetch answer into records (salvaged as ``read_articles`` does); raises if
+    the XML is unusable."""
+    articles, repairs = read_articles(body)
+    return [_noted(parse_record(a), repairs) for a in articles]
+
+
+def read_articles(body: bytes) -> tuple[list, dict[str, list[str]]]:
+    """``read_article_set``, and when the answer cannot be parsed only because of characters XML
+    forbids (``&#x1;``, a raw control character) or bytes that are not UTF-8, the answer without
+    them: (articles, PMID -> notes saying what was removed from which field). Raises the
+    original error when that does not make it parseable (the record cannot be salvaged)."""
+    try:
+        return read_article_set(body), {}
+    except Exception as error:  # noqa: BLE001 - any parser failure: try the salvage, else re-raise
+        salvaged = salvage(body)
+        if salvaged is None:
+            raise
+        try:
+            articles = read_article_set(salvaged[0])
+        except Exception:  # noqa: BLE001 - broken in another way too: report the first failure
+            raise error from None
+    repairs = notes(salvaged[1])
+    for pmid, lines in repairs.items():
+        log.warning("pubmed: record %s stored repaired: %s", pmid or "(outside any record)", "; ".join(lines))
+    return articles, repairs
+
+
+def _noted(record: dict, repairs: dict[str, list[str]]) -> dict:
+    """The record with its repair notes (``extra["repaired"]``), if it was salvaged."""
+    if repairs.get(record["pmid"]):
+        record["extra"]["repaired"] = repairs[record["pmid"]]
+    return record
