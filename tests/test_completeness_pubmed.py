@@ -200,17 +200,24 @@ def test_a_record_that_cannot_be_salvaged_is_isolated_by_halving_and_quarantined
     assert [r.param("id") for r in by_id] == [pmid] and db["items"].get(f"pmid:{pmid}")
 
 
-def test_status_lists_quarantined_records(db):
+def test_status_lists_quarantined_records(db, monkeypatch):
     from bot.status import collect_status, format_status
     from bot.store.quarantine import quarantine_record
-    quarantine_record(db, "clinicaltrials", "NCT00973089", "ValueError: study.protocolSection…count is NaN")
-    quarantine_record(db, "pubmed", "34529508", "CorruptedXMLError: not well-formed (invalid token)")
+    quarantine_record(db, "clinicaltrials", "NCT00973089", "ValueError: study.protocolSection…count is NaN",
+                      now="2026-11-20T06:00:00+00:00")
+    quarantine_record(db, "pubmed", "34529508", "CorruptedXMLError: not well-formed (invalid token)",
+                      now="2026-11-09T06:00:00+00:00")
+    monkeypatch.setenv("SPSBOT_NOW", "2026-11-21T07:00:00+00:00")
     status = collect_status(db, load_config(env={}))
     assert status["quarantine"]["count"] == 2 and status["quarantine"]["by_source"] == {
         "clinicaltrials": 1, "pubmed": 1}
     text = "\n".join(format_status(status))
     assert "Quarantine: 2 record(s) could not be parsed or stored (1 clinicaltrials, 1 pubmed)" in text
-    assert "pubmed          34529508: CorruptedXMLError" in text and "NCT00973089: ValueError" in text
+    # each held record as the page a curator can check it on, with how long it has been held
+    assert ("pubmed          https://pubmed.ncbi.nlm.nih.gov/34529508/: CorruptedXMLError: not well-formed "
+            "(invalid token) (held 12 days since 2026-11-09, 1 attempt(s))") in text
+    assert "https://clinicaltrials.gov/study/NCT00973089: ValueError" in text and "(held 1 day since" in text
+    assert [r["held_days"] for r in status["quarantine"]["records"]] == [12.04, 1.04]
 
 
 
