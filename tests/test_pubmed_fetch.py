@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
+from pubmed_reference import differences, generation_samples, generations, library_records
 
 from bot.config import load_config
 from bot.fetch import fetch_all
@@ -291,3 +292,17 @@ def test_a_record_with_an_illegal_character_reference_is_stored_cleaned_with_a_n
     assert [i["key"] for section in data["sections"] for i in section["items"]] == ["pmid:219391"]
     _, html, text = render_digest(data, config, None)
     assert "Spielmeyer-Vogt" in html and "Spielmeyer-Vogt" in text and "\x01" not in html + text
+
+
+@pytest.mark.parametrize("generation", generations())
+def test_an_answer_of_every_dtd_generation_is_read_whole_over_http(articles, generation):
+    """Issue 21: the fetch path reads what NLM served under each DTD generation (an http DTD URL
+    up to 2015, the set as a list, a plain-text abstract up to 2010) as Biopython itself does."""
+    body = dict(generation_samples())[generation]
+    expected = library_records(body)
+    with eutils(articles, script={"efetch": [Response(200, body)]}) as (server, config, _):
+        client = pubmed.configured_client(config, env={}, min_interval=0)
+        [batch] = pubmed.fetch_by_ids(client, [r["pmid"] for r in expected])
+    assert batch.error is None and not batch.quarantined and batch.requests == 1
+    assert [r["pmid"] for r in batch.records] == [r["pmid"] for r in expected]
+    assert all(differences(mine, theirs) == [] for mine, theirs in zip(batch.records, expected))
