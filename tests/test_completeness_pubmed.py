@@ -174,6 +174,24 @@ def test_a_record_whose_only_fault_is_one_character_is_stored_repaired_not_held(
     assert get_state(db, "pubmed", config.topic.pubmed_query)["window_end"] == "2026/11/21"
 
 
+def test_a_record_held_before_repairs_existed_is_stored_at_the_next_run(db, fixtures):
+    """A store from before issue 21 holds the `&#x1;` record and asked for it every run, forever:
+    the next run's retry by PMID stores it repaired and releases it."""
+    from bot.store.quarantine import quarantine_record
+    [clean] = [a for a in all_recorded(fixtures) if ">219391</PMID>" in a]
+    bad = clean.replace("<AbstractText>Peripheral blood", "<AbstractText>Peripheral&#x1; blood", 1)
+    quarantine_record(db, "pubmed", "219391", "CorruptedXMLError: reference to invalid character number",
+                      now="2026-10-01T06:00:00+00:00")
+    with eutils([bad]) as (server, config, client):
+        fetch_pubmed.set_state(db, "pubmed", config.topic.pubmed_query, last_success="2026-11-14T06:00:00+00:00",
+                               window_end="2026/11/14")   # an incremental run: the record is older
+        counts = fetch_all(db, config, ["pubmed"], pubmed={"client": client}).counts["pubmed"]
+        by_id = [r.param("id") for r in server.requests if r.path.endswith("/efetch.fcgi") and r.param("id")]
+    assert by_id == ["219391"] and (counts["released"], counts["repaired"]) == (1, 1) and open_quarantine(db) == []
+    assert json.loads(db["items"].get("pmid:219391")["extra"])["repaired"] == [
+        "removed the character reference &#x1; from AbstractText"]
+
+
 def test_a_record_that_cannot_be_salvaged_is_isolated_by_halving_and_quarantined(db, fixtures):
     """A control character inside a tag damages the record's structure, not a field's text:
     nothing is removed on a guess; the record is held and asked for again."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from contextlib import contextmanager
 from datetime import date, timedelta
+from html import escape as html_escape
 
 import pytest
 from pubmed_reference import differences, generation_samples, generations, library_records
@@ -258,9 +260,6 @@ def test_request_spacing_honours_ncbi_limits_except_for_a_local_replay(base_url,
 def test_a_record_with_an_illegal_character_reference_is_stored_cleaned_with_a_note_and_delivered(db, articles):
     """Issue 21: one `&#x1;` in an abstract used to cost the record (held and asked for again
     every run, forever); it is stored without that character, with a note saying so."""
-    from bot.digest.builder import build_digests
-    from bot.digest.render import render_digest
-    from bot.digest.subscribers import add_subscriber
     [clean] = [a for a in articles if ">219391</PMID>" in a]
     bad = clean.replace("<AbstractText>Peripheral blood", "<AbstractText>Peripheral&#x1; blood", 1)
     assert bad != clean
@@ -281,17 +280,44 @@ def test_a_record_with_an_illegal_character_reference_is_stored_cleaned_with_a_n
         fetch_all(db, config, ["pubmed"], pubmed={"sleep": no_sleep, "window_end": "2026/11/21"})
         assert not [r for r in endpoint_requests(server, "efetch") if r.param("id")]
     # ... and it reaches the reader
+    keys, html, text = delivered(db, config, "pmid:219391")
+    assert keys == ["pmid:219391"]
+    assert "Spielmeyer-Vogt" in html and "Spielmeyer-Vogt" in text and "\x01" not in html + text
+
+
+def delivered(db, config, item_id: str) -> tuple[list[str], str, str]:
+    """Score ``item_id`` relevant (as the ranker writes it), build the week's digest for one
+    subscriber and render it: (the digest's item keys, HTML, text)."""
+    from bot.digest.builder import build_digests
+    from bot.digest.render import render_digest
+    from bot.digest.subscribers import add_subscriber
     add_subscriber(db, "ann@example.org", valid_themes=config.theme_names)
     with db.atomic():
-        db["scores"].upsert({"item_id": "pmid:219391", "relevance": 0.9, "relevant": 1,
+        db["scores"].upsert({"item_id": item_id, "relevance": 0.9, "relevant": 1,
                              "themes": json.dumps({"symptomatic": 0.8}), "labels": json.dumps(["symptomatic"]),
                              "why": "about SPS", "evidence": json.dumps({})}, pk="item_id", alter=True)
-        db["items"].update("pmid:219391", {"entrez_date": "2026-11-19", "create_date": "2026-11-19"})
+        db["items"].update(item_id, {"entrez_date": "2026-11-19", "create_date": "2026-11-19"})
     build_digests(db, config, now="2026-11-21T07:00:00+00:00")
     data = json.loads(list(db.query("select data from digests where subscriber_id = 1"))[0]["data"])
-    assert [i["key"] for section in data["sections"] for i in section["items"]] == ["pmid:219391"]
     _, html, text = render_digest(data, config, None)
-    assert "Spielmeyer-Vogt" in html and "Spielmeyer-Vogt" in text and "\x01" not in html + text
+    return [i["key"] for section in data["sections"] for i in section["items"]], html, text
+
+
+def test_medical_text_with_less_than_signs_reaches_the_digest_as_written(db, articles):
+    """Issue 21: `&lt;5 years`, `p&lt;0.05`, `≥`, `&amp;` in a PubMed title and abstract are text,
+    not markup: stored and mailed as written (only the real <i> markup is flattened)."""
+    [clean] = [a for a in articles if ">219391</PMID>" in a]
+    title = "Mortality in children aged <5 years and adults >65 years: p<0.05, eGFR <30 & age ≥70 (n = 12)"
+    medical = re.sub(r"<ArticleTitle>.*?</ArticleTitle>", "<ArticleTitle>Mortality in children aged &lt;5 years and "
+                     "adults &gt;65 years: p&lt;0.05, eGFR &lt;30 &amp; age ≥70 (<i>n</i> = 12)</ArticleTitle>", clean)
+    medical = medical.replace("<AbstractText>Peripheral blood", "<AbstractText>In &lt;5% (p&lt;0.05) peripheral blood")
+    with eutils([a for a in articles if a is not clean] + [medical]) as (server, config, _):
+        fetch_all(db, config, ["pubmed"], pubmed={"sleep": no_sleep, "window_end": END})
+    row = db["items"].get("pmid:219391")
+    assert row["title"] == title and row["abstract"].startswith("In <5% (p<0.05) peripheral blood and bone marrow")
+    keys, html, text = delivered(db, config, "pmid:219391")
+    assert keys == ["pmid:219391"] and title in text
+    assert html_escape(title, quote=False) in html
 
 
 @pytest.mark.parametrize("generation", generations())
