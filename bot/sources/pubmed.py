@@ -11,13 +11,18 @@ Pure HTTP + parsing, no database code (``bot.fetch.pubmed`` stores what this yie
   late) or by modification date (``datetype=mdat``); a window matching more than one history
   query can page (9,999) is split in halves.
 - ``fetch_batches(client, windows, batch_size)``: ``efetch`` (retmode=xml) through WebEnv/query_key
-  + retstart/retmax, one ``Batch`` of parsed records per request. A batch whose XML cannot be
-  parsed is fetched again in halves down to the single bad record, which is reported in
+  + retstart/retmax, one ``Batch`` of parsed records per request. An answer whose only faults
+  are characters XML forbids or bytes that are not UTF-8 is read without them, each record
+  concerned noting what was removed where (``extra["repaired"]``, ``bot.sources.xml_repair``).
+  A batch whose XML still cannot be parsed is fetched again in halves down to the single bad
+  record, which is reported in
   ``Batch.quarantined`` while the others are kept; a batch the server answered wrongly (an
   error, no records) is reported in ``Batch.error``.
 - ``search_ids`` / ``fetch_by_ids``: the PMIDs of a search, and efetch by PMID list (same
   isolation), for the retraction sweep and for re-trying quarantined records.
-- ``parse_efetch(xml_bytes)``: PubmedArticleSet → record dicts (the ``items`` columns).
+- ``parse_efetch(xml_bytes)``: PubmedArticleSet → record dicts (the ``items`` columns), from
+  every DTD generation NLM has served (pubmed_080101 … pubmed_250101; ``offline_xml``,
+  ``read_article_set``).
 
 API docs: https://www.ncbi.nlm.nih.gov/books/NBK25499/ (ESearch, EFetch, usage guidelines).
 """
