@@ -85,7 +85,8 @@ def _sections(abstract) -> list[tuple[str | None, str]]:
     parts = (abstract or {}).get("AbstractText") or []
     if isinstance(parts, str):
         parts = [parts]
-    found = [(text(_attr(p, "Label")) or None, text(p)) for p in parts]
+    # Bio.Entrez gives attribute values as they are (unescaped, never markup)
+    found = [(" ".join((_attr(p, "Label") or "").split()) or None, text(p)) for p in parts]
     return [(label, body) for label, body in found if body]
 
 

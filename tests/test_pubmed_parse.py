@@ -413,3 +413,10 @@ def test_a_record_with_a_forbidden_character_is_parsed_without_it_and_noted(load
     assert bad["extra"]["repaired"] == ["removed the character reference &#x1; from AbstractText"]
     batch = parse_batch(body.replace(b"<ArticleTitle>", b"<ArticleTitle>\x01"), 0, 1)
     assert batch.error is None and not batch.malformed and batch.records[0]["title"] == clean["title"]
+
+
+def test_a_section_label_is_text_even_with_a_less_than_sign(load):
+    body = load("efetch_biopython_pubmed5_structured_abstract_sub_markup.xml")
+    first = parse_efetch(body)[0]["abstract_sections"][0]["label"]
+    body = body.replace(f'Label="{first}"'.encode(), b'Label="AGED &lt;5 &amp; &lt;i&gt;X&lt;/i&gt;"', 1)
+    assert parse_efetch(body)[0]["abstract_sections"][0]["label"] == "AGED <5 & <i>X</i>"

@@ -666,8 +666,9 @@ def _abstract(abstract) -> tuple[str, list[dict]]:
         text = flat(part)
         if not text:
             continue
-        label = getattr(part, "attributes", {}).get("Label") or None
-        section = {"label": flat(label) if label else None, "text": text}
+        # attribute values come unescaped from Bio.Entrez (never markup): whitespace only
+        label = " ".join((getattr(part, "attributes", {}).get("Label") or "").split()) or None
+        section = {"label": label, "text": text}
         category = getattr(part, "attributes", {}).get("NlmCategory")
         if category:
             section["category"] = category
