@@ -24,6 +24,7 @@ import sqlite_utils
 
 from bot.dates import parse_timestamp
 from bot.fetch.registry import SOURCES
+from bot.links import pubmed_url, trial_url
 from bot.redact import scrub
 from bot.store import integrity_problem, loads, now_iso
 from bot.store import status as store
@@ -151,7 +152,7 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
         "ranker_seed": seed,
         "warnings": warnings, "stale": stale,
         "problems": [p for p in PROBLEMS if p in problems],
-        "quarantine": _quarantine(db),
+        "quarantine": _quarantine(db, now_dt),
         "integrity": integrity,
     }
 
@@ -169,10 +170,21 @@ def ranker_seed_state(db: sqlite_utils.Database) -> dict | None:
     return loads(value, None) if value else None
 
 
-def _quarantine(db: sqlite_utils.Database, shown: int = 10) -> dict:
-    """Records a source served that could not be parsed or stored (issue 11: held, not lost)."""
+def _quarantine(db: sqlite_utils.Database, now: datetime, shown: int = 10) -> dict:
+    """Records a source served that could not be parsed or stored (issue 11: held, not lost),
+    each with the page a curator can check it on and how many days it has been held."""
     counts = quarantine_counts(db)
-    return {"count": sum(counts.values()), "by_source": counts, "records": open_quarantine(db)[:shown]}
+    records = [{**row, "url": _record_url(row["source"], row["record_id"]),
+                "held_days": _age_days(row["first_seen"], now)} for row in open_quarantine(db)[:shown]]
+    return {"count": sum(counts.values()), "by_source": counts, "records": records}
+
+
+def _record_url(source: str, record_id: str) -> str | None:
+    if source == "pubmed" and record_id.isdigit():
+        return pubmed_url(record_id)
+    if source == "clinicaltrials" and record_id.upper().startswith("NCT"):
+        return trial_url(record_id)
+    return None
 
 
 def _integrity(db: sqlite_utils.Database) -> dict:
@@ -246,8 +258,10 @@ def _quarantine_lines(held: dict) -> list[str]:
              f"everything else was stored. PubMed records are asked for again every run, "
              f"ClinicalTrials.gov studies when the registry next updates them"]
     for row in held["records"]:
-        lines.append(f"  {row['source']:<15} {row['record_id']}: {row['error'][:140]} "
-                     f"(since {row['first_seen'][:10]}, {row['attempts']} attempt(s))")
+        days = row.get("held_days")
+        for_how_long = "" if days is None else f"held {int(days)} day{'' if int(days) == 1 else 's'} "
+        lines.append(f"  {row['source']:<15} {row.get('url') or row['record_id']}: {row['error'][:140]} "
+                     f"({for_how_long}since {row['first_seen'][:10]}, {row['attempts']} attempt(s))")
     if held["count"] > len(held["records"]):
         lines.append(f"  … and {held['count'] - len(held['records'])} more (spsbot status --json)")
     return lines

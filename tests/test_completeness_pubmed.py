@@ -151,13 +151,54 @@ def test_the_sweep_catches_up_modifications_made_during_an_outage(db):
 
 # --- 4. one bad record must not sink its batch -----------------------------------------------
 
-@pytest.mark.parametrize("bad_file, pmid", [
-    ("efetch_derived_34529508_xml_illegal_control_character.xml", "34529508"),
-    ("efetch_derived_38762411_invalid_utf8_in_title.xml", "38762411"),
+@pytest.mark.parametrize("bad_file, pmid, note", [
+    ("efetch_derived_34529508_xml_illegal_control_character.xml", "34529508",
+     "removed U+0001 (a control character XML forbids) from ArticleTitle"),
+    ("efetch_derived_38762411_invalid_utf8_in_title.xml", "38762411",
+     "removed the bytes FF FE (not UTF-8) from ArticleTitle"),
 ])
-def test_a_bad_record_is_isolated_by_halving_and_quarantined(db, fixtures, monkeypatch, bad_file, pmid):
+def test_a_record_whose_only_fault_is_one_character_is_stored_repaired_not_held(db, fixtures, bad_file, pmid, note):
     good = [a for a in all_recorded(fixtures) if f">{pmid}</PMID>" not in a]
     [bad] = derived(fixtures, bad_file)
+    [clean] = [a for a in all_recorded(fixtures) if f">{pmid}</PMID>" in a]
+    with eutils(good + [bad], batch_size=7) as (server, config, client):
+        result = fetch_all(db, config, ["pubmed"], pubmed={"client": client})
+        counts = result.counts["pubmed"]
+        fetches = [r for r in server.requests if r.path.endswith("/efetch.fcgi")]
+    # the whole batch is stored, the bad record without its bad character and with a note; nothing is held
+    assert (counts["quarantined"], counts["repaired"], counts["fetched"]) == (0, 1, len(good) + 1) and not result.errors
+    assert open_quarantine(db) == [] and len(fetches) == 5            # no halving either
+    row = db["items"].get(f"pmid:{pmid}")
+    [expected] = pubmed.parse_efetch(pubmed.offline_xml(clean.encode()))
+    assert row["title"] == expected["title"] and json.loads(row["extra"])["repaired"] == [note]
+    assert get_state(db, "pubmed", config.topic.pubmed_query)["window_end"] == "2026/11/21"
+
+
+def test_a_record_held_before_repairs_existed_is_stored_at_the_next_run(db, fixtures):
+    """A store from before issue 21 holds the `&#x1;` record and asked for it every run, forever:
+    the next run's retry by PMID stores it repaired and releases it."""
+    from bot.store.quarantine import quarantine_record
+    [clean] = [a for a in all_recorded(fixtures) if ">219391</PMID>" in a]
+    bad = clean.replace("<AbstractText>Peripheral blood", "<AbstractText>Peripheral&#x1; blood", 1)
+    quarantine_record(db, "pubmed", "219391", "CorruptedXMLError: reference to invalid character number",
+                      now="2026-10-01T06:00:00+00:00")
+    with eutils([bad]) as (server, config, client):
+        fetch_pubmed.set_state(db, "pubmed", config.topic.pubmed_query, last_success="2026-11-14T06:00:00+00:00",
+                               window_end="2026/11/14")   # an incremental run: the record is older
+        counts = fetch_all(db, config, ["pubmed"], pubmed={"client": client}).counts["pubmed"]
+        by_id = [r.param("id") for r in server.requests if r.path.endswith("/efetch.fcgi") and r.param("id")]
+    assert by_id == ["219391"] and (counts["released"], counts["repaired"]) == (1, 1) and open_quarantine(db) == []
+    assert json.loads(db["items"].get("pmid:219391")["extra"])["repaired"] == [
+        "removed the character reference &#x1; from AbstractText"]
+
+
+def test_a_record_that_cannot_be_salvaged_is_isolated_by_halving_and_quarantined(db, fixtures):
+    """A control character inside a tag damages the record's structure, not a field's text:
+    nothing is removed on a guess; the record is held and asked for again."""
+    pmid = "34529508"
+    good = [a for a in all_recorded(fixtures) if f">{pmid}</PMID>" not in a]
+    [clean] = [a for a in all_recorded(fixtures) if f">{pmid}</PMID>" in a]
+    bad = clean.replace("<ArticleTitle>", "<ArticleTitle\x01>", 1)
     with eutils(good + [bad], batch_size=7) as (server, config, client):
         result = fetch_all(db, config, ["pubmed"], pubmed={"client": client})
         counts = result.counts["pubmed"]
@@ -166,29 +207,35 @@ def test_a_bad_record_is_isolated_by_halving_and_quarantined(db, fixtures, monke
     assert counts["quarantined"] == 1 and not result.errors and counts["fetched"] == len(good)
     assert db["items"].count == len(good) and f"pmid:{pmid}" not in {r["id"] for r in db["items"].rows}
     [held] = open_quarantine(db)
-    assert (held["source"], held["record_id"]) == ("pubmed", pmid) and "XML" in held["error"]
+    assert (held["source"], held["record_id"]) == ("pubmed", pmid) and "not well-formed" in held["error"]
     assert get_state(db, "pubmed", config.topic.pubmed_query)["window_end"] == "2026/11/21"
     assert len(fetches) <= 5 + 2 * 3 + 1                   # 5 batches, halving 7 → 1 costs ≤ 6 more
     # the next run asks PubMed again for the held record; once it is served whole, it is stored
-    fixed = [a for a in all_recorded(fixtures) if f">{pmid}</PMID>" in a]
-    with eutils(good + fixed) as (server, config, client):
+    with eutils(good + [clean]) as (server, config, client):
         again = fetch_all(db, config, ["pubmed"], pubmed={"client": client}).counts["pubmed"]
         by_id = [r for r in server.requests if r.path.endswith("/efetch.fcgi") and r.param("id")]
     assert again["released"] == 1 and open_quarantine(db) == []
     assert [r.param("id") for r in by_id] == [pmid] and db["items"].get(f"pmid:{pmid}")
 
 
-def test_status_lists_quarantined_records(db):
+def test_status_lists_quarantined_records(db, monkeypatch):
     from bot.status import collect_status, format_status
     from bot.store.quarantine import quarantine_record
-    quarantine_record(db, "clinicaltrials", "NCT00973089", "ValueError: study.protocolSection…count is NaN")
-    quarantine_record(db, "pubmed", "34529508", "CorruptedXMLError: not well-formed (invalid token)")
+    quarantine_record(db, "clinicaltrials", "NCT00973089", "ValueError: study.protocolSection…count is NaN",
+                      now="2026-11-20T06:00:00+00:00")
+    quarantine_record(db, "pubmed", "34529508", "CorruptedXMLError: not well-formed (invalid token)",
+                      now="2026-11-09T06:00:00+00:00")
+    monkeypatch.setenv("SPSBOT_NOW", "2026-11-21T07:00:00+00:00")
     status = collect_status(db, load_config(env={}))
     assert status["quarantine"]["count"] == 2 and status["quarantine"]["by_source"] == {
         "clinicaltrials": 1, "pubmed": 1}
     text = "\n".join(format_status(status))
     assert "Quarantine: 2 record(s) could not be parsed or stored (1 clinicaltrials, 1 pubmed)" in text
-    assert "pubmed          34529508: CorruptedXMLError" in text and "NCT00973089: ValueError" in text
+    # each held record as the page a curator can check it on, with how long it has been held
+    assert ("pubmed          https://pubmed.ncbi.nlm.nih.gov/34529508/: CorruptedXMLError: not well-formed "
+            "(invalid token) (held 12 days since 2026-11-09, 1 attempt(s))") in text
+    assert "https://clinicaltrials.gov/study/NCT00973089: ValueError" in text and "(held 1 day since" in text
+    assert [r["held_days"] for r in status["quarantine"]["records"]] == [12.04, 1.04]
 
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from contextlib import contextmanager
 from datetime import date, timedelta
+from html import escape as html_escape
 
 import pytest
+from pubmed_reference import differences, generation_samples, generations, library_records
 
 from bot.config import load_config
 from bot.fetch import fetch_all
@@ -252,3 +255,80 @@ def test_request_spacing_honours_ncbi_limits_except_for_a_local_replay(base_url,
     if configured is not None:
         config.sections["sources.pubmed"]["min_interval"] = configured
     assert configured_client(config, env={"NCBI_API_KEY": api_key}).min_interval == expected
+
+
+def test_a_record_with_an_illegal_character_reference_is_stored_cleaned_with_a_note_and_delivered(db, articles):
+    """Issue 21: one `&#x1;` in an abstract used to cost the record (held and asked for again
+    every run, forever); it is stored without that character, with a note saying so."""
+    [clean] = [a for a in articles if ">219391</PMID>" in a]
+    bad = clean.replace("<AbstractText>Peripheral blood", "<AbstractText>Peripheral&#x1; blood", 1)
+    assert bad != clean
+    served = [a for a in articles if a is not clean] + [bad]
+    with eutils(served) as (server, config, _):
+        counts = fetch_all(db, config, ["pubmed"], pubmed={"sleep": no_sleep, "window_end": END}).counts["pubmed"]
+        fetches = endpoint_requests(server, "efetch")
+    assert (counts["fetched"], counts["repaired"], counts["quarantined"], counts["errors"]) == (34, 1, 0, 0)
+    assert len(fetches) == 5                                     # no halving: the batch was salvaged whole
+    assert db["quarantine"].count == 0
+    row = db["items"].get("pmid:219391")
+    [expected] = pubmed.parse_efetch(pubmed.offline_xml(clean.encode()))
+    assert row["abstract"] == expected["abstract"] and "\x01" not in row["abstract"]
+    assert row["abstract"].startswith("Peripheral blood and bone marrow")
+    assert json.loads(row["extra"])["repaired"] == ["removed the character reference &#x1; from AbstractText"]
+    # the next run does not ask for it again (nothing is held) ...
+    with eutils(served) as (server, config, _):
+        fetch_all(db, config, ["pubmed"], pubmed={"sleep": no_sleep, "window_end": "2026/11/21"})
+        assert not [r for r in endpoint_requests(server, "efetch") if r.param("id")]
+    # ... and it reaches the reader
+    keys, html, text = delivered(db, config, "pmid:219391")
+    assert keys == ["pmid:219391"]
+    assert "Spielmeyer-Vogt" in html and "Spielmeyer-Vogt" in text and "\x01" not in html + text
+
+
+def delivered(db, config, item_id: str) -> tuple[list[str], str, str]:
+    """Score ``item_id`` relevant (as the ranker writes it), build the week's digest for one
+    subscriber and render it: (the digest's item keys, HTML, text)."""
+    from bot.digest.builder import build_digests
+    from bot.digest.render import render_digest
+    from bot.digest.subscribers import add_subscriber
+    add_subscriber(db, "ann@example.org", valid_themes=config.theme_names)
+    with db.atomic():
+        db["scores"].upsert({"item_id": item_id, "relevance": 0.9, "relevant": 1,
+                             "themes": json.dumps({"symptomatic": 0.8}), "labels": json.dumps(["symptomatic"]),
+                             "why": "about SPS", "evidence": json.dumps({})}, pk="item_id", alter=True)
+        db["items"].update(item_id, {"entrez_date": "2026-11-19", "create_date": "2026-11-19"})
+    build_digests(db, config, now="2026-11-21T07:00:00+00:00")
+    data = json.loads(list(db.query("select data from digests where subscriber_id = 1"))[0]["data"])
+    _, html, text = render_digest(data, config, None)
+    return [i["key"] for section in data["sections"] for i in section["items"]], html, text
+
+
+def test_medical_text_with_less_than_signs_reaches_the_digest_as_written(db, articles):
+    """Issue 21: `&lt;5 years`, `p&lt;0.05`, `≥`, `&amp;` in a PubMed title and abstract are text,
+    not markup: stored and mailed as written (only the real <i> markup is flattened)."""
+    [clean] = [a for a in articles if ">219391</PMID>" in a]
+    title = "Mortality in children aged <5 years and adults >65 years: p<0.05, eGFR <30 & age ≥70 (n = 12)"
+    medical = re.sub(r"<ArticleTitle>.*?</ArticleTitle>", "<ArticleTitle>Mortality in children aged &lt;5 years and "
+                     "adults &gt;65 years: p&lt;0.05, eGFR &lt;30 &amp; age ≥70 (<i>n</i> = 12)</ArticleTitle>", clean)
+    medical = medical.replace("<AbstractText>Peripheral blood", "<AbstractText>In &lt;5% (p&lt;0.05) peripheral blood")
+    with eutils([a for a in articles if a is not clean] + [medical]) as (server, config, _):
+        fetch_all(db, config, ["pubmed"], pubmed={"sleep": no_sleep, "window_end": END})
+    row = db["items"].get("pmid:219391")
+    assert row["title"] == title and row["abstract"].startswith("In <5% (p<0.05) peripheral blood and bone marrow")
+    keys, html, text = delivered(db, config, "pmid:219391")
+    assert keys == ["pmid:219391"] and title in text
+    assert html_escape(title, quote=False) in html
+
+
+@pytest.mark.parametrize("generation", generations())
+def test_an_answer_of_every_dtd_generation_is_read_whole_over_http(articles, generation):
+    """Issue 21: the fetch path reads what NLM served under each DTD generation (an http DTD URL
+    up to 2015, the set as a list, a plain-text abstract up to 2010) as Biopython itself does."""
+    body = dict(generation_samples())[generation]
+    expected = library_records(body)
+    with eutils(articles, script={"efetch": [Response(200, body)]}) as (server, config, _):
+        client = pubmed.configured_client(config, env={}, min_interval=0)
+        [batch] = pubmed.fetch_by_ids(client, [r["pmid"] for r in expected])
+    assert batch.error is None and not batch.quarantined and batch.requests == 1
+    assert [r["pmid"] for r in batch.records] == [r["pmid"] for r in expected]
+    assert all(differences(mine, theirs) == [] for mine, theirs in zip(batch.records, expected))

@@ -354,3 +354,69 @@ def test_esearch_field_not_found_is_an_error():
     with pytest.raises(SourceError, match="FieldNotFound"):
         parse_esearch(b"<eSearchResult><Count>0</Count><ErrorList><FieldNotFound>tiabx</FieldNotFound>"
                       b"</ErrorList></eSearchResult>")
+
+
+@pytest.mark.parametrize("value, text", [
+    ("eGFR &lt;30 and age &gt;70.", "eGFR <30 and age >70."),          # the text's own "<" survives
+    ("Mortality in children aged &lt;5 years", "Mortality in children aged <5 years"),
+    ("<i>p</i>&lt;0.05 and ≤ 3 &amp; more", "p<0.05 and ≤ 3 & more"),
+    ("Me<sub>2</sub>SO, <i>TERT</i> and CO<sub>2</sub>", "Me2SO, TERT and CO2"),  # markup: its text, no spaces
+    ('A "<i>Blood Relationship"</i>  \n of  ', 'A "Blood Relationship" of'),
+    ('<math xmlns="http://www.w3.org/1998/Math/MathML"><mi>x</mi><mo>&lt;</mo><mn>1</mn></math>', "x<1"),
+    ("&amp;lt; is how XML writes &lt;", "&lt; is how XML writes <"),        # decoded once, not twice
+])
+def test_flat_turns_escaped_text_with_markup_into_its_text(value, text):
+    from bot.sources.pubmed import flat
+    assert flat(value) == text
+
+
+# --- repair before quarantine (issue 21) ----------------------------------------------------
+
+SET = ('<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN"'
+       ' "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n<PubmedArticleSet>{}</PubmedArticleSet>')
+
+
+def test_salvage_removes_only_what_xml_forbids_and_says_where():
+    from bot.sources.xml_repair import notes, salvage
+    body = ("<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID><T>a&#x1;b &#x41;&#9;&#233;</T>"
+            "<A>x<i>y&#31;</i>\x02z</A></MedlineCitation></PubmedArticle><PubmedArticle><X k='&#0;'/>"
+            "<MedlineCitation><PMID>2</PMID><CommentsCorrections><PMID>3\x0b</PMID></CommentsCorrections>"
+            "</MedlineCitation></PubmedArticle></PubmedArticleSet>").encode() + b"<!-- \xff -->"
+    cleaned, removals = salvage(body)
+    assert cleaned == body.replace(b"&#x1;", b"").replace(b"&#31;", b"").replace(b"\x02", b"").replace(
+        b"&#0;", b"").replace(b"\x0b", b"").replace(b"\xff", b"")        # legal references (&#x41; &#9; &#233;) kept
+    assert notes(removals) == {
+        "1": ["removed the character reference &#x1; from T",
+              "removed the character reference &#31;, U+0002 (a control character XML forbids) from A"],  # <i> skipped
+        "2": ["removed the character reference &#0; from X@k",
+              "removed U+000B (a control character XML forbids) from PMID"],   # the record's id is its first PMID
+        None: ["removed the byte FF (not UTF-8) from the answer"]}
+
+
+@pytest.mark.parametrize("body", [
+    b"<a><b>1</b></a>",                                   # nothing to remove
+    b"<a><b\x01>1</b></a>",                               # inside a tag: the structure is damaged, not a field
+    b"<a><b>1\x01</b>",                                   # broken in another way too (truncated)
+    b'<?xml version="1.0" encoding="ISO-8859-1"?><a>\x01</a>',   # not UTF-8 by declaration: not guessed at
+    b"<a>" + b"\x01" * 1000 + b"</a>",                    # a thousand faults: a bad answer, not a bad character
+])
+def test_salvage_leaves_what_it_cannot_repair_alone(body):
+    from bot.sources.xml_repair import salvage
+    assert salvage(body) is None
+
+
+def test_a_record_with_a_forbidden_character_is_parsed_without_it_and_noted(load):
+    body = load("efetch_metapub_219391_Case_Reports_1979.xml")
+    clean = parse_efetch(body)[0]
+    bad = parse_efetch(body.replace(b"<AbstractText>Peripheral blood", b"<AbstractText>Peripheral&#x1; blood"))[0]
+    assert bad["abstract"] == clean["abstract"] and "repaired" not in clean["extra"]
+    assert bad["extra"]["repaired"] == ["removed the character reference &#x1; from AbstractText"]
+    batch = parse_batch(body.replace(b"<ArticleTitle>", b"<ArticleTitle>\x01"), 0, 1)
+    assert batch.error is None and not batch.malformed and batch.records[0]["title"] == clean["title"]
+
+
+def test_a_section_label_is_text_even_with_a_less_than_sign(load):
+    body = load("efetch_biopython_pubmed5_structured_abstract_sub_markup.xml")
+    first = parse_efetch(body)[0]["abstract_sections"][0]["label"]
+    body = body.replace(f'Label="{first}"'.encode(), b'Label="AGED &lt;5 &amp; &lt;i&gt;X&lt;/i&gt;"', 1)
+    assert parse_efetch(body)[0]["abstract_sections"][0]["label"] == "AGED <5 & <i>X</i>"

@@ -62,6 +62,11 @@ def test_score_bad_line_names_it_and_writes_nothing(isolated, tmp_path):
     path.write_text(json.dumps(RECORDS[0]) + "\n" + json.dumps({"id": "x", "pub_types": "x"}) + "\n")
     result = CliRunner().invoke(cli, ["score", str(path)])
     assert result.exit_code == 1 and "line 2" in result.output
+    # valid JSON of another shape is not "not valid JSON" (issue 21)
+    path.write_text(json.dumps({"results": [RECORDS[0]]}, indent=2))
+    result = CliRunner().invoke(cli, ["score", str(path)])
+    assert result.exit_code == 1 and result.stdout == "" and len(result.output.strip().splitlines()) == 1
+    assert "bad.jsonl: valid JSON, but neither a record" in result.output and "not valid JSON" not in result.output
 
 
 def test_score_pubmed_xml(isolated):

@@ -27,10 +27,27 @@ def test_json_lines_and_a_json_array_are_records_as_given():
     (b'{"id": "a", "title": "ok"}\n{not json\n', "papers.jsonl: line 2: not valid JSON"),
     (b'{"id": "a", "title": "ok"}\n{"id": "b", "pub_types": "x", "title": "t"}\n',
      "papers.jsonl: line 2: 'pub_types' must be a list"),
-    (b'{"id": "a"}\n', "papers.jsonl: line 1: a record needs a non-empty 'title' or 'text'"),
-    (b'[{"id": "a", "title": "ok"}, 3]', "papers.jsonl: record 2: expected a JSON object"),
+    (b'{"id": "a", "title": "ok"}\n{"id": "b"}\n',
+     "papers.jsonl: line 2: valid JSON, but not a record: a record needs a non-empty 'title' or 'text'"),
+    (b'{"id": "a", "title": "ok"}\n7\n', "papers.jsonl: line 2: valid JSON, but not a record: expected a JSON object"),
+    (b'[{"id": "a", "title": "ok"}, 3]',
+     "papers.jsonl: record 2: valid JSON, but not a record: expected a JSON object"),
     (b"<PubmedArticleSet><PubmedArticle>", "papers.jsonl: not a readable PubMed XML file"),
-    (b'{"studies": [{"protocolSection": {}}]}', "papers.jsonl: study 1:"),
+    (b'{"studies": [{"protocolSection": {}}]}',
+     "papers.jsonl: study 1: valid JSON, but not a ClinicalTrials.gov v2 study (ValueError: "),
+    # issue 21: a JSON file of another shape is not called "not valid JSON"...
+    (b'{\n  "id": "a",\n  "summary": "no title or text"\n}\n',
+     "papers.jsonl: valid JSON, but neither a record (a record needs a non-empty 'title' or 'text') nor "
+     "ClinicalTrials.gov v2 JSON (no 'studies' or 'protocolSection')"),
+    (b'{"id": "a"}\n', "papers.jsonl: valid JSON, but neither a record"),
+    (b'{"studies": {"NCT1": {}}}', "papers.jsonl: valid JSON, but not a ClinicalTrials.gov v2 /studies page"),
+    (b'{"studies": [{"hasResults": false}]}', "papers.jsonl: study 1: valid JSON, but not a ClinicalTrials.gov v2"),
+    (b'"a title"', "papers.jsonl: valid JSON, but a string, not records (JSON Lines, or a list), a "
+                   "ClinicalTrials.gov v2 study or /studies page"),
+    (b"null\n", "papers.jsonl: valid JSON, but null, not records"),
+    # ... and a file that is not JSON says where it breaks, whether it is one document or lines
+    (b'{\n  "id": "a",\n  "title": "ok",\n  oops\n}\n', "papers.jsonl: line 4: not valid JSON (Expecting property"),
+    (b"id,title\na,ok\n", "papers.jsonl: line 1: not valid JSON (Expecting value)"),
 ])
 def test_an_unreadable_file_is_one_error_naming_where(body, message):
     with pytest.raises(RecordError) as caught:

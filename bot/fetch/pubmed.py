@@ -13,9 +13,12 @@ Three searches a run, each stored batch by batch (a crash keeps finished batches
    is re-read, whatever the query, so its retraction is noticed.
 3. **Quarantined records** are asked for again by PMID; one that parses now is stored and released.
 
-A record that cannot be parsed (alone: its batch is fetched again in halves down to it) goes to
-the ``quarantine`` table and the rest of the batch is stored; the window still advances. A batch
-the server answered wrongly keeps the window, so it is read again next run.
+A record is repaired before it is ever held: one whose only fault is a character XML forbids
+(``&#x1;``, a raw control character) or bytes that are not UTF-8 is stored without them, with a
+note in its row (``extra.repaired``: what was removed from which field; counted in
+``repaired``). A record that still cannot be parsed (alone: its batch is fetched again in halves
+down to it) goes to the ``quarantine`` table and the rest of the batch is stored; the window
+still advances. A batch the server answered wrongly keeps the window, so it is read again next run.
 """
 
 from __future__ import annotations
@@ -73,8 +76,9 @@ def modified_window(db, config, maxdate: str) -> tuple[str, str] | None:
 def run(db, config, *, full: bool = False, progress: bool = False, client=None, sleep=None,
         window_end: str | None = None) -> SourceResult:
     """Fetch PubMed records for ``config.topic.pubmed_query`` into ``db``; return the counts
-    {fetched, new, updated, unchanged, batches, errors, quarantined (records refused this run),
-    released (held records stored now), modified, retracted, requests, matched, window} and, when
+    {fetched, new, updated, unchanged, batches, errors, repaired (records stored without a
+    character XML forbids, noted), quarantined (records refused this run), released (held records
+    stored now), modified, retracted, requests, matched, window} and, when
     a batch or search failed, its problems and a one-line error (the run is then partial)."""
     started = now_iso()
     query = config.topic.pubmed_query
@@ -85,7 +89,7 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
     windows = pubmed.plan_windows(client, query, mindate, maxdate, limit=pubmed.SEARCH_LIMIT, datetype="crdt")
     total = sum(w.count for w in windows)
     counts = {"fetched": 0, "new": 0, "updated": 0, "unchanged": 0, "batches": 0, "errors": 0,
-              "quarantined": 0, "released": 0, "modified": 0, "retracted": 0,
+              "repaired": 0, "quarantined": 0, "released": 0, "modified": 0, "retracted": 0,
               "requests": 0, "matched": total, "window": f"{mindate}-{maxdate}"}
     batch_size = int(config.pubmed.get("batch_size", pubmed.DEFAULT_BATCH_SIZE))
     problems: list[str] = []  # the first failure of each step: the line the user sees
@@ -133,6 +137,7 @@ def _store(db, batch: pubmed.Batch, counts: dict, problems: list[str], progress:
     pmids = [r["pmid"] for r in records]
     counts["released"] += release_records(db, SOURCE, pmids)
     counts["quarantined"] += len(batch.quarantined)
+    counts["repaired"] += sum(1 for r in records if r["extra"].get("repaired"))
     counts["fetched"] += len(records)
     for key in ("new", "updated", "unchanged"):
         counts[key] += saved[key]
@@ -187,7 +192,7 @@ def _retry_quarantined(db, client, batch_size: int, counts: dict, problems: list
             _store(db, batch, retry, [])
     except pubmed.SourceError as e:
         log.warning("pubmed: quarantined records could not be fetched again: %s", e)
-    for key in ("fetched", "new", "updated", "unchanged", "released"):
+    for key in ("fetched", "new", "updated", "unchanged", "released", "repaired"):
         counts[key] += retry[key]
     log.info("pubmed: %d quarantined record(s) stored now, %d still held", retry["released"],
              len(held) - retry["released"])

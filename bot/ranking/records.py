@@ -17,7 +17,7 @@ import csv
 import io
 import json
 
-from bot.errors import UserError
+from bot.errors import UserError, one_line
 from bot.store import loads
 
 
@@ -44,26 +44,19 @@ def record_for_ranking(item: dict) -> dict:
 
 def read_records(body: bytes, name: str = "input") -> list[dict]:
     """Ranker records from JSON Lines, a PubMed XML PubmedArticleSet, or ClinicalTrials.gov v2
-    JSON (a /studies page or one study). A bad line fails the whole file, naming the line."""
+    JSON (a /studies page or one study). A bad line fails the whole file, naming the line; a
+    file that is JSON but of another shape is told apart from one that is not JSON at all."""
     text = body.decode("utf-8-sig", errors="replace")
-    head = text.lstrip()[:1]
-    if head == "<":
+    if text.lstrip()[:1] == "<":
         return _pubmed_records(body, name)
-    if head in ("{", "["):
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError:
-            whole = None  # several lines: JSON Lines
-        if isinstance(whole, dict) and ("studies" in whole or "protocolSection" in whole):
-            return _ctgov_records(whole, name)
-        if isinstance(whole, list):  # a list of studies, or of records
-            if all(isinstance(x, dict) and "protocolSection" in x for x in whole):
-                return _ctgov_records(whole, name)
-            for number, record in enumerate(whole, start=1):
-                problem = record_problem(record)
-                if problem:
-                    raise RecordError(f"{name}: record {number}: {problem}")
-            return whole
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError as e:
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        if not _is_json(first):   # not JSON Lines either: say where the document breaks
+            raise RecordError(f"{name}: line {e.lineno}: not valid JSON ({e.msg})") from None
+    else:
+        return _json_records(whole, name)
     records = []
     for number, record in json_lines(text, name):
         problem = record_problem(record)
@@ -71,6 +64,42 @@ def read_records(body: bytes, name: str = "input") -> list[dict]:
             raise RecordError(f"{name}: line {number}: {problem}")
         records.append(record)
     return records
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+_SHAPES = "records (JSON Lines, or a list), a ClinicalTrials.gov v2 study or /studies page"
+_JSON_KINDS = {str: "a string", int: "a number", float: "a number", bool: "true/false", type(None): "null"}
+
+
+def _json_records(whole, name: str) -> list[dict]:
+    """The records of a file that is one JSON document: a record, a list of records or of v2
+    studies, or a v2 study or /studies page."""
+    if isinstance(whole, dict) and ("studies" in whole or "protocolSection" in whole):
+        return _ctgov_records(whole, name)
+    if isinstance(whole, dict):
+        problem = record_problem(whole)
+        if problem and problem.startswith("valid JSON"):
+            raise RecordError(f"{name}: valid JSON, but neither a record ({problem.split(': ', 1)[1]}) nor "
+                              "ClinicalTrials.gov v2 JSON (no 'studies' or 'protocolSection')")
+        if problem:
+            raise RecordError(f"{name}: line 1: {problem}")
+        return [whole]
+    if not isinstance(whole, list):
+        raise RecordError(f"{name}: valid JSON, but {_JSON_KINDS.get(type(whole), 'a value')}, not {_SHAPES}")
+    if whole and all(isinstance(x, dict) and "protocolSection" in x for x in whole):
+        return _ctgov_records(whole, name)
+    for number, record in enumerate(whole, start=1):
+        problem = record_problem(record)
+        if problem:
+            raise RecordError(f"{name}: record {number}: {problem}")
+    return whole
 
 
 def json_lines(text: str, name: str) -> list[tuple[int, object]]:
@@ -87,11 +116,12 @@ def json_lines(text: str, name: str) -> list[tuple[int, object]]:
 
 
 def record_problem(record) -> str | None:
-    """What makes ``record`` unusable as a ranker record (None when it is fine)."""
+    """What makes ``record`` unusable as a ranker record (None when it is fine). A value that is
+    valid JSON but no record at all says so ("valid JSON, but not a record: …")."""
     if not isinstance(record, dict):
-        return "expected a JSON object"
+        return "valid JSON, but not a record: expected a JSON object"
     if not any(isinstance(record.get(k), str) and record[k].strip() for k in ("title", "text")):
-        return "a record needs a non-empty 'title' or 'text'"
+        return "valid JSON, but not a record: a record needs a non-empty 'title' or 'text'"
     for key in ("pub_types", "mesh", "keywords"):
         if key in record and record[key] is not None and not isinstance(record[key], list):
             return f"'{key}' must be a list"
@@ -114,12 +144,16 @@ def _ctgov_records(data, name: str) -> list[dict]:
     from bot.sources.clinicaltrials import parse_study
     studies = data.get("studies", []) if isinstance(data, dict) and "studies" in data else (
         [data] if isinstance(data, dict) else data)
+    if not isinstance(studies, list):
+        raise RecordError(f"{name}: valid JSON, but not a ClinicalTrials.gov v2 /studies page "
+                          "('studies' is not a list)")
     records = []
     for number, study in enumerate(studies, start=1):
         try:
             parsed = parse_study(study)
-        except (ValueError, AttributeError, TypeError) as e:
-            raise RecordError(f"{name}: study {number}: {e}") from None
+        except (ValueError, AttributeError, TypeError, KeyError) as e:
+            raise RecordError(f"{name}: study {number}: valid JSON, but not a ClinicalTrials.gov v2 study "
+                              f"({one_line(e)})") from None
         records.append(record_for_ranking({"id": f"nct:{parsed['nct_id']}", **parsed}))
     return records
 

@@ -57,9 +57,10 @@ RATE_LIMIT_BODY = '{"error":"API rate limit exceeded","api-key":"127.0.0.1","cou
 PAGE_LIMIT = 9999
 _ARTICLE_RE = re.compile(r"<(PubmedArticle|PubmedBookArticle)>.*?</\1>", re.DOTALL)
 _ARTICLE_BYTES_RE = re.compile(rb"<(PubmedArticle|PubmedBookArticle)>.*?</\1>", re.DOTALL)
-# Characters XML 1.0 forbids: a record holding one is served as it is (a fault PubMed has had);
-# only the emulator's own reading of it skips them.
-_XML_ILLEGAL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Characters XML 1.0 forbids, raw or as a character reference below 0x20 (which also drops
+# references to tab and newline: harmless for searching): a record holding one is served as it
+# is (a fault PubMed has had); only the emulator's own reading of it skips them.
+_XML_ILLEGAL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]|&#(?:x0*(?:1?[0-9a-fA-F])|0*(?:[0-9]|[12][0-9]|3[01]));")
 # search field tag -> which date it ranges over
 _DATE_TAGS = {"crdt": "crdt", "edat": "edat", "mdat": "mdat", "lr": "mdat", "dp": "pdat", "pdat": "pdat"}
 

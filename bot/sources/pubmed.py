@@ -11,13 +11,18 @@ Pure HTTP + parsing, no database code (``bot.fetch.pubmed`` stores what this yie
   late) or by modification date (``datetype=mdat``); a window matching more than one history
   query can page (9,999) is split in halves.
 - ``fetch_batches(client, windows, batch_size)``: ``efetch`` (retmode=xml) through WebEnv/query_key
-  + retstart/retmax, one ``Batch`` of parsed records per request. A batch whose XML cannot be
-  parsed is fetched again in halves down to the single bad record, which is reported in
+  + retstart/retmax, one ``Batch`` of parsed records per request. An answer whose only faults
+  are characters XML forbids or bytes that are not UTF-8 is read without them, each record
+  concerned noting what was removed where (``extra["repaired"]``, ``bot.sources.xml_repair``).
+  A batch whose XML still cannot be parsed is fetched again in halves down to the single bad
+  record, which is reported in
   ``Batch.quarantined`` while the others are kept; a batch the server answered wrongly (an
   error, no records) is reported in ``Batch.error``.
 - ``search_ids`` / ``fetch_by_ids``: the PMIDs of a search, and efetch by PMID list (same
   isolation), for the retraction sweep and for re-trying quarantined records.
-- ``parse_efetch(xml_bytes)``: PubmedArticleSet → record dicts (the ``items`` columns).
+- ``parse_efetch(xml_bytes)``: PubmedArticleSet → record dicts (the ``items`` columns), from
+  every DTD generation NLM has served (pubmed_080101 … pubmed_250101; ``offline_xml``,
+  ``read_article_set``).
 
 API docs: https://www.ncbi.nlm.nih.gov/books/NBK25499/ (ESearch, EFetch, usage guidelines).
 """
@@ -31,9 +36,9 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from datetime import date, timedelta
 from urllib.parse import urlsplit
-from xml.sax.saxutils import unescape
 
 from Bio import Entrez
 from Bio.Entrez import Parser as EntrezParser
@@ -42,6 +47,7 @@ from bot.config import DEFAULT_EUTILS_URL
 from bot.errors import one_line
 from bot.links import pubmed_url
 from bot.sources.http import HttpClient, SourceError, source_client
+from bot.sources.xml_repair import notes, salvage
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +377,7 @@ def parse_batch(body: bytes, retstart: int = 0, retmax: int = 0) -> Batch:
     """
     batch = Batch(retstart, retmax)
     try:
-        articles = read_article_set(body)
+        articles, repairs = read_articles(body)
     except Exception as e:  # noqa: BLE001 - any parser failure means this answer is unusable
         batch.error = one_line(e)[:300]
         batch.malformed = b"<PubmedArticle" in (body or b"") or b"<PubmedBookArticle" in (body or b"")
@@ -386,7 +392,7 @@ def parse_batch(body: bytes, retstart: int = 0, retmax: int = 0) -> Batch:
         return batch
     for position, article in enumerate(articles):
         try:
-            batch.records.append(parse_record(article))
+            batch.records.append(_noted(parse_record(article), repairs))
         except Exception as e:  # noqa: BLE001 - one odd record must not cost the batch
             batch.record_errors += 1
             batch.quarantined.append((_article_pmid(article) or f"record {position + 1} at retstart {retstart}",
@@ -439,53 +445,77 @@ def _dtd_date(name: str) -> str:
 
 
 def offline_xml(body: bytes) -> bytes:
-    """Make an efetch answer parseable offline: a DOCTYPE naming a DTD Biopython does not ship is
-    pointed at the newest bundled one; a bare ``<PubmedArticle>`` (no declaration) is wrapped."""
-    head = body[:4096]
-    match = _DOCTYPE_RE.search(head)
+    """Make an efetch answer parseable offline by Bio.Entrez, whatever DTD generation it names.
+
+    The DOCTYPE's system id is rewritten to ``https://dtd.nlm.nih.gov/ncbi/pubmed/out/<file>``:
+    NLM served ``http://www.ncbi.nlm.nih.gov/entrez/query/DTD/…`` (2008–2010) and
+    ``…/corehtml/query/DTD/…`` URLs for years, and Biopython ≥ 1.86 refuses any DTD URL that is not
+    https on an NLM host, though the file itself ships with Biopython and is read from disk by its
+    name. A DTD Biopython does not ship is replaced by the newest bundled one; a bare
+    ``<PubmedArticle>`` (no declaration) is wrapped in a set.
+    """
+    match = _DOCTYPE_RE.search(body[:4096])
     if match is None:
-        stripped = body.lstrip()
-        if stripped.startswith(b"<?xml"):
-            stripped = stripped.split(b"?>", 1)[1].lstrip()
-        if not stripped.startswith((b"<PubmedArticle", b"<PubmedBookArticle")):
-            try:
-                error = eutils_error(body)
-            except ET.ParseError:
-                error = None
-            if error:
-                raise ValueError(f"NCBI error: {error}")
-            raise ValueError("not a PubmedArticleSet (no DOCTYPE and no <PubmedArticle>)")
-        if stripped.startswith((b"<PubmedArticle>", b"<PubmedArticle ", b"<PubmedBookArticle")):
-            stripped = b"<PubmedArticleSet>" + stripped + b"</PubmedArticleSet>"
-        dtd = _newest_bundled("pubmed_")
-        return (b'<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle//EN" '
-                b'"https://dtd.nlm.nih.gov/ncbi/pubmed/out/' + dtd.encode() + b'">\n' + stripped)
+        return _declared(_bare_articles(body), _newest_bundled("pubmed_"))
     root, system_id = match.group(1), match.group(2).decode("ascii", "replace")
     filename = system_id.rsplit("/", 1)[-1]
-    if filename in _bundled_dtds():
-        return body
-    prefix = _FALLBACK_PREFIX.get(root)
-    if prefix is None:
-        raise ValueError(f"unknown document type {root.decode(errors='replace')} ({filename})")
-    replacement = _newest_bundled(prefix)
-    log.warning("pubmed: DTD %s is not bundled with Biopython; parsing with %s", filename, replacement)
-    new_id = (system_id.rsplit("/", 1)[0] + "/" + replacement) if "/" in system_id else replacement
-    return body[:match.start(2)] + new_id.encode() + body[match.end(2):]
+    if filename not in _bundled_dtds():
+        prefix = _FALLBACK_PREFIX.get(root)
+        if prefix is None:
+            raise ValueError(f"unknown document type {root.decode(errors='replace')} ({filename})")
+        replacement = _newest_bundled(prefix)
+        log.warning("pubmed: DTD %s is not bundled with Biopython; parsing with %s", filename, replacement)
+        filename = replacement
+    new_id = (DTD_BASE + filename).encode()
+    return body if new_id == match.group(2) else body[:match.start(2)] + new_id + body[match.end(2):]
+
+
+# Where NLM serves the PubMed DTDs today (https, an NLM host: the only form Biopython accepts).
+DTD_BASE = "https://dtd.nlm.nih.gov/ncbi/pubmed/out/"
+
+
+def _bare_articles(body: bytes) -> bytes:
+    """A body without a DOCTYPE: its articles wrapped in a PubmedArticleSet, or ValueError."""
+    stripped = body.lstrip()
+    if stripped.startswith(b"<?xml"):
+        stripped = stripped.split(b"?>", 1)[1].lstrip()
+    if not stripped.startswith((b"<PubmedArticle", b"<PubmedBookArticle")):
+        try:
+            error = eutils_error(body)
+        except ET.ParseError:
+            error = None
+        if error:
+            raise ValueError(f"NCBI error: {error}")
+        raise ValueError("not a PubmedArticleSet (no DOCTYPE and no <PubmedArticle>)")
+    if stripped.startswith((b"<PubmedArticle>", b"<PubmedArticle ", b"<PubmedBookArticle")):
+        stripped = b"<PubmedArticleSet>" + stripped + b"</PubmedArticleSet>"
+    return stripped
+
+
+def _declared(articles: bytes, dtd: str) -> bytes:
+    return (b'<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle//EN" "'
+            + (DTD_BASE + dtd).encode() + b'">\n' + articles)
 
 
 def read_article_set(body: bytes) -> list:
-    """Parse a PubmedArticleSet with Bio.Entrez, offline; return its PubmedArticle records
-    followed by its PubmedBookArticle records (Bio.Entrez groups them by type)."""
+    """Parse a PubmedArticleSet with Bio.Entrez, offline; return its PubmedArticle and
+    PubmedBookArticle records.
+
+    Bio.Entrez gives the set as a list of articles under the DTDs up to pubmed_150101 and as a
+    dict {"PubmedArticle": [...], "PubmedBookArticle": [...]} from pubmed_180101 on.
+    """
     data = offline_xml(body)
-    # escape=True: text is XML-escaped while inline tags (<i>, <sub>…) stay literal, so tags can
-    # be stripped without mistaking a "&lt;" in the text for markup.
+    # escape=True: text is XML-escaped while inline tags (<i>, <sub>…) stay literal, so markup
+    # can be told from a "<" in the text when it is flattened (``flat``).
     try:
         parsed = Entrez.read(io.BytesIO(data), escape=True)
     except EntrezParser.ValidationError as e:
-        # A newer DTD than Biopython ships may add elements: skip what it does not know rather
-        # than lose the batch.
+        # A record newer than its DTD (or than the DTDs Biopython ships) may hold elements the
+        # DTD does not know: skip those rather than lose the batch.
         log.warning("pubmed: %s; parsing without DTD validation", e)
         parsed = Entrez.read(io.BytesIO(data), escape=True, validate=False)
+    if isinstance(parsed, list):
+        return [a for a in parsed if hasattr(a, "get")]
     if not hasattr(parsed, "get"):
         raise ValueError("efetch answer is not a PubmedArticleSet")
     return list(parsed.get("PubmedArticle", [])) + list(parsed.get("PubmedBookArticle", []))
@@ -493,19 +523,30 @@ def read_article_set(body: bytes) -> list:
 
 # --- parsing: records -------------------------------------------------------------------------
 
-_TAG_RE = re.compile(r"<[^>]*>")
+class _TextOf(HTMLParser):
+    """The text of a field as Bio.Entrez gives it with ``escape=True``: the field's own text
+    XML-escaped ("&lt;5 years"), its inline markup (<i>, <sub>, <sup>, <b>, <u>, MathML…) as
+    tags. A real parser keeps the one and drops the other, character references decoded."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
 
 
 def flat(value) -> str:
-    """Text with inline markup (<i>, <sub>, <sup>, <b>, <u>, MathML…) removed, entities decoded,
-    whitespace collapsed."""
+    """A field's text with inline markup removed, character references decoded, whitespace
+    collapsed."""
     if value is None:
         return ""
     text = str(value)
-    if "<" in text:   # tags only: text's own "<" arrives escaped (Entrez.read(escape=True))
-        text = _TAG_RE.sub("", text)
-    if "&" in text:
-        text = unescape(text)
+    if "<" in text or "&" in text:
+        parser = _TextOf()
+        parser.feed(text)
+        parser.close()
+        text = "".join(parser.parts)
     return " ".join(text.split())
 
 
@@ -618,12 +659,16 @@ def _authors(author_lists) -> list[str]:
 def _abstract(abstract) -> tuple[str, list[dict]]:
     """(abstract text, sections): labelled sections become "LABEL: text" lines."""
     sections = []
-    for part in (abstract or {}).get("AbstractText", []) or []:
+    parts = (abstract or {}).get("AbstractText") or []
+    if isinstance(parts, str):   # DTDs up to pubmed_100301: one plain-text AbstractText
+        parts = [parts]
+    for part in parts:
         text = flat(part)
         if not text:
             continue
-        label = getattr(part, "attributes", {}).get("Label") or None
-        section = {"label": flat(label) if label else None, "text": text}
+        # attribute values come unescaped from Bio.Entrez (never markup): whitespace only
+        label = " ".join((getattr(part, "attributes", {}).get("Label") or "").split()) or None
+        section = {"label": label, "text": text}
         category = getattr(part, "attributes", {}).get("NlmCategory")
         if category:
             section["category"] = category
@@ -747,7 +792,7 @@ def _parse_book(article) -> dict:
     return {
         "kind": "paper", "source": "pubmed", "pmid": pmid, "doi": ids.get("doi"), "pmcid": ids.get("pmc"),
         "title": title or f"[PMID {pmid}]", "abstract": abstract or None, "abstract_sections": sections,
-        "authors": authors, "journal": (book_title if flat(doc.get("ArticleTitle")) else publisher) or None,
+        "authors": authors, "journal": book_title or publisher or None,
         "pub_date": pub_date, "pub_year": pub_year, "entrez_date": entrez_date, "create_date": create_date,
         "pub_types": pub_types, "mesh": [], "keywords": _keywords(doc.get("KeywordList")),
         "nct_ids": _nct_ids(None, title, abstract),
@@ -756,5 +801,35 @@ def _parse_book(article) -> dict:
 
 
 def parse_efetch(body: bytes) -> list[dict]:
-    """Parse a whole efetch answer into records; raises if the XML is unusable."""
-    return [parse_record(a) for a in read_article_set(body)]
+    """Parse a whole efetch answer into records (salvaged as ``read_articles`` does); raises if
+    the XML is unusable."""
+    articles, repairs = read_articles(body)
+    return [_noted(parse_record(a), repairs) for a in articles]
+
+
+def read_articles(body: bytes) -> tuple[list, dict[str, list[str]]]:
+    """``read_article_set``, and when the answer cannot be parsed only because of characters XML
+    forbids (``&#x1;``, a raw control character) or bytes that are not UTF-8, the answer without
+    them: (articles, PMID -> notes saying what was removed from which field). Raises the
+    original error when that does not make it parseable (the record cannot be salvaged)."""
+    try:
+        return read_article_set(body), {}
+    except Exception as error:  # noqa: BLE001 - any parser failure: try the salvage, else re-raise
+        salvaged = salvage(body)
+        if salvaged is None:
+            raise
+        try:
+            articles = read_article_set(salvaged[0])
+        except Exception:  # noqa: BLE001 - broken in another way too: report the first failure
+            raise error from None
+    repairs = notes(salvaged[1])
+    for pmid, lines in repairs.items():
+        log.warning("pubmed: record %s stored repaired: %s", pmid or "(outside any record)", "; ".join(lines))
+    return articles, repairs
+
+
+def _noted(record: dict, repairs: dict[str, list[str]]) -> dict:
+    """The record with its repair notes (``extra["repaired"]``), if it was salvaged."""
+    if repairs.get(record["pmid"]):
+        record["extra"]["repaired"] = repairs[record["pmid"]]
+    return record

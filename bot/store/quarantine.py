@@ -1,6 +1,8 @@
 """Quarantined records: what a source served that could not be parsed or stored.
 
-One bad record never costs its batch or page: the fetch stores everything else, advances its
+Only for records that cannot be salvaged: a PubMed record whose only fault is a character XML
+forbids or bytes that are not UTF-8 is stored repaired, with a note (``bot.sources.xml_repair``),
+never held. One bad record never costs its batch or page: the fetch stores everything else, advances its
 window, and puts the bad record here with its id, source and error (table ``quarantine``,
 migration m006). A later fetch that parses the record releases it (``resolved_at``).
 ``spsbot status`` lists what is still held.
