@@ -36,7 +36,6 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from datetime import date, timedelta
 from urllib.parse import urlsplit
 
@@ -46,6 +45,7 @@ from Bio.Entrez import Parser as EntrezParser
 from bot.config import DEFAULT_EUTILS_URL
 from bot.errors import one_line
 from bot.links import pubmed_url
+from bot.sources.html_text import html_to_text
 from bot.sources.http import HttpClient, SourceError, source_client
 from bot.sources.xml_repair import notes, salvage
 
@@ -523,31 +523,13 @@ def read_article_set(body: bytes) -> list:
 
 # --- parsing: records -------------------------------------------------------------------------
 
-class _TextOf(HTMLParser):
-    """The text of a field as Bio.Entrez gives it with ``escape=True``: the field's own text
-    XML-escaped ("&lt;5 years"), its inline markup (<i>, <sub>, <sup>, <b>, <u>, MathML…) as
-    tags. A real parser keeps the one and drops the other, character references decoded."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
 def flat(value) -> str:
-    """A field's text with inline markup removed, character references decoded, whitespace
-    collapsed."""
+    """A field's text as Bio.Entrez gives it with ``escape=True`` (its own text XML-escaped,
+    "&lt;5 years"; inline markup such as <i>, <sub>, MathML as tags): the markup dropped by a
+    real HTML parser, character references decoded, whitespace collapsed."""
     if value is None:
         return ""
-    text = str(value)
-    if "<" in text or "&" in text:
-        parser = _TextOf()
-        parser.feed(text)
-        parser.close()
-        text = "".join(parser.parts)
-    return " ".join(text.split())
+    return html_to_text(str(value))
 
 
 _MONTHS = {m: i for i, m in enumerate(
