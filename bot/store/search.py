@@ -7,6 +7,8 @@ always bound parameters (see ``bot.search.fts_expression`` for how the MATCH str
 from __future__ import annotations
 
 import sqlite3
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -22,6 +24,44 @@ StoreError = sqlite3.Error
 
 class MatchError(ValueError):
     """SQLite refused an FTS5 MATCH expression (or could not run it); str() is its message."""
+
+
+class BudgetSpent(Exception):
+    """A statement ran past the search's time budget and SQLite interrupted it."""
+
+
+# How many SQLite virtual-machine steps run between two looks at the clock: ~1 ms of work, so
+# the budget is kept to within a millisecond or two and the clock costs nothing measurable.
+_STEPS_PER_CHECK = 10_000
+
+
+@contextmanager
+def time_budget(db: sqlite_utils.Database, seconds: float | None):
+    """Interrupt any statement on ``db``'s connection once ``seconds`` have passed (None: no
+    limit); the interrupted statement raises BudgetSpent. The budget is enforced inside SQLite
+    (a progress handler), so a query whose cost grows with the store — an FTS5 expression that
+    matches most of it — is stopped where it is, not after it finishes."""
+    if seconds is None:
+        yield
+        return
+    deadline = time.monotonic() + seconds
+    spent = []
+
+    def past_deadline() -> int:
+        if time.monotonic() > deadline:
+            spent.append(True)
+            return 1  # non-zero: SQLite stops the statement with SQLITE_INTERRUPT
+        return 0
+
+    db.conn.set_progress_handler(past_deadline, _STEPS_PER_CHECK)
+    try:
+        yield
+    except sqlite3.OperationalError:
+        if spent:
+            raise BudgetSpent(f"interrupted after {seconds:g} s") from None
+        raise
+    finally:
+        db.conn.set_progress_handler(None, 0)
 
 
 # An item's date for --since/--until: its publication date (as precise as the source gave it),
@@ -93,6 +133,8 @@ def fts_rowids(db: sqlite_utils.Database, match: str, filters: Filters, limit: i
     try:
         return _fts_rowids(db, match, filters, limit)
     except sqlite3.OperationalError as e:
+        if e.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT:
+            raise  # the time budget (``time_budget``), not the expression
         raise MatchError(str(e)) from None
 
 
