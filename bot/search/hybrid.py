@@ -334,12 +334,13 @@ def search(db: sqlite_utils.Database, query: str, filters: Filters | None = None
     index = None
     if semantic:
         embedder = embedder or (embedder_loader or load_default_embedder)()
-        # the whole store's vectors, cached per process: loaded outside the budget (once after
-        # each change of the store), so the budget bounds what this query costs, not the cache
-        index = vector_index(db, embedder.passage_space)
+        # the whole store's vectors, cached per process (and completed for items without one):
+        # built outside the budget, once after each change of the store, so the budget bounds
+        # what this query costs and never leaves the cache half-built
+        index = _fill_missing(db, vector_index(db, embedder.passage_space), embedder, result.notes, embed_max)
     try:
         with sql.time_budget(db, budget):
-            _search(db, parsed, match, filters, limit, embedder, index, min_similarity, embed_max, result)
+            _search(db, parsed, match, filters, limit, embedder, index, min_similarity, result)
     except sql.BudgetSpent:
         raise TooBroad(f"the query is too broad to answer within {budget:g} s; narrow it: fewer words "
                        "ending in *, longer word starts, or a \"quoted phrase\"") from None
@@ -349,7 +350,7 @@ def search(db: sqlite_utils.Database, query: str, filters: Filters | None = None
 
 
 def _search(db, parsed: ParsedQuery, match: str, filters: Filters, limit: int, embedder, index,
-            min_similarity: float, embed_max: int | None, result: SearchHits) -> None:
+            min_similarity: float, result: SearchHits) -> None:
     pool = max(CANDIDATE_POOL, limit * 3)
     try:
         fts = sql.fts_rowids(db, match, filters, pool)
@@ -359,7 +360,6 @@ def _search(db, parsed: ParsedQuery, match: str, filters: Filters, limit: int, e
     fts_rank = {rowid: rank for rank, (rowid, _) in enumerate(fts, start=1)}
     similarity: dict[int, float] = {}
     if index is not None:
-        index = _fill_missing(db, index, embedder, result.notes, embed_max)
         similarity = _semantic_ranking(db, parsed, filters, embedder, index, pool, min_similarity, result.notes)
         rankings.append(list(similarity))
     fused = rrf_fuse(rankings)[:limit]

@@ -76,7 +76,9 @@ def create_app(config, db_path: str, *, base_url: str | None = None, embedder=No
         TEMPLATES_AUTO_RELOAD=False, PROPAGATE_EXCEPTIONS=False, TRAP_HTTP_EXCEPTIONS=False,
     )
     csrf = CSRFProtect(app)
-    slots = threading.BoundedSemaphore(max(1, int(web.get("search_slots") or 1)))
+    # searches never take every worker thread: one at least is left for the other pages
+    threads = int(web.get("threads") or 4)
+    slots = threading.BoundedSemaphore(max(1, min(int(web.get("search_slots") or 1), threads - 1)))
     app.extensions["spsbot"] = WebState(config=config, db_path=str(db_path), base_url=base, embedder=embedder,
                                         wake_mailer=wake_mailer, csrf=csrf, search_slots=slots)
     from bot.digest.entries import safe_url
