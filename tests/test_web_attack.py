@@ -122,12 +122,13 @@ def test_a_running_search_never_holds_the_pages_others_need(tmp_path, monkeypatc
         first.start()
         try:
             assert embedder.entered.wait(10)  # the first search holds the search slot now
-            others = [requests.get(url + "/search", params={"q": "rituximab"}, timeout=5) for _ in range(4)]
-            # with the old 10 s wait for the slot, these four held every worker and this timed out
-            health = requests.get(url + "/healthz", timeout=3)
-            home = requests.get(url + "/", timeout=3)
+            # answered at once: before, each waited up to 10 s for the slot, holding a worker thread
+            # (and three of them with the slow one held all four: /healthz waited 9 s)
+            others = [requests.get(url + "/search", params={"q": "rituximab"}, timeout=8) for _ in range(4)]
+            health = requests.get(url + "/healthz", timeout=8)
+            home = requests.get(url + "/", timeout=8)
             one_click = requests.post(url + "/unsubscribe", params={"token": make_token(SECRET, 1, "ann@example.org")},
-                                      data="List-Unsubscribe=One-Click", timeout=3,
+                                      data="List-Unsubscribe=One-Click", timeout=8,
                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
             assert not embedder.gate.is_set() and first.is_alive()  # all of it while the search ran
         finally:
