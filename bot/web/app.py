@@ -1,16 +1,18 @@
-"""The Flask application behind ``spsbot serve``: shared state, security headers, error pages.
+"""The Flask application behind ``spsbot serve``: security headers, error handlers, URL map.
 
 ``create_app(config, db_path)`` builds the app; the routes live in ``bot.web.public`` (home,
 archive, feed, search) and ``bot.web.subscriber`` (sign-up, confirm, preferences, unsubscribe,
-feedback). Flask (Pallets) was chosen over an async framework because everything behind a page
-is synchronous — SQLite, the embedding model — and it runs on waitress (``bot.web.server``).
+feedback) and share ``bot.web.context``. Flask (Pallets) was chosen over an async framework
+because everything behind a page is synchronous — SQLite, the embedding model — and it runs on
+waitress (``bot.web.server``).
 
-Security, for every response: a strict Content-Security-Policy (no script at all, styles only
-from /static), no framing, no MIME sniffing, no Referer to other sites (links in pages carry no
-tokens, but a page's own URL does), ``no-store`` on pages with tokens or forms. Every form carries
-a CSRF token (Flask-WTF) except the RFC 8058 one-click POST that mail providers send. Templates
-autoescape. Bad input is a 400 page; an unexpected error is logged and a plain 500 page, never a
-traceback. Nothing in a page names anyone but the subscriber whose signed link opened it.
+Security, for every response (``bot.web.headers``; waitress' own error answers too): a strict
+Content-Security-Policy (no script at all, styles only from /static), no framing, no MIME
+sniffing, no Referer to other sites (links in pages carry no tokens, but a page's own URL does),
+``no-store`` on pages with tokens or forms. Every form carries a CSRF token (Flask-WTF) except
+the RFC 8058 one-click POST that mail providers send. Templates autoescape. Bad input is a 400
+page; an unexpected error is logged and a plain 500 page, never a traceback. Nothing in a page
+names anyone but the subscriber whose signed link opened it.
 """
 
 from __future__ import annotations
