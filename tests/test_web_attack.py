@@ -140,6 +140,34 @@ def test_a_running_search_never_holds_the_pages_others_need(tmp_path, monkeypatc
     assert slow["answer"].status_code == 200 and "Gate control of stiffness" in slow["answer"].text
 
 
+def test_other_writes_never_make_the_next_search_reload_the_stores_vectors(tmp_path, monkeypatch, template):
+    """A sign-up or a vote (another worker thread's connection) left every next search reloading
+    the whole store's vector matrix, and each worker thread kept its own: now one matrix, kept
+    until items or vectors change."""
+    from bot.search.hybrid import search, vector_index
+    from bot.store import save_items
+    monkeypatch.setenv("SPSBOT_NOW", NOW)
+    path = copy_db(template, tmp_path / "shared.db")
+    one, other = open_db(path), open_db(path)
+    embedder = FakeEmbedder()
+    search(one, "rituximab", embedder=embedder)
+    index = vector_index(one, embedder.passage_space)
+    other.execute("insert into signups (email, kind, created_at, mail_status, mail_attempts) "
+                  "values ('x@example.org', 'confirm', ?, 'pending', 0)", [NOW])
+    other.execute("insert into votes (subscriber_id, item_id, vote, created_at, updated_at) "
+                  "values (1, 'pmid:1', 'relevant', ?, ?)", [NOW, NOW])
+    other.conn.commit()
+    search(one, "stiffness", embedder=embedder)
+    assert vector_index(one, embedder.passage_space) is index
+    assert vector_index(other, embedder.passage_space) is index  # another thread's connection: the same
+    save_items(other, [{"kind": "paper", "pmid": "424242", "title": "Zanubrutinib in a stiff person",
+                        "abstract": "A new case."}])
+    assert search(one, "zanubrutinib", embedder=embedder).hits[0]["id"] == "pmid:424242"
+    assert vector_index(one, embedder.passage_space) is not index  # a new item: a new matrix
+    one.close()
+    other.close()
+
+
 def test_search_results_are_cleaned_of_bidi_and_zero_width_characters(tmp_path, monkeypatch, template):
     with site(tmp_path, monkeypatch, template) as (url, db, _):
         seed(db, [paper(77, "Baclofen\u202e kcatta\u200b pump\u2066 study", abstract="baclofen",

@@ -365,6 +365,8 @@ def _search(db, parsed: ParsedQuery, match: str, filters: Filters, limit: int, e
     fused = rrf_fuse(rankings)[:limit]
     items = sql.items_by_rowid(db, [rowid for rowid, _ in fused])
     for rowid, score in fused:
+        if rowid not in items:  # deleted by hand since the vector matrix was loaded
+            continue
         sim = similarity.get(rowid)
         result.hits.append(hit_from_item(items[rowid], score, fts_rank=fts_rank.get(rowid),
                                          similarity=round(sim, 4) if sim is not None else None,

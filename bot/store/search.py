@@ -6,6 +6,7 @@ always bound parameters (see ``bot.search.fts_expression`` for how the MATCH str
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -230,14 +231,25 @@ def doc_model(model: str) -> str:
 
 
 def data_version(db: sqlite_utils.Database, model: str) -> tuple:
-    """O(1) fingerprint of the database's content as this connection sees it.
+    """O(log n) fingerprint of what the vector matrix is built from: the file, its newest item and
+    its newest cached vector.
 
-    ``PRAGMA data_version`` changes when another connection commits; ``total_changes`` counts this
-    connection's own writes. Any write invalidates the vector matrix (a rebuild is cheap next to
-    staleness); counting rows instead would scan 100,000 index entries on every query.
+    Items are never deleted, a new item gets a new rowid, and a changed text gets a new vector row
+    (a new content hash, ``replace`` re-inserts): these move whenever the matrix would change.
+    Other writes — a sign-up, a vote, scores — leave it as it is, and it is the same for every
+    connection to the file, so the web front's worker threads share one matrix and its own writes
+    never make the next search reload the whole store's vectors (``PRAGMA data_version`` did, and
+    differed per connection). Counting rows instead would scan 100,000 index entries per query.
     """
-    other = db.execute("PRAGMA data_version").fetchone()[0]
-    return (id(db.conn), other, db.conn.total_changes, model)
+    row = db.execute("PRAGMA database_list").fetchone()
+    path = row[2] if row else ""
+    try:
+        file_id = os.stat(path).st_ino if path else id(db.conn)
+    except OSError:
+        file_id = id(db.conn)
+    newest_item = db.execute("SELECT max(rowid) FROM items").fetchone()[0]
+    newest_vector = db.execute("SELECT max(rowid) FROM embeddings").fetchone()[0]
+    return (file_id, newest_item, newest_vector, model)
 
 
 def doc_vectors(db: sqlite_utils.Database, model: str) -> tuple[np.ndarray, np.ndarray]:
