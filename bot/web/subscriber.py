@@ -158,8 +158,10 @@ def preferences():
                                           form.get("max_items"), state().config.theme_names)
         except SubscriberError as e:
             return _preferences(subscriber, token, error=f"Not saved: {e}.", status=400)
-        # the one place a subscriber's name changes: their own signed preferences page
-        store.update_preferences(db, subscriber["id"], **chosen, name=clean_name(form.get("name")))
+        # the one place a subscriber's name changes: their own signed preferences page (a form
+        # without the field, e.g. one loaded before it existed, keeps the name; an empty one clears it)
+        name = clean_name(form["name"]) if "name" in form else subscriber.get("name")
+        store.update_preferences(db, subscriber["id"], **chosen, name=name)
         done = "saved"
     else:
         bad_request("Unknown action.")
