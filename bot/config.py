@@ -90,6 +90,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "signups_per_client_hour": (_INT, False), "signup_mails_per_hour": (_INT, False),
         "posts_per_client_minute": (_INT, False), "searches_per_client_minute": (_INT, False),
         "semantic_search": (_BOOL, False), "results_per_page": (_INT, False),
+        "search_seconds": (_FLOAT, False), "search_slots": (_INT, False),
     },
 }
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -103,7 +104,7 @@ _RANGES = (("digest", "max_items", 1, 200), ("digest", "period_days", 1, 366),
            ("web", "signups_per_address_day", 1, 100), ("web", "signups_per_client_hour", 1, 10000),
            ("web", "signup_mails_per_hour", 1, 100000), ("web", "posts_per_client_minute", 1, 10000),
            ("web", "searches_per_client_minute", 1, 10000), ("web", "results_per_page", 1, 100),
-           ("ranking", "window", 16, 512))
+           ("web", "search_slots", 1, 64), ("ranking", "window", 16, 512))
 
 
 @dataclass(frozen=True)

@@ -244,8 +244,8 @@ def test_preferences_show_and_save_themes_frequency_and_cap(site):
                                                "themes": ["registries", "diagnosis"], "frequency": "monthly",
                                                "max_items": "7"})
     assert answer.status_code == 303 and "/preferences?token=" in answer.headers["Location"]
-    row = db.execute("select themes, frequency, max_items, status from subscribers where id = 1").fetchone()
-    assert row == ('["registries", "diagnosis"]', "monthly", 7, "active")
+    row = db.execute("select themes, frequency, max_items, status, name from subscribers where id = 1").fetchone()
+    assert row == ('["registries", "diagnosis"]', "monthly", 7, "active", "Ann")  # no name field sent: kept
     shown = client.get(answer.headers["Location"]).get_data(as_text=True)
     assert "Your preferences are saved." in shown and 'value="7"' in shown
 

@@ -23,18 +23,23 @@ def _setup(tmp_path, monkeypatch, smtp_url):
     return config, open_db(tmp_path / "mail.db")
 
 
+HOSTILE_NAME = "URGENT: your account is suspended - verify at https://evil.example/login"
+
+
 def test_confirmation_e_mail_carries_a_working_signed_link(tmp_path, monkeypatch):
     with SmtpServer() as smtp:
         config, db = _setup(tmp_path, monkeypatch, smtp.url)
-        assert queue_signup(db, config, "new@example.org", "Nia", None) == "confirm"
+        assert queue_signup(db, config, "new@example.org", HOSTILE_NAME, None) == "confirm"
         assert send_signup_mails(db, config, BASE) == {"sent": 1, "failed": 0, "deferred": 0}
         assert send_signup_mails(db, config, BASE)["sent"] == 0  # sent once, never again
     assert smtp.recipients() == ["new@example.org"]
     message = smtp.messages[0]
     assert message["Subject"] == "Confirm your subscription to the SPS digest"
-    assert message["To"] == "Nia <new@example.org>" and "digest@example.org" in message["From"]
+    # nothing the visitor typed is mailed before the address confirmed: no name in To: or the text
+    assert message["To"] == "new@example.org" and "digest@example.org" in message["From"]
     text, html = parts(message)
-    assert "Hello Nia" in text and "48 hours" in text
+    assert "48 hours" in text
+    assert "URGENT" not in message.as_string() and "evil.example" not in text + html
     url = links(text, "/confirm")[0]
     assert url.startswith(f"{BASE}/confirm?token=") and links(html, "/confirm") == [url]
     signup = verify_confirm_token(db, url.split("token=", 1)[1])
@@ -45,11 +50,13 @@ def test_confirmation_e_mail_carries_a_working_signed_link(tmp_path, monkeypatch
 def test_an_address_already_subscribed_gets_its_preferences_link_not_a_confirmation(tmp_path, monkeypatch):
     with SmtpServer() as smtp:
         config, db = _setup(tmp_path, monkeypatch, smtp.url)
-        add_subscriber(db, "ann@example.org", valid_themes=config.theme_names)
-        assert queue_signup(db, config, "ann@example.org", None, None) == "manage"
+        add_subscriber(db, "ann@example.org", valid_themes=config.theme_names, name="Ann")
+        assert queue_signup(db, config, "ann@example.org", HOSTILE_NAME, None) == "manage"
         send_signup_mails(db, config, BASE)
-    text, _ = parts(smtp.messages[0])
+    text, html = parts(smtp.messages[0])
     assert "already subscribed" in text and not links(text, "/confirm")
+    assert "URGENT" not in smtp.messages[0].as_string() and "evil.example" not in text + html
+    assert db.execute("select name from subscribers").fetchone()[0] == "Ann"
     token = links(text, "/preferences")[0].split("token=", 1)[1]
     assert verify_token(db, token, purpose="preferences")["email"] == "ann@example.org"
 

@@ -43,10 +43,10 @@ def queue_signup(db: sqlite_utils.Database, config, email: str, name: str | None
     "capped" (``signup_mails_per_hour`` e-mails went out in the last hour, to anyone).
     """
     web = config.web or {}
-    store.purge_signups(db, iso_before(KEEP_SIGNUPS_DAYS * 86400))
+    forget_old_signups(db)
     existing = store.find_subscriber(db, email)
     kind = "manage" if existing and existing["status"] == "active" else "confirm"
-    if store.signups_for_address_since(db, email, iso_before(86400)) >= int(web.get("signups_per_address_day") or 3):
+    if store.signups_for_mailbox_since(db, email, iso_before(86400)) >= int(web.get("signups_per_address_day") or 3):
         outcome = "limited"
     elif store.signup_mails_since(db, iso_before(3600)) >= int(web.get("signup_mails_per_hour") or 200):
         outcome = "capped"
@@ -57,6 +57,12 @@ def queue_signup(db: sqlite_utils.Database, config, email: str, name: str | None
     store.record_signup(db, email, name=name, themes=themes, kind=kind,
                         mail_status="pending" if outcome == kind else "skipped")
     return outcome
+
+
+def forget_old_signups(db: sqlite_utils.Database) -> int:
+    """Delete sign-up requests older than ``KEEP_SIGNUPS_DAYS`` (run on every sign-up and every
+    pass of the web front's mailer, so they go on time even when nobody else signs up)."""
+    return store.purge_signups(db, iso_before(KEEP_SIGNUPS_DAYS * 86400))
 
 
 def web_link(base_url: str, path: str, token: str) -> str:
@@ -75,9 +81,12 @@ def signup_message(db: sqlite_utils.Database, config, signup: dict, base_url: st
     else:
         link = web_link(base_url, "/confirm", make_confirm_token(secret, signup["id"], signup["email"]))
         subject = f"Confirm your subscription to the {clean_text(config.topic.slug).upper()} digest"
+    # Nothing the visitor typed goes into the e-mail (no name in the greeting or the To: header):
+    # the form accepts any address, so whatever it carried would be mailed, under the digest's
+    # name, to someone who never asked for it.
     context = {"topic": clean_text(config.topic.name), "slug": clean_text(config.topic.slug).upper(),
                "link": link, "manage": subscriber is not None, "hours": CONFIRM_HOURS,
-               "name": clean_text(signup.get("name")), "home": base_url.rstrip("/") + "/"}
+               "home": base_url.rstrip("/") + "/"}
     env = environment()
     sender = (config.email or {}).get("from") or "spsbot <spsbot@localhost>"
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
@@ -85,13 +94,14 @@ def signup_message(db: sqlite_utils.Database, config, signup: dict, base_url: st
     stamp = hashlib.sha256(f"{signup['id']}:{signup['created_at']}".encode()).hexdigest()[:16]
     return build_message(subject=subject, html=env.get_template("signup.html").render(context),
                          text=env.get_template("signup.txt").render(context), sender=sender,
-                         to_email=signup["email"], to_name=signup.get("name"),
+                         to_email=signup["email"], to_name=None,
                          message_id=f"<signup.{signup['id']}.{stamp}@{domain}>", unsubscribe=None)
 
 
 def send_signup_mails(db: sqlite_utils.Database, config, base_url: str, *, connect_fn=connect) -> dict:
     """Send every pending sign-up e-mail; returns {"sent", "failed", "deferred"}."""
     counts = {"sent": 0, "failed": 0, "deferred": 0}
+    forget_old_signups(db)
     pending = store.pending_signup_mails(db, MAX_ATTEMPTS)
     if not pending:
         return counts

@@ -67,6 +67,11 @@ def _matches(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii", "replace"))
 
 
+def _number(text: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts "²" and "①", which int() then refuses
+    return text.isascii() and text.isdigit()
+
+
 def _b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
 
@@ -96,7 +101,7 @@ def verify_token(db: sqlite_utils.Database, token: str, now: str | None = None,
     """Return the subscriber the token names, or raise TokenError (forged, expired, unknown)."""
     noun = _NOUNS[purpose]
     parts = (token or "").strip().split(".") if isinstance(token, str) else []
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(parts[0]) > 18:
+    if len(parts) != 3 or not _number(parts[0]) or not _number(parts[1]) or len(parts[0]) > 18:
         raise TokenError(f"malformed {noun}")
     subscriber_id, day = int(parts[0]), int(parts[1])
     subscriber = subscriber_store.get_subscriber(db, subscriber_id)
@@ -118,7 +123,7 @@ def make_feedback_token(secret: bytes, subscriber_id: int, email: str, item_id: 
 def verify_feedback_token(db: sqlite_utils.Database, token: str, now: str | None = None) -> tuple[dict, str]:
     """(subscriber, item id) the feedback token names, or TokenError."""
     parts = (token or "").strip().split(".") if isinstance(token, str) else []
-    if len(parts) != 4 or not parts[0].isdigit() or not parts[1].isdigit() or len(parts[0]) > 18:
+    if len(parts) != 4 or not _number(parts[0]) or not _number(parts[1]) or len(parts[0]) > 18:
         raise TokenError("malformed feedback link")
     subscriber_id, day, item_id = int(parts[0]), int(parts[1]), _unb64(parts[2])
     subscriber = subscriber_store.get_subscriber(db, subscriber_id)
@@ -139,7 +144,7 @@ def make_confirm_token(secret: bytes, signup_id: int, email: str, now: str | Non
 def verify_confirm_token(db: sqlite_utils.Database, token: str, now: str | None = None) -> dict:
     """The sign-up the confirmation token names, or TokenError (forged, expired, unknown)."""
     parts = (token or "").strip().split(".") if isinstance(token, str) else []
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(parts[0]) > 18:
+    if len(parts) != 3 or not _number(parts[0]) or not _number(parts[1]) or len(parts[0]) > 18:
         raise TokenError("malformed confirmation link")
     signup_id, issued = int(parts[0]), int(parts[1])
     signup = subscriber_store.get_signup(db, signup_id)

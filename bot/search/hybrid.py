@@ -34,7 +34,7 @@ from bot.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Filters", "ParsedQuery", "SearchError", "SearchHits", "parse_query", "fts_expression",
+__all__ = ["Filters", "ParsedQuery", "SearchError", "SearchHits", "TooBroad", "parse_query", "fts_expression",
            "search", "item_sentences", "item_url", "rrf_fuse", "vector_index"]
 
 RRF_K = 60                   # the constant from the RRF paper; damps the weight of the very top ranks
@@ -45,10 +45,19 @@ EMBED_ON_THE_FLY_MAX = 2000  # more missing vectors than this: leave them to `sp
 # a query is refused above these, long before it could pin a core.
 MAX_QUERY_TERMS = 64
 MAX_QUERY_CHARS = 2000
+# A prefix (`ritux*`) is expanded by FTS5 into every indexed word that starts with it, and each
+# word's list of items is merged: `a*` is thousands of words and most of the store, 64 of them
+# took 27-39 s on 20,000 items. A few prefixes of a few letters each keep the expansion small.
+MAX_PREFIX_TERMS = 4
+MIN_PREFIX_CHARS = 3
 
 
 class SearchError(UserError, ValueError):
     """A query or filter that cannot be searched; str() is one line for the user."""
+
+
+class TooBroad(SearchError):
+    """A query that would cost too much to answer (prefixes, or the time budget ran out)."""
 
 
 # --- query parsing -----------------------------------------------------------------------------
@@ -115,7 +124,18 @@ def parse_query(query: str) -> ParsedQuery:
     terms = sum(len(g) for g in parsed.groups) + len(parsed.excluded)
     if terms > MAX_QUERY_TERMS:
         raise SearchError(f"the query is too long ({terms} words or phrases; at most {MAX_QUERY_TERMS})")
+    _check_prefixes([t for group in parsed.groups for t in group] + parsed.excluded)
     return parsed
+
+
+def _check_prefixes(tokens: list[Token]) -> None:
+    prefixes = [t for t in tokens if t.prefix]
+    if len(prefixes) > MAX_PREFIX_TERMS:
+        raise TooBroad(f"the query is too broad ({len(prefixes)} words ending in *; at most {MAX_PREFIX_TERMS})")
+    short = next((t for t in prefixes if sum(c.isalnum() for c in t.text) < MIN_PREFIX_CHARS), None)
+    if short is not None:
+        raise TooBroad(f"the query is too broad ({short.text}* matches too many words; give at least "
+                       f"{MIN_PREFIX_CHARS} letters before a *)")
 
 
 def _quote(token: Token) -> str:
@@ -190,7 +210,7 @@ def _doc_vector(vectors: np.ndarray) -> np.ndarray:
     return (mean / (np.linalg.norm(mean) or 1.0)).astype(np.float32)
 
 
-def _fill_missing(db, index: VectorIndex, embedder, notes: list[str]) -> VectorIndex:
+def _fill_missing(db, index: VectorIndex, embedder, notes: list[str], embed_max: int | None) -> VectorIndex:
     """Give items without a doc vector one: from the sentence vectors the ranker cached when it
     embedded them (no model needed), else by embedding them now if they are few."""
     if not index.missing:
@@ -203,8 +223,9 @@ def _fill_missing(db, index: VectorIndex, embedder, notes: list[str]) -> VectorI
     vectors = cached.encode_passages(passages, embed=False)
     ready = [item for item, v in zip(index.missing, vectors) if v is not None]
     to_embed = [item for item, v in zip(index.missing, vectors) if v is None]
-    if len(to_embed) > EMBED_ON_THE_FLY_MAX:
-        notes.append(f"{len(to_embed)} items have no cached vector (more than {EMBED_ON_THE_FLY_MAX}): "
+    embed_max = EMBED_ON_THE_FLY_MAX if embed_max is None else embed_max
+    if len(to_embed) > embed_max:
+        notes.append(f"{len(to_embed)} items have no cached vector (more than {embed_max}): "
                      "they are searched by words only; run `spsbot rank` to embed them")
         to_embed = []
     elif to_embed:
@@ -296,44 +317,65 @@ def hit_from_item(item: dict, score: float | None = None, **extra) -> dict:
 
 def search(db: sqlite_utils.Database, query: str, filters: Filters | None = None, *, limit: int = 20,
            semantic: bool = True, embedder=None, embedder_loader: Callable[[], object] | None = None,
-           min_similarity: float = MIN_SIMILARITY) -> SearchHits:
+           min_similarity: float = MIN_SIMILARITY, budget: float | None = None,
+           embed_max: int | None = None) -> SearchHits:
     """Hybrid search of the local store. ``semantic=False`` never touches an embedder.
 
     ``embedder`` (or ``embedder_loader``, called only when needed) has ``model_name`` and
-    ``encode(texts) -> float32 L2-normalised rows``. Raises SearchError for an unusable query.
+    ``encode(texts) -> float32 L2-normalised rows``. Raises SearchError for an unusable query,
+    TooBroad when its SQL runs past ``budget`` seconds (enforced inside SQLite). ``embed_max``:
+    embed at most this many items that have no vector yet (default ``EMBED_ON_THE_FLY_MAX``; the
+    rest are found by words only).
     """
     filters = filters or Filters()
     parsed = parse_query(query)
     match = fts_expression(parsed)
     result = SearchHits(query=query, hits=[], semantic=semantic)
-    pool = max(CANDIDATE_POOL, limit * 3)
-    try:
-        fts = sql.fts_rowids(db, match, filters, pool)
-    except sql.MatchError as e:  # cannot happen with quoted tokens; never a traceback anyway
-        raise SearchError(f"cannot search for {query!r}: {e}") from None
-    rankings = [[rowid for rowid, _ in fts]]
-    fts_rank = {rowid: rank for rank, (rowid, _) in enumerate(fts, start=1)}
-    similarity: dict[int, float] = {}
+    index = None
     if semantic:
         embedder = embedder or (embedder_loader or load_default_embedder)()
-        similarity = _semantic_ranking(db, parsed, filters, embedder, pool, min_similarity, result.notes)
-        rankings.append(list(similarity))
-    fused = rrf_fuse(rankings)[:limit]
-    items = sql.items_by_rowid(db, [rowid for rowid, _ in fused])
-    for rowid, score in fused:
-        sim = similarity.get(rowid)
-        result.hits.append(hit_from_item(items[rowid], score, fts_rank=fts_rank.get(rowid),
-                                         similarity=round(sim, 4) if sim is not None else None,
-                                         origin="store"))
+        # the whole store's vectors, cached per process (and completed for items without one):
+        # built outside the budget, once after each change of the store, so the budget bounds
+        # what this query costs and never leaves the cache half-built
+        index = _fill_missing(db, vector_index(db, embedder.passage_space), embedder, result.notes, embed_max)
+    try:
+        with sql.time_budget(db, budget):
+            _search(db, parsed, match, filters, limit, embedder, index, min_similarity, result)
+    except sql.BudgetSpent:
+        raise TooBroad(f"the query is too broad to answer within {budget:g} s; narrow it: fewer words "
+                       "ending in *, longer word starts, or a \"quoted phrase\"") from None
     for note in result.notes:
         log.debug("search: %s", note)
     return result
 
 
-def _semantic_ranking(db, parsed: ParsedQuery, filters: Filters, embedder, pool: int,
+def _search(db, parsed: ParsedQuery, match: str, filters: Filters, limit: int, embedder, index,
+            min_similarity: float, result: SearchHits) -> None:
+    pool = max(CANDIDATE_POOL, limit * 3)
+    try:
+        fts = sql.fts_rowids(db, match, filters, pool)
+    except sql.MatchError as e:  # cannot happen with quoted tokens; never a traceback anyway
+        raise SearchError(f"cannot search for {result.query!r}: {e}") from None
+    rankings = [[rowid for rowid, _ in fts]]
+    fts_rank = {rowid: rank for rank, (rowid, _) in enumerate(fts, start=1)}
+    similarity: dict[int, float] = {}
+    if index is not None:
+        similarity = _semantic_ranking(db, parsed, filters, embedder, index, pool, min_similarity, result.notes)
+        rankings.append(list(similarity))
+    fused = rrf_fuse(rankings)[:limit]
+    items = sql.items_by_rowid(db, [rowid for rowid, _ in fused])
+    for rowid, score in fused:
+        if rowid not in items:  # deleted by hand since the vector matrix was loaded
+            continue
+        sim = similarity.get(rowid)
+        result.hits.append(hit_from_item(items[rowid], score, fts_rank=fts_rank.get(rowid),
+                                         similarity=round(sim, 4) if sim is not None else None,
+                                         origin="store"))
+
+
+def _semantic_ranking(db, parsed: ParsedQuery, filters: Filters, embedder, index: VectorIndex, pool: int,
                       min_similarity: float, notes: list[str]) -> dict[int, float]:
     """rowid -> cosine similarity, best first, for items passing the filters and exclusions."""
-    index = _fill_missing(db, vector_index(db, embedder.passage_space), embedder, notes)
     if not len(index.rowids):
         notes.append("no embedding vectors in the store: words only")
         return {}

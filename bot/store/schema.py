@@ -162,9 +162,9 @@ VIEWS = {
             ORDER BY c.detected_at DESC, c.id DESC LIMIT 1)
         WHERE items.kind = 'trial'
         ORDER BY change.detected_at IS NULL, change.detected_at DESC, items.id""",
-    # The entries of the latest digest: the latest public issue (subscriber_id NULL) if there is
-    # one, else the latest subscriber's digest. Entries that are not items ("change:N", notices)
-    # keep their key in item_id and have no title.
+    # The entries of the latest public issue (subscriber_id NULL; none before the first run that
+    # built one): a subscriber's own digest is theirs alone, never shown here. Entries that are
+    # not items ("change:N", notices) keep their key in item_id and have no title.
     "latest_digest": """
         SELECT digests.id AS digest_id, digests.subscriber_id, digests.period_start, digests.period_end,
                digests.created_at, digest_items.section, digest_items.theme, digest_items.position,
@@ -173,8 +173,8 @@ VIEWS = {
         JOIN digest_items ON digest_items.digest_id = digests.id
         LEFT JOIN items ON items.id = digest_items.item_id
         LEFT JOIN scores ON scores.item_id = items.id
-        WHERE digests.id = (SELECT id FROM digests
-                            ORDER BY subscriber_id IS NOT NULL, period_end DESC, id DESC LIMIT 1)
+        WHERE digests.id = (SELECT id FROM digests WHERE subscriber_id IS NULL
+                            ORDER BY period_end DESC, id DESC LIMIT 1)
         ORDER BY digest_items.section, digest_items.position""",
 }
 
@@ -269,6 +269,18 @@ def m009_web(db: sqlite_utils.Database) -> None:
     db["votes"].create_index(["item_id"])
 
 
+def m0091_web_hardening(db: sqlite_utils.Database) -> None:
+    """Sign-ups counted per mailbox (``signups.mailbox``, see ``subscribers.mailbox_key``), and
+    ``latest_digest`` showing public issues only (it fell back to one subscriber's digest)."""
+    from bot.store.subscribers import mailbox_key
+    db["signups"].add_column("mailbox", str)
+    for signup_id, email in db.execute("SELECT id, email FROM signups").fetchall():
+        db.execute("UPDATE signups SET mailbox = ? WHERE id = ?", [mailbox_key(email or ""), signup_id])
+    db.execute("CREATE INDEX idx_signups_mailbox ON signups(mailbox, created_at)")
+    db.execute("DROP VIEW IF EXISTS latest_digest")
+    db.execute(f"CREATE VIEW latest_digest AS {VIEWS['latest_digest'].strip()}")
+
+
 MIGRATIONS = [
     ("001_core", m001_core),
     ("002_trials", m002_trials),
@@ -279,6 +291,7 @@ MIGRATIONS = [
     ("007_unsubscribe_key_out_of_db", m007_unsubscribe_key_out_of_db),
     ("0071_ranker_models", m0071_ranker_models),
     ("009_web", m009_web),
+    ("0091_web_hardening", m0091_web_hardening),
 ]
 
 

@@ -6,7 +6,10 @@ always bound parameters (see ``bot.search.fts_expression`` for how the MATCH str
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -22,6 +25,44 @@ StoreError = sqlite3.Error
 
 class MatchError(ValueError):
     """SQLite refused an FTS5 MATCH expression (or could not run it); str() is its message."""
+
+
+class BudgetSpent(Exception):
+    """A statement ran past the search's time budget and SQLite interrupted it."""
+
+
+# How many SQLite virtual-machine steps run between two looks at the clock: ~1 ms of work, so
+# the budget is kept to within a millisecond or two and the clock costs nothing measurable.
+_STEPS_PER_CHECK = 10_000
+
+
+@contextmanager
+def time_budget(db: sqlite_utils.Database, seconds: float | None):
+    """Interrupt any statement on ``db``'s connection once ``seconds`` have passed (None: no
+    limit); the interrupted statement raises BudgetSpent. The budget is enforced inside SQLite
+    (a progress handler), so a query whose cost grows with the store — an FTS5 expression that
+    matches most of it — is stopped where it is, not after it finishes."""
+    if seconds is None:
+        yield
+        return
+    deadline = time.monotonic() + seconds
+    spent = []
+
+    def past_deadline() -> int:
+        if time.monotonic() > deadline:
+            spent.append(True)
+            return 1  # non-zero: SQLite stops the statement with SQLITE_INTERRUPT
+        return 0
+
+    db.conn.set_progress_handler(past_deadline, _STEPS_PER_CHECK)
+    try:
+        yield
+    except sqlite3.OperationalError:
+        if spent:
+            raise BudgetSpent(f"interrupted after {seconds:g} s") from None
+        raise
+    finally:
+        db.conn.set_progress_handler(None, 0)
 
 
 # An item's date for --since/--until: its publication date (as precise as the source gave it),
@@ -93,6 +134,8 @@ def fts_rowids(db: sqlite_utils.Database, match: str, filters: Filters, limit: i
     try:
         return _fts_rowids(db, match, filters, limit)
     except sqlite3.OperationalError as e:
+        if e.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT:
+            raise  # the time budget (``time_budget``), not the expression
         raise MatchError(str(e)) from None
 
 
@@ -188,14 +231,25 @@ def doc_model(model: str) -> str:
 
 
 def data_version(db: sqlite_utils.Database, model: str) -> tuple:
-    """O(1) fingerprint of the database's content as this connection sees it.
+    """O(log n) fingerprint of what the vector matrix is built from: the file, its newest item and
+    its newest cached vector.
 
-    ``PRAGMA data_version`` changes when another connection commits; ``total_changes`` counts this
-    connection's own writes. Any write invalidates the vector matrix (a rebuild is cheap next to
-    staleness); counting rows instead would scan 100,000 index entries on every query.
+    Items are never deleted, a new item gets a new rowid, and a changed text gets a new vector row
+    (a new content hash, ``replace`` re-inserts): these move whenever the matrix would change.
+    Other writes — a sign-up, a vote, scores — leave it as it is, and it is the same for every
+    connection to the file, so the web front's worker threads share one matrix and its own writes
+    never make the next search reload the whole store's vectors (``PRAGMA data_version`` did, and
+    differed per connection). Counting rows instead would scan 100,000 index entries per query.
     """
-    other = db.execute("PRAGMA data_version").fetchone()[0]
-    return (id(db.conn), other, db.conn.total_changes, model)
+    row = db.execute("PRAGMA database_list").fetchone()
+    path = row[2] if row else ""
+    try:
+        file_id = os.stat(path).st_ino if path else id(db.conn)
+    except OSError:
+        file_id = id(db.conn)
+    newest_item = db.execute("SELECT max(rowid) FROM items").fetchone()[0]
+    newest_vector = db.execute("SELECT max(rowid) FROM embeddings").fetchone()[0]
+    return (file_id, newest_item, newest_vector, model)
 
 
 def doc_vectors(db: sqlite_utils.Database, model: str) -> tuple[np.ndarray, np.ndarray]:

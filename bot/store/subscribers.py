@@ -8,29 +8,67 @@ the subscriber SQL. Every change of several rows is one transaction.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import sqlite_utils
 
 from bot.store import now_iso
 
 VOTES = ("relevant", "irrelevant")
+# Providers whose mailboxes ignore dots in the local part, and their other domain names for the
+# same mailbox (Gmail: j.o.e@googlemail.com is joe@gmail.com).
+_DOTS_IGNORED = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 
+
+@contextmanager
+def _writing(db: sqlite_utils.Database):
+    """A transaction that takes the write lock first (BEGIN IMMEDIATE). ``db.atomic()``'s plain
+    BEGIN reads first and asks for the lock later; in WAL mode that upgrade fails at once with
+    "database is locked" (no busy wait) when another connection wrote meanwhile, which 40
+    concurrent sign-ups on the web front's threads did. Waiting for the lock up front obeys
+    ``busy_timeout`` instead."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 # --- sign-ups ------------------------------------------------------------------------------
 
+def mailbox_key(email: str) -> str:
+    """The mailbox an address delivers to, as far as it can be told from the address: lower
+    case, the ``+tag`` dropped, and the provider's dot rule where it has one (Gmail). The
+    per-address limit counts this, so ``Joe+1@…``, ``j.oe@…`` and ``JOE@…`` are one mailbox."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in _DOTS_IGNORED:
+        domain = _DOTS_IGNORED[domain]
+        local = local.replace(".", "")
+    return f"{local}@{domain}"
+
+
 def record_signup(db: sqlite_utils.Database, email: str, *, name: str | None, themes: str | None, kind: str,
                   mail_status: str) -> int:
     """Store one sign-up request; ``mail_status`` "pending" queues its e-mail, "skipped" does not."""
-    with db.atomic():
-        return db["signups"].insert({"email": email, "name": name, "themes": themes, "kind": kind,
-                                     "created_at": now_iso(), "mail_status": mail_status,
+    with _writing(db):
+        return db["signups"].insert({"email": email, "mailbox": mailbox_key(email), "name": name, "themes": themes,
+                                     "kind": kind, "created_at": now_iso(), "mail_status": mail_status,
                                      "mail_attempts": 0}).last_pk
 
 
-def signups_for_address_since(db: sqlite_utils.Database, email: str, since: str) -> int:
-    """How many sign-up requests named this address since ``since`` (the per-address limit)."""
-    return db.execute("select count(*) from signups where lower(email) = lower(?) and created_at >= ?",
-                      [email, since]).fetchone()[0]
+def signups_for_mailbox_since(db: sqlite_utils.Database, email: str, since: str) -> int:
+    """How many sign-up requests named this address's mailbox (``mailbox_key``) since ``since``
+    (the per-address limit)."""
+    return db.execute("select count(*) from signups where mailbox = ? and created_at >= ?",
+                      [mailbox_key(email), since]).fetchone()[0]
 
 
 def signup_mails_since(db: sqlite_utils.Database, since: str) -> int:
@@ -69,10 +107,11 @@ def confirm_signup(db: sqlite_utils.Database, signup: dict) -> tuple[dict, bool]
     """Make the sign-up's address an active subscriber (idempotent). Returns (subscriber, changed).
 
     A new address is added with the sign-up's choices; an unsubscribed or bouncing one is
-    re-activated with them; an active subscriber is left as they are.
+    re-activated with the sign-up's themes but keeps its name (a name changes only on the
+    subscriber's own preferences page); an active subscriber is left as they are.
     """
     now = now_iso()
-    with db.atomic():
+    with _writing(db):
         existing = find_subscriber(db, signup["email"])
         changed = True
         if not existing:
@@ -81,8 +120,8 @@ def confirm_signup(db: sqlite_utils.Database, signup: dict) -> tuple[dict, bool]
                        "0, ?, ?, ?)", [signup["email"], signup["name"], signup["themes"], now, now, now])
         elif existing["status"] != "active":
             db.execute("update subscribers set status = 'active', bounces = 0, themes = ?, "
-                       "name = coalesce(?, name), updated_at = ?, confirmed_at = ? where id = ?",
-                       [signup["themes"], signup["name"], now, now, existing["id"]])
+                       "updated_at = ?, confirmed_at = ? where id = ?",
+                       [signup["themes"], now, now, existing["id"]])
         else:
             changed = False
         db.execute("update signups set confirmed_at = coalesce(confirmed_at, ?) where id = ?", [now, signup["id"]])
@@ -146,11 +185,11 @@ def purge_subscriber(db: sqlite_utils.Database, subscriber_id: int) -> None:
 
 
 def update_preferences(db: sqlite_utils.Database, subscriber_id: int, *, themes: str | None, frequency: str,
-                       max_items: int) -> None:
-    """Store validated preferences (``themes`` JSON or None = all)."""
+                       max_items: int, name: str | None) -> None:
+    """Store validated preferences (``themes`` JSON or None = all; ``name`` None = none)."""
     with db.atomic():
-        db.execute("update subscribers set themes = ?, frequency = ?, max_items = ?, updated_at = ? where id = ?",
-                   [themes, frequency, max_items, now_iso(), subscriber_id])
+        db.execute("update subscribers set themes = ?, frequency = ?, max_items = ?, name = ?, updated_at = ? "
+                   "where id = ?", [themes, frequency, max_items, name, now_iso(), subscriber_id])
 
 
 def unsubscribe(db: sqlite_utils.Database, subscriber_id: int) -> None:
@@ -194,11 +233,17 @@ def get_vote(db: sqlite_utils.Database, subscriber_id: int, item_id: str) -> str
     return row[0] if row else None
 
 
+def curator_note(subscriber_id: int) -> str:
+    """The ``feedback.note`` of a label a curator gave from a digest's link."""
+    return f"web: curator {subscriber_id}"
+
+
 def current_judgement(db: sqlite_utils.Database, subscriber: dict, item_id: str) -> str | None:
-    """What this subscriber said about the item: their vote, or for a curator their label."""
+    """What this subscriber said about the item: their vote, or for a curator the label they gave
+    (not one the maintainer or another curator set, which they never said)."""
     if subscriber.get("curator"):
-        row = db.execute("select label from feedback where item_id = ? and theme is null order by id desc limit 1",
-                         [item_id]).fetchone()
+        row = db.execute("select label from feedback where item_id = ? and theme is null and note = ? "
+                         "order by id desc limit 1", [item_id, curator_note(subscriber["id"])]).fetchone()
         return row[0] if row else None
     return get_vote(db, subscriber["id"], item_id)
 

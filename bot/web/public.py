@@ -11,15 +11,18 @@ import time
 from flask import Blueprint, Response, abort, render_template, request
 
 from bot.store.status import ping
-from bot.web.app import bad_request, limit, state
+from bot.web.context import bad_request, busy, limit, state
 
 log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
 
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # ASCII digits: \d would take "²" and "①"
+_PAGE = re.compile(r"^[0-9]{1,2}$")
 MAX_QUERY_CHARS = 300
 MAX_PAGES = 10       # deeper than 10 pages of the relevant items is a job for `spsbot search`
-SEARCH_WAIT = 10.0   # seconds a search waits for the one search slot before answering 503
+SEARCH_SECONDS = 2.0  # the SQL of one web search is interrupted after this ([web] search_seconds)
+EMBED_MAX = 50       # items without a vector a web search embeds on the fly (the weekly run does the rest)
+BUSY_RETRY = 5       # seconds a visitor is asked to wait when the search slots are all taken
 FEED_ISSUES = 20
 
 
@@ -114,25 +117,34 @@ def search():
 
 
 def _page(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGES:
+    if not _PAGE.match(value) or not 1 <= int(value) <= MAX_PAGES:
         bad_request(f"The page must be a number from 1 to {MAX_PAGES}.")
     return int(value)
 
 
 def _run_search(query: str, how_many: int):
-    """Hybrid search (``bot.search``, as ``spsbot search --relevant``), one at a time: a search
-    holds a core for tens of milliseconds and must not starve the sign-up pages."""
-    from bot.search.hybrid import Filters, SearchError, search
+    """Hybrid search (``bot.search``, as ``spsbot search --relevant``) -> (result, None) or
+    (None, what to change in the query).
+
+    Its cost is bounded whatever the store's size: few, long prefixes (``bot.search.hybrid``),
+    and a time budget enforced inside SQLite (``[web] search_seconds``). Searches take one of
+    ``[web] search_slots`` slots (default 1) without waiting: when all are taken the answer is a
+    503 at once, so searches never hold the worker threads that sign-up, unsubscribe and
+    /healthz need.
+    """
+    from bot.search.hybrid import Filters, SearchError, TooBroad, search
     st = state()
-    if not st.search_slots.acquire(timeout=SEARCH_WAIT):
-        from werkzeug.exceptions import ServiceUnavailable
-        abort(ServiceUnavailable(retry_after=5))
+    if not st.search_slots.acquire(blocking=False):
+        busy("Another search is running. Please try again in a few seconds.", BUSY_RETRY)
     started = time.monotonic()
     try:
         semantic = bool(st.setting("semantic_search", True))
         result = search(st.db(), query, Filters(relevant_only=True), limit=how_many, semantic=semantic,
-                        embedder_loader=st.search_embedder if semantic else None)
-    except SearchError as e:
+                        embedder_loader=st.search_embedder if semantic else None,
+                        budget=float(st.setting("search_seconds", SEARCH_SECONDS)), embed_max=EMBED_MAX)
+    except SearchError as e:  # TooBroad included: the message says how to narrow the query
+        if isinstance(e, TooBroad):
+            log.info("web search: too broad after %.0f ms", (time.monotonic() - started) * 1000)
         return None, f"{str(e)[:1].upper()}{str(e)[1:]}."
     finally:
         st.search_slots.release()
@@ -142,11 +154,13 @@ def _run_search(query: str, how_many: int):
 
 def _display(hit: dict) -> dict:
     """A result with its links (PubMed, DOI, ClinicalTrials.gov) and theme titles."""
-    from bot.digest.entries import display_date, humanize_value, item_links
+    from bot.digest.entries import clean_text, display_date, humanize_value, item_links
     from bot.store import get_item
     item = get_item(state().db(), hit["id"]) or {}
     titles = {t.name: t.title or t.name for t in state().config.themes}
-    return {"title": hit["title"] or hit["id"], "kind": hit["kind"], "journal": hit.get("journal"),
+    # cleaned as in the digests and the archive: no control, zero-width or bidi characters
+    return {"title": clean_text(hit["title"]) or hit["id"], "kind": hit["kind"],
+            "journal": clean_text(hit.get("journal")),
             "date": display_date(hit.get("date")) or hit.get("year"), "status": humanize_value(hit.get("status")),
             "labels": [titles.get(label, label) for label in hit.get("labels") or []],
             "links": item_links(item) if item else []}

@@ -22,16 +22,28 @@ import time
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
+
+from bot.web.headers import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
 HEADER_BYTES = 16384  # request line + headers; tokens and search queries are far below this
 
 
+class HeaderedErrorTask(ErrorTask):
+    """waitress' own error answers (400 bad request line, 413, 431) with the site's security
+    headers and no-store, like every answer of the app."""
+
+    def __init__(self, channel, request):
+        super().__init__(channel, request)
+        self.response_headers.extend([*SECURITY_HEADERS.items(), ("Cache-Control", "no-store")])
+
+
 class DeadlineChannel(HTTPChannel):
     """A waitress connection that remembers when its current request started arriving."""
 
+    error_task_class = HeaderedErrorTask
     request_started: float | None = None
 
     def received(self, data):

@@ -3,9 +3,12 @@
 Every page but the sign-up form is opened by a signed link from an e-mail (``bot.digest.tokens``):
 the token says who, and a page shows nothing about anyone else (the address itself only masked).
 A GET never changes anything — link scanners and mail previews fetch every URL — it shows a
-button; the POST does the work. Every form carries a CSRF token, except RFC 8058's one-click
-unsubscribe POST, which mail providers send without a page (the signed token in the URL is its
-authority, and unsubscribing is the one action that is safe to let anyone holding the link do).
+button; the POST does the work. A page opened with one kind of token never links a token of
+another kind: the unsubscribe link (also in every List-Unsubscribe header and mailto subject)
+must not lead to the preferences page, which could subscribe the person again. Every form
+carries a CSRF token, except RFC 8058's one-click unsubscribe POST, which mail providers send
+without a page (the signed token in the URL is its authority, and unsubscribing is the one action
+that is safe to let anyone holding the link do).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import logging
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from bot.digest.tokens import TokenError
-from bot.web.app import bad_request, limit, state
+from bot.web.context import bad_request, error_page, limit, state
 
 log = logging.getLogger(__name__)
 bp = Blueprint("subscriber", __name__)
 
 MAX_TOKEN_CHARS = 600
+CAP_RETRY = 3600  # the global cap on sign-up e-mails is per hour
 VOTE_TITLES = {"relevant": "Relevant", "irrelevant": "Not relevant"}
 
 
@@ -46,14 +50,6 @@ def _verified(check, token: str):
         return check(state().db(), token)
     except TokenError as e:
         bad_request(f"This link does not work: {e}.")
-
-
-def _preferences_url(subscriber: dict) -> str:
-    """A fresh link to the subscriber's preferences page (shown to the person who just proved,
-    with a signed link, that the address is theirs)."""
-    from bot.digest.tokens import make_token, secret_for
-    token = make_token(secret_for(state().db()), subscriber["id"], subscriber["email"], purpose="preferences")
-    return url_for("subscriber.preferences_page", token=token)
 
 
 def _post_limit() -> None:
@@ -86,6 +82,9 @@ def subscribe():
     outcome = queue_signup(state().db(), config, email, clean_name(form.get("name")),
                            json.dumps(themes) if themes else None)
     log.info("sign-up request: %s", outcome)  # never the address
+    if outcome == "capped":  # the hourly cap is for everyone alike: saying so tells nothing about the address
+        return error_page(503, "We have sent as many sign-up e-mails as we can this hour, so none was sent to "
+                               "you. Please sign up again in an hour.", headers={"Retry-After": str(CAP_RETRY)})
     if outcome in ("confirm", "manage") and state().wake_mailer:
         state().wake_mailer()
     return render_template("check_inbox.html")
@@ -107,8 +106,7 @@ def confirm():
     signup = _verified(verify_confirm_token, _token(request.form))
     subscriber, changed = confirm_signup(state().db(), signup)
     log.info("sign-up %d confirmed (subscriber %d%s)", signup["id"], subscriber["id"], "" if changed else ", already")
-    return render_template("confirmed.html", address=mask_address(subscriber["email"]),
-                           preferences=_preferences_url(subscriber))
+    return render_template("confirmed.html", address=mask_address(subscriber["email"]))
 
 
 # --- preferences ---------------------------------------------------------------------------
@@ -133,12 +131,13 @@ def _preferences(subscriber: dict, token: str, done: str = "", error: str | None
                            themes=theme_choices(config), chosen=chosen,
                            frequency=subscriber.get("frequency") or "weekly",
                            max_items=subscriber.get("max_items") or 20, active=subscriber["status"] == "active",
+                           name=subscriber.get("name") or "",
                            period_days=period_days(config), notice=notices.get(done), error=error), status
 
 
 @bp.post("/preferences")
 def preferences():
-    from bot.digest.subscribers import SubscriberError, validate_preferences
+    from bot.digest.subscribers import SubscriberError, clean_name, validate_preferences
     from bot.digest.tokens import verify_token
     from bot.store import subscribers as store
     _post_limit()
@@ -159,7 +158,10 @@ def preferences():
                                           form.get("max_items"), state().config.theme_names)
         except SubscriberError as e:
             return _preferences(subscriber, token, error=f"Not saved: {e}.", status=400)
-        store.update_preferences(db, subscriber["id"], **chosen)
+        # the one place a subscriber's name changes: their own signed preferences page (a form
+        # without the field, e.g. one loaded before it existed, keeps the name; an empty one clears it)
+        name = clean_name(form["name"]) if "name" in form else subscriber.get("name")
+        store.update_preferences(db, subscriber["id"], **chosen, name=name)
         done = "saved"
     else:
         bad_request("Unknown action.")
@@ -194,8 +196,7 @@ def unsubscribe():
     except TokenError as e:
         bad_request(f"This link does not work: {e}.")
     log.info("unsubscribed subscriber %d via the web%s", subscriber["id"], " (one-click)" if one_click else "")
-    return render_template("unsubscribed.html", address=mask_address(subscriber["email"]),
-                           preferences=_preferences_url(subscriber))
+    return render_template("unsubscribed.html", address=mask_address(subscriber["email"]))
 
 
 # --- feedback ------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ def feedback():
     from bot.digest.tokens import verify_feedback_token
     from bot.store import get_item
     from bot.store.ranking import save_feedback
-    from bot.store.subscribers import save_vote
+    from bot.store.subscribers import curator_note, save_vote
     _post_limit()
     token = _token(request.form)
     subscriber, item_id = _verified(verify_feedback_token, token)
@@ -242,7 +243,7 @@ def feedback():
     if get_item(db, item_id) is None:
         bad_request("This item is no longer in the database.")
     if subscriber.get("curator"):  # a curator's click is a curator label, used at full weight
-        save_feedback(db, item_id, vote, note=f"web: curator {subscriber['id']}")
+        save_feedback(db, item_id, vote, note=curator_note(subscriber["id"]))
     else:
         save_vote(db, subscriber["id"], item_id, vote)
     log.info("feedback: subscriber %d%s voted %s", subscriber["id"], " (curator)" if subscriber.get("curator") else "",
