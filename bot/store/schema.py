@@ -269,6 +269,13 @@ def m009_web(db: sqlite_utils.Database) -> None:
     db["votes"].create_index(["item_id"])
 
 
+def m010_subscriber_style(db: sqlite_utils.Database) -> None:
+    """The register of a subscriber's digest: "plain" (for patients and carers) or "clinical"
+    (null, the digest as it always was), chosen on sign-up and in the preferences."""
+    db["subscribers"].add_column("style", str)
+    db["signups"].add_column("style", str)
+
+
 MIGRATIONS = [
     ("001_core", m001_core),
     ("002_trials", m002_trials),
@@ -279,6 +286,7 @@ MIGRATIONS = [
     ("007_unsubscribe_key_out_of_db", m007_unsubscribe_key_out_of_db),
     ("0071_ranker_models", m0071_ranker_models),
     ("009_web", m009_web),
+    ("010_subscriber_style", m010_subscriber_style),
 ]
 
 

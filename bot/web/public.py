@@ -32,7 +32,11 @@ def home():
 
 
 def theme_choices(config) -> list[dict]:
-    return [{"name": t.name, "title": t.title or t.name, "description": t.description} for t in config.themes]
+    """Each theme in plain words first (the profile's ``plain_title``/``plain_description``), with
+    its clinical title, for the home and preferences pages."""
+    return [{"name": t.name, "title": t.title or t.name, "description": t.description,
+             "plain_title": t.plain_title or t.title or t.name, "plain_description": t.plain_description}
+            for t in config.themes]
 
 
 def _period(row: dict) -> str:

@@ -65,7 +65,7 @@ def _post_limit() -> None:
 @bp.post("/subscribe")
 def subscribe():
     from bot.digest.confirmations import queue_signup
-    from bot.digest.subscribers import SubscriberError, clean_name, parse_themes, validate_email
+    from bot.digest.subscribers import SubscriberError, check_style, clean_name, parse_themes, validate_email
     from bot.web.public import issue_link, theme_choices
     limit("subscribe", int(state().setting("signups_per_client_hour", 10)), 3600)
     form = request.form
@@ -76,15 +76,16 @@ def subscribe():
     try:
         email = validate_email((form.get("email") or "").strip())
         themes = parse_themes(form.getlist("themes"), config.theme_names)
+        style = check_style(form.get("style"))
     except SubscriberError as e:
         from bot.store.digests import public_issue_index
         issues = [issue_link(row) for row in public_issue_index(state().db())]
         message = str(e).replace("invalid e-mail address", "That is not an e-mail address we can send to:")
         return render_template("home.html", issues=issues, themes=theme_choices(config), error=message,
                                form={"email": form.get("email", "")[:254], "name": form.get("name", "")[:200],
-                                     "themes": form.getlist("themes")}), 400
+                                     "themes": form.getlist("themes"), "style": form.get("style")}), 400
     outcome = queue_signup(state().db(), config, email, clean_name(form.get("name")),
-                           json.dumps(themes) if themes else None)
+                           json.dumps(themes) if themes else None, style)
     log.info("sign-up request: %s", outcome)  # never the address
     if outcome in ("confirm", "manage") and state().wake_mailer:
         state().wake_mailer()
@@ -132,6 +133,7 @@ def _preferences(subscriber: dict, token: str, done: str = "", error: str | None
     return render_template("preferences.html", token=token, address=mask_address(subscriber["email"]),
                            themes=theme_choices(config), chosen=chosen,
                            frequency=subscriber.get("frequency") or "weekly",
+                           style=subscriber.get("style") or "clinical",
                            max_items=subscriber.get("max_items") or 20, active=subscriber["status"] == "active",
                            period_days=period_days(config), notice=notices.get(done), error=error), status
 
@@ -156,7 +158,7 @@ def preferences():
     elif action == "save":
         try:
             chosen = validate_preferences(form.getlist("themes") or None, form.get("frequency"),
-                                          form.get("max_items"), state().config.theme_names)
+                                          form.get("max_items"), state().config.theme_names, form.get("style"))
         except SubscriberError as e:
             return _preferences(subscriber, token, error=f"Not saved: {e}.", status=400)
         store.update_preferences(db, subscriber["id"], **chosen)
