@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 
 from bot.digest.tokens import TokenError
 from bot.web.app import bad_request, limit, state
@@ -33,10 +33,8 @@ def mask_address(email: str) -> str:
 
 def _token(source) -> str:
     token = (source.get("token") or "").strip()
-    if not token:
-        bad_request("This link is incomplete: it has no token. Open the link from the e-mail again.")
-    if len(token) > MAX_TOKEN_CHARS:
-        bad_request("This link is malformed.")
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        link_problem("damaged")
     return token
 
 
@@ -45,7 +43,23 @@ def _verified(check, token: str):
     try:
         return check(state().db(), token)
     except TokenError as e:
-        bad_request(f"This link does not work: {e}.")
+        link_problem("expired" if "expired" in str(e) else "damaged")
+
+
+# What happened to a link, in one sentence (a TokenError's wording is for the maintainer's log).
+LINK_PROBLEMS = {
+    "damaged": "Part of this link is missing or changed — mail programs sometimes cut a long link in two — "
+               "so it cannot be checked.",
+    "expired": "This link has expired: links in our e-mails stop working after a while, so that a forwarded "
+               "e-mail cannot be used for ever.",
+}
+
+
+def link_problem(kind: str):
+    """Abort with the page for a damaged or expired link: what happened in one sentence, and the
+    form that e-mails a fresh link (the sign-up form: it answers the same whatever the address)."""
+    page = render_template("link_problem.html", what=LINK_PROBLEMS[kind], form={})
+    abort(make_response(page, 400))
 
 
 def _preferences_url(subscriber: dict) -> str:
@@ -188,13 +202,8 @@ def unsubscribe():
     if not one_click:
         state().csrf.protect()
         _post_limit()  # (mail providers send one-click POSTs for many people from few addresses)
-    token = (request.args.get("token") or request.form.get("token") or "").strip()
-    if not token or len(token) > MAX_TOKEN_CHARS:
-        bad_request("This link is malformed.")
-    try:
-        subscriber = apply_unsubscribe(state().db(), token)
-    except TokenError as e:
-        bad_request(f"This link does not work: {e}.")
+    token = _token(request.args if request.args.get("token") else request.form)
+    subscriber = _verified(apply_unsubscribe, token)
     log.info("unsubscribed subscriber %d via the web%s", subscriber["id"], " (one-click)" if one_click else "")
     return render_template("unsubscribed.html", address=mask_address(subscriber["email"]),
                            preferences=_preferences_url(subscriber))
