@@ -1,6 +1,7 @@
 """Search that answers a question (issue 24): a plain question finds items about its content words
 (the small words left out), each result shows where its words matched with them marked (escaped),
-quoted words still all have to match, and "nothing found" offers the nearest items in meaning."""
+quoted words still all have to match, and "nothing found" offers the nearest items in meaning.
+And the menu's Feed link explains what a feed is, with the address to copy."""
 
 import re
 
@@ -85,3 +86,14 @@ def test_only_bare_words_drop_the_small_words(tmp_path, monkeypatch):
 def test_marking_escapes_the_text_and_drops_stray_markers():
     assert str(marked("<i>a</i> \ue000IVIG\ue001 & \u202eb\ue001")) == "&lt;i&gt;a&lt;/i&gt; <mark>IVIG</mark> &amp; b"
     assert str(marked("\ue000open")) == "<mark>open</mark>"
+
+
+def test_the_feed_link_leads_to_a_page_that_explains_it(client):
+    app = client()
+    home = app.get("/").get_data(as_text=True)
+    assert '<a href="/feed">Feed</a>' in home and 'href="/feed.atom"' in home  # the menu; the <link> for readers
+    page = app.get("/feed").get_data(as_text=True)
+    assert "A feed is a web address" in page
+    assert 'value="http://sps.example.org/feed.atom" readonly' in page or \
+        'readonly value="http://sps.example.org/feed.atom"' in page
+    assert app.get("/feed.atom").headers["Content-Type"].startswith("application/atom+xml")

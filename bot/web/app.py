@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")
 # Pages that may be cached by a proxy or browser: the public archive and its feed, the stylesheet.
-_CACHEABLE = ("public.issue", "public.feed", "public.favicon", "static")
+_CACHEABLE = ("public.issue", "public.feed", "public.feed_page", "public.favicon", "static")
 STATUS_TEXT = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
                413: "Request too large", 429: "Too many requests", 500: "Something went wrong",
                503: "Busy"}

@@ -86,6 +86,12 @@ def feed():
     return Response(render_feed(state().config, issues, base, home=base), mimetype="application/atom+xml")
 
 
+@bp.get("/feed")
+def feed_page():
+    """What a feed is and how to follow it: the address to copy into a feed reader."""
+    return render_template("feed.html", feed_url=state().base_url + "/feed.atom")
+
+
 @bp.get("/favicon.ico")
 def favicon():
     """No icon (browsers ask for one on every site): an empty answer instead of a 404 page."""
