@@ -56,7 +56,7 @@ def test_a_plain_subscriber_reads_plain_words_and_a_clinical_one_the_record(stor
     assert "Treatments that calm the immune system" in html and "Immunomodulation" not in html
     first = data["sections"][0]["items"][0]
     # spelled out on first use only (the title); the quote is the record's sentence without statistics
-    assert first["title"] == "intravenous immunoglobulin (IVIG) in stiff person syndrome (SPS): a cohort"
+    assert first["title"] == "Intravenous immunoglobulin (IVIG) in stiff person syndrome (SPS): a cohort"
     assert first["sentence"] == PLAIN and PLAIN in ABSTRACT
     assert f"“{PLAIN}”".replace("“", "&ldquo;").replace("”", "&rdquo;") in html
     # trials: the one a reader could join first, each status in words, where from the record
@@ -74,8 +74,10 @@ def test_spelling_out_adds_only_the_glossary_words():
     glossary = {"IVIG": "intravenous immunoglobulin", "GAD": "glutamic acid decarboxylase",
                 "GAD65": "glutamic acid decarboxylase 65"}
     seen = set()
-    assert spell_out("IVIG and GAD65, then IVIG again", glossary, seen) == \
-        "intravenous immunoglobulin (IVIG) and glutamic acid decarboxylase 65 (GAD65), then IVIG again"
+    assert spell_out("with IVIG and GAD65, then IVIG again", glossary, seen) == \
+        "with intravenous immunoglobulin (IVIG) and glutamic acid decarboxylase 65 (GAD65), then IVIG again"
+    assert spell_out("IVIG helped. GAD was high.", glossary, set()) == \
+        "Intravenous immunoglobulin (IVIG) helped. Glutamic acid decarboxylase (GAD) was high."
     assert spell_out("More IVIG.", glossary, seen) == "More IVIG."  # first use only
     assert spell_out("intravenous immunoglobulin (IVIG) helped", glossary, set()) == \
         "intravenous immunoglobulin (IVIG) helped"  # the record spelled it out already

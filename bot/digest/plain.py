@@ -75,7 +75,8 @@ def is_open(entry: dict) -> bool:
 
 def spell_out(text: str, glossary: dict[str, str], seen: set[str]) -> str:
     """``text`` with the first use of each glossary abbreviation not yet in ``seen`` written
-    "spelled out (ABBR)"; an abbreviation the text already spells out is left alone."""
+    "spelled out (ABBR)" (capitalised where it starts a sentence); an abbreviation the text
+    already spells out is left alone."""
     for abbreviation, meaning in glossary.items():
         if abbreviation in seen or abbreviation not in text:
             continue
@@ -86,6 +87,8 @@ def spell_out(text: str, glossary: dict[str, str], seen: set[str]) -> str:
         seen.add(abbreviation)
         if meaning.lower() in text.lower():
             continue  # the record says it already
+        if not text[:match.start()].rstrip() or text[:match.start()].rstrip().endswith((".", ":", "?", "!")):
+            meaning = meaning[:1].upper() + meaning[1:]  # it starts the title or a sentence
         text = text[:match.start()] + f"{meaning} ({abbreviation})" + text[match.end():]
     return text
 
