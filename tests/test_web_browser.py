@@ -18,6 +18,7 @@ import struct
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -128,10 +129,9 @@ def _shot(driver, width: int, name: str, tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.needs_chromium
-def test_sign_up_confirm_receive_vote_manage_and_leave_in_a_browser(tmp_path, monkeypatch, browser):
-    from selenium.webdriver.common.by import By
-
+@contextmanager
+def _site(tmp_path, monkeypatch):
+    """(smtp server, config, database path, database, port, base URL) for a journey on Monday."""
     monkeypatch.setenv("SPSBOT_SECRET", "browser-secret")
     monkeypatch.setenv("SPSBOT_NOW", MONDAY)
     port = free_port()
@@ -139,7 +139,14 @@ def test_sign_up_confirm_receive_vote_manage_and_leave_in_a_browser(tmp_path, mo
     with SmtpServer() as smtp:
         config = web_config(tmp_path, f'base_url = "{base}"\n', smtp_url=smtp.url)
         path = tmp_path / "journey.db"
-        db = open_db(path)
+        yield smtp, config, path, open_db(path), port, base
+
+
+@pytest.mark.needs_chromium
+def test_sign_up_confirm_receive_vote_manage_and_leave_in_a_browser(tmp_path, monkeypatch, browser):
+    from selenium.webdriver.common.by import By
+
+    with _site(tmp_path, monkeypatch) as (smtp, config, path, db, port, base):
         seed(db, [paper(1, "Rituximab in refractory stiff person syndrome", date="2026-11-22"),
                   paper(2, "Intrathecal baclofen for stiffness", date="2026-11-19",
                         themes={"symptomatic": 0.9})])
@@ -235,14 +242,7 @@ def test_a_patient_signs_up_in_plain_words_reads_searches_and_leaves_from_a_dama
 
     from bot.search.hybrid import search as hybrid_search
     from digest_support import trial
-    monkeypatch.setenv("SPSBOT_SECRET", "patient-secret")
-    monkeypatch.setenv("SPSBOT_NOW", MONDAY)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with SmtpServer() as smtp:
-        config = web_config(tmp_path, f'base_url = "{base}"\n', smtp_url=smtp.url)
-        path = tmp_path / "patient.db"
-        db = open_db(path)
+    with _site(tmp_path, monkeypatch) as (smtp, config, path, db, port, base):
         seed(db, [paper(1, "IVIG in stiff person syndrome: a cohort", date="2026-11-22",
                         sentence="Most patients treated with IVIG walked more easily."),
                   paper(2, "Exercise therapy in stiff person syndrome: a pilot study", date="2026-11-20",
