@@ -37,6 +37,9 @@ def store(db, monkeypatch):
     seed(db, [_trial("NCT00000001", "A withdrawn IVIG trial", "WITHDRAWN", why="No funding"),
               _trial("NCT00000002", "An open trial", "RECRUITING", ("France", "United States"), 12)],
          source="ctgov")
+    with db.atomic():
+        db["trial_changes"].insert({"nct_id": "NCT00000002", "field": "overall_status", "old": "RECRUITING",
+                                    "new": "COMPLETED", "detected_at": NOW})
     return db
 
 
@@ -64,10 +67,12 @@ def test_a_plain_subscriber_reads_plain_words_and_a_clinical_one_the_record(stor
     assert "Recruiting — looking for participants in France, United States (12 sites)" in text
     assert "Withdrawn — stopped before anyone took part. Reason given: No funding" in html
     assert text.index("An open trial") < text.index("A withdrawn")
+    assert "Status: Recruiting → Completed — the study has ended" in text
     # the clinical digest of the same store is today's digest
     text, html, data = _digest(store, config, "doc@example.org")
     assert "Immunomodulation" in html and "Treatments that calm" not in html
     assert "intravenous immunoglobulin (IVIG)" not in text and STATS in text and "stopped before" not in html
+    assert "Status: Recruiting → Completed\n" in text
 
 
 def test_spelling_out_adds_only_the_glossary_words():

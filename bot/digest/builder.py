@@ -33,7 +33,7 @@ from tqdm import tqdm
 from bot.clock import iso_before
 from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, display_date, humanize_value,
                                 item_dates, item_links, make_entry, safe_url)
-from bot.digest.plain import is_open, plain_entry
+from bot.digest.plain import is_open, plain_entry, spell_out, status_words
 from bot.digest.render import build_message, render_digest, subscriber_links, theme_titles, unsubscribe_info
 from bot.digest.schedule import DAY, digest_window, is_news, max_age_days, news_for, period_days
 from bot.links import trial_url
@@ -190,7 +190,7 @@ def build_digest_data(pool: Pool, config, subscriber: dict | None, period_start:
             "themes": themes, "style": "plain" if glossary is not None else "clinical"},
         "sections": sections, "trials": trials,
         "linked": [_linked_entry(i, pool, glossary) for i in linked],
-        "changes": _changes(pool, sent, wanted, start_day, news["oldest"]),
+        "changes": _changes(pool, sent, wanted, start_day, news["oldest"], glossary),
         "notices": _notices(pool, subscriber, sent) if subscriber else [],
         "more": more,
         "notes": outage_notes(pool.runs, news["since"]) + ([overflow_note(more, max_items, config)] if more else []),
@@ -269,8 +269,10 @@ def change_text(field: str, old, new) -> str:
     return f"{label}: {old_v} → {new_v}"
 
 
-def _changes(pool: Pool, sent: set, wanted, start_day: str, oldest: str = "") -> list[dict]:
-    """Trial changes not yet sent, detected since ``start_day`` (and not before ``oldest``)."""
+def _changes(pool: Pool, sent: set, wanted, start_day: str, oldest: str = "",
+             glossary: dict | None = None) -> list[dict]:
+    """Trial changes not yet sent, detected since ``start_day`` (and not before ``oldest``); with
+    ``glossary`` (plain style), titles spelled out and a new status said in words."""
     by_trial: dict[str, dict] = {}
     for change in pool.changes:
         key = f"change:{change['id']}"
@@ -284,8 +286,13 @@ def _changes(pool: Pool, sent: set, wanted, start_day: str, oldest: str = "") ->
             continue
         entry = by_trial.setdefault(trial_id, {
             "key": trial_id, "nct_id": clean_text(item.get("nct_id") or change["nct_id"]),
-            "title": clean_text(item.get("title")), "links": item_links(item), "changes": [], "keys": []})
+            "title": clean_text(item.get("title")) if glossary is None
+            else spell_out(clean_text(item.get("title")), glossary, set()),
+            "links": item_links(item), "changes": [], "keys": []})
         text = change_text(change["field"], change["old"], change["new"])
+        meaning = status_words({"overall_status": change["new"]}).partition(" — ")[2]
+        if glossary is not None and change["field"] in ("overall_status", "status") and meaning:
+            text = f"{text} — {meaning}"  # "Status: Recruiting → Completed — the study has ended"
         if text and text not in entry["changes"]:
             entry["changes"].append(text)
         entry["keys"].append(key)
