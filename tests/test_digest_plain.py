@@ -124,3 +124,28 @@ def test_style_is_stored_from_sign_up_to_subscriber_and_in_preferences(tmp_path)
     assert subscriber_store.get_subscriber(db, subscriber["id"])["style"] is None
     with pytest.raises(SubscriberError, match="unknown style"):
         validate_preferences(None, "weekly", 20, [], "fancy")
+
+
+def test_the_web_front_asks_for_the_style_on_sign_up_and_in_the_preferences(tmp_path, monkeypatch):
+    from bot.digest.tokens import make_token, secret_for
+    from bot.web.app import create_app
+    from conftest import FakeEmbedder
+    from web_support import csrf, web_config
+    monkeypatch.setenv("SPSBOT_SECRET", "style-secret")
+    monkeypatch.setenv("SPSBOT_NOW", NOW)
+    db = open_db(tmp_path / "w.db")
+    client = create_app(web_config(tmp_path, 'base_url = "http://sps.example.org"\n'), str(tmp_path / "w.db"),
+                        embedder=FakeEmbedder()).test_client()
+    home = client.get("/").get_data(as_text=True)
+    assert 'name="style" value="plain"' in home and "Medicines for stiffness and spasms" in home
+    client.post("/subscribe", data={"csrf_token": csrf(home), "email": "pat@example.org", "style": "plain"})
+    assert db.execute("select style from signups").fetchone() == ("plain",)
+    bad = client.post("/subscribe", data={"csrf_token": csrf(home), "email": "x@example.org", "style": "fancy"})
+    assert bad.status_code == 400 and "unknown style" in bad.get_data(as_text=True)
+    sub, _ = add_subscriber(db, "pat@example.org", valid_themes=load_config().theme_names, style="plain")
+    token = make_token(secret_for(db), sub["id"], sub["email"], purpose="preferences")
+    page = client.get(f"/preferences?token={token}").get_data(as_text=True)
+    assert 'value="plain" checked' in page and "Getting the diagnosis right" in page
+    client.post("/preferences", data={"csrf_token": csrf(page), "token": token, "action": "save",
+                                      "frequency": "weekly", "max_items": "20", "style": "clinical"})
+    assert subscriber_store.get_subscriber(db, sub["id"])["style"] is None
