@@ -67,6 +67,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     },
     "themes": {
         "name": (_STR, True), "title": (_STR, False), "description": (_STR, True),
+        "plain_title": (_STR, False), "plain_description": (_STR, False),  # for patients and carers
         "examples": (_LIST, False), "include_terms": (_LIST, False), "exclude_terms": (_LIST, False),
     },
     **{section: settings.keys for section, settings in SOURCE_SETTINGS.items()},
@@ -112,6 +113,8 @@ class Theme:
     name: str
     description: str
     title: str = ""
+    plain_title: str = ""        # the theme in everyday words (the plain-style digest, the web front)
+    plain_description: str = ""
     examples: tuple[str, ...] = ()
     include_terms: tuple[str, ...] = ()
     exclude_terms: tuple[str, ...] = ()
@@ -144,6 +147,7 @@ class Config:
     themes: tuple[Theme, ...]
     sections: dict[str, dict] = field(default_factory=dict)
     path: str | None = None
+    glossary: dict[str, str] = field(default_factory=dict)  # abbreviation -> spelled out (plain style)
 
     def section(self, name: str) -> dict:
         return self.sections.get(name, {})
@@ -213,7 +217,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
 
 def _merge(base: dict, raw: dict) -> dict:
     merged = {"topic": dict(raw.get("topic") or base["topic"]), "themes": [dict(t) for t in _themes(base, raw)],
-              "sources": {}}
+              "sources": {}, "glossary": dict(_own_or_bundled(base, raw, "glossary") or {})}
     for name in _source_names():
         merged["sources"][name] = {**base["sources"][name], **raw.get("sources", {}).get(name, {})}
     for name in ("ranking", "digest", "email", "web", "http", "run"):
@@ -230,12 +234,18 @@ def _themes(base: dict, raw: dict) -> list[dict]:
     """The file's own [[themes]]; else the bundled SPS themes, unless the file is about another
     disease: its topic then has no themes until it gives some or says ``bundled_themes = true``
     (a myasthenia gravis digest must not be sorted by SPS drug lists)."""
-    if raw.get("themes"):
-        return raw["themes"]
+    return _own_or_bundled(base, raw, "themes") or []
+
+
+def _own_or_bundled(base: dict, raw: dict, key: str):
+    """The file's own table ``key``; else the bundled one, unless the file is about another
+    disease (and does not say ``bundled_themes = true``): then None."""
+    if raw.get(key):
+        return raw[key]
     topic = raw.get("topic")
     if isinstance(topic, dict) and topic.get("name") != base["topic"]["name"] and not topic.get("bundled_themes"):
-        return []
-    return base["themes"]
+        return None
+    return base.get(key)
 
 
 def _apply_env(cfg: dict, env) -> None:
@@ -294,6 +304,14 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
         errors.append(f"config error: {where}: {msg}{_line_of(text, key, section) if key else ''}")
 
     for section, table in _tables(cfg):
+        if section == "glossary":  # abbreviation = "spelled out", any abbreviation
+            bad = [k for k, v in table.items() if not isinstance(v, str) or not v.strip()] \
+                if isinstance(table, dict) else None
+            if bad is None:
+                err("[glossary] must be a table of abbreviation = \"what it stands for\"")
+            for key in bad or []:
+                err(f"'{key}' in [glossary] must be a non-empty string", key, section)
+            continue
         schema = SCHEMA.get(section)
         if schema is None:
             err(f"unknown section [{section}]", section.split(".")[-1])
@@ -422,6 +440,7 @@ def _build(cfg: dict, path: str | None) -> Config:
     )
     themes = tuple(
         Theme(name=th["name"], description=th["description"], title=th.get("title") or th["name"].title(),
+              plain_title=th.get("plain_title", ""), plain_description=th.get("plain_description", ""),
               examples=tuple(th.get("examples", [])), include_terms=tuple(th.get("include_terms", [])),
               exclude_terms=tuple(th.get("exclude_terms", [])))
         for th in cfg["themes"]
@@ -429,4 +448,4 @@ def _build(cfg: dict, path: str | None) -> Config:
     sections = {**{f"sources.{name}": cfg["sources"][name] for name in _source_names()},
                 "ranking": cfg["ranking"], "digest": cfg["digest"], "email": cfg["email"], "web": cfg["web"],
                 "http": cfg.get("http", {}), "run": cfg.get("run", {})}
-    return Config(topic=topic, themes=themes, sections=sections, path=path)
+    return Config(topic=topic, themes=themes, sections=sections, path=path, glossary=dict(cfg.get("glossary") or {}))

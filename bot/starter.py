@@ -67,6 +67,12 @@ examples = [
 ]
 negatives = []       # TODO: e.g. ["another disease with the same antibody", "a homonym"]
 
+# TODO: each theme's plain_title and plain_description below are everyday words for patients and carers
+# (plain-style digests, the web front): make them fit your disease.
+# TODO: abbreviations your literature uses, spelled out on first use in plain-style digests.
+[glossary]
+# IVIG = "intravenous immunoglobulin"
+
 # Themes sort each digest into sections. These three fit any disease; give them your disease's
 # words (drug names, tests) in include_terms, rename or delete them, or add your own.
 # Until you label examples (`spsbot label --review`), themes and relevance come from these phrases
@@ -75,6 +81,8 @@ negatives = []       # TODO: e.g. ["another disease with the same antibody", "a 
 [[themes]]
 name = "treatment"
 title = "Treatment"
+plain_title = "Treatments"
+plain_description = "What was tried to treat it, and how well it worked."
 description = "Treatment and its outcomes: drugs, immunotherapy, surgery, rehabilitation, dosing and side effects."
 examples = ["treated with", "improved after treatment", "randomised controlled trial of"]
 include_terms = []   # TODO: the drugs and procedures used in {name}
@@ -82,6 +90,8 @@ include_terms = []   # TODO: the drugs and procedures used in {name}
 [[themes]]
 name = "diagnosis"
 title = "Diagnosis and biomarkers"
+plain_title = "Tests and diagnosis"
+plain_description = "How it is recognised: the tests, antibodies and scans doctors use, and its look-alikes."
 description = "Diagnosis: criteria, tests, antibodies and other biomarkers, imaging, genetics, misdiagnosis."
 examples = ["diagnostic criteria", "antibody testing", "misdiagnosed as"]
 include_terms = ["diagnos", "biomarker", "criteria"]   # TODO: the tests used in {name}
@@ -89,6 +99,8 @@ include_terms = ["diagnos", "biomarker", "criteria"]   # TODO: the tests used in
 [[themes]]
 name = "cohorts"
 title = "Registries and cohorts"
+plain_title = "Studies of many patients"
+plain_description = "Studies that follow groups of patients: how common it is and how it changes over time."
 description = "Registries, natural-history studies, cohorts and case series, epidemiology."
 examples = ["retrospective cohort of patients", "natural history study", "international registry"]
 include_terms = ["registry", "cohort", "natural history", "incidence", "prevalence", "case series"]

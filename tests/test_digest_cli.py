@@ -120,3 +120,12 @@ def test_run_refuses_while_another_writer_holds_the_lock(setup, monkeypatch):
             assert setup.invoke(cli, ["digest", "send"]).exit_code == 1
         assert server.messages == []
         assert setup.invoke(cli, ["run", "--no-fetch", "--no-rank"]).exit_code == 0
+
+
+def test_a_maintainer_adds_a_plain_style_subscriber(setup, env_isolated):
+    assert setup.invoke(cli, ["subscribers", "add", "pat@example.org", "--style", "plain"]).exit_code == 0
+    bad = setup.invoke(cli, ["subscribers", "add", "pat@example.org", "--style", "fancy"])
+    assert bad.exit_code == 2 and "fancy" in bad.output
+    db = open_db(env_isolated / "cli.db")
+    assert db.execute("select email, style from subscribers order by id").fetchall() == [
+        ("ann@example.org", None), ("bob@example.org", None), ("pat@example.org", "plain")]

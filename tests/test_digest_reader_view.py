@@ -39,9 +39,9 @@ def test_the_first_digest_links_the_archive_and_never_names_a_command(db, tmp_pa
                              "https://sps.example.org/digest/")):
         _, _, html, text, _ = preview_digest(db, config, "new@example.org")
         assert "spsbot search" not in html and "spsbot search" not in text
-        assert "This first digest covers the last 7 days only" in text
+        assert "This first digest covers 17–23 Nov 2026 only." in text
         if archive:
-            assert f'past issues are in <a href="{archive}"' in html and f"Past issues: {archive}" in text
+            assert f'past issues are in <a href="{archive}"' in html and f"Past issues:\n{archive}\n" in text
         else:
             assert "archive" not in html.lower() and "archive" not in text.lower()
 
@@ -58,7 +58,7 @@ def test_free_full_text_and_volume_issue_pages_from_a_real_record(db, config):
     assert entry["citation"] == "66(6):1116-1122"
     _, _, html, text, _ = preview_digest(db, config, "ann@example.org")
     assert f"<i>{entry['journal']}</i> 66(6):1116-1122" in html and f"{entry['journal']} 66(6):1116-1122" in text
-    assert f"Free full text (PMC): https://pmc.ncbi.nlm.nih.gov/articles/{pmc}/" in text
+    assert f"Free full text (PMC):\n  https://pmc.ncbi.nlm.nih.gov/articles/{pmc}/" in text
 
 
 def test_withdrawn_and_terminated_do_not_wear_completed_green(db, config):

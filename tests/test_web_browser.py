@@ -18,6 +18,7 @@ import struct
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -128,10 +129,9 @@ def _shot(driver, width: int, name: str, tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.needs_chromium
-def test_sign_up_confirm_receive_vote_manage_and_leave_in_a_browser(tmp_path, monkeypatch, browser):
-    from selenium.webdriver.common.by import By
-
+@contextmanager
+def _site(tmp_path, monkeypatch):
+    """(smtp server, config, database path, database, port, base URL) for a journey on Monday."""
     monkeypatch.setenv("SPSBOT_SECRET", "browser-secret")
     monkeypatch.setenv("SPSBOT_NOW", MONDAY)
     port = free_port()
@@ -139,7 +139,14 @@ def test_sign_up_confirm_receive_vote_manage_and_leave_in_a_browser(tmp_path, mo
     with SmtpServer() as smtp:
         config = web_config(tmp_path, f'base_url = "{base}"\n', smtp_url=smtp.url)
         path = tmp_path / "journey.db"
-        db = open_db(path)
+        yield smtp, config, path, open_db(path), port, base
+
+
+@pytest.mark.needs_chromium
+def test_sign_up_confirm_receive_vote_manage_and_leave_in_a_browser(tmp_path, monkeypatch, browser):
+    from selenium.webdriver.common.by import By
+
+    with _site(tmp_path, monkeypatch) as (smtp, config, path, db, port, base):
         seed(db, [paper(1, "Rituximab in refractory stiff person syndrome", date="2026-11-22"),
                   paper(2, "Intrathecal baclofen for stiffness", date="2026-11-19",
                         themes={"symptomatic": 0.9})])
@@ -223,10 +230,105 @@ def test_sign_up_confirm_receive_vote_manage_and_leave_in_a_browser(tmp_path, mo
             db.close()
 
 
+PATIENT_SHOTS = ("digest-plain", "search", "link-problem")
+
+
+@pytest.mark.needs_chromium
+def test_a_patient_signs_up_in_plain_words_reads_searches_and_leaves_from_a_damaged_link(tmp_path, monkeypatch,
+                                                                                         browser):
+    """Issue 24: sign up in plain style, confirm, read the plain digest (abbreviations spelled out,
+    trial status in words), ask the search a question and find the exercise paper first with its
+    sentence marked, open a cut unsubscribe link and leave through the form it offers."""
+    from selenium.webdriver.common.by import By
+
+    from bot.search.hybrid import search as hybrid_search
+    from digest_support import trial
+    with _site(tmp_path, monkeypatch) as (smtp, config, path, db, port, base):
+        seed(db, [paper(1, "IVIG in stiff person syndrome: a cohort", date="2026-11-22",
+                        sentence="Most patients treated with IVIG walked more easily."),
+                  paper(2, "Exercise therapy in stiff person syndrome: a pilot study", date="2026-11-20",
+                        themes={"multidisciplinary": 0.9},
+                        abstract="A supervised home exercise programme eased stiffness in eight of ten patients.",
+                        sentence="A supervised home exercise programme eased stiffness in eight of ten patients."),
+                  paper(3, "Diazepam for stiffness and spasms", date="2026-11-19", themes={"symptomatic": 0.9},
+                        abstract="Stiffness and spasms improved with diazepam; stiffness returned at lower doses.")])
+        withdrawn, score = trial("NCT00000001", "Efgartigimod in stiff person syndrome", status="WITHDRAWN")
+        recruiting, score2 = trial("NCT00000002", "Inebilizumab in stiff person syndrome", status="RECRUITING")
+        recruiting["extra"].update(countries=["France", "United States"], locations_count=4)
+        seed(db, [(withdrawn, score), (recruiting, score2)], source="ctgov")
+        app = create_app(config, str(path), wake_mailer=None)
+        # the real model, loaded and the items embedded before the browser asks (a page waits 20 s at most)
+        hybrid_search(db, "stiffness", embedder=app.extensions["spsbot"].search_embedder())
+        mailer = SignupMailer(str(path), config, base, interval=30).start()
+        app.extensions["spsbot"].wake_mailer = mailer.wake
+        server = make_server(app, "127.0.0.1", port, config.web)
+        serve_in_thread(server)
+        try:
+            # sign up in plain words
+            browser.get(base + "/")
+            assert "Treatments that calm the immune system" in browser.find_element(By.ID, "subscribe").text
+            browser.find_element(By.ID, "email").send_keys("pat@example.org")
+            browser.find_element(By.CSS_SELECTOR, "input[name=style][value=plain]").click()
+            _submit(browser, "#subscribe button[type=submit]")
+            confirmation = _wait_for(lambda: [m for m in smtp.messages if m["To"] == "pat@example.org"])[0]
+            browser.get(links(parts(confirmation)[0], "/confirm")[0])
+            _submit(browser, "form button.primary")
+            assert "You are subscribed" in browser.find_element(By.TAG_NAME, "h1").text
+
+            # the plain digest, read in the browser
+            assert run_weekly(db, config, fetch=False, rank=False).sent == 1
+            digest = next(m for m in smtp.messages if m["To"] == "pat@example.org" and "digest —" in m["Subject"])
+            text, html = parts(digest)
+            page = tmp_path / "digest.html"
+            page.write_text(html, encoding="utf-8")
+            browser.get(page.as_uri())
+            body = browser.find_element(By.TAG_NAME, "body").text
+            assert "Intravenous immunoglobulin (IVIG) in stiff person syndrome: a cohort" in body
+            assert "Recruiting — looking for participants in France, United States (4 sites)" in body
+            assert "Withdrawn — stopped before anyone took part" in body
+            assert body.index("Inebilizumab") < body.index("Efgartigimod")  # the trial one could join first
+            _shot(browser, 390, "digest-plain", tmp_path)
+            _shot(browser, 1280, "digest-plain", tmp_path)
+
+            # a question to the search
+            browser.get(base + "/")
+            browser.find_element(By.ID, "q").send_keys("can exercise help my stiffness")
+            _submit(browser, "form.inline button")
+            first = browser.find_element(By.CSS_SELECTOR, "ol.results li")
+            assert first.find_element(By.CSS_SELECTOR, ".title").text == \
+                "Exercise therapy in stiff person syndrome: a pilot study"
+            marks = [m.text.lower() for m in first.find_elements(By.CSS_SELECTOR, ".snippet mark")]
+            assert "exercise" in marks and "home" in first.find_element(By.CSS_SELECTOR, ".snippet").text
+            _shot(browser, 390, "search", tmp_path)
+            _shot(browser, 1280, "search", tmp_path)
+
+            # an unsubscribe link cut by a mail program: what happened, and a way out
+            unsubscribe = links(text, "/unsubscribe")[0]
+            browser.get(unsubscribe[:-12])
+            assert "This link does not work" in browser.find_element(By.TAG_NAME, "h1").text
+            _shot(browser, 390, "link-problem", tmp_path)
+            _shot(browser, 1280, "link-problem", tmp_path)
+            browser.find_element(By.ID, "email").send_keys("pat@example.org")
+            _submit(browser, "#fresh-link button.primary")
+            assert "Check your inbox" in browser.find_element(By.TAG_NAME, "h1").text
+            manage = _wait_for(lambda: [m for m in smtp.messages if m["To"] == "pat@example.org"
+                                        and m["Subject"] == "Your SPS digest subscription"])[0]
+            browser.get(links(parts(manage)[0], "/preferences")[0])
+            assert browser.find_element(By.CSS_SELECTOR, "input[name=style][value=plain]").is_selected()
+            _submit(browser, "button.danger")
+            assert "You are unsubscribed." in browser.find_element(By.CLASS_NAME, "notice").text
+            assert db.execute("select status, style from subscribers where email = 'pat@example.org'").fetchone() \
+                == ("unsubscribed", "plain")
+        finally:
+            stop_server(server)
+            mailer.stop()
+            db.close()
+
+
 def test_committed_screenshots_are_there_for_the_readme():
     """The screenshots the README shows (written by the journey above with SPSBOT_WRITE_SCREENSHOTS=1):
     PNGs of the right width, too large to be blank (an empty page compresses to a few kB)."""
-    for name in ("home", "preferences"):
+    for name in ("home", "preferences", *PATIENT_SHOTS):
         for width in (390, 1280):
             data = (DOCS / f"web-{name}-{width}.png").read_bytes()
             assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">I", data[16:20])[0] == width

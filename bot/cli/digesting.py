@@ -28,11 +28,13 @@ def subscribers() -> None:
               help="How often (default for a new subscriber: weekly).")
 @click.option("--max-items", type=int, default=None, help="Most items per digest (1-200; default 20).")
 @click.option("--send-empty/--no-send-empty", default=None, help="Send a digest even when nothing is new.")
+@click.option("--style", type=click.Choice(["clinical", "plain"]), default=None,
+              help="How the digest is written: clinical (default) or plain words for patients and carers.")
 @click.option("--curator/--no-curator", default=None,
               help="Mark (or unmark) a curator: their feedback links record curator labels, which the ranker "
                    "weighs fully; other subscribers' clicks are votes with a lower weight.")
 @pass_app
-def subscribers_add(app, email, name, themes, frequency, max_items, send_empty, curator) -> None:
+def subscribers_add(app, email, name, themes, frequency, max_items, send_empty, style, curator) -> None:
     """Add a subscriber (or update and re-activate an existing one).
 
     For an existing address only the options given change; the rest is kept.
@@ -41,7 +43,8 @@ def subscribers_add(app, email, name, themes, frequency, max_items, send_empty, 
     """
     from bot.digest.subscribers import add_subscriber
     row, created = add_subscriber(app.db, email, valid_themes=app.config.theme_names, name=name, themes=themes,
-                                  frequency=frequency, max_items=max_items, send_empty=send_empty, curator=curator)
+                                  frequency=frequency, max_items=max_items, send_empty=send_empty, curator=curator,
+                                  style=style)
     click.echo(f"{'added' if created else 'updated'} {row['email']}" + (" (curator)" if row.get("curator") else ""))
 
 

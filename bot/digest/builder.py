@@ -33,7 +33,8 @@ from tqdm import tqdm
 from bot.clock import iso_before
 from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, display_date, humanize_value,
                                 item_dates, item_links, make_entry, safe_url)
-from bot.digest.render import build_message, render_digest, subscriber_links, unsubscribe_info
+from bot.digest.plain import is_open, plain_entry, spell_out, status_words
+from bot.digest.render import build_message, render_digest, subscriber_links, theme_titles, unsubscribe_info
 from bot.digest.schedule import DAY, digest_window, is_news, max_age_days, news_for, period_days
 from bot.links import trial_url
 from bot.store import loads, now_iso
@@ -122,11 +123,13 @@ class Pool:
         self._rows: dict[str, dict] = {}
         self._entries: dict[tuple, dict] = {}
 
-    def entry(self, item: dict, theme: str | None = None) -> dict:
-        """The display entry of an item (cached: a thousand subscribers share the same items)."""
-        key = (item["id"], theme)
+    def entry(self, item: dict, theme: str | None = None, glossary: dict | None = None) -> dict:
+        """The display entry of an item (cached: a thousand subscribers share the same items);
+        with ``glossary`` (a plain-style digest), in the plain register (``bot.digest.plain``)."""
+        key = (item["id"], theme, glossary is not None)
         if key not in self._entries:
-            self._entries[key] = make_entry(item, theme)
+            clinical = self.entry(item, theme) if glossary is not None else make_entry(item, theme)
+            self._entries[key] = plain_entry(clinical, item, glossary) if glossary is not None else clinical
         return self._entries[key]
 
     def item(self, item_id: str) -> dict | None:
@@ -157,6 +160,8 @@ def build_digest_data(pool: Pool, config, subscriber: dict | None, period_start:
     news = news or news_for(pool.db, subscriber_id, config, now, period_start)
     wanted_themes = themes or config.theme_names
     start_day = news["start"][:10]
+    # the plain register (for patients and carers) spells out the profile's glossary
+    glossary = dict(config.glossary) if (subscriber or {}).get("style") == "plain" else None
 
     def wanted(item) -> bool:
         if themes is None or item.get("unscored"):
@@ -171,17 +176,21 @@ def build_digest_data(pool: Pool, config, subscriber: dict | None, period_start:
     papers = [i for i in fresh if i.get("kind") != "trial"]
     linked = [i for i in papers if any(t in pool.trial_ids for t, _ in pool.links.get(i["id"], []))]
     linked_ids = {i["id"] for i in linked}
-    sections = _theme_sections(pool, config, [p for p in papers if p["id"] not in linked_ids], wanted_themes, themes)
-    trials = [pool.entry(i) for i in fresh if i.get("kind") == "trial"]
+    sections = _theme_sections(pool, config, [p for p in papers if p["id"] not in linked_ids], wanted_themes, themes,
+                               glossary)
+    trials = [pool.entry(i, glossary=glossary) for i in fresh if i.get("kind") == "trial"]
+    if glossary is not None:  # trials a reader could join come first (a stable sort keeps the rank)
+        trials.sort(key=lambda e: not is_open(e))
     data = {
         "topic": clean_text(config.topic.name), "slug": clean_text(config.topic.slug or "topic"),
         "period_start": period_start, "period_end": now, "first": first,
+        "style": "plain" if glossary is not None else "clinical",
         "subscriber": None if subscriber is None else {
             "id": subscriber["id"], "email": subscriber["email"], "name": clean_text(subscriber.get("name")),
-            "themes": themes},
+            "themes": themes, "style": "plain" if glossary is not None else "clinical"},
         "sections": sections, "trials": trials,
-        "linked": [_linked_entry(i, pool) for i in linked],
-        "changes": _changes(pool, sent, wanted, start_day, news["oldest"]),
+        "linked": [_linked_entry(i, pool, glossary) for i in linked],
+        "changes": _changes(pool, sent, wanted, start_day, news["oldest"], glossary),
         "notices": _notices(pool, subscriber, sent) if subscriber else [],
         "more": more,
         "notes": outage_notes(pool.runs, news["since"]) + ([overflow_note(more, max_items, config)] if more else []),
@@ -190,8 +199,9 @@ def build_digest_data(pool: Pool, config, subscriber: dict | None, period_start:
     return data
 
 
-def _theme_sections(pool: Pool, config, papers: list[dict], wanted_themes: list[str], themes) -> list[dict]:
-    titles = {t.name: t.title or t.name for t in config.themes}
+def _theme_sections(pool: Pool, config, papers: list[dict], wanted_themes: list[str], themes,
+                    glossary: dict | None = None) -> list[dict]:
+    titles = theme_titles(config, plain=glossary is not None)
     groups: dict[str | None, list] = {}
     for item in papers:
         labels = [t for t in item["_labels"] if t in wanted_themes]
@@ -207,7 +217,7 @@ def _theme_sections(pool: Pool, config, papers: list[dict], wanted_themes: list[
         members.sort(key=lambda i: (-(i["_scores"].get(theme, 0) if theme else 0), -(i.get("relevance") or 0), i["id"]))
         fallback = "Other new research" if config.themes else "New research"  # a profile with no themes
         sections.append({"theme": theme, "title": titles.get(theme, fallback),
-                         "items": [pool.entry(i, theme) for i in members]})
+                         "items": [pool.entry(i, theme, glossary) for i in members]})
     return sections
 
 
@@ -223,8 +233,8 @@ def _link_phrase(evidence: str) -> str:
     return "mentions"
 
 
-def _linked_entry(item: dict, pool: Pool) -> dict:
-    entry = dict(pool.entry(item))  # a copy: the cached entry has no trial links
+def _linked_entry(item: dict, pool: Pool, glossary: dict | None = None) -> dict:
+    entry = dict(pool.entry(item, glossary=glossary))  # a copy: the cached entry has no trial links
     entry["trial_links"] = [
         {"nct_id": t.split(":", 1)[1], "phrase": _link_phrase(ev),
          "url": trial_url(t.split(":", 1)[1])}
@@ -259,8 +269,10 @@ def change_text(field: str, old, new) -> str:
     return f"{label}: {old_v} → {new_v}"
 
 
-def _changes(pool: Pool, sent: set, wanted, start_day: str, oldest: str = "") -> list[dict]:
-    """Trial changes not yet sent, detected since ``start_day`` (and not before ``oldest``)."""
+def _changes(pool: Pool, sent: set, wanted, start_day: str, oldest: str = "",
+             glossary: dict | None = None) -> list[dict]:
+    """Trial changes not yet sent, detected since ``start_day`` (and not before ``oldest``); with
+    ``glossary`` (plain style), titles spelled out and a new status said in words."""
     by_trial: dict[str, dict] = {}
     for change in pool.changes:
         key = f"change:{change['id']}"
@@ -274,8 +286,13 @@ def _changes(pool: Pool, sent: set, wanted, start_day: str, oldest: str = "") ->
             continue
         entry = by_trial.setdefault(trial_id, {
             "key": trial_id, "nct_id": clean_text(item.get("nct_id") or change["nct_id"]),
-            "title": clean_text(item.get("title")), "links": item_links(item), "changes": [], "keys": []})
+            "title": clean_text(item.get("title")) if glossary is None
+            else spell_out(clean_text(item.get("title")), glossary, set()),
+            "links": item_links(item), "changes": [], "keys": []})
         text = change_text(change["field"], change["old"], change["new"])
+        meaning = status_words({"overall_status": change["new"]}).partition(" — ")[2]
+        if glossary is not None and change["field"] in ("overall_status", "status") and meaning:
+            text = f"{text} — {meaning}"  # "Status: Recruiting → Completed — the study has ended"
         if text and text not in entry["changes"]:
             entry["changes"].append(text)
         entry["keys"].append(key)

@@ -34,7 +34,8 @@ MAX_ATTEMPTS = 5  # a sign-up e-mail refused this many times (4xx) is given up
 KEEP_SIGNUPS_DAYS = 7  # sign-up requests (with their addresses) are forgotten after this
 
 
-def queue_signup(db: sqlite_utils.Database, config, email: str, name: str | None, themes: str | None) -> str:
+def queue_signup(db: sqlite_utils.Database, config, email: str, name: str | None, themes: str | None,
+                 style: str | None = None) -> str:
     """Record a sign-up request for a validated address and queue its e-mail, within the limits.
 
     Returns what happened, for the log and the tests only — the visitor always sees the same page:
@@ -54,7 +55,7 @@ def queue_signup(db: sqlite_utils.Database, config, email: str, name: str | None
                     int(web.get("signup_mails_per_hour") or 200))
     else:
         outcome = kind
-    store.record_signup(db, email, name=name, themes=themes, kind=kind,
+    store.record_signup(db, email, name=name, themes=themes, kind=kind, style=style,
                         mail_status="pending" if outcome == kind else "skipped")
     return outcome
 

@@ -156,8 +156,9 @@ def _item_renderers(cache: dict | None, links: SubscriberLinks | None = None):
     if cache is None:
         return _with_feedback(html_macro, text_macro, links)
 
-    def key(entry):  # the item, plus what varies with the section: the sentence and trial links
-        return entry["key"], entry["sentence"], tuple(link["nct_id"] for link in entry["trial_links"])
+    def key(entry):  # the item, plus what varies with the section and the register
+        return (entry["key"], entry["title"], entry["sentence"], entry.get("status_words"),
+                tuple(link["nct_id"] for link in entry["trial_links"]))
 
     def cached(kind, macro):
         def draw(entry):
@@ -177,7 +178,7 @@ def render_digest(data: dict, config, unsubscribe: dict | None, cache: dict | No
     env = environment()
     item_html, item_text = _item_renderers(cache, links)
     start = (parse_day(data["period_start"]) + timedelta(days=1)).isoformat()
-    titles = {t.name: t.title or t.name for t in config.themes}
+    titles = theme_titles(config, plain=data.get("style") == "plain")
     subscriber = data.get("subscriber") or {}
     context = {
         "d": data, "o": data["overview"], "subject": subject_for(data, config),
@@ -189,6 +190,11 @@ def render_digest(data: dict, config, unsubscribe: dict | None, cache: dict | No
     }
     html = env.get_template("digest.html").render(context, item=item_html)
     return context["subject"], html, env.get_template("digest.txt").render(context, item=item_text)
+
+
+def theme_titles(config, plain: bool = False) -> dict[str, str]:
+    """Theme name → its heading: the clinical title, or in a plain-style digest the plain one."""
+    return {t.name: (plain and t.plain_title) or t.title or t.name for t in config.themes}
 
 
 def render_archive_page(data: dict, config) -> str:

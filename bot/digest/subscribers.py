@@ -21,6 +21,7 @@ from bot.store import subscribers as store
 from bot.errors import UserError
 
 FREQUENCIES = ("weekly", "daily", "monthly")
+STYLES = ("clinical", "plain")  # the digest for clinicians (default), or in plain words for patients
 STATUSES = ("active", "unsubscribed", "bouncing")
 DEFAULT_MAX_ITEMS = 20
 MAX_ITEMS_LIMIT = 200
@@ -110,11 +111,21 @@ def _check_max_items(max_items) -> int:
     return max_items
 
 
-def validate_preferences(themes, frequency, max_items, valid_themes: list[str]) -> dict:
-    """The checked ``themes`` (JSON or None = all), ``frequency`` and ``max_items``, or SubscriberError."""
+def check_style(style) -> str | None:
+    """"plain" (for patients and carers), or None for the clinical digest (the default)."""
+    style = (style or "clinical").strip().lower()
+    if style not in STYLES:
+        raise SubscriberError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
+    return None if style == "clinical" else style
+
+
+def validate_preferences(themes, frequency, max_items, valid_themes: list[str], style=None) -> dict:
+    """The checked ``themes`` (JSON or None = all), ``frequency``, ``max_items`` and ``style``, or
+    SubscriberError."""
     chosen = parse_themes(themes, valid_themes)
     return {"themes": json.dumps(chosen) if chosen else None, "frequency": _check_frequency(frequency or "weekly"),
-            "max_items": _check_max_items(DEFAULT_MAX_ITEMS if max_items in (None, "") else max_items)}
+            "max_items": _check_max_items(DEFAULT_MAX_ITEMS if max_items in (None, "") else max_items),
+            "style": check_style(style)}
 
 
 # What a new subscriber gets for each field nobody gave.
@@ -122,7 +133,7 @@ DEFAULTS = {"name": None, "themes": None, "frequency": "weekly", "max_items": DE
 
 
 def _validated_row(email, valid_themes, *, name=None, themes=None, frequency=None, max_items=None,
-                   send_empty=None) -> dict:
+                   send_empty=None, style=None) -> dict:
     """The normalised address plus only the fields given (None = not given: an existing
     subscriber keeps what is stored, a new one gets ``DEFAULTS``)."""
     row: dict = {"email": validate_email(email)}
@@ -137,12 +148,15 @@ def _validated_row(email, valid_themes, *, name=None, themes=None, frequency=Non
         row["max_items"] = _check_max_items(max_items)
     if send_empty is not None:
         row["send_empty"] = 1 if send_empty else 0
+    if style is not None:
+        row["style"] = check_style(style)
     return row
 
 
 def add_subscriber(db: sqlite_utils.Database, email: str, *, valid_themes: list[str], name: str | None = None,
                    themes=None, frequency: str | None = None, max_items: int | None = None,
-                   send_empty: bool | None = None, curator: bool | None = None) -> tuple[dict, bool]:
+                   send_empty: bool | None = None, curator: bool | None = None,
+                   style: str | None = None) -> tuple[dict, bool]:
     """Add a subscriber, or update the fields given of an existing one and re-activate it (adding
     an address by hand is the maintainer saying "this person wants the digest"). Returns
     (row, created).
@@ -151,7 +165,7 @@ def add_subscriber(db: sqlite_utils.Database, email: str, *, valid_themes: list[
     labels); None leaves the flag as it is.
     """
     row = _validated_row(email, valid_themes, name=name, themes=themes, frequency=frequency,
-                         max_items=max_items, send_empty=send_empty)
+                         max_items=max_items, send_empty=send_empty, style=style)
     if curator is not None:
         row["curator"] = 1 if curator else 0
     stored, outcome = _upsert(db, row, reactivate=True)

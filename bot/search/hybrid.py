@@ -50,6 +50,12 @@ MAX_QUERY_CHARS = 2000
 # took 27-39 s on 20,000 items. A few prefixes of a few letters each keep the expansion small.
 MAX_PREFIX_TERMS = 4
 MIN_PREFIX_CHARS = 3
+# Words a question is made of that say nothing about its subject ("can exercise help my
+# stiffness"): left out of a plain question's word search (``search(any_word=True)``).
+STOP_WORDS = frozenset("""a about after all also am an and any anything are as at be been being but by can could
+did do does doing for from get had has have help helps how i if in into is it its me my no not of on or our please
+should so some such than that the their them there these they this those to was we were what when where which who
+why will with would you your""".split())
 
 
 class SearchError(UserError, ValueError):
@@ -78,6 +84,17 @@ class ParsedQuery:
     def positive_text(self) -> str:
         """The query as prose, for the embedding side (no exclusions, no operators)."""
         return " ".join(t.text for group in self.groups for t in group)
+
+    def is_plain(self) -> bool:
+        """Bare words only: no "phrase", -exclusion, prefix* or OR."""
+        return (len(self.groups) == 1 and not self.excluded
+                and not any(t.phrase or t.prefix for t in self.groups[0]))
+
+    def any_content_word(self) -> ParsedQuery:
+        """A plain question as "any of its content words" (stop words left out; a query of stop
+        words only keeps them all)."""
+        words = [t for t in self.groups[0] if t.text.lower() not in STOP_WORDS] or self.groups[0]
+        return ParsedQuery(groups=[[t] for t in dict.fromkeys(words)])
 
     def is_empty(self) -> bool:
         return not any(self.groups)
@@ -280,6 +297,7 @@ class SearchHits:
     hits: list[dict]
     notes: list[str] = field(default_factory=list)
     semantic: bool = True
+    match: str = ""     # the FTS5 expression the words were searched with (for snippets)
 
 
 def item_url(item: dict) -> str:
@@ -318,19 +336,21 @@ def hit_from_item(item: dict, score: float | None = None, **extra) -> dict:
 def search(db: sqlite_utils.Database, query: str, filters: Filters | None = None, *, limit: int = 20,
            semantic: bool = True, embedder=None, embedder_loader: Callable[[], object] | None = None,
            min_similarity: float = MIN_SIMILARITY, budget: float | None = None,
-           embed_max: int | None = None) -> SearchHits:
+           embed_max: int | None = None, any_word: bool = False) -> SearchHits:
     """Hybrid search of the local store. ``semantic=False`` never touches an embedder.
 
     ``embedder`` (or ``embedder_loader``, called only when needed) has ``model_name`` and
     ``encode(texts) -> float32 L2-normalised rows``. Raises SearchError for an unusable query,
     TooBroad when its SQL runs past ``budget`` seconds (enforced inside SQLite). ``embed_max``:
     embed at most this many items that have no vector yet (default ``EMBED_ON_THE_FLY_MAX``; the
-    rest are found by words only).
+    rest are found by words only). ``any_word``: a query of bare words (a question) matches items
+    with any of its content words, ranked with the semantic side; quotes, -exclusions or OR make
+    every word count again.
     """
     filters = filters or Filters()
     parsed = parse_query(query)
-    match = fts_expression(parsed)
-    result = SearchHits(query=query, hits=[], semantic=semantic)
+    match = fts_expression(parsed.any_content_word() if any_word and parsed.is_plain() else parsed)
+    result = SearchHits(query=query, hits=[], semantic=semantic, match=match)
     index = None
     if semantic:
         embedder = embedder or (embedder_loader or load_default_embedder)()

@@ -281,6 +281,13 @@ def m0091_web_hardening(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE VIEW latest_digest AS {VIEWS['latest_digest'].strip()}")
 
 
+def m010_subscriber_style(db: sqlite_utils.Database) -> None:
+    """The register of a subscriber's digest: "plain" (for patients and carers) or "clinical"
+    (null, the digest as it always was), chosen on sign-up and in the preferences."""
+    db["subscribers"].add_column("style", str)
+    db["signups"].add_column("style", str)
+
+
 MIGRATIONS = [
     ("001_core", m001_core),
     ("002_trials", m002_trials),
@@ -292,6 +299,7 @@ MIGRATIONS = [
     ("0071_ranker_models", m0071_ranker_models),
     ("009_web", m009_web),
     ("0091_web_hardening", m0091_web_hardening),
+    ("010_subscriber_style", m010_subscriber_style),
 ]
 
 

@@ -166,6 +166,24 @@ def passing_rowids(db: sqlite_utils.Database, filters: Filters, rowids: list[int
     return passing
 
 
+def fts_snippets(db: sqlite_utils.Database, match: str, item_ids: list[str], start: str, end: str,
+                 tokens: int = 24) -> dict[str, str]:
+    """item id -> FTS5's ``snippet()`` of the abstract where the words matched (else of the
+    title), the matched words between ``start`` and ``end`` (markers the caller escapes around);
+    items the expression does not match are left out."""
+    if not item_ids:
+        return {}
+    marks = ", ".join("?" for _ in item_ids[:500])
+    sql = (f"SELECT items.id, snippet(items_fts, 1, ?1, ?2, '…', ?3), snippet(items_fts, 0, ?1, ?2, '…', ?3) "
+           f"FROM items_fts JOIN items ON items.rowid = items_fts.rowid WHERE items_fts MATCH ?4 "
+           f"AND items.id IN ({marks})")
+    try:
+        rows = db.execute(sql, [start, end, tokens, match, *item_ids[:500]]).fetchall()
+    except sqlite3.OperationalError as e:
+        raise MatchError(str(e)) from None
+    return {item_id: abstract if abstract and start in abstract else title for item_id, abstract, title in rows}
+
+
 def matching_rowids(db: sqlite_utils.Database, match: str) -> set[int]:
     """Every rowid matching an FTS5 expression (used for -term exclusions of semantic hits)."""
     return {row[0] for row in db.execute("SELECT rowid FROM items_fts WHERE items_fts MATCH ?", [match])}

@@ -56,11 +56,11 @@ def mailbox_key(email: str) -> str:
 
 
 def record_signup(db: sqlite_utils.Database, email: str, *, name: str | None, themes: str | None, kind: str,
-                  mail_status: str) -> int:
+                  mail_status: str, style: str | None = None) -> int:
     """Store one sign-up request; ``mail_status`` "pending" queues its e-mail, "skipped" does not."""
     with _writing(db):
         return db["signups"].insert({"email": email, "mailbox": mailbox_key(email), "name": name, "themes": themes,
-                                     "kind": kind, "created_at": now_iso(), "mail_status": mail_status,
+                                     "kind": kind, "style": style, "created_at": now_iso(), "mail_status": mail_status,
                                      "mail_attempts": 0}).last_pk
 
 
@@ -115,13 +115,14 @@ def confirm_signup(db: sqlite_utils.Database, signup: dict) -> tuple[dict, bool]
         existing = find_subscriber(db, signup["email"])
         changed = True
         if not existing:
-            db.execute("insert into subscribers (email, name, themes, frequency, max_items, send_empty, status, "
-                       "bounces, created_at, updated_at, confirmed_at) values (?, ?, ?, 'weekly', 20, 0, 'active', "
-                       "0, ?, ?, ?)", [signup["email"], signup["name"], signup["themes"], now, now, now])
+            db.execute("insert into subscribers (email, name, themes, style, frequency, max_items, send_empty, "
+                       "status, bounces, created_at, updated_at, confirmed_at) values (?, ?, ?, ?, 'weekly', 20, 0, "
+                       "'active', 0, ?, ?, ?)",
+                       [signup["email"], signup["name"], signup["themes"], signup.get("style"), now, now, now])
         elif existing["status"] != "active":
-            db.execute("update subscribers set status = 'active', bounces = 0, themes = ?, "
+            db.execute("update subscribers set status = 'active', bounces = 0, themes = ?, style = ?, "
                        "updated_at = ?, confirmed_at = ? where id = ?",
-                       [signup["themes"], now, now, existing["id"]])
+                       [signup["themes"], signup.get("style"), now, now, existing["id"]])
         else:
             changed = False
         db.execute("update signups set confirmed_at = coalesce(confirmed_at, ?) where id = ?", [now, signup["id"]])
@@ -185,11 +186,12 @@ def purge_subscriber(db: sqlite_utils.Database, subscriber_id: int) -> None:
 
 
 def update_preferences(db: sqlite_utils.Database, subscriber_id: int, *, themes: str | None, frequency: str,
-                       max_items: int, name: str | None) -> None:
-    """Store validated preferences (``themes`` JSON or None = all; ``name`` None = none)."""
+                       max_items: int, name: str | None, style: str | None = None) -> None:
+    """Store validated preferences (``themes`` JSON or None = all; ``name`` None = none;
+    ``style`` None = clinical)."""
     with db.atomic():
-        db.execute("update subscribers set themes = ?, frequency = ?, max_items = ?, name = ?, updated_at = ? "
-                   "where id = ?", [themes, frequency, max_items, name, now_iso(), subscriber_id])
+        db.execute("update subscribers set themes = ?, frequency = ?, max_items = ?, name = ?, style = ?, "
+                   "updated_at = ? where id = ?", [themes, frequency, max_items, name, style, now_iso(), subscriber_id])
 
 
 def unsubscribe(db: sqlite_utils.Database, subscriber_id: int) -> None:

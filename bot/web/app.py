@@ -34,7 +34,7 @@ from bot.web.headers import SECURITY_HEADERS
 log = logging.getLogger(__name__)
 
 # Pages that may be cached by a proxy or browser: the public archive and its feed, the stylesheet.
-_CACHEABLE = ("public.issue", "public.feed", "public.favicon", "static")
+_CACHEABLE = ("public.issue", "public.feed", "public.feed_page", "public.favicon", "static")
 
 
 class _SiteMap(Map):

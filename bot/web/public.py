@@ -9,6 +9,7 @@ import re
 import time
 
 from flask import Blueprint, Response, abort, render_template, request
+from markupsafe import Markup
 
 from bot.store.status import ping
 from bot.web.context import bad_request, busy, limit, state
@@ -35,7 +36,11 @@ def home():
 
 
 def theme_choices(config) -> list[dict]:
-    return [{"name": t.name, "title": t.title or t.name, "description": t.description} for t in config.themes]
+    """Each theme in plain words first (the profile's ``plain_title``/``plain_description``), with
+    its clinical title, for the home and preferences pages."""
+    return [{"name": t.name, "title": t.title or t.name, "description": t.description,
+             "plain_title": t.plain_title or t.title or t.name, "plain_description": t.plain_description}
+            for t in config.themes]
 
 
 def _period(row: dict) -> str:
@@ -84,6 +89,12 @@ def feed():
     return Response(render_feed(state().config, issues, base, home=base), mimetype="application/atom+xml")
 
 
+@bp.get("/feed")
+def feed_page():
+    """What a feed is and how to follow it: the address to copy into a feed reader."""
+    return render_template("feed.html", feed_url=state().base_url + "/feed.atom")
+
+
 @bp.get("/favicon.ico")
 def favicon():
     """No icon (browsers ask for one on every site): an empty answer instead of a 404 page."""
@@ -112,8 +123,10 @@ def search():
                                error=error), 400
     hits = result.hits[(page - 1) * per_page:page * per_page]
     more = len(result.hits) > page * per_page and page < MAX_PAGES
-    return render_template("search.html", query=query, hits=[_display(h) for h in hits], page=page, more=more,
-                           first_rank=(page - 1) * per_page + 1, notes=[], error=None)
+    neighbours = _neighbours(query) if not result.hits and page == 1 else []
+    return render_template("search.html", query=query, hits=_displayed(hits, result.match), page=page, more=more,
+                           first_rank=(page - 1) * per_page + 1, notes=[], error=None,
+                           neighbours=_displayed(neighbours, ""))
 
 
 def _page(value: str) -> int:
@@ -122,7 +135,15 @@ def _page(value: str) -> int:
     return int(value)
 
 
-def _run_search(query: str, how_many: int):
+def _neighbours(query: str, how_many: int = 5) -> list[dict]:
+    """When nothing matched: the items closest in meaning, however far (none without semantic search)."""
+    if not state().setting("semantic_search", True):
+        return []
+    result, error = _run_search(query, how_many, min_similarity=-1.0)
+    return result.hits if result and not error else []
+
+
+def _run_search(query: str, how_many: int, **options):
     """Hybrid search (``bot.search``, as ``spsbot search --relevant``) -> (result, None) or
     (None, what to change in the query).
 
@@ -140,8 +161,8 @@ def _run_search(query: str, how_many: int):
     try:
         semantic = bool(st.setting("semantic_search", True))
         result = search(st.db(), query, Filters(relevant_only=True), limit=how_many, semantic=semantic,
-                        embedder_loader=st.search_embedder if semantic else None,
-                        budget=float(st.setting("search_seconds", SEARCH_SECONDS)), embed_max=EMBED_MAX)
+                        embedder_loader=st.search_embedder if semantic else None, any_word=True,
+                        budget=float(st.setting("search_seconds", SEARCH_SECONDS)), embed_max=EMBED_MAX, **options)
     except SearchError as e:  # TooBroad included: the message says how to narrow the query
         if isinstance(e, TooBroad):
             log.info("web search: too broad after %.0f ms", (time.monotonic() - started) * 1000)
@@ -152,15 +173,44 @@ def _run_search(query: str, how_many: int):
     return result, None
 
 
-def _display(hit: dict) -> dict:
-    """A result with its links (PubMed, DOI, ClinicalTrials.gov) and theme titles."""
+# Where FTS5's snippet() marks the matched words: private-use characters, so the snippet can be
+# escaped whole and only then the markers turned into <mark> tags.
+_MARK_START, _MARK_END = "\ue000", "\ue001"
+
+
+def _displayed(hits: list[dict], match: str) -> list[dict]:
+    """Results with their links, theme titles and the snippet where their words matched."""
+    from bot.store.search import fts_snippets
+    snippets = fts_snippets(state().db(), match, [h["id"] for h in hits], _MARK_START, _MARK_END) if match else {}
+    return [_display(h, snippets.get(h["id"])) for h in hits]
+
+
+def marked(snippet: str) -> Markup:
+    """The snippet escaped, its matched words in <mark>: every piece of text is escaped (and
+    cleaned of control and bidi characters) on its own, so only our tags are markup."""
+    out, inside = [], False
+    for part in re.split(f"({_MARK_START}|{_MARK_END})", snippet):
+        if part in (_MARK_START, _MARK_END):
+            if (part == _MARK_START) != inside:  # a stray marker is dropped
+                out.append(Markup("<mark>" if part == _MARK_START else "</mark>"))
+                inside = not inside
+            continue
+        text = "".join(c for c in re.sub(r"\s", " ", part) if c.isprintable())
+        out.append(Markup.escape(re.sub(" {2,}", " ", text)))
+    return Markup("").join(out) + (Markup("</mark>") if inside else "")
+
+
+def _display(hit: dict, snippet: str | None = None) -> dict:
+    """A result with its links (PubMed, DOI, ClinicalTrials.gov), theme titles (plain words) and
+    snippet (None: found by meaning, not by its words)."""
     from bot.digest.entries import clean_text, display_date, humanize_value, item_links
     from bot.store import get_item
     item = get_item(state().db(), hit["id"]) or {}
-    titles = {t.name: t.title or t.name for t in state().config.themes}
+    titles = {t.name: t.plain_title or t.title or t.name for t in state().config.themes}
     # cleaned as in the digests and the archive: no control, zero-width or bidi characters
     return {"title": clean_text(hit["title"]) or hit["id"], "kind": hit["kind"],
             "journal": clean_text(hit.get("journal")),
             "date": display_date(hit.get("date")) or hit.get("year"), "status": humanize_value(hit.get("status")),
             "labels": [titles.get(label, label) for label in hit.get("labels") or []],
-            "links": item_links(item) if item else []}
+            "links": item_links(item) if item else [],
+            "snippet": marked(snippet) if snippet else None}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 
 from bot.digest.tokens import TokenError
 from bot.web.context import bad_request, error_page, limit, state
@@ -37,10 +37,8 @@ def mask_address(email: str) -> str:
 
 def _token(source) -> str:
     token = (source.get("token") or "").strip()
-    if not token:
-        bad_request("This link is incomplete: it has no token. Open the link from the e-mail again.")
-    if len(token) > MAX_TOKEN_CHARS:
-        bad_request("This link is malformed.")
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        link_problem("damaged")
     return token
 
 
@@ -49,7 +47,23 @@ def _verified(check, token: str):
     try:
         return check(state().db(), token)
     except TokenError as e:
-        bad_request(f"This link does not work: {e}.")
+        link_problem("expired" if "expired" in str(e) else "damaged")
+
+
+# What happened to a link, in one sentence (a TokenError's wording is for the maintainer's log).
+LINK_PROBLEMS = {
+    "damaged": "Part of this link is missing or changed — mail programs sometimes cut a long link in two — "
+               "so it cannot be checked.",
+    "expired": "This link has expired: links in our e-mails stop working after a while, so that a forwarded "
+               "e-mail cannot be used for ever.",
+}
+
+
+def link_problem(kind: str):
+    """Abort with the page for a damaged or expired link: what happened in one sentence, and the
+    form that e-mails a fresh link (the sign-up form: it answers the same whatever the address)."""
+    page = render_template("link_problem.html", what=LINK_PROBLEMS[kind], form={})
+    abort(make_response(page, 400))
 
 
 def _post_limit() -> None:
@@ -61,7 +75,7 @@ def _post_limit() -> None:
 @bp.post("/subscribe")
 def subscribe():
     from bot.digest.confirmations import queue_signup
-    from bot.digest.subscribers import SubscriberError, clean_name, parse_themes, validate_email
+    from bot.digest.subscribers import SubscriberError, check_style, clean_name, parse_themes, validate_email
     from bot.web.public import issue_link, theme_choices
     limit("subscribe", int(state().setting("signups_per_client_hour", 10)), 3600)
     form = request.form
@@ -72,15 +86,16 @@ def subscribe():
     try:
         email = validate_email((form.get("email") or "").strip())
         themes = parse_themes(form.getlist("themes"), config.theme_names)
+        style = check_style(form.get("style"))
     except SubscriberError as e:
         from bot.store.digests import public_issue_index
         issues = [issue_link(row) for row in public_issue_index(state().db())]
         message = str(e).replace("invalid e-mail address", "That is not an e-mail address we can send to:")
         return render_template("home.html", issues=issues, themes=theme_choices(config), error=message,
                                form={"email": form.get("email", "")[:254], "name": form.get("name", "")[:200],
-                                     "themes": form.getlist("themes")}), 400
+                                     "themes": form.getlist("themes"), "style": form.get("style")}), 400
     outcome = queue_signup(state().db(), config, email, clean_name(form.get("name")),
-                           json.dumps(themes) if themes else None)
+                           json.dumps(themes) if themes else None, style)
     log.info("sign-up request: %s", outcome)  # never the address
     if outcome == "capped":  # the hourly cap is for everyone alike: saying so tells nothing about the address
         return error_page(503, "We have sent as many sign-up e-mails as we can this hour, so none was sent to "
@@ -130,6 +145,7 @@ def _preferences(subscriber: dict, token: str, done: str = "", error: str | None
     return render_template("preferences.html", token=token, address=mask_address(subscriber["email"]),
                            themes=theme_choices(config), chosen=chosen,
                            frequency=subscriber.get("frequency") or "weekly",
+                           style=subscriber.get("style") or "clinical",
                            max_items=subscriber.get("max_items") or 20, active=subscriber["status"] == "active",
                            name=subscriber.get("name") or "",
                            period_days=period_days(config), notice=notices.get(done), error=error), status
@@ -155,7 +171,7 @@ def preferences():
     elif action == "save":
         try:
             chosen = validate_preferences(form.getlist("themes") or None, form.get("frequency"),
-                                          form.get("max_items"), state().config.theme_names)
+                                          form.get("max_items"), state().config.theme_names, form.get("style"))
         except SubscriberError as e:
             return _preferences(subscriber, token, error=f"Not saved: {e}.", status=400)
         # the one place a subscriber's name changes: their own signed preferences page (a form
@@ -188,13 +204,8 @@ def unsubscribe():
     if not one_click:
         state().csrf.protect()
         _post_limit()  # (mail providers send one-click POSTs for many people from few addresses)
-    token = (request.args.get("token") or request.form.get("token") or "").strip()
-    if not token or len(token) > MAX_TOKEN_CHARS:
-        bad_request("This link is malformed.")
-    try:
-        subscriber = apply_unsubscribe(state().db(), token)
-    except TokenError as e:
-        bad_request(f"This link does not work: {e}.")
+    token = _token(request.args if request.args.get("token") else request.form)
+    subscriber = _verified(apply_unsubscribe, token)
     log.info("unsubscribed subscriber %d via the web%s", subscriber["id"], " (one-click)" if one_click else "")
     return render_template("unsubscribed.html", address=mask_address(subscriber["email"]))
 
