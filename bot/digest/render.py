@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from bot.digest.entries import clean_text, safe_url
 from bot.digest.tokens import make_feedback_token, make_token, secret_for
+from bot.sources.markdown import to_html
 from bot.clock import now_iso
 
 # Headers folded only past RFC 5322's hard limit: a folded List-Unsubscribe (long signed URLs)
@@ -44,6 +45,8 @@ def environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
         auto_reload=False)  # templates ship with the package: no stat() per render
     env.filters["safe_url"] = lambda value: safe_url(value) or ""
+    # a record's markdown (a trial's summary) as the HTML it means: escaped, no raw HTML passes
+    env.filters["markdown"] = lambda value: Markup(to_html(value))
     return env
 
 
