@@ -1,5 +1,6 @@
 """Parsing real ClinicalTrials.gov v2 study records into trial records."""
 
+import json
 import re
 from html.parser import HTMLParser
 
@@ -7,7 +8,7 @@ import pytest
 
 from bot.sources.clinicaltrials import parse_study, search_params
 from bot.sources.markdown import excerpt, to_html, to_text
-from bot.store.trials import TRACKED_FIELDS, tracked_snapshot
+from bot.store.trials import TRACKED_FIELDS, save_trials, tracked_snapshot
 from ctgov_helpers import FIXTURES, load, study
 
 
@@ -200,3 +201,18 @@ def test_why_stopped_in_markdown_is_one_plain_line():
     raw = study("NCT00973089")
     raw["protocolSection"]["statusModule"]["whyStopped"] = "Sponsor decision \\[funding\\]:\n* no drug supply"
     assert parse_study(raw)["extra"]["why_stopped"] == "Sponsor decision [funding]: - no drug supply"
+
+
+def test_a_trial_stored_with_its_markdown_flattened_is_corrected_by_the_next_fetch_without_a_change(db):
+    """Stores from before markdown was read hold `glioma \\[rHGG\\]` on one line; the next fetch of the
+    study (an update, or `fetch --full`) stores the plain text and the markdown, and records no change."""
+    raw = study("NCT02576665")
+    record = parse_study(raw)
+    source = raw["protocolSection"]["descriptionModule"]["briefSummary"]
+    before = {**record, "abstract": " ".join(source.split()),
+              "extra": {k: v for k, v in record["extra"].items() if k != "summary_markdown"}}
+    save_trials(db, [before])
+    assert save_trials(db, [parse_study(study("NCT02576665"))])["updated"] == 1
+    row = db["items"].get("nct:NCT02576665")
+    assert row["abstract"] == record["abstract"] and json.loads(row["extra"])["summary_markdown"] == source
+    assert db["trial_changes"].count == 0
