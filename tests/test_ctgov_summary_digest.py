@@ -47,8 +47,9 @@ def test_the_quote_is_not_repeated_when_the_summary_shown_holds_it(db, config):
     seed(db, [summarised_trial(summary, sentence="A phase 2 trial of efgartigimod in SPS.")], source="ctgov")
     _, _, html, text, _ = preview_digest(db, config, "ann@example.org")
     assert "&ldquo;A phase 2 trial" not in html and '"A phase 2 trial' not in text
-    assert "<p>A <em>phase 2</em> trial of efgartigimod in SPS.</p>" in html
-    assert "<ul>\n<li>Age ≥18 years</li>\n<li>GAD65 &gt; 2000 IU/mL</li>\n</ul>" in html
+    assert '<p style="margin:0 0 6px;">A <em>phase 2</em> trial of efgartigimod in SPS.</p>' in html
+    assert ('<ul style="margin:0 0 6px;padding-left:20px;">\n<li>Age ≥18 years</li>\n'
+            "<li>GAD65 &gt; 2000 IU/mL</li>\n</ul>") in html
     assert "\n  Inclusion Criteria:\n\n  - Age ≥18 years\n  - GAD65 > 2000 IU/mL\n" in text
 
 

@@ -36,6 +36,12 @@ _POLICY = compat32.clone(max_line_length=998, linesep="\r\n")
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
+# Inline styles for a record's markdown in a mail: a browser's default margins and 40px list indent
+# are too much inside an item on a phone.
+_MARKDOWN_STYLES = {"p": "margin:0 0 6px;", "ul": "margin:0 0 6px;padding-left:20px;",
+                    "ol": "margin:0 0 6px;padding-left:24px;"}
+
+
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -46,7 +52,7 @@ def environment() -> jinja2.Environment:
         auto_reload=False)  # templates ship with the package: no stat() per render
     env.filters["safe_url"] = lambda value: safe_url(value) or ""
     # a record's markdown (a trial's summary) as the HTML it means: escaped, no raw HTML passes
-    env.filters["markdown"] = lambda value: Markup(to_html(value))
+    env.filters["markdown"] = lambda value: Markup(to_html(value, styles=_MARKDOWN_STYLES))
     return env
 
 

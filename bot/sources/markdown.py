@@ -30,10 +30,15 @@ _MD.validateLink = lambda url: url.strip().lower().startswith(("http://", "https
 _MD.add_render_rule("image", lambda self, tokens, idx, options, env: html.escape(tokens[idx].content))
 
 
-def to_html(markdown: str | None) -> str:
+def to_html(markdown: str | None, styles: dict[str, str] | None = None) -> str:
     """The text as HTML (a fragment of <p>, <ul>/<ol>, <em>, <strong>, <a href="http…">, <code>…);
-    everything that is not markdown markup is escaped."""
-    return _MD.render(markdown or "").strip()
+    everything that is not markdown markup is escaped. ``styles``: an inline ``style`` per tag
+    (``{"p": "margin:0"}``), for mail clients that read no style sheet."""
+    tokens = _MD.parse(markdown or "")
+    for token in tokens:
+        if token.nesting == 1 and token.tag in (styles or {}):
+            token.attrSet("style", styles[token.tag])
+    return _MD.renderer.render(tokens, _MD.options, {}).strip()
 
 
 def to_text(markdown: str | None) -> str:
