@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from bot.ranking.records import read_records
 from bot.sources.clinicaltrials import parse_study, search_params
 from bot.sources.markdown import excerpt, to_html, to_text
 from bot.store.trials import TRACKED_FIELDS, save_trials, tracked_snapshot
@@ -216,3 +217,11 @@ def test_a_trial_stored_with_its_markdown_flattened_is_corrected_by_the_next_fet
     row = db["items"].get("nct:NCT02576665")
     assert row["abstract"] == record["abstract"] and json.loads(row["extra"])["summary_markdown"] == source
     assert db["trial_changes"].count == 0
+
+
+def test_spsbot_score_reads_a_v2_file_as_plain_text():
+    """What the ranker reads of a study file (`spsbot score study.json`) is the text, not its markdown."""
+    body = (FIXTURES / "study_NCT02576665.json").read_bytes()
+    [record] = read_records(body, "study.json")
+    assert record["id"] == "nct:NCT02576665" and "\\" not in record["text"]
+    assert "recurrent high grade glioma [rHGG]) or lymphoma." in record["text"]
