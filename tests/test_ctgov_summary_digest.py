@@ -41,16 +41,27 @@ def test_a_long_summary_shows_its_first_blocks_then_an_ellipsis(db, config):
     assert "&ldquo;Not in the summary at all.&rdquo;" in html  # a quote from elsewhere is still shown
 
 
-def test_the_quote_is_not_repeated_when_the_summary_shown_holds_it(db, config):
-    summary = ("A *phase 2* trial of efgartigimod in SPS.\n\n"
-               "Inclusion Criteria:\n\n* Age ≥18 years\n* GAD65 \\> 2000 IU/mL")
+def test_the_quote_is_marked_in_the_summary_not_repeated(db, config):
+    summary = ("A *phase 2* trial of efgartigimod. It enrols adults with SPS & GAD65 \\> 2000 IU/mL.\n\n"
+               "Inclusion Criteria:\n\n* Age ≥18 years\n* Stiffness")
+    seed(db, [summarised_trial(summary, sentence="It enrols adults with SPS & GAD65 > 2000 IU/mL.")], source="ctgov")
+    _, _, html, text, _ = preview_digest(db, config, "ann@example.org")
+    assert "&ldquo;It enrols" not in html and '"It enrols' not in text
+    assert ('<p style="margin:0 0 6px;">A <em>phase 2</em> trial of efgartigimod. <span style="background:#dbeafe;">'
+            "It enrols adults with SPS &amp; GAD65 &gt; 2000 IU/mL.</span></p>") in html
+    assert ('<ul style="margin:0 0 6px;padding-left:20px;">\n<li>Age ≥18 years</li>\n'
+            "<li>Stiffness</li>\n</ul>") in html
+    assert "\n  A phase 2 trial of efgartigimod. It enrols adults with SPS & GAD65 > 2000 IU/mL.\n\n" in text
+    assert "\n  Inclusion Criteria:\n\n  - Age ≥18 years\n  - Stiffness\n" in text
+
+
+def test_a_quote_the_summary_cannot_mark_is_shown_as_a_quote(db, config):
+    """A quote with emphasis inside it in the markdown cannot be marked as one piece: it is quoted."""
+    summary = "A *phase 2* trial of efgartigimod in SPS.\n\n* Age ≥18 years"
     seed(db, [summarised_trial(summary, sentence="A phase 2 trial of efgartigimod in SPS.")], source="ctgov")
     _, _, html, text, _ = preview_digest(db, config, "ann@example.org")
-    assert "&ldquo;A phase 2 trial" not in html and '"A phase 2 trial' not in text
-    assert '<p style="margin:0 0 6px;">A <em>phase 2</em> trial of efgartigimod in SPS.</p>' in html
-    assert ('<ul style="margin:0 0 6px;padding-left:20px;">\n<li>Age ≥18 years</li>\n'
-            "<li>GAD65 &gt; 2000 IU/mL</li>\n</ul>") in html
-    assert "\n  Inclusion Criteria:\n\n  - Age ≥18 years\n  - GAD65 > 2000 IU/mL\n" in text
+    assert "&ldquo;A phase 2 trial of efgartigimod in SPS.&rdquo;" in html and "background:#dbeafe" not in html
+    assert '\n  "A phase 2 trial of efgartigimod in SPS."\n' in text
 
 
 def test_a_hostile_summary_is_text_in_both_parts(db, config):

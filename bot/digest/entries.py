@@ -13,7 +13,7 @@ import unicodedata
 from urllib.parse import urlparse
 
 from bot.links import doi_url, pubmed_url, trial_url
-from bot.sources.markdown import excerpt, to_text
+from bot.sources.markdown import excerpt, holds, to_text
 from bot.store import loads
 
 # Bidi embeddings/overrides/isolates can reverse how a line reads ("Trojan Source"): removed.
@@ -220,8 +220,8 @@ def make_entry(item: dict, theme: str | None = None) -> dict:
     terms = [clean_text(t) for t in ((chosen or {}).get("terms") or [])] if isinstance(chosen, dict) else []
     sources = loads(item.get("sources"), []) or []
     summary = trial_summary(item)
-    if summary and sentence and sentence in clean_text(summary["summary"]):
-        summary["summary_has_sentence"] = True  # the quote is in the summary shown: not said twice
+    if summary and sentence and holds(summary["summary_md"], sentence):
+        summary["summary_has_sentence"] = True  # the quote is marked in the summary shown, not said twice
     return summary | {
         "key": item["id"], "kind": item.get("kind") or "paper", "title": clean_text(item.get("title")) or item["id"],
         "authors": short_authors(loads(item.get("authors"), [])), "journal": clean_text(item.get("journal")),

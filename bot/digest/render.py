@@ -52,7 +52,9 @@ def environment() -> jinja2.Environment:
         auto_reload=False)  # templates ship with the package: no stat() per render
     env.filters["safe_url"] = lambda value: safe_url(value) or ""
     # a record's markdown (a trial's summary) as the HTML it means: escaped, no raw HTML passes
-    env.filters["markdown"] = lambda value: Markup(to_html(value, styles=_MARKDOWN_STYLES))
+    # (``mark``: the item's quote, highlighted where the summary says it)
+    env.filters["markdown"] = lambda value, mark=None: Markup(
+        to_html(value, styles=_MARKDOWN_STYLES, mark=mark, mark_style="background:#dbeafe;"))
     return env
 
 

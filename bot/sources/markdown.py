@@ -30,15 +30,43 @@ _MD.validateLink = lambda url: url.strip().lower().startswith(("http://", "https
 _MD.add_render_rule("image", lambda self, tokens, idx, options, env: html.escape(tokens[idx].content))
 
 
-def to_html(markdown: str | None, styles: dict[str, str] | None = None) -> str:
+def to_html(markdown: str | None, styles: dict[str, str] | None = None, mark: str | None = None,
+            mark_style: str = "") -> str:
     """The text as HTML (a fragment of <p>, <ul>/<ol>, <em>, <strong>, <a href="http…">, <code>…);
     everything that is not markdown markup is escaped. ``styles``: an inline ``style`` per tag
-    (``{"p": "margin:0"}``), for mail clients that read no style sheet."""
+    (``{"p": "margin:0"}``), for mail clients that read no style sheet; ``mark``: a piece of the
+    text to wrap in ``<span style="{mark_style}">`` (its first place, when ``holds`` finds it)."""
     tokens = _MD.parse(markdown or "")
     for token in tokens:
         if token.nesting == 1 and token.tag in (styles or {}):
             token.attrSet("style", styles[token.tag])
+    found = _find(tokens, mark)
+    if found:
+        inline, index = found
+        text = inline.children[index].content
+        start = text.index(mark)
+        inline.children[index:index + 1] = [
+            _token("text", text[:start]), _token("html_inline", f'<span style="{html.escape(mark_style)}">'),
+            _token("text", mark), _token("html_inline", "</span>"), _token("text", text[start + len(mark):])]
     return _MD.renderer.render(tokens, _MD.options, {}).strip()
+
+
+def holds(markdown: str | None, text: str | None) -> bool:
+    """Whether ``text`` lies in one run of the markdown's plain text (no markup inside it), so
+    ``to_html(…, mark=text)`` can mark it."""
+    return _find(_MD.parse(markdown or ""), text) is not None
+
+
+def _find(tokens: list[Token], text: str | None) -> tuple[Token, int] | None:
+    for token in tokens if text else []:
+        for index, child in enumerate(token.children or []):
+            if child.type == "text" and text in child.content:
+                return token, index
+    return None
+
+
+def _token(kind: str, content: str) -> Token:
+    return Token(kind, "", 0, content=content)
 
 
 def to_text(markdown: str | None) -> str:
