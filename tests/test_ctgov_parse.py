@@ -6,7 +6,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from bot.ranking.records import read_records
+from bot.ranking.records import read_records, record_for_ranking
+from bot.ranking.text import record_sentences
 from bot.sources.clinicaltrials import parse_study, search_params
 from bot.sources.markdown import excerpt, to_html, to_text
 from bot.store.trials import TRACKED_FIELDS, save_trials, tracked_snapshot
@@ -225,3 +226,16 @@ def test_spsbot_score_reads_a_v2_file_as_plain_text():
     [record] = read_records(body, "study.json")
     assert record["id"] == "nct:NCT02576665" and "\\" not in record["text"]
     assert "recurrent high grade glioma [rHGG]) or lymphoma." in record["text"]
+
+
+def test_the_ranker_reads_each_line_of_a_trial_as_its_own_sentence():
+    """A list item or the conditions line has no full stop: a quote never runs one line into the next."""
+    raw = study("NCT05594173")
+    raw["protocolSection"]["descriptionModule"]["briefSummary"] = (
+        "The goals of this study are:\n\n* define the natural history of SPS in patients\n"
+        "* measure GAD65 \\< 2000 IU/mL titres")
+    record = record_for_ranking({"id": "nct:NCT05594173", **parse_study(raw)})
+    conditions = "; ".join(raw["protocolSection"]["conditionsModule"]["conditions"])
+    assert record_sentences(record, budget=0)[1:] == [
+        "The goals of this study are:", "define the natural history of SPS in patients",
+        "measure GAD65 < 2000 IU/mL titres", f"Conditions: {conditions}."]
