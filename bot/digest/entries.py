@@ -74,13 +74,18 @@ def _neutralised(text: str) -> str:
 SUMMARY_CHARS = 600
 
 
+def _extra(item: dict) -> dict:
+    """The item's ``extra``, stored (JSON text) or just parsed (a dict)."""
+    extra = loads(item.get("extra"), {}) if isinstance(item.get("extra"), str) else item.get("extra")
+    return extra if isinstance(extra, dict) else {}
+
+
 def trial_summary(item: dict) -> dict:
     """The start of a trial's brief summary: ``summary`` (plain text, lines kept), ``summary_md`` (the
     same blocks as the registry's markdown, which the HTML shows formatted) and ``summary_more``
     (blocks were left out). Empty when the record kept no markdown (stored before it did, or not a
     ClinicalTrials.gov record)."""
-    extra = loads(item.get("extra"), {}) if isinstance(item.get("extra"), str) else (item.get("extra") or {})
-    source = (extra or {}).get("summary_markdown")
+    source = _extra(item).get("summary_markdown")
     if item.get("kind") != "trial" or not isinstance(source, str) or not source.strip():
         return {}
     markdown, more = excerpt(_neutralised(source), SUMMARY_CHARS)
@@ -189,8 +194,7 @@ def status_tone(status: str) -> str:
 
 def citation(item: dict) -> str:
     """Volume, issue and pages as PubMed's alerts give them: '271(3):1234-1240', '12:e0123'."""
-    extra = loads(item.get("extra"), {}) if isinstance(item.get("extra"), str) else (item.get("extra") or {})
-    volume, issue, pages = (clean_text((extra or {}).get(k)) for k in ("volume", "issue", "pages"))
+    volume, issue, pages = (clean_text(_extra(item).get(k)) for k in ("volume", "issue", "pages"))
     text = volume + (f"({issue})" if issue else "")
     return f"{text}:{pages}" if text and pages else (text or pages)
 

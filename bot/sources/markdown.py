@@ -11,7 +11,8 @@ markdown-it-py (CommonMark, the API's own flavour), reads it for both uses:
 - ``to_html``: what it looks like — lists as lists, emphasis as emphasis — with raw HTML shown as
   the text it is (never passed through), images as their alt text (a mail never loads a remote
   image from a record), and links only to http(s) or mailto addresses;
-- ``excerpt``: its first whole blocks, for a digest that shows the start of a long text.
+- ``excerpt``: its first whole blocks, for a digest that shows the start of a long text;
+- ``holds``/``to_html(mark=…)``: whether a quote lies in one run of its text, and that run marked.
 
 API data model: https://clinicaltrials.gov/data-api/about-api/study-data-structure
 """
