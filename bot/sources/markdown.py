@@ -111,13 +111,14 @@ def excerpt(markdown: str | None, chars: int) -> tuple[str, bool]:
     """(the markdown of the text's first top-level blocks whose plain text fits in ``chars`` — at
     least one block —, whether blocks were left out). Cut between blocks, so it is still markdown."""
     source = (markdown or "").replace("\r\n", "\n").replace("\r", "\n")  # as the parser counts lines
-    ends = [t.map[1] for t in _MD.parse(source) if t.level == 0 and t.map and t.nesting >= 0]
-    source_lines = source.split("\n")
-    chosen = ends[:1]
-    for end in ends[1:]:
-        if len(to_text("\n".join(source_lines[:end]))) > chars:
+    lines = source.split("\n")
+    blocks = [t.map for t in _MD.parse(source) if t.level == 0 and t.map and t.nesting >= 0]
+    end, used = (blocks[0][1] if blocks else len(lines)), 0
+    for start, stop in blocks:
+        used += len(to_text("\n".join(lines[start:stop]))) + 2  # (+ the blank line between blocks)
+        if used - 2 > chars and stop > end:
             break
-        chosen.append(end)
-    if not chosen or chosen[-1] >= len(source_lines):
+        end = stop
+    if end >= len(lines) or not "\n".join(lines[end:]).strip():
         return source.strip(), False
-    return "\n".join(source_lines[:chosen[-1]]).strip(), True
+    return "\n".join(lines[:end]).strip(), True
