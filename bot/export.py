@@ -20,7 +20,7 @@ from typing import IO, Iterable
 
 import sqlite_utils
 
-from bot.digest.entries import clean_text
+from bot.digest.entries import clean_lines, clean_text
 from bot.search.hybrid import item_url
 from bot.store import loads
 from bot.store.search import Filters, export_rows
@@ -36,16 +36,10 @@ CSV_COLUMNS = ("id", "kind", "title", "year", "date", "journal", "authors", "doi
 _FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
-def _clean_lines(text: str) -> str:
-    """The digest's ``clean_text`` on each line: line breaks are kept (a CSV cell or a JSON string
-    holds them safely), every other control, zero-width and bidi character goes."""
-    return "\n".join(clean_text(line) for line in text.splitlines()).strip("\n")
-
-
 def _clean(value):
     """Strings cleaned like the digest's (bot.digest.entries.clean_text), also inside lists/dicts."""
     if isinstance(value, str):
-        return _clean_lines(value)
+        return clean_lines(value)
     if isinstance(value, list):
         return [_clean(v) for v in value]
     if isinstance(value, dict):
@@ -65,7 +59,7 @@ def csv_cell(value):
         value = "; ".join(str(v) for v in value)
     if not isinstance(value, str):
         return value
-    text = _clean_lines(value)
+    text = clean_lines(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 

@@ -13,6 +13,7 @@ import unicodedata
 from urllib.parse import urlparse
 
 from bot.links import doi_url, pubmed_url, trial_url
+from bot.sources.markdown import excerpt, holds, to_text
 from bot.store import loads
 
 # Bidi embeddings/overrides/isolates can reverse how a line reads ("Trojan Source"): removed.
@@ -55,6 +56,40 @@ def clean_text(value) -> str:
     text = "".join(" " if c in "\r\n\t" else c for c in text
                    if c in "\r\n\t" or (c not in _BIDI and unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co")))
     return re.sub(r"\s+", " ", text).strip()
+
+
+def clean_lines(text: str) -> str:
+    """``clean_text`` on each line: line breaks are kept (and blank lines between paragraphs)."""
+    return "\n".join(clean_text(line) for line in str(text).splitlines()).strip("\n")
+
+
+def _neutralised(text: str) -> str:
+    """Text with its control and bidi characters removed, but its spaces and line breaks as they
+    are (markdown's indentation nests lists)."""
+    return "".join(c for c in unicodedata.normalize("NFC", text) if c in "\n\t" or (
+        c not in _BIDI and unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co")))
+
+
+# A trial's summary in the digest: its first paragraphs (whole blocks) up to about this many characters.
+SUMMARY_CHARS = 600
+
+
+def _extra(item: dict) -> dict:
+    """The item's ``extra``, stored (JSON text) or just parsed (a dict)."""
+    extra = loads(item.get("extra"), {}) if isinstance(item.get("extra"), str) else item.get("extra")
+    return extra if isinstance(extra, dict) else {}
+
+
+def trial_summary(item: dict) -> dict:
+    """The start of a trial's brief summary: ``summary`` (plain text, lines kept), ``summary_md`` (the
+    same blocks as the registry's markdown, which the HTML shows formatted) and ``summary_more``
+    (blocks were left out). Empty when the record kept no markdown (stored before it did, or not a
+    ClinicalTrials.gov record)."""
+    source = _extra(item).get("summary_markdown")
+    if item.get("kind") != "trial" or not isinstance(source, str) or not source.strip():
+        return {}
+    markdown, more = excerpt(_neutralised(source), SUMMARY_CHARS)
+    return {"summary": clean_lines(to_text(markdown)), "summary_md": markdown, "summary_more": more}
 
 
 def safe_url(value) -> str | None:
@@ -159,8 +194,7 @@ def status_tone(status: str) -> str:
 
 def citation(item: dict) -> str:
     """Volume, issue and pages as PubMed's alerts give them: '271(3):1234-1240', '12:e0123'."""
-    extra = loads(item.get("extra"), {}) if isinstance(item.get("extra"), str) else (item.get("extra") or {})
-    volume, issue, pages = (clean_text((extra or {}).get(k)) for k in ("volume", "issue", "pages"))
+    volume, issue, pages = (clean_text(_extra(item).get(k)) for k in ("volume", "issue", "pages"))
     text = volume + (f"({issue})" if issue else "")
     return f"{text}:{pages}" if text and pages else (text or pages)
 
@@ -189,7 +223,10 @@ def make_entry(item: dict, theme: str | None = None) -> dict:
     sentence = clean_text((chosen or {}).get("sentence")) if isinstance(chosen, dict) else ""
     terms = [clean_text(t) for t in ((chosen or {}).get("terms") or [])] if isinstance(chosen, dict) else []
     sources = loads(item.get("sources"), []) or []
-    return {
+    summary = trial_summary(item)
+    if summary and sentence and holds(summary["summary_md"], sentence):
+        summary["summary_has_sentence"] = True  # the quote is marked in the summary shown, not said twice
+    return summary | {
         "key": item["id"], "kind": item.get("kind") or "paper", "title": clean_text(item.get("title")) or item["id"],
         "authors": short_authors(loads(item.get("authors"), [])), "journal": clean_text(item.get("journal")),
         "date": display_date(item.get("pub_date") or item.get("entrez_date")),

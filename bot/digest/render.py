@@ -27,12 +27,19 @@ from markupsafe import Markup
 
 from bot.digest.entries import clean_text, safe_url
 from bot.digest.tokens import make_feedback_token, make_token, secret_for
+from bot.sources.markdown import to_html
 from bot.clock import now_iso
 
 # Headers folded only past RFC 5322's hard limit: a folded List-Unsubscribe (long signed URLs)
 # trips up some one-click implementations. Bodies are encoded in short lines regardless.
 _POLICY = compat32.clone(max_line_length=998, linesep="\r\n")
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+# Inline styles for a record's markdown in a mail: a browser's default margins and 40px list indent
+# are too much inside an item on a phone.
+_MARKDOWN_STYLES = {"p": "margin:0 0 6px;", "ul": "margin:0 0 6px;padding-left:20px;",
+                    "ol": "margin:0 0 6px;padding-left:24px;"}
 
 
 @lru_cache(maxsize=1)
@@ -44,6 +51,10 @@ def environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
         auto_reload=False)  # templates ship with the package: no stat() per render
     env.filters["safe_url"] = lambda value: safe_url(value) or ""
+    # a record's markdown (a trial's summary) as the HTML it means: escaped, no raw HTML passes
+    # (``mark``: the item's quote, highlighted where the summary says it)
+    env.filters["markdown"] = lambda value, mark=None: Markup(
+        to_html(value, styles=_MARKDOWN_STYLES, mark=mark, mark_style="background:#dbeafe;"))
     return env
 
 

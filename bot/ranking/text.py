@@ -12,19 +12,25 @@ import re
 # A sentence ends at . ! ? followed by space and a capital/digit/bracket, or at an excerpt cut
 # marker "[...]"; abbreviations like "e.g. the" (lower-case after) do not end one.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\s*\[(?:\.\.\.|…)\]\s*")
+# A line ends a sentence too: a list item or a heading has no full stop (a trial's criteria, the
+# "Conditions: …" line a trial's text gets), and a quote must not run one line into the next. A
+# bullet before an item ("- ", "* ", "•") is not part of what it says.
+_LIST_MARK = re.compile(r"^[-*•]\s+")
 _MIN_SENTENCE_CHARS = 12
 _MAX_SENTENCES = 40  # a very long record (a trial's full description) keeps its first 40
 
 
 def split_sentences(text: str | None) -> list[str]:
-    """Sentences of ``text`` as verbatim substrings (stripped), in order."""
+    """Sentences of ``text`` as verbatim substrings (stripped), in order; each line is split on its
+    own."""
     if not text:
         return []
     sentences = []
-    for part in _SENTENCE_END.split(text):
-        part = (part or "").strip()
-        if len(part) >= _MIN_SENTENCE_CHARS or (part and not sentences):
-            sentences.append(part)
+    for line in text.split("\n"):
+        for part in _SENTENCE_END.split(_LIST_MARK.sub("", line.strip())):
+            part = (part or "").strip()
+            if len(part) >= _MIN_SENTENCE_CHARS or (part and not sentences):
+                sentences.append(part)
     return sentences[:_MAX_SENTENCES]
 
 

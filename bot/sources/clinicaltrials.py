@@ -3,7 +3,9 @@
 Pure HTTP + parsing, no database code. ``search_studies`` yields raw study dicts (following
 ``nextPageToken`` → ``pageToken`` until the server stops sending one), ``parse_study`` turns one
 into a record for ``bot.store.save_items`` / ``bot.store.trials.save_trials`` (which detects
-changes in the tracked fields of ``record["extra"]``).
+changes in the tracked fields of ``record["extra"]``). The API's ``markup`` fields (brief summary,
+why stopped) are markdown: the record holds the plain text they say (``bot.sources.markdown``), and
+the brief summary's markdown too (``extra["summary_markdown"]``) for pages that show it formatted.
 
 What the server says is checked, because a wrong answer taken at its word loses studies or loops:
 
@@ -32,6 +34,7 @@ from bot.config import DEFAULT_CTGOV_URL
 from bot.errors import one_line
 from bot.links import trial_url
 from bot.sources.http import HttpClient, SourceError, source_client
+from bot.sources.markdown import to_text
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +272,12 @@ def _text(value) -> str:
     return " ".join(str(value).split()) if value not in (None, "") else ""
 
 
+def _markup(value) -> str:
+    """A v2 ``markup`` field (markdown: ``glioma \\[rHGG\\]``, ``* item``) as the plain text it says,
+    paragraphs and list items on their own lines."""
+    return to_text(str(value)) if value not in (None, "") else ""
+
+
 def _date(struct) -> dict | None:
     """{"date": "2024-05" or "2024-05-17", "type": "ACTUAL"|"ESTIMATED"|None}; month-only kept as is."""
     if not isinstance(struct, dict) or not struct.get("date"):
@@ -323,12 +332,13 @@ def parse_study(study: dict) -> dict:
                   for r in _get(proto, "referencesModule", "references", default=[])
                   if isinstance(r, dict) and _text(r.get("pmid")).isdigit()]
     enrollment = design.get("enrollmentInfo") or {}
+    summary = str(_get(proto, "descriptionModule", "briefSummary", default="")).strip()
     extra = {
         "brief_title": _text(ident.get("briefTitle")), "official_title": _text(ident.get("officialTitle")),
         "acronym": _text(ident.get("acronym")) or None,
         "overall_status": _text(status.get("overallStatus")) or None,
         "last_known_status": _text(status.get("lastKnownStatus")) or None,
-        "why_stopped": _text(status.get("whyStopped")) or None,
+        "why_stopped": _text(_markup(status.get("whyStopped"))) or None,
         "phases": phases, "study_type": study_type or None,
         "conditions": [_text(c) for c in _get(proto, "conditionsModule", "conditions", default=[]) if c],
         "interventions": interventions, "arms": arms,
@@ -343,12 +353,14 @@ def parse_study(study: dict) -> dict:
         "countries": sorted({_text(loc.get("country")) for loc in locations or []
                              if isinstance(loc, dict) and loc.get("country")}),
         "references": references,
+        # the brief summary as the registry wrote it (markdown), for pages that show it formatted
+        "summary_markdown": summary or None,
     }
     first_date = first_posted["date"] if first_posted else None
     return {
         "kind": "trial", "source": "ctgov", "nct_id": nct_id,
         "title": extra["brief_title"] or extra["official_title"] or nct_id,
-        "abstract": _text(_get(proto, "descriptionModule", "briefSummary")) or None,
+        "abstract": _markup(summary) or None,
         "pub_date": first_date, "create_date": first_date,
         "pub_year": int(first_date[:4]) if first_date and first_date[:4].isdigit() else None,
         "url": trial_url(nct_id),

@@ -1,0 +1,61 @@
+"""Medical text that markup handling must never touch: comparisons, p-values, ampersands, ≤/≥,
+things that look like tags or entities. One list for every path's test (tests/test_medical_text.py
+runs it through ClinicalTrials.gov, the digest, the web pages and the CSV export; a feed or PubMed
+path is one more test over the same ``SAMPLES``).
+
+Each sample names one word no other sample has (``query_word``), so a search can find it alone.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import string
+from html.parser import HTMLParser
+
+SAMPLES = [
+    "Mortality in children aged <5 years and adults >65 years",
+    "eGFR <30 and age >70.",
+    "Seizure frequency fell (p<0.05) with ≤3 doses & ≥2 weeks",
+    "Glycated haemoglobin < 7% & BMI > 30 kg/m²",
+    "Titres 1:100 & GAD65 >2000 IU/mL in n<10 (p<0.001)",
+    "Baclofen <b>not a tag</b> & &amp; as written",
+    "Stiffness ≤ 2 & spasms <3/day -> benzodiazepine <= 10 mg",
+]
+
+
+def query_word(sample: str) -> str:
+    """The sample's longest word (letters only): each sample's differs from every other's."""
+    return max(re.findall(r"[A-Za-z]+", sample), key=len)
+
+
+def markdown_escaped(text: str) -> str:
+    """``text`` as ClinicalTrials.gov v2 serves a markup field: ASCII punctuation backslash-escaped
+    (``<5`` → ``\\<5``, ``&`` → ``\\&``), which CommonMark reads back as the character itself."""
+    return "".join("\\" + c if c in string.punctuation else c for c in text)
+
+
+class _Visible(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+
+def visible_text(page: str) -> str:
+    """What a browser shows of an HTML page (its text, references resolved, whitespace collapsed)."""
+    reader = _Visible()
+    reader.feed(page)
+    reader.close()
+    return " ".join(" ".join(reader.parts).split())
+
+
+def assert_html_shows(page: str, sample: str) -> None:
+    """``page`` shows ``sample`` exactly: as text (read back by a real HTML parser), escaped in
+    the source, and never raw (a raw ``<5`` would be a tag to the browser)."""
+    assert sample in visible_text(page), f"{sample!r} is not shown as it is"
+    assert html.escape(sample, quote=False) in page, f"{sample!r} is not escaped as expected"
+    if any(c in sample for c in "<>&"):
+        assert sample not in page, f"{sample!r} appears unescaped"
