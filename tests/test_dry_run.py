@@ -42,7 +42,7 @@ def test_run_dry_run_changes_no_table_and_the_real_run_sends_it(live):
     real = runner.invoke(cli, ["run"])
     assert real.exit_code == 0, real.output
     assert smtp.recipients() == ["ann@example.org"]
-    subject = dry.output.split("would send to ann@example.org: ", 1)[1].rsplit(" (", 1)[0]
+    subject = dry.output.split("would send to ann@example.org: ", 1)[1].split("\n", 1)[0].rsplit(" (", 1)[0]
     assert smtp.messages[0]["Subject"] == subject
     after_send = table_checksums(db_path)
     again = runner.invoke(cli, ["run", "--dry-run"])  # same day: nothing would go out

@@ -132,7 +132,7 @@ def _shot(driver, width: int, name: str, tmp_path: Path) -> Path:
 def test_sign_up_confirm_receive_vote_manage_and_leave_in_a_browser(tmp_path, monkeypatch, browser):
     from selenium.webdriver.common.by import By
 
-    monkeypatch.setenv("SPSBOT_SECRET", "browser-secret")
+    monkeypatch.setenv("SPSBOT_SECRET", "browser-secret-0123456789abcdef-01234567")
     monkeypatch.setenv("SPSBOT_NOW", MONDAY)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 BOUNCE_LIMIT = 3
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+# The SPSBOT_SMTP_PASSWORD placeholders shipped in schedules/env.example: never a real password.
+EXAMPLE_PASSWORDS = frozenset({"change-me"})
 
 
 class SendError(UserError, RuntimeError):
@@ -67,8 +69,12 @@ class SmtpSettings:
         if parsed.password:  # a password in a URL ends up in shell history, ps and logs
             raise SendError("smtp_url must not contain a password: set SPSBOT_SMTP_PASSWORD instead")
         username = email_cfg.get("username") or unquote(parsed.username or "")
+        password = env.get("SPSBOT_SMTP_PASSWORD", "")
+        if password.strip() in EXAMPLE_PASSWORDS:
+            raise SendError("SPSBOT_SMTP_PASSWORD is the placeholder from schedules/env.example: set your SMTP "
+                            "account's password, or delete the line if your server needs no login")
         return cls(scheme=parsed.scheme, host=parsed.hostname, port=parsed.port or DEFAULT_PORTS[parsed.scheme],
-                   username=username, password=env.get("SPSBOT_SMTP_PASSWORD", ""),
+                   username=username, password=password,
                    timeout=float(email_cfg.get("timeout") or 30),
                    allow_plaintext_auth=bool(email_cfg.get("allow_plaintext_auth")))
 
@@ -103,12 +109,31 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
         failure = _scrub(f"SMTP authentication failed for {settings.username!r} at {settings.describe()}: "
                          f"{e.smtp_code} {_text(e.smtp_error)}", settings)
     except (OSError, smtplib.SMTPException) as e:
-        failure = _scrub(f"cannot connect to {settings.describe()}: {type(e).__name__}: {e}", settings)
+        failure = _scrub(f"cannot connect to {settings.describe()}: {type(e).__name__}: {e} (is this your "
+                         "server? set SPSBOT_SMTP_URL, e.g. smtp+starttls://mail.example.org:587)", settings)
     if failure is not None:
         # Raised outside the except block: "from None" only hides the SMTP exception, which may
         # quote the password, while __context__ would still carry it to error reporters.
         raise SendError(failure)
     return conn
+
+
+def check_server(config) -> str:
+    """Go as far as sending without sending: connect, TLS, AUTH, then RSET and QUIT.
+
+    Returns what was checked (one line); SendError says what failed, as a real send would.
+    """
+    settings = SmtpSettings.from_config(config)
+    conn = connect(settings)
+    try:
+        conn.rset()
+    except (smtplib.SMTPException, OSError) as e:
+        raise SendError(_scrub(f"{settings.describe()} dropped the connection after the login: "
+                               f"{type(e).__name__}: {e}", settings)) from None
+    finally:
+        _close(conn, send_quit=True)
+    steps = ["connected", "TLS" if settings.scheme != "smtp" else "", "logged in" if settings.username else ""]
+    return f"SMTP {settings.describe()}: " + ", ".join(s for s in steps if s)
 
 
 def _text(value) -> str:
