@@ -103,3 +103,26 @@ def test_shortening_cuts_whole_words_in_the_middle_and_keeps_the_cause(limit):
     assert all(word in words for word in short.split() if word != "…")  # no word cut in two
     if limit >= 120:
         assert "Failed to resolve 'eutils.ncbi.nlm.nih.gov'" in short
+
+
+def test_every_problem_line_ends_with_what_to_do_next(db):
+    """Every kind of problem at once: each WARNING/ERROR line names a command or an action last."""
+    import json as _json
+    from bot.status import collect_status, format_status
+    rows = [("fetch", "pubmed", "2026-11-20T06:00:00+00:00", "ok", None),
+            ("fetch", "pubmed", "2026-11-21T05:00:00+00:00", "failed", "SourceError: pubmed: HTTP 503 (gave up)"),
+            ("fetch", "feeds", "2026-11-01T05:00:00+00:00", "failed", "SourceError: feeds: timed out"),
+            ("run", None, "2026-11-21T05:00:00+00:00", "failed", "SendError: cannot connect to smtp://x:25")]
+    for command, source, started, status, error in rows:
+        db["runs"].insert({"command": command, "source": source, "started": started, "finished": started,
+                           "status": status, "counts": _json.dumps({}), "error": error})
+    db["deliveries"].insert({"status": "failed", "created_at": "2026-11-20T06:00:00+00:00",
+                             "last_error": "550 5.1.1 mailbox unavailable"})
+    report = collect_status(db, load_config(), config_error="unknown key 'max_itemz' in [digest]")
+    assert report["problems"] == ["config_invalid", "run_failed", "deliveries_failing", "stale", "source_failed"]
+    problem_lines = [line for line in format_status(report) if line.startswith(("WARNING:", "ERROR:"))]
+    assert len(problem_lines) >= 5
+    next_steps = ("check with `spsbot status`", "run `spsbot run` again (what was sent is never sent twice)",
+                  "pending messages are retried next run", "the next run fetches what was missed")
+    for line in problem_lines:
+        assert line.endswith(next_steps), line
