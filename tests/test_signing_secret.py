@@ -156,3 +156,14 @@ def test_an_existing_world_readable_database_is_tightened_with_a_warning(tmp_pat
         open_db(db_path).close()
     assert _mode(db_path) == 0o600
     assert any("readable by other users (mode 644)" in r.getMessage() for r in caplog.records)
+
+
+def test_the_example_smtp_password_is_refused_before_anything_runs(tmp_path):
+    placeholder = shipped_examples("SPSBOT_SMTP_PASSWORD")[0]
+    env = clean_env(tmp_path, SPSBOT_SECRET=GOOD_SECRET, SPSBOT_SMTP_PASSWORD=placeholder,
+                    SPSBOT_EUTILS_URL="http://127.0.0.1:9/never-asked", SPSBOT_CTGOV_URL="http://127.0.0.1:9/never")
+    run = spsbot("run", env=env)
+    assert run.returncode == 1 and "Error: SPSBOT_SMTP_PASSWORD is the placeholder" in run.stderr
+    assert "127.0.0.1:9" not in run.stderr  # refused before any fetch was tried
+    status = spsbot("status", env=env)
+    assert status.returncode == 8 and "SPSBOT_SMTP_PASSWORD is the placeholder" in status.stdout

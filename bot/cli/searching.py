@@ -184,12 +184,15 @@ def status(app, as_json):
     """
     from bot.config import ConfigError
     from bot.status import collect_status, format_status, status_json
+    from bot.digest.send import SendError, SmtpSettings
     from bot.store.keyfile import KeyFileError, SecretError, check_signing_secret
     config, config_error = None, None
     try:
         config = app.config
-        check_signing_secret(app.db)  # a placeholder secret or a lost key: the next run would fail
-    except (ConfigError, SecretError, KeyFileError) as e:  # a broken config must not hide the pipeline's state
+        # a placeholder secret or password, a lost key: the next run would fail at once
+        check_signing_secret(app.db)
+        SmtpSettings.from_config(config)
+    except (ConfigError, SecretError, KeyFileError, SendError) as e:  # never hides the pipeline's state
         config_error = str(e)
     report = collect_status(app.db, config, config_error=config_error)
     report["exit_code"] = STATUS_EXIT_CODES[report["problems"][0]] if report["problems"] else EXIT_OK

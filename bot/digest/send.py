@@ -107,7 +107,8 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
     except smtplib.SMTPAuthenticationError as e:
         # The server's own words, never the password (scrubbed in case a server echoes it).
         failure = _scrub(f"SMTP authentication failed for {settings.username!r} at {settings.describe()}: "
-                         f"{e.smtp_code} {_text(e.smtp_error)}", settings)
+                         f"{e.smtp_code} {_text(e.smtp_error)} (check [email] username and SPSBOT_SMTP_PASSWORD)",
+                         settings)
     except (OSError, smtplib.SMTPException) as e:
         failure = _scrub(f"cannot connect to {settings.describe()}: {type(e).__name__}: {e} (is this your "
                          "server? set SPSBOT_SMTP_URL, e.g. smtp+starttls://mail.example.org:587)", settings)
