@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from bot.errors import shorten
 from bot.fetch.results import FAILED, OK, PARTIAL
 
 log = logging.getLogger("spsbot")
@@ -70,7 +71,7 @@ def why_nothing(not_due: int, empty: int) -> str:
 def delivery_failure_line(failed: int, failures: list[str]) -> str:
     """'2 deliveries failed for good: a@x: 550 …; b@y: 554 …' (one line, shortened)."""
     shown = "; ".join(failures[:3]) + ("; …" if len(failures) > 3 else "")
-    return " ".join(f"{failed} deliver{'y' if failed == 1 else 'ies'} failed for good: {shown}".split())[:500]
+    return shorten(f"{failed} deliver{'y' if failed == 1 else 'ies'} failed for good: {shown}", 500)
 
 
 def run_weekly(db, config, *, fetch: bool = True, rank: bool = True, dry_run: bool = False,

@@ -33,7 +33,7 @@ from bot.faults import crash_point
 from bot.redact import known_secrets, scrub
 from bot.store import integrity_problem, loads
 from bot.store import digests as store
-from bot.errors import UserError
+from bot.errors import UserError, shorten
 from bot.store.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,7 @@ def _record_refusal(db, delivery: dict, refusal: _Refused, result: SendResult) -
     bouncing = store.mark_failed(db, delivery, str(refusal), hard_bounce=refusal.stage == "rcpt",
                                  bounce_limit=BOUNCE_LIMIT)
     result.failed += 1
-    result.failures.append(f"{delivery['email']}: {_text(refusal)[:200]}")
+    result.failures.append(f"{delivery['email']}: {shorten(_text(refusal), 200)}")
     if bouncing:
         result.bouncing.append(delivery["email"])
     log.warning("send: %s refused (%s)", delivery["email"], refusal)
