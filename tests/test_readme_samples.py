@@ -60,3 +60,8 @@ def test_the_status_sample_is_real_output(tmp_path):
     result = spsbot("status", env=clean_env(tmp_path, SPSBOT_NOW="2026-11-23T08:00:00+00:00"))
     assert result.stdout.rstrip("\n").split("\n") == expected, result.stdout
     assert str(result.returncode) == code
+
+
+def test_every_marked_block_is_compared():
+    """A block newly marked as real output needs its comparison here (none is marked by mistake)."""
+    assert set(marked_blocks()) == {"spsbot status"}
