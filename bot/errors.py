@@ -12,7 +12,7 @@ dressed up as a user mistake.
 
 from __future__ import annotations
 
-__all__ = ["UserError", "EXIT_USER_ERROR", "one_line"]
+__all__ = ["UserError", "EXIT_USER_ERROR", "one_line", "shorten"]
 
 # `spsbot`'s exit code for a user mistake (README "Exit codes"; bot.cli.base.EXIT_FAILURE).
 EXIT_USER_ERROR = 1
@@ -38,3 +38,26 @@ def one_line(error: BaseException) -> str:
     """``TypeName: first line of the message``: how a failure is named in a log line, a run's
     recorded error or a source's FAILED line, when the error is reported as data, not raised."""
     return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line within ``limit`` characters, cut at whole words in the middle.
+
+    An error line names what failed first and why last (``pubmed https://…/esearch.fcgi:
+    connection failed: Failed to resolve 'eutils.ncbi.nlm.nih.gov' … (gave up after 5 attempts)``),
+    so both ends are kept and the words between them give way to "…": the cause is never cut.
+    """
+    words = str(text).split()
+    line = " ".join(words)
+    if len(line) <= limit:
+        return line
+    head, tail = [], []
+    budget = limit - 2  # " …"
+    # a third for what failed, the rest for why: the cause is at the end
+    while words and len(" ".join(head + words[:1])) <= budget // 3:
+        head.append(words.pop(0))
+    while words and len(" ".join(head + ["…"] + words[-1:] + tail)) <= limit:
+        tail.insert(0, words.pop())
+    if not tail and words:  # one word longer than the limit: its end, cut inside it, is all that fits
+        return ("…" + words[-1][-(limit - 1):]) if not head else " ".join(head + ["…"])
+    return " ".join(head + ["…"] + tail)

@@ -31,7 +31,8 @@ def lock_path(db_path: str | os.PathLike) -> Path:
 def db_lock(db_path: str | os.PathLike, what: str = "run") -> Iterator[None]:
     path = lock_path(db_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+", encoding="utf-8")
+    # owner-only like the database: it names the command holding it
+    handle = open(path, "a+", encoding="utf-8", opener=lambda name, flags: os.open(name, flags, 0o600))
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from bot.errors import shorten
 from bot.fetch.results import FAILED, OK, PARTIAL
 
 log = logging.getLogger("spsbot")
@@ -31,6 +32,9 @@ class RunResult:
     dry_run: list[dict] = field(default_factory=list)       # --dry-run: those messages (to, subject, bytes)
     error: str | None = None                                # why the run failed, one line
     delivery_failures: list[str] = field(default_factory=list)  # "address: why", permanent failures
+    not_due: int = 0                                        # subscribers not due (or a delivery pending)
+    empty: int = 0                                          # due, but nothing new for them
+    stages: list[str] = field(default_factory=list)         # one phrase per stage, for the run's log line
 
     @property
     def status(self) -> str:
@@ -58,16 +62,23 @@ class RunResult:
                 "failed": self.failed, "deferred": self.deferred}
 
 
+def why_nothing(not_due: int, empty: int) -> str:
+    """Why no message would go out of a digest build: "1 not due", "2 with nothing new"…"""
+    reasons = [f"{not_due} not due" if not_due else "", f"{empty} with nothing new" if empty else ""]
+    return ", ".join(r for r in reasons if r) or "no active subscriber"
+
+
 def delivery_failure_line(failed: int, failures: list[str]) -> str:
     """'2 deliveries failed for good: a@x: 550 …; b@y: 554 …' (one line, shortened)."""
     shown = "; ".join(failures[:3]) + ("; …" if len(failures) > 3 else "")
-    return " ".join(f"{failed} deliver{'y' if failed == 1 else 'ies'} failed for good: {shown}".split())[:500]
+    return shorten(f"{failed} deliver{'y' if failed == 1 else 'ies'} failed for good: {shown}", 500)
 
 
 def run_weekly(db, config, *, fetch: bool = True, rank: bool = True, dry_run: bool = False,
                progress: bool = False, deadline_minutes: float | None = None,
-               fetch_options: dict | None = None) -> RunResult:
-    """Run every stage once; a failing source does not stop the others, a failed fetch of every
+               fetch_options: dict | None = None, result: RunResult | None = None) -> RunResult:
+    """Run every stage once (into ``result`` when given: what was done is there even if a stage
+    raises); a failing source does not stop the others, a failed fetch of every
     source stops before building digests (nothing new could be known).
 
     The run has a deadline (``deadline_minutes``, else ``[run] deadline_minutes``): once it has
@@ -83,12 +94,13 @@ def run_weekly(db, config, *, fetch: bool = True, rank: bool = True, dry_run: bo
         from bot.store import scratch_copy
         with scratch_copy(db) as scratch:
             return run_weekly(scratch, config, fetch=fetch, rank=rank, dry_run=True, progress=progress,
-                              deadline_minutes=deadline_minutes, fetch_options=fetch_options)
+                              deadline_minutes=deadline_minutes, fetch_options=fetch_options, result=result)
     from bot.sources import http
     minutes = deadline_minutes if deadline_minutes is not None else config.section("run").get("deadline_minutes")
     with http.limits(**http.limits_from_config(config), run_seconds=float(minutes) * 60 if minutes else None):
         return _run_stages(db, config, fetch=fetch, rank=rank, dry_run=dry_run, progress=progress,
-                           minutes=float(minutes) if minutes else None, fetch_options=fetch_options)
+                           minutes=float(minutes) if minutes else None, fetch_options=fetch_options,
+                           result=result or RunResult())
 
 
 def _deadline_error(minutes: float | None, stage: str) -> str | None:
@@ -102,11 +114,11 @@ def _deadline_error(minutes: float | None, stage: str) -> str | None:
 
 
 def _run_stages(db, config, *, fetch: bool, rank: bool, dry_run: bool, progress: bool,
-                minutes: float | None, fetch_options: dict | None) -> RunResult:
+                minutes: float | None, fetch_options: dict | None, result: RunResult) -> RunResult:
     from bot.digest.builder import build_digests
     from bot.digest.send import SendError, send_pending
 
-    result = RunResult(fetch_status=OK if fetch else "skipped")
+    result.fetch_status = OK if fetch else "skipped"
     from bot.store import integrity_problem
     problem = integrity_problem(db)
     if problem:  # a damaged outbox could send twice, or to the wrong people: stop before anything
@@ -117,8 +129,8 @@ def _run_stages(db, config, *, fetch: bool, rank: bool, dry_run: bool, progress:
         from bot.fetch import fetch_all
         fetched = fetch_all(db, config, progress=progress, **(fetch_options or {}))
         result.fetch_status, result.fetch_errors, result.new_items = fetched.status, fetched.errors, fetched.new_items
-        log.info("run fetch: %s, %d new item(s)%s", fetched.status, fetched.new_items,
-                 "; failed: " + ", ".join(f"{k} ({v})" for k, v in fetched.errors.items()) if fetched.errors else "")
+        _stage(result, "fetch", f"{fetched.status}, {fetched.new_items} new item(s)"
+               + ("; failed: " + ", ".join(f"{k} ({v})" for k, v in fetched.errors.items()) if fetched.errors else ""))
         if fetched.status == FAILED:
             result.error = "every source failed: " + "; ".join(f"{k}: {v}" for k, v in fetched.errors.items())
             log.error("run: every source failed; no digest built (no network here? `spsbot demo` runs the "
@@ -130,20 +142,23 @@ def _run_stages(db, config, *, fetch: bool, rank: bool, dry_run: bool, progress:
             return result
     if rank:
         from bot.ranking.stage import rank_items
-        ranked = rank_items(db, config, progress=progress)
-        log.info("run rank: %s", ", ".join(f"{k} {v}" for k, v in (ranked or {}).items()
-                                            if isinstance(v, (int, float))) or "done")
+        from bot.store.status import relevant_item_count
+        ranked = rank_items(db, config, progress=progress) or {}
+        # "relevant" counts the items scored now; the store's total is what a reader expects
+        _stage(result, "rank", f"{ranked.get('scored', 0)} scored now ({ranked.get('relevant', 0)} of them "
+                               f"relevant), {ranked.get('unchanged', 0)} unchanged; "
+                               f"{relevant_item_count(db)} relevant in the store")
         result.error = _deadline_error(minutes, "rank")
         if result.error:
             log.error("run: %s", result.error)
             return result
     built = build_digests(db, config, progress=progress)
-    result.queued = len(built.built)
-    log.info("run digest: %d queued, %d with nothing new, %d not due", len(built.built), built.empty, built.skipped)
+    result.queued, result.not_due, result.empty = len(built.built), built.skipped, built.empty
+    _stage(result, "digest", f"{len(built.built)} queued, {built.empty} with nothing new, {built.skipped} not due")
     if dry_run:
         result.dry_run = send_pending(db, config, dry_run=True).dry_run
         result.would_send = len(result.dry_run)
-        log.info("run send: dry run, %d message(s) would be sent", result.would_send)
+        _stage(result, "send", f"dry run, {result.would_send} message(s) would be sent")
         return result
     result.error = _deadline_error(minutes, "digest building")
     if result.error:
@@ -153,9 +168,16 @@ def _run_stages(db, config, *, fetch: bool, rank: bool, dry_run: bool, progress:
         sent = send_pending(db, config, progress=progress)
     except SendError as e:
         result.error = str(e)
+        result.stages.append("send failed")
         log.error("run send: %s", e)
         return result
     result.sent, result.failed, result.deferred = sent.sent, sent.failed, sent.deferred
     result.delivery_failures = sent.failures
-    log.info("run send: %d sent, %d failed, %d deferred", sent.sent, sent.failed, sent.deferred)
+    _stage(result, "send", f"{sent.sent} sent, {sent.failed} failed, {sent.deferred} deferred")
     return result
+
+
+def _stage(result: RunResult, name: str, summary: str) -> None:
+    """Log one stage's line and keep it for the run's closing line."""
+    log.info("run %s: %s", name, summary)
+    result.stages.append(f"{name} {summary}")

@@ -11,7 +11,10 @@ scrubbed of secrets (``bot.redact``) before they are shown.
 ``problems`` lists what is wrong, most urgent first (the CLI turns the first into the exit code):
 ``integrity`` (the file fails quick_check), ``config_invalid`` (the next run would fail at once),
 ``run_failed`` (the last ``spsbot run`` failed or was killed), ``deliveries_failing`` (a message
-is being retried after an SMTP error, or one failed or bounced within the stale window), ``stale``.
+is being retried after an SMTP error, or one failed or bounced within the stale window), ``stale``,
+``source_failed`` (a source's last attempt failed, though it succeeded recently: monitoring must
+not stay green for two weeks). Every problem line ends with what to do next; stored error texts
+are shortened at whole words in the middle, so their cause (at the end) is kept.
 Warnings that are not failures (the ranker lost its bundled seed) are shown but are not problems.
 """
 
@@ -23,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 import sqlite_utils
 
 from bot.dates import parse_timestamp
+from bot.errors import shorten
 from bot.fetch.registry import SOURCES
 from bot.links import pubmed_url, trial_url
 from bot.redact import scrub
@@ -76,7 +80,8 @@ def _newest_items(db: sqlite_utils.Database) -> dict[str, str]:
     return newest
 
 
-PROBLEMS = ("integrity", "config_invalid", "run_failed", "deliveries_failing", "stale")  # most urgent first
+# most urgent first
+PROBLEMS = ("integrity", "config_invalid", "run_failed", "deliveries_failing", "stale", "source_failed")
 
 
 def collect_status(db: sqlite_utils.Database, config=None, now: str | None = None,
@@ -90,7 +95,7 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
     stale_after = 2 * period_days
     names = list(dict.fromkeys(_expected_sources(config) + sorted(store.recorded_sources(db))))
     newest = _newest_items(db)
-    sources, warnings = [], []
+    sources, warnings, failed = [], [], []
     for name in names:
         last, ok = _source_runs(db, name)
         counts = loads(last.get("counts"), {}) if last else {}
@@ -112,31 +117,40 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
             why = ("has never succeeded" if ok is None else
                    f"last succeeded {success_age:.1f} days ago ({ok['started']})")
             warnings.append(f"source {name} {why}; stale after {stale_after} days "
-                            f"(twice the {period_days}-day schedule)")
+                            f"(twice the {period_days}-day schedule): {_fix_source(name)}")
+        elif last and last["status"] in ("failed", "interrupted"):
+            cause = f": {shorten(scrub(last['error']), 200)}" if last["error"] else ""
+            failed.append(f"source {name}'s last attempt ({last['started']}) {last['status']}{cause}; "
+                          f"its new items are delayed, not lost: {_fix_source(name)}")
     if not names:
         warnings.append("no source has ever run: run `spsbot fetch` or `spsbot run`")
     stale = bool(warnings)
-    problems = ["stale"] if stale else []
+    problems = (["stale"] if stale else []) + (["source_failed"] if failed else [])
+    warnings.extend(failed)
     commands = _last_command_runs(db)
     last_run = next((c for c in commands if c["command"] == "run"), None)
     if last_run and last_run["status"] in ("failed", "interrupted"):
         problems.append("run_failed")
         warnings.insert(0, f"the last `spsbot run` ({last_run['started']}) {last_run['status']}: "
-                           f"{(last_run['error'] or 'no error recorded').splitlines()[0][:200]}")
+                           f"{shorten(last_run['error'] or 'no error recorded', 200)}; fix that, then run "
+                           "`spsbot run` again (what was sent is never sent twice)")
     since = (now_dt - timedelta(days=stale_after)).isoformat(timespec="seconds")
     deliveries = _failing_deliveries(db, since)
     if deliveries["retrying"] or deliveries["failed"]:
         problems.append("deliveries_failing")
         warnings.insert(0, f"deliveries failing: {deliveries['retrying']} being retried after an SMTP error, "
                            f"{deliveries['failed']} failed or bounced in the last {stale_after} days"
-                           + (f" (last error: {deliveries['last_error']})" if deliveries["last_error"] else ""))
+                           + (f" (last error: {deliveries['last_error']})" if deliveries["last_error"] else "")
+                           + "; check the SMTP server and the addresses (`spsbot subscribers list --status "
+                             "bouncing`); pending messages are retried next run")
     integrity = _integrity(db)
     if not integrity["ok"]:
         problems.append("integrity")
     if config_error:
         problems.append("config_invalid")
         first_line = scrub(config_error.splitlines()[0])
-        warnings.insert(0, f"the configuration is invalid, the next run will fail: {first_line}")
+        warnings.insert(0, f"the configuration is invalid, the next run will fail: {first_line}; fix it, then "
+                           "check with `spsbot status`")
     seed = ranker_seed_state(db)
     if seed and seed.get("warning"):
         warnings.append(seed["warning"])
@@ -161,7 +175,14 @@ def _failing_deliveries(db: sqlite_utils.Database, since: str) -> dict:
     """Pending deliveries already tried (an SMTP 4xx or a dropped connection: retried next run),
     and deliveries that failed or bounced since ``since``, with the latest error."""
     retrying, failed, last_error = store.failing_deliveries(db, since)
-    return {"retrying": retrying, "failed": failed, "last_error": scrub(last_error)[:200] if last_error else None}
+    return {"retrying": retrying, "failed": failed,
+            "last_error": shorten(scrub(last_error), 200) if last_error else None}
+
+
+def _fix_source(name: str) -> str:
+    """What to do about a failing source (the end of its WARNING line)."""
+    return (f"see why with `spsbot -v fetch --source {name}` (network, DNS, proxy, the service's status page); "
+            "the next run fetches what was missed")
 
 
 def ranker_seed_state(db: sqlite_utils.Database) -> dict | None:
@@ -220,11 +241,11 @@ def format_status(status: dict) -> list[str]:
         lines.append(f"  {s['source']:<15} last run {run['started']} {run['status']}{duration}"
                      f"{' (' + counts + ')' if counts else ''}")
         if run.get("error"):
-            lines.append(f"  {'':<15} error: {run['error'].splitlines()[0][:200]}")
+            lines.append(f"  {'':<15} error: {shorten(run['error'], 200)}")
         lines.append(f"  {'':<15} last success {_days(s['last_success_age_days'])}; "
                      f"newest item {_days(s['newest_item_age_days'])}")
     for run in status.get("commands") or []:
-        error = f" ({run['error'].splitlines()[0][:120]})" if run.get("error") else ""
+        error = f" ({shorten(run['error'], 120)})" if run.get("error") else ""
         lines.append(f"Last {run['command']}: {run['started']} {run['status']}{error}")
     items = status["items"]
     lines.append(f"Store: {items.get('paper', 0)} papers, {items.get('trial', 0)} trials")

@@ -225,13 +225,18 @@ def ranked_demo_db(tmp_path_factory, real_embedder) -> Path:
 
 
 def copy_db(source: Path, target: Path) -> Path:
-    """A consistent copy of a database (SQLite's backup API, so a WAL is folded in)."""
+    """A consistent copy of a database (SQLite's backup API, so a WAL is folded in), with its
+    signing key beside it, as a backup restores both (a database with subscribers and no key
+    file is refused)."""
     import sqlite3
     src, dst = sqlite3.connect(source), sqlite3.connect(target)
     with dst:
         src.backup(dst)
     src.close()
     dst.close()
+    key = Path(f"{source}.key")
+    if key.exists():
+        shutil.copy2(key, f"{target}.key")
     return target
 
 

@@ -131,7 +131,7 @@ def test_the_web_front_asks_for_the_style_on_sign_up_and_in_the_preferences(tmp_
     from bot.web.app import create_app
     from conftest import FakeEmbedder
     from web_support import csrf, web_config
-    monkeypatch.setenv("SPSBOT_SECRET", "style-secret")
+    monkeypatch.setenv("SPSBOT_SECRET", "style-secret-0123456789abcdef-01234567")
     monkeypatch.setenv("SPSBOT_NOW", NOW)
     db = open_db(tmp_path / "w.db")
     client = create_app(web_config(tmp_path, 'base_url = "http://sps.example.org"\n'), str(tmp_path / "w.db"),

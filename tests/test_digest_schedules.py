@@ -5,9 +5,12 @@ and refuses to start over when its state was not restored."""
 
 import os
 import re
+import secrets
+import shlex
 import shutil
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +157,128 @@ def test_web_front_unit_serves_on_loopback_with_the_shared_env():
     assert re.search(r"^ExecStart=\S*spsbot serve --host 127\.0\.0\.1 --port \d+$", service, re.M)
     assert "EnvironmentFile=/etc/spsbot/env" in service and "Restart=on-failure" in service
     assert "PASSWORD=" not in service and "SECRET=" not in service
+
+
+# --- issue 25: the weekly run and the web front open one database, by construction ----------------
+
+SHARED = ("User", "Group", "StateDirectory", "StateDirectoryMode", "WorkingDirectory", "Environment",
+          "EnvironmentFile", "UMask", "ProtectSystem", "ProtectHome")
+SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def unit_settings(name: str) -> dict[str, list[str]]:
+    """The [Service] section of a unit in schedules/: key -> its values, in order."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for line in (SCHEDULES / name).read_text().splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and line and not line.startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def environment_file(path: Path) -> dict[str, str]:
+    """What systemd's EnvironmentFile= reads: NAME=value, one pair of enclosing quotes stripped."""
+    env = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            env[key.strip()] = value
+    return env
+
+
+def unit_environment(name: str, root: Path) -> tuple[dict[str, str], list[str], Path]:
+    """(environment, command, working directory) systemd gives the unit's ExecStart, with /etc,
+    /var and /opt under ``root``: the User='s passwd entry (home /var/lib/spsbot, as the README's
+    useradd makes it), then Environment=, then EnvironmentFile= (which overrides it)."""
+    settings = unit_settings(name)
+    user = settings["User"][0]
+    env = {"PATH": SYSTEMD_PATH, "HOME": "/var/lib/spsbot", "USER": user, "LOGNAME": user, "LANG": "C.UTF-8"}
+    for assignment in settings.get("Environment", []):
+        key, _, value = assignment.partition("=")
+        env[key] = value
+    for path in settings.get("EnvironmentFile", []):
+        env.update(environment_file(root / path.lstrip("-/")))
+    for state in settings.get("StateDirectory", []):
+        env["STATE_DIRECTORY"] = f"/var/lib/{state}"
+    moved = {key: (str(root / value.lstrip("/")) if value.startswith(("/var/", "/etc/")) else value)
+             for key, value in env.items()}
+    from conftest import spsbot_path
+    command = [spsbot_path() if word == "/opt/spsbot/.venv/bin/spsbot" else word
+               for word in shlex.split(settings["ExecStart"][0])]
+    return moved, command, root / settings["WorkingDirectory"][0].lstrip("/")
+
+
+def test_both_units_share_the_env_file_the_state_directory_and_the_database():
+    run, web = unit_settings("spsbot.service"), unit_settings("spsbot-web.service")
+    assert {key: run.get(key) for key in SHARED} == {key: web.get(key) for key in SHARED}
+    assert run["EnvironmentFile"] == ["/etc/spsbot/env"] and run["StateDirectory"] == ["spsbot"]
+    assert "SPSBOT_DB=/var/lib/spsbot/spsbot.db" in run["Environment"]
+    assert run["ProtectHome"] == ["yes"] and run["UMask"] == ["0077"]
+    readme = (SCHEDULES / "README.md").read_text()
+    assert "SPSBOT_CONFIG='/etc/spsbot/spsbot.toml'" in readme and "settings` table" not in readme
+
+
+def _maintainers_env_file(root: Path, smtp_url: str, eutils_url: str, ctgov_url: str) -> None:
+    """/etc/spsbot/env and the profile as schedules/README.md tells a maintainer to write them."""
+    etc = root / "etc" / "spsbot"
+    etc.mkdir(parents=True)
+    text = (SCHEDULES / "env.example").read_text()
+    text = re.sub(r"SPSBOT_CONFIG='[^']*'", "SPSBOT_CONFIG='/etc/spsbot/spsbot.toml'", text)
+    text = re.sub(r"SPSBOT_SMTP_URL='[^']*'", f"SPSBOT_SMTP_URL='{smtp_url}'", text)
+    text = re.sub(r"SPSBOT_SECRET='[^']*'", "SPSBOT_SECRET='" + secrets.token_urlsafe(32) + "'", text)
+    text = re.sub(r"(?m)^SPSBOT_SMTP_PASSWORD=.*\n", "", text)  # a local relay: no login
+    text += f"SPSBOT_EUTILS_URL='{eutils_url}'\nSPSBOT_CTGOV_URL='{ctgov_url}'\nNCBI_API_KEY='local-test-key'\n"
+    (etc / "env").write_text(text)
+    profile = (Path(__file__).parents[1] / "bot" / "profiles" / "sps.toml").read_text()
+    (etc / "spsbot.toml").write_text(profile.replace("min_interval = 1.0", "min_interval = 0.0"))
+
+
+def _open_databases(pid: int) -> set[str]:
+    fds = Path(f"/proc/{pid}/fd")
+    return {os.readlink(fd) for fd in fds.iterdir() if os.readlink(fd).endswith(".db")}
+
+
+def test_the_weekly_run_and_the_web_front_open_the_same_database_as_the_units_start_them(tmp_path):
+    from bot.replay import LocalServer
+    from bot.replay.ctgov import demo_responder
+    from bot.replay.eutils import eutils_responder
+    from conftest import SmtpServer, free_port
+    from maintainer_kit import newest_demo_articles
+
+    root = tmp_path / "root"
+    (root / "var" / "lib" / "spsbot").mkdir(parents=True, mode=0o700)  # StateDirectory=
+    with LocalServer(eutils_responder(newest_demo_articles(3))) as eutils, \
+            LocalServer(demo_responder(1)) as ctgov, SmtpServer() as smtp:
+        _maintainers_env_file(root, smtp.url, eutils.url + "/entrez/eutils", ctgov.url + "/api/v2")
+        env, command, cwd = unit_environment("spsbot.service", root)
+        weekly = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+        assert weekly.returncode in (0, 3), weekly.stderr  # SuccessExitStatus=3
+        databases = sorted(str(p) for p in root.rglob("*.db"))
+        assert databases == [str(root / "var" / "lib" / "spsbot" / "spsbot.db")]
+
+        env, command, cwd = unit_environment("spsbot-web.service", root)
+        port = free_port()
+        command[command.index("--port") + 1] = str(port)
+        web = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            import requests
+            for _ in range(300):
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    assert web.poll() is None, web.communicate()[1]
+                    time.sleep(0.1)
+            assert _open_databases(web.pid) == {str(root / "var" / "lib" / "spsbot" / "spsbot.db")}
+        finally:
+            web.terminate()
+            web.wait(timeout=30)
+    assert sorted(str(p) for p in root.rglob("*.db")) == databases  # the web front made no second one

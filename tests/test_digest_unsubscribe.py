@@ -49,10 +49,11 @@ def test_secret_generated_once_and_kept_beside_the_database_not_in_it(db, two, t
 def test_env_secret_takes_precedence(db, two, monkeypatch):
     ann, _ = two
     token = make_token(secret_for(db), ann["id"], ann["email"], NOW)
-    monkeypatch.setenv("SPSBOT_SECRET", "a-deployment-secret")
+    deployment = "a-deployment-secret-0123456789abcdef"
+    monkeypatch.setenv("SPSBOT_SECRET", deployment)
     with pytest.raises(TokenError):
         verify_token(db, token, NOW)  # signed with the stored secret, checked with the env one
-    assert verify_token(db, make_token(b"a-deployment-secret", ann["id"], ann["email"], NOW), NOW)["id"] == ann["id"]
+    assert verify_token(db, make_token(deployment.encode(), ann["id"], ann["email"], NOW), NOW)["id"] == ann["id"]
 
 
 @pytest.mark.parametrize("forge", [
@@ -79,10 +80,10 @@ def test_expired_token_rejected(db, two):
 
 
 def test_cli_unsubscribe(env_isolated, monkeypatch):
-    monkeypatch.setenv("SPSBOT_SECRET", "cli-secret")
+    monkeypatch.setenv("SPSBOT_SECRET", "cli-secret-0123456789abcdef-0123456789")
     runner = CliRunner()
     assert runner.invoke(cli, ["subscribers", "add", "ann@example.org"]).exit_code == 0
-    token = make_token(b"cli-secret", 1, "ann@example.org")
+    token = make_token(b"cli-secret-0123456789abcdef-0123456789", 1, "ann@example.org")
     bad = runner.invoke(cli, ["unsubscribe", token[:-1] + ("x" if token[-1] != "x" else "y")])
     assert bad.exit_code == 1 and "invalid unsubscribe token" in bad.output
     good = runner.invoke(cli, ["unsubscribe", token])
@@ -90,12 +91,12 @@ def test_cli_unsubscribe(env_isolated, monkeypatch):
 
 
 def test_one_click_http_endpoint(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPSBOT_SECRET", "http-secret")
+    monkeypatch.setenv("SPSBOT_SECRET", "http-secret-0123456789abcdef-0123456789")
     path = tmp_path / "http.db"
     db = open_db(path)
     add_subscriber(db, "ann@example.org", valid_themes=THEMES)
     db.close()
-    token = make_token(b"http-secret", 1, "ann@example.org")
+    token = make_token(b"http-secret-0123456789abcdef-0123456789", 1, "ann@example.org")
     with running(create_app(load_config(), str(path))) as url:
         base = f"{url}/unsubscribe?token="
         page = urllib.request.urlopen(base + token, timeout=10).read().decode()

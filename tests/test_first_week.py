@@ -29,12 +29,15 @@ SATURDAY, MONDAY = "2026-11-21T09:00:00+00:00", "2026-11-23T06:15:00+00:00"
 
 EDITOR = """#!{python}
 # The maintainer's edits: the env file gets real values, the profile a polite-but-fast CT.gov pace.
-import os, re, sys
+import os, re, secrets, sys
 path = sys.argv[1]
 text = open(path).read()
 if path.endswith("env"):
     text = text.replace("/home/you", os.environ["HOME"])
     text = re.sub(r"SPSBOT_SMTP_URL='[^']*'", "SPSBOT_SMTP_URL='" + os.environ["E2E_SMTP"] + "'", text)
+    # the placeholders are refused: a secret of one's own, and no password for a relay without login
+    text = re.sub(r"SPSBOT_SECRET='[^']*'", "SPSBOT_SECRET='" + secrets.token_urlsafe(32) + "'", text)
+    text = re.sub(r"(?m)^SPSBOT_SMTP_PASSWORD=.*\\n", "", text)
     text += ("SPSBOT_EUTILS_URL='" + os.environ["E2E_EUTILS"] + "'\\n"
              "SPSBOT_CTGOV_URL='" + os.environ["E2E_CTGOV"] + "'\\nNCBI_API_KEY='local-test-key'\\n")
 else:

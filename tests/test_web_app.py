@@ -19,7 +19,7 @@ from bot.config import load_config
 from conftest import FakeEmbedder, copy_db
 from web_support import csrf, web_config
 
-SECRET = b"web-test-secret"
+SECRET = b"web-test-secret-0123456789abcdef-01234"
 BASE = "http://sps.example.org"
 
 

@@ -132,7 +132,7 @@ def _shot(driver, width: int, name: str, tmp_path: Path) -> Path:
 @contextmanager
 def _site(tmp_path, monkeypatch):
     """(smtp server, config, database path, database, port, base URL) for a journey on Monday."""
-    monkeypatch.setenv("SPSBOT_SECRET", "browser-secret")
+    monkeypatch.setenv("SPSBOT_SECRET", "browser-secret-0123456789abcdef-01234567")
     monkeypatch.setenv("SPSBOT_NOW", MONDAY)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -22,7 +22,7 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(env_isolated):
     config = env_isolated / "serve.toml"
     config.write_text("[web]\nsemantic_search = false\n", encoding="utf-8")  # no model load in this test
     port = free_port()
-    env = {**os.environ, "SPSBOT_CONFIG": str(config), "SPSBOT_SECRET": "serve-secret"}
+    env = {**os.environ, "SPSBOT_CONFIG": str(config), "SPSBOT_SECRET": "serve-secret-0123456789abcdef-0123456789"}
     process = subprocess.Popen([spsbot_path(), "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:

@@ -16,7 +16,7 @@ from digest_support import NOW
 from conftest import FakeEmbedder
 from web_support import csrf, web_config
 
-SECRET = b"dead-end-secret"
+SECRET = b"dead-end-secret-0123456789abcdef-0123456"
 
 
 @pytest.fixture

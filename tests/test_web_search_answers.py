@@ -32,7 +32,7 @@ def _store(path):
 
 @pytest.fixture
 def client(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPSBOT_SECRET", "search-secret")
+    monkeypatch.setenv("SPSBOT_SECRET", "search-secret-0123456789abcdef-0123456")
     monkeypatch.setenv("SPSBOT_NOW", NOW)
     _store(tmp_path / "s.db").close()
 

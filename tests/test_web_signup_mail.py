@@ -17,7 +17,7 @@ BASE = "https://sps.example.org"
 
 
 def _setup(tmp_path, monkeypatch, smtp_url):
-    monkeypatch.setenv("SPSBOT_SECRET", "mail-secret")
+    monkeypatch.setenv("SPSBOT_SECRET", "mail-secret-0123456789abcdef-0123456789a")
     monkeypatch.setenv("SPSBOT_NOW", NOW)
     config = web_config(tmp_path, f'base_url = "{BASE}"\n', smtp_url=smtp_url)
     return config, open_db(tmp_path / "mail.db")

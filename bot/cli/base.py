@@ -32,6 +32,7 @@ EXIT_STALE = 5         # `spsbot status`: a source has not succeeded for too lon
 EXIT_RUN_FAILED = 6    # `spsbot status`: the last `spsbot run` failed or was killed
 EXIT_DELIVERIES_FAILING = 7  # `spsbot status`: messages are being retried, or failed/bounced lately
 EXIT_CONFIG_INVALID = 8      # `spsbot status`: the configuration does not load
+EXIT_SOURCE_FAILED = 9       # `spsbot status`: a source's last attempt failed (not stale yet)
 
 log = logging.getLogger("spsbot")
 

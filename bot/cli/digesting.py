@@ -9,6 +9,7 @@ import click
 
 from bot.cli.base import (EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, AppContext, cli, exit_with, locked,
                           pass_app)
+from bot.errors import UserError
 
 log = logging.getLogger("spsbot")
 
@@ -130,9 +131,11 @@ def digest(ctx, dry_run) -> None:
     from bot.digest.send import send_pending
     from bot.store import scratch_copy
     app = ctx.find_object(AppContext)
+    from bot.pipeline import why_nothing
     with scratch_copy(app.db) as scratch:
-        build_digests(scratch, app.config, progress=app.show_progress)
-        _echo_would_send(send_pending(scratch, app.config, dry_run=True).dry_run)
+        built = build_digests(scratch, app.config, progress=app.show_progress)
+        rows = send_pending(scratch, app.config, dry_run=True).dry_run
+        _echo_would_send(rows, why_nothing(built.skipped, built.empty))
 
 
 @digest.command("build")
@@ -193,6 +196,31 @@ def unsubscribe(app, token) -> None:
     click.echo(f"unsubscribed {subscriber['email']}")
 
 
+@cli.command("rotate-key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def rotate_key(app, yes) -> None:
+    """Make a new signing key for the links in e-mails: every link already mailed stops working.
+
+    For a lost key (`<database>.key` missing or leaked). Links in the next e-mails use the new key;
+    unsubscribe, preferences, feedback and confirmation links in e-mails already sent answer
+    "invalid" from now on. Not needed (and refused) when SPSBOT_SECRET signs the links.
+    """
+    import os
+    from bot.store.keyfile import key_path, rotate_key as make_new_key
+    if os.environ.get("SPSBOT_SECRET"):
+        raise click.ClickException("SPSBOT_SECRET signs the links, not the key file: to change the key, change "
+                                   "SPSBOT_SECRET (every link already mailed then stops working)")
+    warning = (f"A new signing key in {key_path(app.db)}: every unsubscribe, preferences, feedback and "
+               "confirmation link already mailed stops working.")
+    if not yes and not click.confirm(warning + " Continue?", default=False):
+        raise click.ClickException("nothing changed")
+    with locked(app, "rotate-key"):
+        path = make_new_key(app.db)
+    click.echo(f"made a new signing key {path} (mode 0600; back it up with the database): every link already "
+               "mailed stops working; the next e-mails carry working links")
+
+
 @cli.group()
 def archive() -> None:
     """The static web archive of public digest issues."""
@@ -217,8 +245,8 @@ EXIT_CODES = {"ok": EXIT_OK, "partial": EXIT_PARTIAL, "nothing_new": EXIT_NOTHIN
 @click.option("--no-fetch", is_flag=True, help="Skip fetching (digest and send what is stored).")
 @click.option("--no-rank", is_flag=True, help="Skip ranking (use the stored scores).")
 @click.option("--dry-run", is_flag=True,
-              help="Do everything on a throwaway copy of the database and list what would be sent; "
-                   "the database is left exactly as it was.")
+              help="Do everything on a throwaway copy of the database, check the SMTP server (connect, TLS, "
+                   "login; nothing sent) and list what would be sent; the database is left exactly as it was.")
 @click.option("--deadline", type=click.FloatRange(min=0.001), default=None, metavar="MINUTES",
               help="Stop after this many minutes (default: [run] deadline_minutes, 120).")
 @pass_app
@@ -227,26 +255,62 @@ def run(app, no_fetch, no_rank, dry_run, deadline) -> None:
 
     Exit status: 0 sent something, 3 nothing new to send, 4 a source or some deliveries failed
     but the rest went out, 1 failure (including every delivery refused, or the deadline passed).
-    With --dry-run: 0 something would be sent, 3 nothing would.
+    With --dry-run: 0 something would be sent, 3 nothing would, 1 the SMTP server check failed.
     """
-    from bot.pipeline import run_weekly
-    from bot.store import recorded_run
+    from bot.clock import now_iso
+    from bot.pipeline import RunResult
 
+    started, result = now_iso(), RunResult()
+    try:
+        code, error = _run(app, result, no_fetch=no_fetch, no_rank=no_rank, dry_run=dry_run, deadline=deadline)
+    except UserError as e:
+        code, error = e.exit_code, str(e)
+        _log_run(started, dry_run, result, code, error)
+        raise
+    _log_run(started, dry_run, result, code, error)
+    exit_with(code, error)
+
+
+def _run(app, result, *, no_fetch, no_rank, dry_run, deadline) -> tuple[int, str | None]:
+    """Run the pipeline into ``result``; (exit code, error line or None)."""
+    from bot.digest.send import SendError, SmtpSettings, check_server
+    from bot.pipeline import run_weekly, why_nothing
+    from bot.store import recorded_run
+    from bot.store.keyfile import check_signing_secret
+
+    # What would stop the send stage stops the run before an hour of fetching and ranking.
+    check_signing_secret(app.db)
+    SmtpSettings.from_config(app.config)
+    options = dict(fetch=not no_fetch, rank=not no_rank, progress=app.show_progress, deadline_minutes=deadline)
     if dry_run:  # nothing is written, so no lock and no `runs` row
-        result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, dry_run=True,
-                            progress=app.show_progress, deadline_minutes=deadline)
-        _echo_would_send(result.dry_run)
-        status = "failed" if result.status == "failed" else ("ok" if result.dry_run else "nothing_new")
-        exit_with(EXIT_CODES[status])
+        run_weekly(app.db, app.config, dry_run=True, result=result, **options)
+        if result.status == "failed":
+            return EXIT_FAILURE, result.summary_error
+        _echo_would_send(result.dry_run, why_nothing(result.not_due, result.empty))
+        try:
+            click.echo(check_server(app.config) + ": ok (nothing sent)")
+        except SendError as e:
+            result.stages.append("smtp check failed")
+            return EXIT_FAILURE, f"the real run would fail: {e}"
+        result.stages.append("smtp check ok")
+        return EXIT_CODES["ok" if result.dry_run else "nothing_new"], None
     with locked(app, "run"), recorded_run(app.db, "run") as record:
-        result = run_weekly(app.db, app.config, fetch=not no_fetch, rank=not no_rank, progress=app.show_progress,
-                            deadline_minutes=deadline)
+        run_weekly(app.db, app.config, result=result, **options)
         record.counts.update(result.counts())
         record.status, record.error = result.status, result.summary_error
-    exit_with(EXIT_CODES[result.status], result.summary_error if result.failed else None)
+    return EXIT_CODES[result.status], result.summary_error if result.failed else None
 
 
-def _echo_would_send(rows: list[dict]) -> None:
+def _log_run(started: str, dry_run: bool, result, code: int, error: str | None) -> None:
+    """The run's one closing log line: when it started, each stage's outcome, the exit code."""
+    stages = "; ".join(result.stages) or "no stage ran"
+    # a warning when the run failed: the error itself was already logged once, as an ERROR line
+    log.log(logging.INFO if code in (EXIT_OK, EXIT_NOTHING_NEW) else logging.WARNING, "run%s started %s, exit %d: %s%s",
+            " --dry-run" if dry_run else "", started, code, stages, f" ({error})" if error else "")
+
+
+def _echo_would_send(rows: list[dict], why: str = "") -> None:
     for row in rows:
         click.echo(f"would send to {row['to']}: {row['subject']} ({row['bytes']} bytes)")
-    click.echo(f"dry run: {len(rows)} message(s) would be sent; nothing was stored or sent")
+    why = f" ({why})" if why and not rows else ""
+    click.echo(f"dry run: {len(rows)} message(s) would be sent{why}; nothing was stored or sent")

@@ -11,13 +11,13 @@ import sys
 import click
 
 from bot.cli.base import (EXIT_CONFIG_INVALID, EXIT_DELIVERIES_FAILING, EXIT_FAILURE, EXIT_OK, EXIT_RUN_FAILED,
-                          EXIT_STALE, cli, exit_with, log, pass_app)
+                          EXIT_SOURCE_FAILED, EXIT_STALE, cli, exit_with, log, pass_app)
 
 # `spsbot status`: problem (bot.status.PROBLEMS, most urgent first) -> exit code. A database that
 # fails PRAGMA quick_check is 1, like any failure: nothing should run on it.
 STATUS_EXIT_CODES = {"integrity": EXIT_FAILURE, "config_invalid": EXIT_CONFIG_INVALID,
                      "run_failed": EXIT_RUN_FAILED, "deliveries_failing": EXIT_DELIVERIES_FAILING,
-                     "stale": EXIT_STALE}
+                     "stale": EXIT_STALE, "source_failed": EXIT_SOURCE_FAILED}
 
 SEARCH_CSV_COLUMNS = ("rank", "score", "id", "kind", "year", "title", "labels", "relevance", "status",
                       "origin", "url")
@@ -179,15 +179,20 @@ def status(app, as_json):
 
     Exit status (the most urgent problem wins): 1 the database fails PRAGMA quick_check, 8 the
     configuration is invalid, 6 the last `spsbot run` failed, 7 deliveries are failing, 5 a source
-    has not succeeded for more than twice the digest period (or never has), 0 healthy. Each
-    problem is a WARNING line.
+    has not succeeded for more than twice the digest period (or never has), 9 a source's last
+    attempt failed, 0 healthy. Each problem is a WARNING line ending with what to do next.
     """
     from bot.config import ConfigError
     from bot.status import collect_status, format_status, status_json
+    from bot.digest.send import SendError, SmtpSettings
+    from bot.store.keyfile import KeyFileError, SecretError, check_signing_secret
     config, config_error = None, None
     try:
         config = app.config
-    except ConfigError as e:  # a broken config must not hide the pipeline's state
+        # a placeholder secret or password, a lost key: the next run would fail at once
+        check_signing_secret(app.db)
+        SmtpSettings.from_config(config)
+    except (ConfigError, SecretError, KeyFileError, SendError) as e:  # never hides the pipeline's state
         config_error = str(e)
     report = collect_status(app.db, config, config_error=config_error)
     report["exit_code"] = STATUS_EXIT_CODES[report["problems"][0]] if report["problems"] else EXIT_OK

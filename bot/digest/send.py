@@ -33,13 +33,15 @@ from bot.faults import crash_point
 from bot.redact import known_secrets, scrub
 from bot.store import integrity_problem, loads
 from bot.store import digests as store
-from bot.errors import UserError
+from bot.errors import UserError, shorten
 from bot.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
 BOUNCE_LIMIT = 3
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+# The SPSBOT_SMTP_PASSWORD placeholders shipped in schedules/env.example: never a real password.
+EXAMPLE_PASSWORDS = frozenset({"change-me"})
 
 
 class SendError(UserError, RuntimeError):
@@ -67,8 +69,12 @@ class SmtpSettings:
         if parsed.password:  # a password in a URL ends up in shell history, ps and logs
             raise SendError("smtp_url must not contain a password: set SPSBOT_SMTP_PASSWORD instead")
         username = email_cfg.get("username") or unquote(parsed.username or "")
+        password = env.get("SPSBOT_SMTP_PASSWORD", "")
+        if password.strip() in EXAMPLE_PASSWORDS:
+            raise SendError("SPSBOT_SMTP_PASSWORD is the placeholder from schedules/env.example: set your SMTP "
+                            "account's password, or delete the line if your server needs no login")
         return cls(scheme=parsed.scheme, host=parsed.hostname, port=parsed.port or DEFAULT_PORTS[parsed.scheme],
-                   username=username, password=env.get("SPSBOT_SMTP_PASSWORD", ""),
+                   username=username, password=password,
                    timeout=float(email_cfg.get("timeout") or 30),
                    allow_plaintext_auth=bool(email_cfg.get("allow_plaintext_auth")))
 
@@ -101,14 +107,34 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
     except smtplib.SMTPAuthenticationError as e:
         # The server's own words, never the password (scrubbed in case a server echoes it).
         failure = _scrub(f"SMTP authentication failed for {settings.username!r} at {settings.describe()}: "
-                         f"{e.smtp_code} {_text(e.smtp_error)}", settings)
+                         f"{e.smtp_code} {_text(e.smtp_error)} (check [email] username and SPSBOT_SMTP_PASSWORD)",
+                         settings)
     except (OSError, smtplib.SMTPException) as e:
-        failure = _scrub(f"cannot connect to {settings.describe()}: {type(e).__name__}: {e}", settings)
+        failure = _scrub(f"cannot connect to {settings.describe()}: {type(e).__name__}: {e} (is this your "
+                         "server? set SPSBOT_SMTP_URL, e.g. smtp+starttls://mail.example.org:587)", settings)
     if failure is not None:
         # Raised outside the except block: "from None" only hides the SMTP exception, which may
         # quote the password, while __context__ would still carry it to error reporters.
         raise SendError(failure)
     return conn
+
+
+def check_server(config) -> str:
+    """Go as far as sending without sending: connect, TLS, AUTH, then RSET and QUIT.
+
+    Returns what was checked (one line); SendError says what failed, as a real send would.
+    """
+    settings = SmtpSettings.from_config(config)
+    conn = connect(settings)
+    try:
+        conn.rset()
+    except (smtplib.SMTPException, OSError) as e:
+        raise SendError(_scrub(f"{settings.describe()} dropped the connection after the login: "
+                               f"{type(e).__name__}: {e}", settings)) from None
+    finally:
+        _close(conn, send_quit=True)
+    steps = ["connected", "TLS" if settings.scheme != "smtp" else "", "logged in" if settings.username else ""]
+    return f"SMTP {settings.describe()}: " + ", ".join(s for s in steps if s)
 
 
 def _text(value) -> str:
@@ -266,7 +292,7 @@ def _record_refusal(db, delivery: dict, refusal: _Refused, result: SendResult) -
     bouncing = store.mark_failed(db, delivery, str(refusal), hard_bounce=refusal.stage == "rcpt",
                                  bounce_limit=BOUNCE_LIMIT)
     result.failed += 1
-    result.failures.append(f"{delivery['email']}: {_text(refusal)[:200]}")
+    result.failures.append(f"{delivery['email']}: {shorten(_text(refusal), 200)}")
     if bouncing:
         result.bouncing.append(delivery["email"])
     log.warning("send: %s refused (%s)", delivery["email"], refusal)

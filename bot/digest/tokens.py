@@ -6,10 +6,10 @@ to another subscriber or used for another purpose (an unsubscribe token from a L
 header cannot change preferences), survives no address change, and expires after ``TOKEN_DAYS``.
 A feedback token adds the item (``<id>.<day>.<item, base64url>.<signature>``). A sign-up
 confirmation token names the sign-up and the second it was issued, and expires after
-``CONFIRM_HOURS``. The secret comes from env ``SPSBOT_SECRET``; without it a random secret is
-generated once and kept in a 0600 file beside the database (``bot.store.keyfile``), never in the
-database itself: whoever can read the key can forge a token for every subscriber, and the
-database is meant to be browsed.
+``CONFIRM_HOURS``. The secret is env ``SPSBOT_SECRET`` (at least 32 bytes, not a published
+placeholder) or the key file beside the database (``bot.store.keyfile``), never in the database
+itself: whoever can read the key can forge a token for every subscriber, and the database is
+meant to be browsed.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 
 import sqlite_utils
 
 from bot.dates import parse_timestamp
 from bot.store import now_iso
 from bot.store import subscribers as subscriber_store
-from bot.store.keyfile import signing_key
+from bot.store.keyfile import signing_secret
 from bot.errors import UserError
 
 TOKEN_DAYS = 400  # a year of weekly e-mails plus slack: an old digest's link still works
@@ -40,8 +39,8 @@ class TokenError(UserError, ValueError):
 
 
 def secret_for(db: sqlite_utils.Database) -> bytes:
-    env = os.environ.get("SPSBOT_SECRET")
-    return (env or signing_key(db)).encode("utf-8")
+    """The secret links are signed and checked with (SecretError / KeyFileError when unusable)."""
+    return signing_secret(db).encode("utf-8")
 
 
 def _seconds(now: str | None = None) -> int:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -47,7 +48,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from bot import __version__
 from bot.redact import known_secrets, scrub
-from bot.errors import UserError
+from bot.errors import UserError, shorten
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +377,7 @@ class HttpClient:
             except _Fatal as e:
                 raise SourceError(self._redact(f"{self._describe(path)}: {e}")) from None
             except _Retryable as e:
-                last_problem = self._redact(_short(str(e)))
+                last_problem = self._redact(shorten(str(e), PROBLEM_CHARS))
             else:
                 if response.status_code < 400:
                     return response
@@ -458,12 +459,12 @@ class HttpClient:
         except requests.Timeout:
             raise _Retryable(f"timed out after {self.timeout:g}s") from None
         except requests.ConnectionError as e:
-            raise _Retryable(f"connection failed ({_short(e)})") from None
+            raise _Retryable(f"connection failed: {_cause(e)}") from None
         except requests.exceptions.ChunkedEncodingError as e:
             # The server closed the connection mid-answer: as retryable as a refused connection.
-            raise _Retryable(f"connection dropped mid-answer ({_short(e)})") from None
+            raise _Retryable(f"connection dropped mid-answer: {_cause(e)}") from None
         except requests.RequestException as e:  # a bad URL or anything else requests refuses
-            raise _Fatal(f"{type(e).__name__}: {_short(e)}") from None
+            raise _Fatal(f"{type(e).__name__}: {_cause(e)}") from None
 
     def _read_body(self, response: requests.Response, watchdog) -> bytes:
         """The decoded body, refusing more than ``max_bytes`` (counted after decompression)."""
@@ -491,7 +492,7 @@ class HttpClient:
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
             raise _Retryable(f"timed out after {self.timeout:g}s") from None
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise _Retryable(f"connection dropped mid-answer ({_short(e)})") from None
+            raise _Retryable(f"connection dropped mid-answer: {_cause(e)}") from None
         finally:
             if not done:
                 response.close()  # drop the connection: the rest of the body is never read
@@ -534,6 +535,29 @@ def _redact_api_key(text: str) -> str:
     return re.sub(r'("api-key"\s*:\s*")[^"]*(")', r"\1<redacted>\2", text)
 
 
-def _short(error) -> str:
+PROBLEM_CHARS = 200  # one attempt's failure, as logged and recorded
+
+
+def _cause(error: BaseException) -> str:
+    """What really failed, in the innermost error's words.
+
+    requests wraps urllib3's MaxRetryError ("_HTTPSPool(host=…): Max retries exceeded with url:
+    …"), whose ``reason`` is the failure itself: ``Failed to resolve 'host' (…)``, ``[Errno 111]
+    Connection refused``, a TLS certificate error, a read timeout. That is what a maintainer acts on.
+    """
+    seen: set[int] = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = getattr(error, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in getattr(error, "args", ()) if isinstance(a, BaseException)), None)
+        if inner is None:
+            break
+        error = inner
     text = " ".join(str(error).split())
-    return text if len(text) < 120 else text[:117] + "…"
+    # "<urllib3.connection.HTTPSConnection object at 0x…>: " or "HTTPSConnection(host=…, port=…): "
+    text = re.sub(r"^(<[^>]*>|\w*Connection\([^)]*\)):\s*", "", text)
+    text = text.replace("Failed to establish a new connection: ", "")
+    if isinstance(error, ssl.SSLError) or "SSL" in type(error).__name__:
+        text = f"TLS failed: {text}"
+    return shorten(text or type(error).__name__, PROBLEM_CHARS - 40)

@@ -1,10 +1,12 @@
-"""Opening the SQLite database (WAL, busy timeout, migrations), its file, scratch copies and
-its integrity check."""
+"""Opening the SQLite database (WAL, busy timeout, migrations, owner-only file modes), its file,
+scratch copies and its integrity check."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,8 +15,10 @@ from typing import Iterator
 import sqlite_utils
 
 from bot.errors import UserError
-from bot.store.keyfile import KeyFileError
+from bot.store.keyfile import KeyFileError, create_key, scratch_key
 from bot.store.schema import SchemaError, ensure_db_shape
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseOpenError(UserError, sqlite3.DatabaseError):
@@ -32,9 +36,37 @@ def open_db(path: str | os.PathLike) -> sqlite_utils.Database:
         raise DatabaseOpenError(f"cannot open database {path}: {e}") from e
 
 
+def _private_file(path: Path) -> bool:
+    """Create ``path`` empty with mode 0600 if it does not exist (True then), or take group and
+    other permissions off an existing one, with a warning: the database holds every subscriber's
+    address and history. SQLite gives the -wal and -shm files the database file's mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return True
+    except FileExistsError:
+        pass
+    if path.is_file() and path.stat().st_size == 0:  # an empty file is a new database to SQLite
+        os.chmod(path, 0o600)
+        return True
+    for each in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(each.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(each, mode & 0o700)
+                log.warning("%s was readable by other users (mode %o): made it owner-only (%o); it holds every "
+                            "subscriber's address", each, mode, mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # someone else's file opened read-only: not ours to change
+            continue
+    return False
+
+
 def _open(path: str | os.PathLike) -> sqlite_utils.Database:
+    new = False
     if str(path) != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        new = _private_file(Path(path).expanduser())
     db = sqlite_utils.Database(str(Path(path).expanduser()) if str(path) != ":memory:" else ":memory:")
     # WAL: readers (status, search, Datasette) never block the weekly writer; a crash leaves the
     # last committed transaction intact. busy_timeout: a second process waits instead of failing.
@@ -43,6 +75,8 @@ def _open(path: str | os.PathLike) -> sqlite_utils.Database:
     db.execute("PRAGMA busy_timeout = 10000")
     db.execute("PRAGMA foreign_keys = ON")
     ensure_db_shape(db)
+    if new:  # its key is made with it: a key file missing later is a lost key, never a new database's
+        create_key(db)
     return db
 
 
@@ -57,14 +91,16 @@ def scratch_copy(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """A throwaway copy of ``db`` for dry runs, made with SQLite's online backup (a consistent
     snapshot, even while another process writes) in a temporary directory that is deleted after.
 
-    Whatever a dry run does — fetch, rank, build digests, reserve items, mint the unsubscribe
-    secret — lands in the copy; the real database is only read. The copy has ``scratch = True``.
+    Whatever a dry run does — fetch, rank, build digests, reserve items — lands in the copy; the
+    real database is only read. The copy has ``scratch = True`` and signs links with the real key
+    (a throwaway one if the database has none yet), held in memory: nothing is written beside it.
     """
+    key = scratch_key(db)
     with tempfile.TemporaryDirectory(prefix="spsbot-dry-run-") as folder:
         conn = sqlite3.connect(str(Path(folder) / "dry-run.db"))
         db.conn.backup(conn)
         copy = sqlite_utils.Database(conn)
-        copy.scratch = True
+        copy.scratch, copy._spsbot_key = True, key
         try:
             yield copy
         finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite_utils
 
 __all__ = ["last_run", "last_successful_run", "recorded_sources", "newest_first_seen_by_source_tag",
-           "item_counts", "delivery_counts", "failing_deliveries", "last_command_runs", "ping"]
+           "item_counts", "relevant_item_count", "delivery_counts", "failing_deliveries", "last_command_runs", "ping"]
 
 
 def last_run(db: sqlite_utils.Database, source: str) -> dict | None:
@@ -40,6 +40,11 @@ def newest_first_seen_by_source_tag(db: sqlite_utils.Database) -> list[tuple[str
 def item_counts(db: sqlite_utils.Database) -> dict[str, int]:
     """kind ("paper", "trial") -> how many items are stored."""
     return dict(db.execute("SELECT kind, count(*) FROM items GROUP BY kind").fetchall())
+
+
+def relevant_item_count(db: sqlite_utils.Database) -> int:
+    """How many stored items the ranker judged relevant (their latest score)."""
+    return db.execute("SELECT count(*) FROM scores WHERE relevant = 1").fetchone()[0]
 
 
 def delivery_counts(db: sqlite_utils.Database) -> dict[str, int]:

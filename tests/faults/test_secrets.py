@@ -149,3 +149,4 @@ def test_exceptions_and_tracebacks_never_carry_a_secret(tmp_path, monkeypatch, c
     assert any("rate limit" in m or "HTTP" in m for m in ours)
     assert_clean("\n".join(ours), "log records")
     assert_clean(repr(send_error.value.__context__ or ""), "exception context")
+

@@ -23,7 +23,7 @@ from bot.store import open_db
 from bot.web.app import create_app
 from web_support import running, web_config
 
-SECRET = b"fault-secret"
+SECRET = b"fault-secret-0123456789abcdef-0123456789"
 
 
 @contextmanager
