@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
+from bot.config import placeholders_warning
 from bot.dates import parse_timestamp
 from bot.fetch.registry import SOURCES
 from bot.redact import scrub
@@ -136,6 +137,8 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
         problems.append("config_invalid")
         first_line = scrub(config_error.splitlines()[0])
         warnings.insert(0, f"the configuration is invalid, the next run will fail: {first_line}")
+    if config is not None and placeholders_warning(config):  # a profile `spsbot init` wrote, not filled in
+        warnings.append(placeholders_warning(config))
     seed = ranker_seed_state(db)
     if seed and seed.get("warning"):
         warnings.append(seed["warning"])

@@ -78,3 +78,65 @@ def test_init_writes_a_starter_profile_that_loads(tmp_path, monkeypatch):
                                          ("Narcolepsy", "narcolepsy"), ("Huntington's disease", "hd")])
 def test_slug_for(topic, slug):
     assert slug_for(topic) == slug
+
+
+def test_the_slug_is_a_label_and_declared_acronyms_are_names(tmp_path):
+    from bot.ranking.features import build_targets
+    from bot.ranking.text import find_terms
+    plain = build_targets(_profile(tmp_path, MG))[0]
+    assert "MG" not in plain.terms and "mg" not in plain.terms  # the slug is never a scoring term
+    declared = build_targets(_profile(tmp_path, MG.replace('slug = "mg"', 'slug = "mg"\nacronyms = ["MG"]')))[0]
+    found = {text: find_terms(text, declared.terms) for text in (
+        "Outcomes in patients with MG after thymectomy", "MG-ADL scores fell", "diazepam 150 MG daily",
+        "5 mg/kg of rituximab", "serum Mg2+ levels", "MGUS in the elderly")}
+    assert found == {"Outcomes in patients with MG after thymectomy": ["MG"], "MG-ADL scores fell": ["MG"],
+                     "diazepam 150 MG daily": [], "5 mg/kg of rituximab": [], "serum Mg2+ levels": [],
+                     "MGUS in the elderly": []}
+    assert "SPS" in build_targets(load_config())[0].terms  # the bundled profile declares its own
+
+
+def test_init_takes_the_acronym_it_is_given_and_guesses_none(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    given = runner.invoke(cli, ["init", "Myasthenia gravis", "--acronym", "MG", "-o", "given.toml"])
+    assert given.exit_code == 0 and "acronyms MG" in given.output
+    assert load_config(tmp_path / "given.toml").topic.acronyms == ("MG",)
+    bracketed = runner.invoke(cli, ["init", "Neuromyelitis optica spectrum disorder (NMOSD)"])
+    config = load_config(tmp_path / "neuromyelitis-optica-spectrum-disorder.toml")
+    assert bracketed.exit_code == 0 and config.topic.name == "Neuromyelitis optica spectrum disorder"
+    assert (config.topic.acronyms, config.topic.slug) == (("NMOSD",), "nmosd")
+    # no one to ask (stdin is not a terminal): no acronym rather than the initials 'nosd' or 'mg'
+    none = runner.invoke(cli, ["init", "Myasthenia gravis", "-o", "none.toml"], input="")
+    assert none.exit_code == 0 and "no acronym" in none.output
+    assert load_config(tmp_path / "none.toml").topic.acronyms == ()
+
+
+def test_init_survives_quotes_in_the_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["init", 'Crohn\'s "classic" disease', "--acronym", 'C"D', "-o", "q.toml"])
+    assert result.exit_code == 0, result.output
+    topic = load_config(tmp_path / "q.toml").topic
+    assert (topic.name, topic.acronyms) == ('Crohn\'s "classic" disease', ('C"D',))
+    assert topic.pubmed_query == '"Crohn\'s classic disease"[tiab]'  # a quote would end the phrase early
+
+
+def test_placeholders_left_are_named_by_rank_and_status(db, tmp_path, caplog):
+    from bot.starter import starter_profile
+    from bot.status import collect_status
+    (tmp_path / "new.toml").write_text(starter_profile("Myasthenia gravis", []), encoding="utf-8")
+    untouched = load_config(tmp_path / "new.toml")
+    with caplog.at_level("WARNING"):
+        Ranker(untouched, FakeEmbedder())
+    named = [r.getMessage() for r in caplog.records if "placeholders" in r.getMessage()]
+    assert len(named) == 1 and "description, pubmed_query, examples, include_terms of treatment" in named[0]
+    status = [w for w in collect_status(db, untouched)["warnings"] if "placeholders" in w]
+    assert len(status) == 1 and "new.toml" in status[0]
+    text = (tmp_path / "new.toml").read_text(encoding="utf-8").replace(
+        "its names, causes, main signs and treatments.", "an autoimmune disease of the neuromuscular junction.")
+    text = text.replace('"Myasthenia gravis"[tiab]', '"Myasthenia gravis"[tiab] OR myasthenic[tiab]')
+    text = text.replace("'a case report of Myasthenia gravis'", "'generalised myasthenia with AChR antibodies'")
+    text = text.replace("include_terms = []", "include_terms = ['pyridostigmine']")
+    (tmp_path / "new.toml").write_text(text, encoding="utf-8")
+    filled = load_config(tmp_path / "new.toml")
+    assert not [w for w in collect_status(db, filled)["warnings"] if "placeholders" in w]
+    assert not [w for w in collect_status(db, load_config())["warnings"] if "placeholders" in w]

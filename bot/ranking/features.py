@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from bot.ranking.text import (count_terms, find_terms, is_boilerplate, pub_type_flags, query_phrases,
-                              record_sentences, strip_section_label, term_pattern)
+from bot.ranking.text import (acronym_pattern, count_terms, find_terms, is_boilerplate, pub_type_flags,
+                              query_phrases, record_sentences, strip_section_label, term_pattern)
 
 VectorsFn = Callable[[list[str]], np.ndarray]                  # texts, each on its own -> rows
 PassagesFn = Callable[[list[list[str]]], list[np.ndarray]]     # records' sentences -> one matrix each
@@ -39,11 +39,11 @@ class Target:
 def build_targets(config) -> list[Target]:
     """The topic target ("relevance") then one target per theme, from the configuration."""
     topic = config.topic
-    names = query_phrases(topic.pubmed_query) + [topic.name]
-    if topic.slug and 2 <= len(topic.slug) <= 5:
-        names.append(topic.slug.upper())  # the usual acronym ("SPS"), matched case-sensitively
-    targets = [Target("relevance", [topic.name, topic.description, *topic.examples],
-                      terms={n: term_pattern(n) for n in dict.fromkeys(names)},
+    # The topic's names: its query's phrases, its name and the acronyms it declares. The slug is
+    # only a label: 'mg' as a term found every "150 MG" dose.
+    terms = {n: term_pattern(n) for n in dict.fromkeys(query_phrases(topic.pubmed_query) + [topic.name])}
+    terms.update({a: acronym_pattern(a) for a in topic.acronyms if a.strip()})
+    targets = [Target("relevance", [topic.name, topic.description, *topic.examples], terms=terms,
                       negatives=list(topic.negatives))]
     for theme in config.themes:
         targets.append(Target(theme.name, [theme.description, *theme.examples],

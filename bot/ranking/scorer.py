@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.config import placeholders_warning
 from bot.ranking import features as F
 from bot.ranking import feedback as FB
 from bot.ranking import model as M
@@ -296,6 +297,9 @@ class Ranker:
                     f"{REVIEWED_ENOUGH}-50 items with `spsbot label --review`")
         if self.seed_warning:
             log.warning("ranker: %s", self.seed_warning)
+        self.profile_warning = placeholders_warning(config)
+        if self.profile_warning:
+            log.warning("ranker: %s", self.profile_warning)
         self._targets_embedded = False
         self._model: M.TrainedModel | None = None
         self._judged_items: FB.Judged | None = None
