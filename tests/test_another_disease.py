@@ -140,3 +140,62 @@ def test_placeholders_left_are_named_by_rank_and_status(db, tmp_path, caplog):
     filled = load_config(tmp_path / "new.toml")
     assert not [w for w in collect_status(db, filled)["warnings"] if "placeholders" in w]
     assert not [w for w in collect_status(db, load_config())["warnings"] if "placeholders" in w]
+
+
+MG_FILLED = MG.replace('slug = "mg"', '''slug = "mg"
+acronyms = ["MG"]
+description = "Myasthenia gravis: autoimmune disease of the neuromuscular junction with AChR antibodies."
+examples = ["patients with myasthenia gravis", "ocular myasthenia gravis"]
+negatives = ["Lambert-Eaton myasthenic syndrome"]''').replace('"myasthenia gravis"[tiab]',
+                                                        '"myasthenia gravis"[tiab] OR myasthenic[tiab]') + '''
+[[themes]]
+name = "symptomatic"
+description = "Symptomatic drugs: pyridostigmine and other acetylcholinesterase inhibitors."
+examples = ["pyridostigmine"]
+include_terms = ["pyridostigmine", "acetylcholinesterase inhibitor"]
+
+[[themes]]
+name = "surgery"
+description = "Thymectomy and other surgery."
+examples = ["thymectomy"]
+include_terms = ["thymectomy"]
+'''
+NEIGHBOUR = {"id": "sps", "title": "Low-dose naltrexone reduces symptoms in an autoimmune neurological disease",
+             "text": "Patients with anti-GAD65 antibodies and fatigable muscle stiffness improved on low-dose "
+                     "naltrexone; antibody titres fell and weakness eased."}
+LEMS = {"id": "lems", "title": "Amifampridine in Lambert-Eaton myasthenic syndrome",
+        "text": "Amifampridine improved strength in Lambert-Eaton myasthenic syndrome with VGCC antibodies."}
+
+
+def test_a_record_that_never_names_the_topic_is_not_about_it(tmp_path):
+    from bot.ranking.features import topic_evidence
+    ranker = Ranker(_profile(tmp_path, MG_FILLED), FakeEmbedder())
+    prepared = ranker.prepare([NEIGHBOUR, LEMS, {"id": "list", "title": "Rituximab in ulcerative colitis",
+                                                  "text": "It helped in autoimmune diseases such as myasthenia "
+                                                          "gravis and lupus."},
+                               {"id": "mg", "title": "Pyridostigmine in MG", "text": "Patients with MG improved."}])
+    topic = ranker.targets[0]
+    assert [topic_evidence(p, topic) for p in prepared] == [0, 0, 1, 2]  # LEMS's "myasthenic" is its own name
+    results = {r["id"]: r for r in ranker.score([p.record for p in prepared])}
+    assert results["sps"]["relevance"] < 0.5 and results["lems"]["relevance"] < 0.5
+    assert not results["sps"]["relevant"] and not results["lems"]["relevant"]
+
+
+def test_unlabelled_themes_of_another_topic_are_read_by_the_pooled_reader(tmp_path, real_embedder):
+    from bot.ranking.scorer import unsupervised_score
+    from bot.ranking.transfer import theme_reader
+    assert theme_reader("some other model") is None  # similarities of another model mean something else
+    ranker = Ranker(_profile(tmp_path, MG_FILLED), real_embedder)
+    records = [{"id": "pyr", "title": "Pyridostigmine dosing in generalised myasthenia gravis",
+                "text": "Patients with myasthenia gravis took pyridostigmine three times daily; cholinergic side "
+                        "effects were common."},
+               {"id": "thy", "title": "Thymectomy in myasthenia gravis",
+                "text": "Extended thymectomy improved outcomes of patients with myasthenia gravis."},
+               NEIGHBOUR]
+    results = {r["id"]: r for r in ranker.score(records)}
+    assert results["pyr"]["relevant"] and results["thy"]["relevant"] and not results["sps"]["relevant"]
+    assert results["pyr"]["themes"]["symptomatic"] > results["thy"]["themes"]["symptomatic"]
+    assert results["thy"]["themes"]["surgery"] > results["pyr"]["themes"]["surgery"]
+    assert "symptomatic" in results["pyr"]["labels"] and "surgery" in results["thy"]["labels"]
+    prepared = ranker.prepare(records[:1])
+    assert results["pyr"]["themes"]["symptomatic"] != round(unsupervised_score(prepared[0], ranker.targets[1]), 4)

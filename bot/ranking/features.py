@@ -52,6 +52,31 @@ def build_targets(config) -> list[Target]:
     return targets
 
 
+def topic_mentions(text: str, target: Target) -> int:
+    """How many places in ``text`` name the topic (its names and declared acronyms), leaving out
+    a name inside one of its declared negatives ("myasthenic" in "Lambert-Eaton myasthenic
+    syndrome" names another disease)."""
+    if not text:
+        return 0
+    starts = {m.start() for pattern in target.terms.values() for m in pattern.finditer(text)}
+    if starts and target.negatives:
+        masked = [m.span() for n in target.negatives for m in term_pattern(n).finditer(text)]
+        starts = {s for s in starts if not any(a <= s < b for a, b in masked)}
+    return len(starts)
+
+
+def topic_evidence(p: "Prepared", target: Target) -> int:
+    """How plainly a record is about the topic itself, not a neighbour: 2 = its title names the
+    topic or its text does at least twice; 1 = one passing mention (a list of diseases, an
+    exclusion criterion); 0 = never named."""
+    if not p.terms_in_text(target):
+        return 0
+    title = p.record.get("title") or ""
+    if topic_mentions(title, target):
+        return 2
+    return min(topic_mentions(p.full_text, target), 2)
+
+
 def embed_targets(targets: list[Target], vectors: VectorsFn) -> None:
     """Embed every target's phrases (one call, so the cache and the model see them at once)."""
     phrases = [p for t in targets for p in [*t.prototypes, *t.negatives] if p]
@@ -138,6 +163,7 @@ def target_features(p: Prepared, target: Target) -> list[float]:
 
 
 SHARED = "_shared"  # the columns no target owns: publication-type flags and cohort size
+GENERIC = 8         # each target's first columns, which mean the same for any target (bot.ranking.transfer)
 
 
 def target_width(target: Target) -> int:

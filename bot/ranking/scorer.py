@@ -34,6 +34,7 @@ from bot.ranking import feedback as FB
 from bot.ranking import model as M
 from bot.ranking.cached_embedder import CachedEmbedder
 from bot.ranking.text import EMBED_BUDGET_CHARS
+from bot.ranking.transfer import generic_rows, theme_reader
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 RANKER_VERSION = "1"
 # Bump when only the explanation changes (evidence sentences, why): stored scores are recomputed,
 # but the feature rows (and so the bundled seed, whose fingerprint holds RANKER_VERSION) stay valid.
-EXPLAIN_VERSION = "2"   # 2: no section labels or journal boilerplate as evidence
+EXPLAIN_VERSION = "3"   # 2: no section labels or journal boilerplate as evidence; 3: unlabelled targets
+                        # read with topic evidence and the pooled theme reader (bot.ranking.transfer)
 FEEDBACK_WEIGHT = 5.0      # a curator's judgement counts as much as five seed examples
 VOTE_WEIGHT = 1.0          # default [ranking] vote_weight: one net subscriber vote = one seed example
 REVIEWED_ENOUGH = 25       # curator relevance labels after which a seedless profile stops warning
@@ -441,11 +443,16 @@ class Ranker:
         judged = self._judged()
         blended = self._blended_targets(model)
         doc_vectors = np.stack([p.doc_vector for p in prepared]) if judged and prepared else None
+        reader = theme_reader(self.embedder.passage_space) if len(X) else None
+        layout = F.column_layout(self.targets)
         for target in self.targets:
             name = target.name
             if name in probs and name not in blended:
                 continue
-            scores = np.array([unsupervised_score(p, target) for p in prepared])
+            if reader is not None and name != "relevance":  # a theme nobody labelled: the pooled reader
+                scores = reader.predict_proba(generic_rows(X, layout, name))[:, 1]
+            else:
+                scores = np.array([unsupervised_score(p, target) for p in prepared])
             if judged is not None and doc_vectors is not None:
                 scores = FB.neighbour_adjusted(scores, doc_vectors, judged, name)
             probs[name] = FB.blend(probs[name], scores, blended[name]) if name in blended else scores
@@ -546,11 +553,19 @@ def unsupervised_score(p: F.Prepared, target: F.Target) -> float:
 
     The constants put a record whose best sentence is about as close to the target's phrases as
     its paraphrases are (cosine ≈ 0.5) and that names one of its terms at about 0.75.
+
+    The topic wants evidence of itself: similarity alone makes a neighbouring disease's paper
+    (same drugs, same antibodies, same kind of patient) look "about" it. A record that never
+    names the topic stays below one half whatever its similarity, and one that names it only in
+    passing gets no credit for the name.
     """
     sims = (p.vectors @ target.proto_vectors.T).max(axis=1)
-    z = 10.0 * (float(sims.max()) - 0.45) + 1.0 * min(len(p.terms_in_text(target)), 3)
+    evidence = F.topic_evidence(p, target) if target.name == "relevance" else None
+    named = len(p.terms_in_text(target)) if evidence in (None, 2) else 0
+    z = 10.0 * (float(sims.max()) - 0.45) + 1.0 * min(named, 3)
     z -= 1.5 * min(len(F.find_terms(p.full_text, target.exclude)), 2)
     if target.negative_vectors is not None:
         neg = (p.vectors @ target.negative_vectors.T).max(axis=1)
         z -= 8.0 * max(0.0, float(neg.max()) - float(sims.max()))
-    return 1.0 / (1.0 + math.exp(-z))
+    score = 1.0 / (1.0 + math.exp(-z))
+    return score / 2 if evidence == 0 else score
