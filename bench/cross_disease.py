@@ -11,11 +11,11 @@ volunteer wrote from `spsbot init` (../shared/eval/mg/mg.toml). Dev sets: ../sha
   relevant (2) records, and the share of hard negatives (0) called relevant;
 - on the other disease's records that never mention this profile's topic: the share called
   relevant (a feed subscriber's "About X" that is about a neighbour);
-- the quality the ranker states for itself (``Ranker.quality``), beside the measured one.
+- the quality the ranker states for itself up front (``scorer.expected_quality``), beside the measured one.
 
-No label of either set is used to score. What the ranker learns from the unlabelled records
-themselves (self-training) is learnt on the other folds: each record is scored by a ranker that
-never saw it (grouped by title, ``--folds``).
+No label of either set is used to score. The theme reader (bot.ranking.transfer) is learnt from
+the bundled seed, i.e. the SPS set's theme labels: on the SPS set it is learnt on the other folds
+(grouped by title, ``--folds``), so no SPS record is read by a reader that saw its labels.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from sklearn.model_selection import GroupKFold
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import load_config  # noqa: E402
+from bot.ranking import scorer  # noqa: E402
 from bot.ranking.embedder import embedder_for  # noqa: E402
+from bot.ranking.transfer import bundled_themes, fit_reader, theme_reader  # noqa: E402
 from bot.ranking.stage import store_ranker  # noqa: E402
 from bot.store import norm_title, open_db  # noqa: E402
 
@@ -50,18 +52,24 @@ def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def scored(ranker, records: list[dict], folds: int) -> list[dict]:
-    """Results per record in input order; with unlabelled learning, each fold scored by a ranker
-    that learnt only from the other folds' records."""
-    if folds < 2 or not hasattr(ranker, "learn_unlabelled"):
+def scored(ranker, records: list[dict], folds: int, in_sample_reader: bool) -> list[dict]:
+    """Results per record in input order. When the theme reader learnt from these very records
+    (the SPS profile without its seed, on the SPS set: the bundled seed is that set), each fold is
+    scored by a reader learnt from the other folds' rows of the bundle (its rows are in the set's order)."""
+    if not in_sample_reader:
         return ranker.score(records)
+    themes = bundled_themes(ranker.embedder.passage_space)
+    assert themes and all(len(y) == len(records) for _, y in themes.values()), "bundle rows != dev set"
     out: list[dict | None] = [None] * len(records)
     groups = [norm_title(r["title"]) for r in records]
-    for train, test in GroupKFold(n_splits=folds).split(records, groups=groups):
-        ranker.learn_unlabelled([records[i] for i in train])
-        for i, result in zip(test, ranker.score([records[i] for i in test])):
-            out[i] = result
-    ranker.learn_unlabelled([])
+    try:
+        for train, test in GroupKFold(n_splits=folds).split(records, groups=groups):
+            reader = fit_reader([rows[train] for rows, _ in themes.values()], [y[train] for _, y in themes.values()])
+            scorer.theme_reader = lambda _model, reader=reader: reader
+            for i, result in zip(test, ranker.score([records[i] for i in test])):
+                out[i] = result
+    finally:
+        scorer.theme_reader = theme_reader
     return out
 
 
@@ -102,7 +110,8 @@ def main(argv=None) -> None:
                 ("mg (mg.toml)", "mg", load_config(EVAL / "mg" / "mg.toml", env={}), [])]
     for label, name, config, seed in profiles:
         ranker = store_ranker(db, config, embedder, seed=seed)
-        results = {s: scored(ranker, records[s], args.folds) for s in SETS}
+        results = {s: scored(ranker, records[s], args.folds, in_sample_reader=seed == [] and s == "sps")
+                   for s in SETS}
         f = figures(name, config, results, records)
         other = next(s for s in SETS if s != name)
         neg, n_neg = f["hard negatives relevant"]
@@ -113,9 +122,8 @@ def main(argv=None) -> None:
         print(" " * 20 + "  themes: " + ", ".join(f"{t[:6]} {v:.3f}" for t, v in f["themes"].items() if v is not None))
         for score, title in f[f"{other} examples"]:
             print(" " * 22 + f"e.g. {score:.2f} {title}")
-        quality = getattr(ranker, "quality", None)
-        if callable(quality):
-            print(" " * 22 + f"stated: {quality()}")
+        if seed == []:
+            print(" " * 22 + f"stated: {scorer.expected_quality(ranker.embedder.passage_space)}")
     print("* the bundled seed is derived from the SPS dev set: its SPS figures are in-sample "
           "(bench/ranking.py cross-validates them)")
 

@@ -1,6 +1,8 @@
 """A profile for another disease: no SPS themes unless it asks, `spsbot init TOPIC` writes a
 starter profile that loads, and the digest of a theme-less profile still reads well."""
 
+import re
+
 import pytest
 from click.testing import CliRunner
 
@@ -186,6 +188,9 @@ def test_unlabelled_themes_of_another_topic_are_read_by_the_pooled_reader(tmp_pa
     from bot.ranking.transfer import theme_reader
     assert theme_reader("some other model") is None  # similarities of another model mean something else
     ranker = Ranker(_profile(tmp_path, MG_FILLED), real_embedder)
+    # the quality it expects is said up front (rank logs it, status shows it): estimated, with its count
+    stated = r"expected mean theme AP 0\.\d\d \(on each of 6 labelled themes of 299 records"
+    assert re.search(stated, ranker.seed_warning)
     records = [{"id": "pyr", "title": "Pyridostigmine dosing in generalised myasthenia gravis",
                 "text": "Patients with myasthenia gravis took pyridostigmine three times daily; cholinergic side "
                         "effects were common."},

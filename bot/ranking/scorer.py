@@ -34,7 +34,7 @@ from bot.ranking import feedback as FB
 from bot.ranking import model as M
 from bot.ranking.cached_embedder import CachedEmbedder
 from bot.ranking.text import EMBED_BUDGET_CHARS
-from bot.ranking.transfer import generic_rows, theme_reader
+from bot.ranking.transfer import generic_rows, reader_estimate, theme_reader
 
 log = logging.getLogger(__name__)
 
@@ -294,9 +294,8 @@ class Ranker:
             if judged < REVIEWED_ENOUGH:
                 self.seed_warning = (
                     f"no labelled examples for {config.topic.name} besides {judged} curator judgement(s): "
-                    f"relevance and themes come from similarity and terms, moved by the nearest judged items, "
-                    f"with lower precision than a labelled profile (README, 'Another disease'); review "
-                    f"{REVIEWED_ENOUGH}-50 items with `spsbot label --review`")
+                    f"{expected_quality(embedder.passage_space)}, moved by the nearest judged items "
+                    f"(README, 'Another disease'); review {REVIEWED_ENOUGH}-50 items with `spsbot label --review`")
         if self.seed_warning:
             log.warning("ranker: %s", self.seed_warning)
         self.profile_warning = placeholders_warning(config)
@@ -546,6 +545,19 @@ class Ranker:
         if not labels:
             parts.append("no theme stands out")
         return "; ".join(parts)
+
+
+def expected_quality(model_name: str) -> str:
+    """What a profile with no labels can expect, said up front (in the seed warning, so `rank` and
+    `status` both show it): how the topic is decided, and the pooled theme reader's average
+    precision on a theme it never saw (``transfer.reader_estimate``), with its count."""
+    estimate = reader_estimate(model_name)
+    topic = "relevance wants the topic named (a record that never names it is never relevant) and near its phrases"
+    if estimate is None:
+        return f"{topic}; themes come from similarity and terms alone, with lower precision than a labelled profile"
+    return (f"{topic}; themes are read by a model learnt on the bundled SPS themes, expected mean theme AP "
+            f"{estimate['mean_theme_ap']:.2f} (on each of {len(estimate['theme_ap'])} labelled themes of "
+            f"{estimate['records']} records, learnt from the others; a labelled profile reaches 0.90)")
 
 
 def unsupervised_score(p: F.Prepared, target: F.Target) -> float:

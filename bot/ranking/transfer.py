@@ -25,17 +25,23 @@ def generic_rows(X: np.ndarray, layout: dict, name: str) -> np.ndarray:
     return np.hstack([X[:, layout[name][:F.GENERIC]], X[:, layout[F.SHARED]]])
 
 
-@functools.lru_cache(maxsize=4)
-def theme_reader(model_name: str):
-    """The pooled theme model (a scikit-learn pipeline: ``predict_proba`` on ``generic_rows``),
-    or None when the bundled seed is missing, stale, or computed under another embedding model
-    (its similarities would not mean the same)."""
+def fit_reader(rows: list[np.ndarray], labels: list[np.ndarray]):
+    """One logistic regression on the generic rows of several labelled themes, pooled."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from bot.config import load_config
     from bot.ranking.model import FEATURE_C
+    reader = make_pipeline(StandardScaler(), LogisticRegression(C=FEATURE_C, max_iter=2000))
+    return reader.fit(np.vstack(rows), np.concatenate(labels))
+
+
+@functools.lru_cache(maxsize=4)
+def bundled_themes(model_name: str) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """The bundled seed's labelled themes as {theme: (generic rows, 0/1 labels)}, or None when
+    the seed is missing, stale, or computed under another embedding model (its similarities
+    would not mean the same)."""
+    from bot.config import load_config
     from bot.ranking.scorer import targets_fingerprint
     from bot.ranking.seed import bundled_seed
     bundle = bundled_seed()
@@ -45,10 +51,35 @@ def theme_reader(model_name: str):
     if bundle.fingerprint != targets_fingerprint(targets, bundle.model):
         return None
     layout = F.column_layout(targets)
-    rows, labels = [], []
+    out = {}
     for target in targets[1:]:
         y, mask = bundle.labels[target.name]
-        rows.append(generic_rows(bundle.X, layout, target.name)[mask])
-        labels.append(y[mask])
-    reader = make_pipeline(StandardScaler(), LogisticRegression(C=FEATURE_C, max_iter=2000))
-    return reader.fit(np.vstack(rows), np.concatenate(labels))
+        out[target.name] = (generic_rows(bundle.X, layout, target.name)[mask], y[mask])
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def theme_reader(model_name: str):
+    """The pooled theme model (a scikit-learn pipeline: ``predict_proba`` on ``generic_rows``), or None."""
+    themes = bundled_themes(model_name)
+    if not themes:
+        return None
+    return fit_reader([rows for rows, _ in themes.values()], [y for _, y in themes.values()])
+
+
+@functools.lru_cache(maxsize=4)
+def reader_estimate(model_name: str) -> dict | None:
+    """What to expect of the reader on a theme it has never seen: for each bundled theme, the
+    average precision of a reader trained on the *other* themes only (leave one theme out), with
+    the number of labelled records. None without the bundled seed."""
+    from sklearn.metrics import average_precision_score
+    themes = bundled_themes(model_name)
+    if not themes:
+        return None
+    ap = {}
+    for name, (rows, y) in themes.items():
+        others = [t for t in themes if t != name]
+        reader = fit_reader([themes[t][0] for t in others], [themes[t][1] for t in others])
+        ap[name] = float(average_precision_score(y, reader.predict_proba(rows)[:, 1]))
+    return {"theme_ap": ap, "mean_theme_ap": float(np.mean(list(ap.values()))),
+            "records": int(max(len(y) for _, y in themes.values()))}
