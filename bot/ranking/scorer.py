@@ -442,14 +442,13 @@ class Ranker:
         judged = self._judged()
         blended = self._blended_targets(model)
         doc_vectors = np.stack([p.doc_vector for p in prepared]) if judged and prepared else None
-        reader = theme_reader(self.embedder.passage_space) if len(X) else None
-        layout = F.column_layout(self.targets)
         for target in self.targets:
             name = target.name
             if name in probs and name not in blended:
                 continue
-            if reader is not None and name != "relevance":  # a theme nobody labelled: the pooled reader
-                scores = reader.predict_proba(generic_rows(X, layout, name))[:, 1]
+            reader = theme_reader(self.embedder.passage_space) if name != "relevance" and len(X) else None
+            if reader is not None:  # a theme nobody labelled: the pooled reader
+                scores = reader.predict_proba(generic_rows(X, F.column_layout(self.targets), name))[:, 1]
             else:
                 scores = np.array([unsupervised_score(p, target) for p in prepared])
             if judged is not None and doc_vectors is not None:
