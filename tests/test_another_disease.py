@@ -62,6 +62,8 @@ def test_init_writes_a_starter_profile_that_loads(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     path = tmp_path / "myasthenia-gravis.toml"
     assert f"wrote {path.name}" in result.output and "spsbot label --review" in result.output
+    assert "without labels: relevance wants the topic named" in result.output  # what to expect, said up front
+    assert "expected mean theme AP 0." in result.output
     config = load_config(path)
     assert (config.topic.name, config.topic.slug, config.topic.ctgov_condition) == ("Myasthenia gravis", "mg",
                                                                                   "Myasthenia gravis")

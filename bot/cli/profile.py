@@ -46,6 +46,12 @@ def init(topic: str, output: str | None, force: bool, acronyms: tuple[str, ...])
     acronym_note = (f"acronyms {', '.join(config.topic.acronyms)}" if config.topic.acronyms
                     else "no acronym (give one with --acronym, or in acronyms = [...])")
     click.echo(f"wrote {path}: topic {config.topic.name!r}, {acronym_note}, themes {', '.join(config.theme_names)}")
+    from bot.ranking.embedder import embedder_for
+    from bot.ranking.scorer import expected_quality
+    click.echo(f"without labels: {expected_quality(embedder_for(config.ranking).passage_space)}")
+    click.echo("what you fill in is what it reads: the query's names and the acronyms decide which records name "
+               "the topic, the description and examples what is about it, the negatives what is not, and each "
+               "theme's examples and include_terms the theme")
     click.echo("next: fill in what says TODO, then")
     click.echo(f"  export SPSBOT_CONFIG={path.resolve()}")
     click.echo("  spsbot fetch && spsbot rank && spsbot label --review")
