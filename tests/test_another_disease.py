@@ -206,3 +206,10 @@ def test_unlabelled_themes_of_another_topic_are_read_by_the_pooled_reader(tmp_pa
     assert "symptomatic" in results["pyr"]["labels"] and "surgery" in results["thy"]["labels"]
     prepared = ranker.prepare(records[:1])
     assert results["pyr"]["themes"]["symptomatic"] != round(unsupervised_score(prepared[0], ranker.targets[1]), 4)
+
+
+def test_a_theme_term_the_topic_is_described_by_is_no_evidence_of_the_theme():
+    from bot.ranking.features import theme_terms
+    described = "Myasthenia gravis, with antibodies against the acetylcholine receptor (AChR) or MuSK"
+    assert list(theme_terms(["AChR", "MuSK", "HLA", "titre"], described)) == ["HLA", "titre"]
+    assert list(theme_terms(["AChR"], described)) == ["AChR"]  # a theme keeps its only term

@@ -45,11 +45,21 @@ def build_targets(config) -> list[Target]:
     terms.update({a: acronym_pattern(a) for a in topic.acronyms if a.strip()})
     targets = [Target("relevance", [topic.name, topic.description, *topic.examples], terms=terms,
                       negatives=list(topic.negatives))]
+    described = " ".join([topic.name, topic.description, *topic.examples])
     for theme in config.themes:
         targets.append(Target(theme.name, [theme.description, *theme.examples],
-                              terms={t: term_pattern(t) for t in theme.include_terms},
+                              terms=theme_terms(theme.include_terms, described),
                               exclude={t: term_pattern(t) for t in theme.exclude_terms}))
     return targets
+
+
+def theme_terms(include_terms, described: str) -> dict[str, re.Pattern]:
+    """A theme's terms as patterns, less those the topic's own description and examples use: they
+    describe the disease itself (nearly every myasthenia gravis paper names AChR antibodies), so
+    they are no evidence of the theme. A theme left with no other term keeps them."""
+    patterns = {t: term_pattern(t) for t in include_terms}
+    specific = {t: p for t, p in patterns.items() if not p.search(described)}
+    return specific or patterns
 
 
 def topic_mentions(text: str, target: Target) -> int:
