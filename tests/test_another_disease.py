@@ -177,11 +177,14 @@ def test_a_record_that_never_names_the_topic_is_not_about_it(tmp_path):
     prepared = ranker.prepare([NEIGHBOUR, LEMS, {"id": "list", "title": "Rituximab in ulcerative colitis",
                                                   "text": "It helped in autoimmune diseases such as myasthenia "
                                                           "gravis and lupus."},
-                               {"id": "mg", "title": "Pyridostigmine in MG", "text": "Patients with MG improved."}])
+                               {"id": "mg", "title": "Pyridostigmine in MG", "text": "Patients with MG improved."},
+                               {"id": "excl", "title": "Electromyography on chronic pyridostigmine",
+                                "text": "Subjects taking it for myasthenia gravis will be excluded."}])
     topic = ranker.targets[0]
-    assert [topic_evidence(p, topic) for p in prepared] == [0, 0, 1, 2]  # LEMS's "myasthenic" is its own name
+    # LEMS's "myasthenic" is its own name; a trial excluding MG patients does not name MG as its subject
+    assert [topic_evidence(p, topic) for p in prepared] == [0, 0, 1, 2, 0]
     results = {r["id"]: r for r in ranker.score([p.record for p in prepared])}
-    assert results["sps"]["relevance"] < 0.5 and results["lems"]["relevance"] < 0.5
+    assert max(results[i]["relevance"] for i in ("sps", "lems", "excl")) < 0.5
     assert not results["sps"]["relevant"] and not results["lems"]["relevant"]
 
 

@@ -65,14 +65,21 @@ def theme_terms(include_terms, described: str) -> dict[str, re.Pattern]:
 def topic_mentions(text: str, target: Target) -> int:
     """How many places in ``text`` name the topic (its names and declared acronyms), leaving out
     a name inside one of its declared negatives ("myasthenic" in "Lambert-Eaton myasthenic
-    syndrome" names another disease)."""
+    syndrome" names another disease) and one in a clause that excludes patients ("patients with
+    myasthenia gravis will be excluded")."""
     if not text:
         return 0
     starts = {m.start() for pattern in target.terms.values() for m in pattern.finditer(text)}
-    if starts and target.negatives:
+    if starts:
         masked = [m.span() for n in target.negatives for m in term_pattern(n).finditer(text)]
+        masked += [m.span() for m in _CLAUSE.finditer(text) if _EXCLUSION.search(m.group())]
         starts = {s for s in starts if not any(a <= s < b for a, b in masked)}
     return len(starts)
+
+
+# A trial that excludes the topic's patients names it without being about it.
+_CLAUSE = re.compile(r"[^.;!?\n]+")
+_EXCLUSION = re.compile(r"\bexclu|\bnot eligible|\bineligible", re.IGNORECASE)
 
 
 def topic_evidence(p: "Prepared", target: Target) -> int:
