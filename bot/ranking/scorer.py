@@ -454,6 +454,9 @@ class Ranker:
             if judged is not None and doc_vectors is not None:
                 scores = FB.neighbour_adjusted(scores, doc_vectors, judged, name)
             probs[name] = FB.blend(probs[name], scores, blended[name]) if name in blended else scores
+            if name == "relevance":  # labels or not, a record that never names the topic is not about it
+                unnamed = np.array([F.topic_evidence(p, target) == 0 for p in prepared], dtype=bool)
+                probs[name] = np.where(unnamed, probs[name] / 2, probs[name])
         if judged is not None:
             ids = [p.record.get("id") for p in prepared]
             probs = {name: FB.curator_decides(values, ids, judged, name) for name, values in probs.items()}
@@ -566,17 +569,16 @@ def unsupervised_score(p: F.Prepared, target: F.Target) -> float:
     its paraphrases are (cosine ≈ 0.5) and that names one of its terms at about 0.75.
 
     The topic wants evidence of itself: similarity alone makes a neighbouring disease's paper
-    (same drugs, same antibodies, same kind of patient) look "about" it. A record that never
-    names the topic stays below one half whatever its similarity, and one that names it only in
-    passing gets no credit for the name.
+    (same drugs, same antibodies, same kind of patient) look "about" it. A record that names the
+    topic only in passing gets no credit for the name (and one that never names it is halved
+    afterwards, in ``Ranker.predict``, whatever curator labels moved it).
     """
     sims = (p.vectors @ target.proto_vectors.T).max(axis=1)
-    evidence = F.topic_evidence(p, target) if target.name == "relevance" else None
-    named = len(p.terms_in_text(target)) if evidence in (None, 2) else 0
+    passing = target.name == "relevance" and F.topic_evidence(p, target) < 2
+    named = 0 if passing else len(p.terms_in_text(target))
     z = 10.0 * (float(sims.max()) - 0.45) + 1.0 * min(named, 3)
     z -= 1.5 * min(len(F.find_terms(p.full_text, target.exclude)), 2)
     if target.negative_vectors is not None:
         neg = (p.vectors @ target.negative_vectors.T).max(axis=1)
         z -= 8.0 * max(0.0, float(neg.max()) - float(sims.max()))
-    score = 1.0 / (1.0 + math.exp(-z))
-    return score / 2 if evidence == 0 else score
+    return 1.0 / (1.0 + math.exp(-z))
