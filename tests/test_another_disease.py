@@ -216,3 +216,18 @@ def test_a_theme_term_the_topic_is_described_by_is_no_evidence_of_the_theme():
     described = "Myasthenia gravis, with antibodies against the acetylcholine receptor (AChR) or MuSK"
     assert list(theme_terms(["AChR", "MuSK", "HLA", "titre"], described)) == ["HLA", "titre"]
     assert list(theme_terms(["AChR"], described)) == ["AChR"]  # a theme keeps its only term
+
+
+def test_a_curator_label_does_not_make_an_unnamed_neighbour_about_the_topic(tmp_path):
+    from bot.ranking.scorer import feedback_examples
+    story = ("Fatigable weakness, ptosis and diplopia improved within four weeks of efgartigimod infusions. "
+             "Dysphagia and dyspnoea eased in most patients. The daily activities score fell by five points. "
+             "No infusion reaction was serious. Antibody titres fell in every patient.")
+    judged = {"id": "judged", "title": "Efgartigimod in myasthenia gravis", "text": story}
+    unnamed = {"id": "unnamed", "title": "Efgartigimod", "text": story}  # a near-duplicate that never names it
+    feedback = feedback_examples([{"item_id": "judged", "label": "relevant", "theme": None}], {"judged": judged})
+    config = _profile(tmp_path, MG_FILLED)
+    alone = Ranker(config, FakeEmbedder()).score([unnamed])[0]["relevance"]
+    moved = {r["id"]: r for r in Ranker(config, FakeEmbedder(), feedback=feedback).score([judged, unnamed])}
+    assert moved["judged"]["relevance"] == 1.0 and moved["unnamed"]["relevance"] > alone  # the label pulls it up…
+    assert not moved["unnamed"]["relevant"] and moved["unnamed"]["relevance"] < 0.5       # …never past the name rule
