@@ -115,6 +115,14 @@ def test_init_takes_the_acronym_it_is_given_and_guesses_none(tmp_path, monkeypat
     assert load_config(tmp_path / "none.toml").topic.acronyms == ()
 
 
+def test_init_asks_for_the_acronym_at_a_terminal(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("bot.cli.profile.interactive", lambda: True)
+    result = CliRunner().invoke(cli, ["init", "Myasthenia gravis", "-o", "asked.toml"], input="MG, gMG\n")
+    assert result.exit_code == 0 and "abbreviation papers use for Myasthenia gravis" in result.output
+    assert load_config(tmp_path / "asked.toml").topic.acronyms == ("MG", "gMG")
+
+
 def test_init_survives_quotes_in_the_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["init", 'Crohn\'s "classic" disease', "--acronym", 'C"D', "-o", "q.toml"])

@@ -11,6 +11,11 @@ import click
 from bot.cli.base import cli
 
 
+def interactive() -> bool:
+    """Whether someone is at a terminal to answer a question."""
+    return sys.stdin.isatty()
+
+
 @cli.command()
 @click.argument("topic")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
@@ -33,7 +38,7 @@ def init(topic: str, output: str | None, force: bool, acronyms: tuple[str, ...])
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; use --force to overwrite it")
     chosen = list(acronyms) or given
-    if not chosen and sys.stdin.isatty():  # ask; with no one to ask, declare none (a TODO says so)
+    if not chosen and interactive():  # ask; with no one to ask, declare none (a TODO says so)
         answer = click.prompt(f"The abbreviation papers use for {name}, e.g. MG (comma-separated; empty for none)",
                               default="", show_default=False)
         chosen = [a.strip() for a in answer.split(",") if a.strip()]
