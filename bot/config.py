@@ -60,7 +60,7 @@ SOURCE_SETTINGS: dict[str, SourceSettings] = {
 
 SCHEMA: dict[str, dict[str, tuple]] = {
     "topic": {
-        "name": (_STR, True), "slug": (_STR, False), "description": (_STR, False),
+        "name": (_STR, True), "slug": (_STR, False), "acronyms": (_LIST, False), "description": (_STR, False),
         "pubmed_query": (_STR, True), "ctgov_condition": (_STR, False), "ctgov_terms": (_LIST, False),
         "feeds": (_LIST, False), "examples": (_LIST, False), "negatives": (_LIST, False),
         "bundled_themes": (_BOOL, False),
@@ -130,7 +130,8 @@ class Feed:
 class Topic:
     name: str
     pubmed_query: str
-    slug: str = "topic"
+    slug: str = "topic"        # a label (subjects, site name), never a scoring term
+    acronyms: tuple[str, ...] = ()  # the topic's abbreviations the ranker looks for ("SPS")
     description: str = ""
     ctgov_condition: str = ""
     ctgov_terms: tuple[str, ...] = ()
@@ -179,6 +180,37 @@ class Config:
     @property
     def theme_names(self) -> list[str]:
         return [t.name for t in self.themes]
+
+
+# What `spsbot init` (bot.starter) writes for the user to replace, so a profile still holding it
+# can be named by `rank` and `status`.
+STARTER_DESCRIPTION = "{name}: its names, causes, main signs and treatments."
+STARTER_QUERY = '"{name}"[tiab]'
+STARTER_EXAMPLES = ("patients with {name}", "a case report of {name}")
+
+
+def placeholders_left(config: Config) -> list[str]:
+    """What of ``config`` is still as ``spsbot init`` wrote it (empty for a finished profile)."""
+    topic, name = config.topic, config.topic.name
+    written = {"description": STARTER_DESCRIPTION.format(name=name),
+               "pubmed_query": STARTER_QUERY.format(name=name.replace('"', "")),
+               "examples": tuple(e.format(name=name) for e in STARTER_EXAMPLES)}
+    left = [key for key, value in written.items() if getattr(topic, key) == value]
+    left += [f"include_terms of {theme.name}" for theme in config.themes if not theme.include_terms]
+    # No negatives or acronyms may be a choice; beside another placeholder they were never looked at.
+    if left:
+        left += [key for key in ("negatives", "acronyms") if not getattr(topic, key)]
+    return left
+
+
+def placeholders_warning(config: Config) -> str | None:
+    """One line naming the placeholders ``spsbot init`` left in the profile, or None."""
+    left = placeholders_left(config)
+    if not left:
+        return None
+    where = f" {config.path}" if config.path else ""
+    return (f"the profile{where} still has `spsbot init`'s placeholders in {', '.join(left)}: fill in what "
+            f"says TODO, or relevance rests on the topic's name alone")
 
 
 def bundled_profile_text() -> str:
@@ -434,7 +466,8 @@ def _build(cfg: dict, path: str | None) -> Config:
                   for f in t.get("feeds", []))
     topic = Topic(
         name=t["name"], pubmed_query=t["pubmed_query"].strip(), slug=t.get("slug", "topic"),
-        description=t.get("description", ""), ctgov_condition=t.get("ctgov_condition", ""),
+        acronyms=tuple(t.get("acronyms", [])), description=t.get("description", ""),
+        ctgov_condition=t.get("ctgov_condition", ""),
         ctgov_terms=tuple(t.get("ctgov_terms", [])), feeds=feeds,
         examples=tuple(t.get("examples", [])), negatives=tuple(t.get("negatives", [])),
     )

@@ -7,6 +7,11 @@ rank with the packaged model, then the digest a subscriber to every theme would 
 as HTML, text and .eml into the demo folder. The database lives there too, never in the user's
 real one. The demo runs on a fixed clock (``DEMO_NOW``, the day after its recorded data ends)
 so it shows the same digest whenever it is run.
+
+With a profile of the user's (``--config`` / ``SPSBOT_CONFIG``) the same bundled records are
+fetched as always and then ranked and digested under that profile, so a new topic's maintainer
+can watch their phrases, terms and themes at work; the records stay SPS ones, and the command
+says so.
 """
 
 from __future__ import annotations
@@ -124,8 +129,11 @@ def demo_clock():
             os.environ["SPSBOT_NOW"] = saved
 
 
-def run_demo(db_path: str | Path, out_dir: str | Path, progress: bool = False) -> dict:
-    """Run the demo; return a summary (also written to ``out_dir/demo-summary.json``)."""
+def run_demo(db_path: str | Path, out_dir: str | Path, progress: bool = False, profile=None) -> dict:
+    """Run the demo; return a summary (also written to ``out_dir/demo-summary.json``).
+
+    ``profile``: the user's configuration, under which the bundled records are ranked and
+    digested (None: the bundled SPS profile does everything)."""
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict = {"db": str(Path(db_path).resolve()), "out_dir": str(out_dir)}
@@ -138,9 +146,11 @@ def run_demo(db_path: str | Path, out_dir: str | Path, progress: bool = False) -
             summary["pubmed"]["served_requests"] = len(server.requests)
             summary["trials"] = fetch_trials(db, config, progress)
             summary["stored"] = stored_summary(db)
-            summary["rank"] = rank(db, config, progress)
-            summary["top"] = top_per_theme(db, config)
-            summary["digest"] = write_digest(db, config, out_dir)
+            ranking = profile or config
+            summary["profile"] = {"topic": ranking.topic.name, "path": profile.path if profile else None}
+            summary["rank"] = rank(db, ranking, progress)
+            summary["top"] = top_per_theme(db, ranking)
+            summary["digest"] = write_digest(db, ranking, out_dir)
     finally:
         db.close()
     (out_dir / "demo-summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import re
 
+from bot.config import STARTER_DESCRIPTION, STARTER_EXAMPLES, STARTER_QUERY
+
 _SMALL_WORDS = {"of", "the", "and", "with", "in", "type", "syndrome", "disease", "disorder"}
 
 
 def slug_for(topic: str) -> str:
-    """A short name for subjects and the acronym the ranker matches: the initials of a name of
-    several words ("Myasthenia gravis" → "mg", "Stiff person syndrome" → "sps"), else the word."""
+    """A short label for subjects and the site: the initials of a name of several words
+    ("Myasthenia gravis" → "mg", "Stiff person syndrome" → "sps"), else the word. Only a label:
+    the ranker never looks for it (initials are often not the literature's abbreviation)."""
     words = re.findall(r"[A-Za-z0-9]+", re.sub(r"['’]s\b", "", topic))  # "Huntington's disease" → hd
     main = [w for w in words if w.lower() not in _SMALL_WORDS] or words
     if len(words) >= 2:
@@ -26,6 +29,16 @@ def slug_for(topic: str) -> str:
     return (main[0] if main else "topic").lower()[:20]
 
 
+def split_name(topic: str) -> tuple[str, list[str]]:
+    """The name and the abbreviation it gives in brackets, the way papers introduce one:
+    "Neuromyelitis optica spectrum disorder (NMOSD)" → ("Neuromyelitis optica spectrum disorder", ["NMOSD"])."""
+    name = " ".join(topic.split())
+    match = re.fullmatch(r"(.+?)\s*\(\s*([A-Za-z0-9][A-Za-z0-9\-]{0,11})\s*\)", name)
+    if match and any(c.isupper() for c in match.group(2)):
+        return match.group(1), [match.group(2)]
+    return name, []
+
+
 def _toml(value: str) -> str:
     """A TOML string: a literal '…' when it can be (queries are full of double quotes)."""
     if "'" not in value and "\n" not in value:
@@ -33,11 +46,22 @@ def _toml(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
-def starter_profile(topic: str) -> str:
-    """The text of a starter profile for ``topic`` (see the module docstring)."""
-    name = " ".join(topic.split())
-    slug = slug_for(name)
-    query = f'"{name}"[tiab]'
+def _acronyms_line(name: str, acronyms: list[str]) -> str:
+    if acronyms:
+        return f"acronyms = [{', '.join(_toml(a) for a in acronyms)}]"
+    return (f"acronyms = []   # TODO: the abbreviation the literature uses for {name}, if any, e.g. [\"MG\"]\n"
+            f"# (not guessed from the initials: a wrong one scores unrelated papers as relevant)")
+
+
+def starter_profile(topic: str, acronyms: list[str] | None = None) -> str:
+    """The text of a starter profile for ``topic`` (see the module docstring), declaring
+    ``acronyms`` (else those the name gives in brackets; else none, with a TODO)."""
+    name, given = split_name(topic)
+    acronyms = [a for a in (acronyms if acronyms is not None else given) if a.strip()]
+    slug = re.sub(r"[^a-z0-9]+", "", acronyms[0].lower()) if acronyms else ""
+    slug = slug or slug_for(name)
+    # A double quote would end the PubMed phrase early; the query searches the name without it.
+    query = STARTER_QUERY.format(name=name.replace('"', ""))
     return f'''# spsbot profile for {name}, written by `spsbot init`. Fill in what says TODO, then:
 #   export SPSBOT_CONFIG=$PWD/<this file>
 #   spsbot fetch && spsbot rank && spsbot label --review
@@ -46,9 +70,11 @@ def starter_profile(topic: str) -> str:
 
 [topic]
 name = {_toml(name)}
-slug = {_toml(slug)}   # the short name in subjects ("{slug.upper()} digest — …") and an acronym the ranker looks for
+slug = {_toml(slug)}   # a label: the short name in subjects ("{slug.upper()} digest — …"); never a scoring term
+# Abbreviations the ranker counts as naming the topic; written in capitals, they match only in capitals.
+{_acronyms_line(name, acronyms)}
 # TODO: one or two sentences on what {name} is: its other names, antibodies or genes, main signs.
-description = {_toml(f"{name}: its names, causes, main signs and treatments.")}
+description = {_toml(STARTER_DESCRIPTION.format(name=name))}
 
 # TODO: every name the literature uses (a query that misses half the names misses half the papers),
 # plus its MeSH heading if it has one, e.g. "{name}"[mh]. Field tags: [tiab] title/abstract, [mh] MeSH.
@@ -62,8 +88,7 @@ feeds = []           # RSS/Atom feeds: journal tables of contents, a saved PubMe
 # TODO: phrases a relevant paper would contain, and near misses that must stay out (another disease
 # with the same antibody, a homonym). The relevance score compares every sentence with them.
 examples = [
-  {_toml(f"patients with {name}")},
-  {_toml(f"a case report of {name}")},
+  {", ".join(_toml(e.format(name=name)) for e in STARTER_EXAMPLES)},
 ]
 negatives = []       # TODO: e.g. ["another disease with the same antibody", "a homonym"]
 
@@ -105,3 +130,4 @@ description = "Registries, natural-history studies, cohorts and case series, epi
 examples = ["retrospective cohort of patients", "natural history study", "international registry"]
 include_terms = ["registry", "cohort", "natural history", "incidence", "prevalence", "case series"]
 '''
+

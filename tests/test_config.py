@@ -105,3 +105,13 @@ def test_bad_env_url_is_refused():
 def test_missing_file_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.toml", env={})
+
+
+def test_acronyms_are_declared_not_taken_from_the_slug(tmp_path):
+    assert load_config().topic.acronyms == ("SPS",)
+    path = tmp_path / "mg.toml"
+    path.write_text('[topic]\nname = "Myasthenia gravis"\nslug = "mg"\npubmed_query = "x"\n', encoding="utf-8")
+    assert load_config(path).topic.acronyms == ()  # another topic inherits none, and the slug is not one
+    path.write_text('[topic]\nname = "Myasthenia gravis"\npubmed_query = "x"\nacronyms = "MG"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="'acronyms' in \\[topic\\] must be a list, got str \\(line 4\\)"):
+        load_config(path)

@@ -17,9 +17,9 @@ import pytest
 from conftest import clean_env, spsbot
 
 
-def run_demo(*args, cwd):
+def run_demo(*args, cwd, **env_extra):
     # The user's own settings must not matter: the demo uses its own servers, clock and database.
-    env = clean_env(cwd, SPSBOT_EUTILS_URL="http://127.0.0.1:9/never-used", SPSBOT_DB=cwd / "real.db")
+    env = clean_env(cwd, SPSBOT_EUTILS_URL="http://127.0.0.1:9/never-used", SPSBOT_DB=cwd / "real.db", **env_extra)
     env.pop("SPSBOT_NOW", None)
     return spsbot("demo", *args, env=env, cwd=cwd, timeout=600)
 
@@ -74,3 +74,21 @@ def test_demo_rerun_into_the_same_folder_adds_nothing(demo_runs):
         assert conn.execute("select count(*) from items").fetchone()[0] == 91
         assert conn.execute("select count(*) from trial_changes").fetchone()[0] == 2
     assert (folder / "spsbot-demo" / "demo-summary.json").exists()
+
+
+def test_demo_ranks_the_bundled_records_under_the_users_profile(demo_runs):
+    folder, first, _ = demo_runs
+    assert "profile: the bundled SPS profile" in first.stdout
+    profile = folder / "mg.toml"
+    made = spsbot("init", "Myasthenia gravis", "--acronym", "MG", "-o", str(profile), env=clean_env(folder),
+                  cwd=folder, timeout=60)
+    assert made.returncode == 0, made.stderr
+    # the demo's database again: nothing new is fetched, its vectors are cached, only the scores change
+    result = run_demo("--db", "spsbot-demo/spsbot-demo.db", "--out", "mg-demo", cwd=folder, SPSBOT_CONFIG=profile)
+    assert result.returncode == 0, result.stderr
+    assert "profile: Myasthenia gravis" in result.stdout and "records are SPS papers and trials" in result.stdout
+    assert "ranked 91 items:" in result.stdout and "relevant to Myasthenia gravis" in result.stdout
+    summary = json.loads((folder / "mg-demo" / "demo-summary.json").read_text(encoding="utf-8"))
+    assert summary["profile"]["topic"] == "Myasthenia gravis"
+    assert set(summary["top"]) == {"treatment", "diagnosis", "cohorts"}  # the profile's themes, not SPS's
+    assert summary["digest"]["subject"].startswith("MG digest")

@@ -51,12 +51,21 @@ def fetch(app, sources: tuple[str, ...], full: bool) -> None:
               help="Demo database (default: spsbot-demo.db inside --out; never your real database).")
 @pass_app
 def demo(app, out_dir: str, db_path: str | None) -> None:
-    """Run the pipeline on bundled recorded data through a local server (no network needed)."""
+    """Run the pipeline on bundled recorded data through a local server (no network needed).
+
+    With --config / SPSBOT_CONFIG, the bundled (SPS) records are ranked and digested under your profile.
+    """
     from bot.demo import run_demo
 
     db_path = db_path or str(Path(out_dir) / "spsbot-demo.db")
+    profile = app.config if app.config_path else None
+    if profile is None:
+        click.echo("profile: the bundled SPS profile (give --config or SPSBOT_CONFIG to rank the records under yours)")
+    else:
+        click.echo(f"profile: {profile.topic.name} ({app.config_path}); the demo's records are SPS papers and trials, "
+                   f"ranked and digested under your profile")
     try:
-        summary = run_demo(db_path, out_dir, progress=app.show_progress)
+        summary = run_demo(db_path, out_dir, progress=app.show_progress, profile=profile)
     except Exception as e:  # noqa: BLE001 - one line for the user; details with -v
         raise click.ClickException(f"demo failed: {one_line(e)}") from None
     click.echo(_counts_line("pubmed", summary["pubmed"]))
@@ -69,7 +78,7 @@ def demo(app, out_dir: str, db_path: str | None) -> None:
     trials_stored = stored["items"] - stored["papers"]
     click.echo(f"stored {stored['items']} items ({stored['papers']} papers, {trials_stored} trials)")
     ranked = summary["rank"]
-    click.echo(f"ranked {ranked['scored']} items: {ranked['relevant']} relevant to the topic")
+    click.echo(f"ranked {ranked['scored']} items: {ranked['relevant']} relevant to {summary['profile']['topic']}")
     for theme, items in summary["top"].items():
         click.echo(f"\n{theme}:")
         for item in items:

@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from bot.ranking.text import (count_terms, find_terms, is_boilerplate, pub_type_flags, query_phrases,
-                              record_sentences, strip_section_label, term_pattern)
+from bot.ranking.text import (acronym_pattern, count_terms, find_terms, is_boilerplate, pub_type_flags,
+                              query_phrases, record_sentences, strip_section_label, term_pattern)
 
 VectorsFn = Callable[[list[str]], np.ndarray]                  # texts, each on its own -> rows
 PassagesFn = Callable[[list[list[str]]], list[np.ndarray]]     # records' sentences -> one matrix each
@@ -39,17 +39,59 @@ class Target:
 def build_targets(config) -> list[Target]:
     """The topic target ("relevance") then one target per theme, from the configuration."""
     topic = config.topic
-    names = query_phrases(topic.pubmed_query) + [topic.name]
-    if topic.slug and 2 <= len(topic.slug) <= 5:
-        names.append(topic.slug.upper())  # the usual acronym ("SPS"), matched case-sensitively
-    targets = [Target("relevance", [topic.name, topic.description, *topic.examples],
-                      terms={n: term_pattern(n) for n in dict.fromkeys(names)},
+    # The topic's names: its query's phrases, its name and the acronyms it declares. The slug is
+    # only a label: 'mg' as a term found every "150 MG" dose.
+    terms = {n: term_pattern(n) for n in dict.fromkeys(query_phrases(topic.pubmed_query) + [topic.name])}
+    terms.update({a: acronym_pattern(a) for a in topic.acronyms if a.strip()})
+    targets = [Target("relevance", [topic.name, topic.description, *topic.examples], terms=terms,
                       negatives=list(topic.negatives))]
+    described = " ".join([topic.name, topic.description, *topic.examples])
     for theme in config.themes:
         targets.append(Target(theme.name, [theme.description, *theme.examples],
-                              terms={t: term_pattern(t) for t in theme.include_terms},
+                              terms=theme_terms(theme.include_terms, described),
                               exclude={t: term_pattern(t) for t in theme.exclude_terms}))
     return targets
+
+
+def theme_terms(include_terms, described: str) -> dict[str, re.Pattern]:
+    """A theme's terms as patterns, less those the topic's own description and examples use: they
+    describe the disease itself (nearly every myasthenia gravis paper names AChR antibodies), so
+    they are no evidence of the theme. A theme left with no other term keeps them."""
+    patterns = {t: term_pattern(t) for t in include_terms}
+    specific = {t: p for t, p in patterns.items() if not p.search(described)}
+    return specific or patterns
+
+
+def topic_mentions(text: str, target: Target) -> int:
+    """How many places in ``text`` name the topic (its names and declared acronyms), leaving out
+    a name inside one of its declared negatives ("myasthenic" in "Lambert-Eaton myasthenic
+    syndrome" names another disease) and one in a clause that excludes patients ("patients with
+    myasthenia gravis will be excluded")."""
+    if not text:
+        return 0
+    starts = {m.start() for pattern in target.terms.values() for m in pattern.finditer(text)}
+    if starts:
+        masked = [m.span() for n in target.negatives for m in term_pattern(n).finditer(text)]
+        masked += [m.span() for m in _CLAUSE.finditer(text) if _EXCLUSION.search(m.group())]
+        starts = {s for s in starts if not any(a <= s < b for a, b in masked)}
+    return len(starts)
+
+
+# A trial that excludes the topic's patients names it without being about it.
+_CLAUSE = re.compile(r"[^.;!?\n]+")
+_EXCLUSION = re.compile(r"\bexclu|\bnot eligible|\bineligible", re.IGNORECASE)
+
+
+def topic_evidence(p: "Prepared", target: Target) -> int:
+    """How plainly a record is about the topic itself, not a neighbour: 2 = its title names the
+    topic or its text does at least twice; 1 = one passing mention (a list of diseases, an
+    exclusion criterion); 0 = never named."""
+    if not p.terms_in_text(target):
+        return 0
+    title = p.record.get("title") or ""
+    if topic_mentions(title, target):
+        return 2
+    return min(topic_mentions(p.full_text, target), 2)
 
 
 def embed_targets(targets: list[Target], vectors: VectorsFn) -> None:
@@ -138,6 +180,7 @@ def target_features(p: Prepared, target: Target) -> list[float]:
 
 
 SHARED = "_shared"  # the columns no target owns: publication-type flags and cohort size
+GENERIC = 8         # each target's first columns, which mean the same for any target (bot.ranking.transfer)
 
 
 def target_width(target: Target) -> int:

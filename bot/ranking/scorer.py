@@ -28,11 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.config import placeholders_warning
 from bot.ranking import features as F
 from bot.ranking import feedback as FB
 from bot.ranking import model as M
 from bot.ranking.cached_embedder import CachedEmbedder
 from bot.ranking.text import EMBED_BUDGET_CHARS
+from bot.ranking.transfer import generic_rows, reader_estimate, theme_reader
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,8 @@ log = logging.getLogger(__name__)
 RANKER_VERSION = "1"
 # Bump when only the explanation changes (evidence sentences, why): stored scores are recomputed,
 # but the feature rows (and so the bundled seed, whose fingerprint holds RANKER_VERSION) stay valid.
-EXPLAIN_VERSION = "2"   # 2: no section labels or journal boilerplate as evidence
+EXPLAIN_VERSION = "3"   # 2: no section labels or journal boilerplate as evidence; 3: unlabelled targets
+                        # read with topic evidence and the pooled theme reader (bot.ranking.transfer)
 FEEDBACK_WEIGHT = 5.0      # a curator's judgement counts as much as five seed examples
 VOTE_WEIGHT = 1.0          # default [ranking] vote_weight: one net subscriber vote = one seed example
 REVIEWED_ENOUGH = 25       # curator relevance labels after which a seedless profile stops warning
@@ -291,11 +294,13 @@ class Ranker:
             if judged < REVIEWED_ENOUGH:
                 self.seed_warning = (
                     f"no labelled examples for {config.topic.name} besides {judged} curator judgement(s): "
-                    f"relevance and themes come from similarity and terms, moved by the nearest judged items, "
-                    f"with lower precision than a labelled profile (README, 'Another disease'); review "
-                    f"{REVIEWED_ENOUGH}-50 items with `spsbot label --review`")
+                    f"{expected_quality(embedder.passage_space)}, moved by the nearest judged items "
+                    f"(README, 'Another disease'); review {REVIEWED_ENOUGH}-50 items with `spsbot label --review`")
         if self.seed_warning:
             log.warning("ranker: %s", self.seed_warning)
+        self.profile_warning = placeholders_warning(config)
+        if self.profile_warning:
+            log.warning("ranker: %s", self.profile_warning)
         self._targets_embedded = False
         self._model: M.TrainedModel | None = None
         self._judged_items: FB.Judged | None = None
@@ -441,10 +446,17 @@ class Ranker:
             name = target.name
             if name in probs and name not in blended:
                 continue
-            scores = np.array([unsupervised_score(p, target) for p in prepared])
+            reader = theme_reader(self.embedder.passage_space) if name != "relevance" and len(X) else None
+            if reader is not None:  # a theme nobody labelled: the pooled reader
+                scores = reader.predict_proba(generic_rows(X, F.column_layout(self.targets), name))[:, 1]
+            else:
+                scores = np.array([unsupervised_score(p, target) for p in prepared])
             if judged is not None and doc_vectors is not None:
                 scores = FB.neighbour_adjusted(scores, doc_vectors, judged, name)
             probs[name] = FB.blend(probs[name], scores, blended[name]) if name in blended else scores
+            if name == "relevance":  # labels or not, a record that never names the topic is not about it
+                unnamed = np.array([F.topic_evidence(p, target) == 0 for p in prepared], dtype=bool)
+                probs[name] = np.where(unnamed, probs[name] / 2, probs[name])
         if judged is not None:
             ids = [p.record.get("id") for p in prepared]
             probs = {name: FB.curator_decides(values, ids, judged, name) for name, values in probs.items()}
@@ -537,14 +549,34 @@ class Ranker:
         return "; ".join(parts)
 
 
+def expected_quality(model_name: str) -> str:
+    """What a profile with no labels can expect, said up front (in the seed warning, so `rank` and
+    `status` both show it): how the topic is decided, and the pooled theme reader's average
+    precision on a theme it never saw (``transfer.reader_estimate``), with its count."""
+    estimate = reader_estimate(model_name)
+    topic = "relevance wants the topic named (a record that never names it is never relevant) and near its phrases"
+    if estimate is None:
+        return f"{topic}; themes come from similarity and terms alone, with lower precision than a labelled profile"
+    return (f"{topic}; themes are read by a model learnt on the bundled SPS themes, expected mean theme AP "
+            f"{estimate['mean_theme_ap']:.2f} (on each of {len(estimate['theme_ap'])} labelled themes of "
+            f"{estimate['records']} records, learnt from the others; a labelled profile reaches 0.90)")
+
+
 def unsupervised_score(p: F.Prepared, target: F.Target) -> float:
     """Similarity and terms, squashed to 0–1, for a target with no labelled examples.
 
     The constants put a record whose best sentence is about as close to the target's phrases as
     its paraphrases are (cosine ≈ 0.5) and that names one of its terms at about 0.75.
+
+    The topic wants evidence of itself: similarity alone makes a neighbouring disease's paper
+    (same drugs, same antibodies, same kind of patient) look "about" it. A record that names the
+    topic only in passing gets no credit for the name (and one that never names it is halved
+    afterwards, in ``Ranker.predict``, whatever curator labels moved it).
     """
     sims = (p.vectors @ target.proto_vectors.T).max(axis=1)
-    z = 10.0 * (float(sims.max()) - 0.45) + 1.0 * min(len(p.terms_in_text(target)), 3)
+    passing = target.name == "relevance" and F.topic_evidence(p, target) < 2
+    named = 0 if passing else len(p.terms_in_text(target))
+    z = 10.0 * (float(sims.max()) - 0.45) + 1.0 * min(named, 3)
     z -= 1.5 * min(len(F.find_terms(p.full_text, target.exclude)), 2)
     if target.negative_vectors is not None:
         neg = (p.vectors @ target.negative_vectors.T).max(axis=1)

@@ -108,6 +108,17 @@ def term_pattern(term: str) -> re.Pattern:
     return re.compile(r"(?<![A-Za-z])" + body, re.IGNORECASE)
 
 
+def acronym_pattern(acronym: str) -> re.Pattern:
+    """A declared acronym of the topic: written with capitals ("MG", "NMOSD", "AChR") it is
+    matched case-sensitively and as a whole word, never right after a number (a unit, as in the
+    dose "150 MG"): "MG-ADL" counts, "mg/kg", "Mg2+" and "150 MG" do not; written in lower case
+    it is matched like any term."""
+    if acronym == acronym.lower():
+        return term_pattern(acronym)
+    body = r"[\s\-]+".join(re.escape(w) for w in re.split(r"[\s\-]+", acronym.strip()) if w)
+    return re.compile(r"(?<![A-Za-z0-9])(?<!\d )" + body + r"(?![A-Za-z0-9])")
+
+
 def find_terms(text: str, patterns: dict[str, re.Pattern]) -> list[str]:
     """The terms (keys of ``patterns``, made by ``term_pattern``) that occur in ``text``, in the
     order given."""

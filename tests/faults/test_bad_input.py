@@ -120,8 +120,8 @@ def test_broken_jsonl_line_for_score_names_the_line(tmp_path):
     one_line_failure(result, "line 3: not valid JSON", "score: broken JSON Lines line")
     assert result.stdout == ""  # nothing half-scored on stdout
     path.write_text(lines[0] + "\n" + json.dumps({"id": "x", "pub_types": "Review"}) + "\n", encoding="utf-8")
-    one_line_failure(spsbot("score", path, env=clean_env(tmp_path)), "line 2: valid JSON, but not a record: a record needs",
-                     "score: record without title/text")
+    one_line_failure(spsbot("score", path, env=clean_env(tmp_path)),
+                     "line 2: valid JSON, but not a record: a record needs", "score: record without title/text")
 
 
 def test_forged_malformed_and_expired_unsubscribe_tokens(tmp_path):
