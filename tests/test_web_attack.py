@@ -23,7 +23,7 @@ from bot.store import open_db
 from bot.web.app import create_app
 from conftest import FakeEmbedder, copy_db
 from digest_support import NOW, paper, seed, trial
-from web_support import csrf, running, web_config
+from web_support import csrf, hidden, running, web_config
 
 SECRET = b"attack-test-secret-of-a-decent-length-0123"
 
@@ -226,6 +226,36 @@ def test_a_returning_subscriber_keeps_their_name_until_they_change_it_on_their_p
                              timeout=10)
         assert saved.status_code == 200  # after the 303
         assert db.execute("select name from subscribers where id = 1").fetchone()[0] == "Ann B."
+
+
+def test_a_new_subscribers_name_is_the_one_their_own_confirm_page_sent(tmp_path, monkeypatch, template):
+    """A visitor can type anything into the sign-up form's name for anyone's address; the person
+    who confirms sees it on their confirm page, and only what that page sends becomes the name
+    their digests greet them with (it used to be the visitor's text, never shown to them)."""
+    phishing = "URGENT: verify at https://evil.example"
+    with site(tmp_path, monkeypatch, template) as (url, db, _):
+        names = {}
+        for address, sent in (("new@example.org", ""), ("zoe@example.org", "Zoe"), ("old@example.org", None)):
+            _signup(url, address, name=phishing)
+            signup_id = db.execute("select id from signups where email = ?", [address]).fetchone()[0]
+            session = requests.Session()
+            confirm = make_confirm_token(SECRET, signup_id, address)
+            page = session.get(url + "/confirm", params={"token": confirm}, timeout=10).text
+            assert hidden(page, "name") == phishing  # shown to the confirming person, editable
+            data = {"csrf_token": csrf(page), "token": confirm}
+            if sent is not None:  # None: a confirm page loaded before it had the field
+                data["name"] = sent
+            assert session.post(url + "/confirm", data=data, timeout=10).status_code == 200
+            names[address] = db.execute("select name from subscribers where email = ?", [address]).fetchone()[0]
+        # an existing subscriber's page has no name field: their name changes on their preferences page only
+        db.execute("update subscribers set status = 'unsubscribed' where id = 1")
+        db.conn.commit()
+        _signup(url, "ann@example.org", name=phishing)
+        signup_id = db.execute("select max(id) from signups").fetchone()[0]
+        confirm = make_confirm_token(SECRET, signup_id, "ann@example.org")
+        page = requests.get(url + "/confirm", params={"token": confirm}, timeout=10).text
+        assert 'name="name"' not in page and "evil" not in page
+    assert names == {"new@example.org": None, "zoe@example.org": "Zoe", "old@example.org": None}
 
 
 # --- rate limits: per mailbox, per network, and an honest cap ------------------------------------
