@@ -317,6 +317,45 @@ def test_when_the_hourly_cap_is_spent_the_page_says_so(tmp_path, monkeypatch, te
     assert "as many sign-up e-mails as we can this hour" in capped.text and int(capped.headers["Retry-After"]) > 0
 
 
+def test_writes_while_another_process_holds_the_write_lock_are_a_503_with_retry_after(tmp_path, monkeypatch,
+                                                                                     template, caplog):
+    """The weekly run (a long ranking or fetch transaction, a migration) can hold SQLite's write
+    lock longer than a web request waits for it: a sign-up, a confirmation, a vote or a mail
+    provider's one-click unsubscribe then answered 500 "Something went wrong" with a traceback,
+    after holding a worker thread for the whole busy timeout. Now: a short wait, then 503 with
+    Retry-After (which a one-click sender retries), and one log line."""
+    import sqlite3
+
+    from bot.web import context
+    monkeypatch.setattr(context, "WRITE_WAIT_MS", 200)
+    caplog.set_level(logging.INFO)
+    with site(tmp_path, monkeypatch, template) as (url, db, _):
+        session = requests.Session()
+        form = csrf(session.get(url + "/", timeout=10).text)
+        one_click = {"params": {"token": make_token(SECRET, 1, "ann@example.org")},
+                     "data": {"List-Unsubscribe": "One-Click"}, "timeout": 30}
+        vote = {"csrf_token": form, "vote": "relevant", "token": make_feedback_token(SECRET, 1, "ann@example.org",
+                                                                                     "pmid:1")}
+        holder = sqlite3.connect(db.conn.execute("pragma database_list").fetchone()[2], isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            answers = {
+                "sign-up": session.post(url + "/subscribe", data={"csrf_token": form, "email": "x@example.org"},
+                                        timeout=30),
+                "one-click": requests.post(url + "/unsubscribe", **one_click),
+                "vote": session.post(url + "/feedback", data=vote, timeout=30),
+            }
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        again = requests.post(url + "/unsubscribe", **one_click)
+    for name, answer in answers.items():
+        assert answer.status_code == 503 and int(answer.headers["Retry-After"]) > 0, name
+        assert "try again" in answer.text and answer.headers["X-Frame-Options"] == "DENY", name
+    assert again.status_code == 200  # once the lock is free the same request works
+    assert "Traceback" not in caplog.text and "database is busy" in caplog.text
+
+
 # --- bursts and odd input: never a 500 -----------------------------------------------------------
 
 def test_40_concurrent_signups_from_4_clients_are_all_answered(tmp_path, monkeypatch, template):
