@@ -172,8 +172,11 @@ def test_search_results_are_cleaned_of_bidi_and_zero_width_characters(tmp_path, 
     with site(tmp_path, monkeypatch, template) as (url, db, _):
         seed(db, [paper(77, "Baclofen\u202e kcatta\u200b pump\u2066 study", abstract="baclofen",
                         journal="J\u200f Neuro")])
+        # a label that is no theme of the profile (a renamed theme's old scores) is shown as stored
+        db.execute("update scores set labels = ? where item_id = 'pmid:77'", ['["old\u202e theme"]'])
+        db.conn.commit()
         page = requests.get(url + "/search", params={"q": "baclofen"}, timeout=10).text
-    assert "Baclofen kcatta pump study" in page
+    assert "Baclofen kcatta pump study" in page and "old theme" in page
     assert not any(c in page for c in "\u202e\u200b\u2066\u200f")
 
 

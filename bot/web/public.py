@@ -211,6 +211,6 @@ def _display(hit: dict, snippet: str | None = None) -> dict:
     return {"title": clean_text(hit["title"]) or hit["id"], "kind": hit["kind"],
             "journal": clean_text(hit.get("journal")),
             "date": display_date(hit.get("date")) or hit.get("year"), "status": humanize_value(hit.get("status")),
-            "labels": [titles.get(label, label) for label in hit.get("labels") or []],
+            "labels": [titles.get(label) or clean_text(label) for label in hit.get("labels") or []],
             "links": item_links(item) if item else [],
             "snippet": marked(snippet) if snippet else None}
