@@ -140,6 +140,26 @@ def test_a_running_search_never_holds_the_pages_others_need(tmp_path, monkeypatc
     assert slow["answer"].status_code == 200 and "Gate control of stiffness" in slow["answer"].text
 
 
+def test_a_search_answered_while_another_took_the_slot_is_not_a_503(tmp_path, monkeypatch, template):
+    """A question nothing matches by its words runs a second search for its nearest items; when
+    another visitor's search took the one slot in between, the answered search became a 503."""
+    class OneTurn:  # the slot as it looks when another search starts between the two
+        def __init__(self):
+            self.turns = 1
+
+        def acquire(self, blocking=True):
+            self.turns -= 1
+            return self.turns >= 0
+
+        def release(self):
+            pass
+
+    with site(tmp_path, monkeypatch, template) as (url, _, app):
+        app.extensions["spsbot"].search_slots = OneTurn()
+        answer = requests.get(url + "/search", params={"q": "zzyzx quokka"}, timeout=10)
+    assert answer.status_code == 200 and "search" in answer.text.lower()
+
+
 def test_other_writes_never_make_the_next_search_reload_the_stores_vectors(tmp_path, monkeypatch, template):
     """A sign-up or a vote (another worker thread's connection) left every next search reloading
     the whole store's vector matrix, and each worker thread kept its own: now one matrix, kept
