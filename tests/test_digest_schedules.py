@@ -157,6 +157,12 @@ def test_web_front_unit_serves_on_loopback_with_the_shared_env():
     assert re.search(r"^ExecStart=\S*spsbot serve --host 127\.0\.0\.1 --port \d+$", service, re.M)
     assert "EnvironmentFile=/etc/spsbot/env" in service and "Restart=on-failure" in service
     assert "PASSWORD=" not in service and "SECRET=" not in service
+    # A start refused for good (the placeholder secret, a missing key) must end in a failed unit
+    # monitoring sees, not a restart every RestartSec for ever: systemd's default limit (5 starts
+    # in 10 s) is never reached at RestartSec=5.
+    unit = dict(line.split("=", 1) for line in service.split("[Service]")[0].splitlines() if "=" in line)
+    restart_sec = int(re.search(r"^RestartSec=(\d+)$", service, re.M).group(1))
+    assert int(unit["StartLimitBurst"]) * restart_sec < int(unit["StartLimitIntervalSec"])
 
 
 # --- issue 25: the weekly run and the web front open one database, by construction ----------------
