@@ -50,8 +50,7 @@ class WebState:
         conn = getattr(self._local, "db", None)
         if conn is None:
             from bot.store import open_db
-            conn = self._local.db = open_db(self.db_path)
-            conn.execute(f"PRAGMA busy_timeout = {int(WRITE_WAIT_MS)}")
+            conn = self._local.db = open_db(self.db_path, lock_wait_ms=WRITE_WAIT_MS)
         return conn
 
     def search_embedder(self):
