@@ -232,6 +232,24 @@ def test_both_units_share_the_env_file_the_state_directory_and_the_database():
     assert "SPSBOT_CONFIG='/etc/spsbot/spsbot.toml'" in readme and "settings` table" not in readme
 
 
+def test_the_admin_command_in_the_readme_sees_the_units_user_env_file_and_database():
+    """A maintainer's `spsbot status` typed as root opened a new database in root's home (and made
+    a new key: every token "invalid"); schedules/README gives the command that runs as the units do."""
+    readme = (SCHEDULES / "README.md").read_text()
+    command = re.search(r"spsbot_admin\(\) \{\n(.*?)\n\}", readme, re.S).group(1)
+    words = shlex.split(command.replace("\\\n", " "))  # backslash-newline joins the lines, as sh does
+    assert words.pop() == "$@"
+    run = unit_settings("spsbot.service")
+    assert words[:2] == ["sudo", "systemd-run"] and "--pipe" in words and "--wait" in words
+    assert f"--uid={run['User'][0]}" in words and f"--gid={run['Group'][0]}" in words
+    assert f"--working-directory={run['WorkingDirectory'][0]}" in words
+    given = [words[i + 1] for i, word in enumerate(words) if word == "-E"]
+    assert sorted(given) == sorted(run["Environment"])
+    assert [words[i + 1] for i, word in enumerate(words) if word == "-p"] == [
+        f"EnvironmentFile={path}" for path in run["EnvironmentFile"]]
+    assert words[-1] == shlex.split(run["ExecStart"][0])[0]
+
+
 def _maintainers_env_file(root: Path, smtp_url: str, eutils_url: str, ctgov_url: str) -> None:
     """/etc/spsbot/env and the profile as schedules/README.md tells a maintainer to write them."""
     etc = root / "etc" / "spsbot"
