@@ -157,6 +157,12 @@ def test_web_front_unit_serves_on_loopback_with_the_shared_env():
     assert re.search(r"^ExecStart=\S*spsbot serve --host 127\.0\.0\.1 --port \d+$", service, re.M)
     assert "EnvironmentFile=/etc/spsbot/env" in service and "Restart=on-failure" in service
     assert "PASSWORD=" not in service and "SECRET=" not in service
+    # A start refused for good (the placeholder secret, a missing key) must end in a failed unit
+    # monitoring sees, not a restart every RestartSec for ever: systemd's default limit (5 starts
+    # in 10 s) is never reached at RestartSec=5.
+    unit = dict(line.split("=", 1) for line in service.split("[Service]")[0].splitlines() if "=" in line)
+    restart_sec = int(re.search(r"^RestartSec=(\d+)$", service, re.M).group(1))
+    assert int(unit["StartLimitBurst"]) * restart_sec < int(unit["StartLimitIntervalSec"])
 
 
 # --- issue 25: the weekly run and the web front open one database, by construction ----------------
@@ -224,6 +230,24 @@ def test_both_units_share_the_env_file_the_state_directory_and_the_database():
     assert run["ProtectHome"] == ["yes"] and run["UMask"] == ["0077"]
     readme = (SCHEDULES / "README.md").read_text()
     assert "SPSBOT_CONFIG='/etc/spsbot/spsbot.toml'" in readme and "settings` table" not in readme
+
+
+def test_the_admin_command_in_the_readme_sees_the_units_user_env_file_and_database():
+    """A maintainer's `spsbot status` typed as root opened a new database in root's home (and made
+    a new key: every token "invalid"); schedules/README gives the command that runs as the units do."""
+    readme = (SCHEDULES / "README.md").read_text()
+    command = re.search(r"spsbot_admin\(\) \{\n(.*?)\n\}", readme, re.S).group(1)
+    words = shlex.split(command.replace("\\\n", " "))  # backslash-newline joins the lines, as sh does
+    assert words.pop() == "$@"
+    run = unit_settings("spsbot.service")
+    assert words[:2] == ["sudo", "systemd-run"] and "--pipe" in words and "--wait" in words
+    assert f"--uid={run['User'][0]}" in words and f"--gid={run['Group'][0]}" in words
+    assert f"--working-directory={run['WorkingDirectory'][0]}" in words
+    given = [words[i + 1] for i, word in enumerate(words) if word == "-E"]
+    assert sorted(given) == sorted(run["Environment"])
+    assert [words[i + 1] for i, word in enumerate(words) if word == "-p"] == [
+        f"EnvironmentFile={path}" for path in run["EnvironmentFile"]]
+    assert words[-1] == shlex.split(run["ExecStart"][0])[0]
 
 
 def _maintainers_env_file(root: Path, smtp_url: str, eutils_url: str, ctgov_url: str) -> None:

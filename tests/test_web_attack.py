@@ -23,7 +23,7 @@ from bot.store import open_db
 from bot.web.app import create_app
 from conftest import FakeEmbedder, copy_db
 from digest_support import NOW, paper, seed, trial
-from web_support import csrf, running, web_config
+from web_support import csrf, hidden, running, web_config
 
 SECRET = b"attack-test-secret-of-a-decent-length-0123"
 
@@ -140,6 +140,26 @@ def test_a_running_search_never_holds_the_pages_others_need(tmp_path, monkeypatc
     assert slow["answer"].status_code == 200 and "Gate control of stiffness" in slow["answer"].text
 
 
+def test_a_search_answered_while_another_took_the_slot_is_not_a_503(tmp_path, monkeypatch, template):
+    """A question nothing matches by its words runs a second search for its nearest items; when
+    another visitor's search took the one slot in between, the answered search became a 503."""
+    class OneTurn:  # the slot as it looks when another search starts between the two
+        def __init__(self):
+            self.turns = 1
+
+        def acquire(self, blocking=True):
+            self.turns -= 1
+            return self.turns >= 0
+
+        def release(self):
+            pass
+
+    with site(tmp_path, monkeypatch, template) as (url, _, app):
+        app.extensions["spsbot"].search_slots = OneTurn()
+        answer = requests.get(url + "/search", params={"q": "zzyzx quokka"}, timeout=10)
+    assert answer.status_code == 200 and "search" in answer.text.lower()
+
+
 def test_other_writes_never_make_the_next_search_reload_the_stores_vectors(tmp_path, monkeypatch, template):
     """A sign-up or a vote (another worker thread's connection) left every next search reloading
     the whole store's vector matrix, and each worker thread kept its own: now one matrix, kept
@@ -172,8 +192,11 @@ def test_search_results_are_cleaned_of_bidi_and_zero_width_characters(tmp_path, 
     with site(tmp_path, monkeypatch, template) as (url, db, _):
         seed(db, [paper(77, "Baclofen\u202e kcatta\u200b pump\u2066 study", abstract="baclofen",
                         journal="J\u200f Neuro")])
+        # a label that is no theme of the profile (a renamed theme's old scores) is shown as stored
+        db.execute("update scores set labels = ? where item_id = 'pmid:77'", ['["old\u202e theme"]'])
+        db.conn.commit()
         page = requests.get(url + "/search", params={"q": "baclofen"}, timeout=10).text
-    assert "Baclofen kcatta pump study" in page
+    assert "Baclofen kcatta pump study" in page and "old theme" in page
     assert not any(c in page for c in "\u202e\u200b\u2066\u200f")
 
 
@@ -226,6 +249,36 @@ def test_a_returning_subscriber_keeps_their_name_until_they_change_it_on_their_p
                              timeout=10)
         assert saved.status_code == 200  # after the 303
         assert db.execute("select name from subscribers where id = 1").fetchone()[0] == "Ann B."
+
+
+def test_a_new_subscribers_name_is_the_one_their_own_confirm_page_sent(tmp_path, monkeypatch, template):
+    """A visitor can type anything into the sign-up form's name for anyone's address; the person
+    who confirms sees it on their confirm page, and only what that page sends becomes the name
+    their digests greet them with (it used to be the visitor's text, never shown to them)."""
+    phishing = "URGENT: verify at https://evil.example"
+    with site(tmp_path, monkeypatch, template) as (url, db, _):
+        names = {}
+        for address, sent in (("new@example.org", ""), ("zoe@example.org", "Zoe"), ("old@example.org", None)):
+            _signup(url, address, name=phishing)
+            signup_id = db.execute("select id from signups where email = ?", [address]).fetchone()[0]
+            session = requests.Session()
+            confirm = make_confirm_token(SECRET, signup_id, address)
+            page = session.get(url + "/confirm", params={"token": confirm}, timeout=10).text
+            assert hidden(page, "name") == phishing  # shown to the confirming person, editable
+            data = {"csrf_token": csrf(page), "token": confirm}
+            if sent is not None:  # None: a confirm page loaded before it had the field
+                data["name"] = sent
+            assert session.post(url + "/confirm", data=data, timeout=10).status_code == 200
+            names[address] = db.execute("select name from subscribers where email = ?", [address]).fetchone()[0]
+        # an existing subscriber's page has no name field: their name changes on their preferences page only
+        db.execute("update subscribers set status = 'unsubscribed' where id = 1")
+        db.conn.commit()
+        _signup(url, "ann@example.org", name=phishing)
+        signup_id = db.execute("select max(id) from signups").fetchone()[0]
+        confirm = make_confirm_token(SECRET, signup_id, "ann@example.org")
+        page = requests.get(url + "/confirm", params={"token": confirm}, timeout=10).text
+        assert 'name="name"' not in page and "evil" not in page
+    assert names == {"new@example.org": None, "zoe@example.org": "Zoe", "old@example.org": None}
 
 
 # --- rate limits: per mailbox, per network, and an honest cap ------------------------------------
@@ -285,6 +338,45 @@ def test_when_the_hourly_cap_is_spent_the_page_says_so(tmp_path, monkeypatch, te
     assert first.status_code == 200 and "Check your inbox" in first.text
     assert capped.status_code == 503 and "Check your inbox" not in capped.text
     assert "as many sign-up e-mails as we can this hour" in capped.text and int(capped.headers["Retry-After"]) > 0
+
+
+def test_writes_while_another_process_holds_the_write_lock_are_a_503_with_retry_after(tmp_path, monkeypatch,
+                                                                                     template, caplog):
+    """The weekly run (a long ranking or fetch transaction, a migration) can hold SQLite's write
+    lock longer than a web request waits for it: a sign-up, a confirmation, a vote or a mail
+    provider's one-click unsubscribe then answered 500 "Something went wrong" with a traceback,
+    after holding a worker thread for the whole busy timeout. Now: a short wait, then 503 with
+    Retry-After (which a one-click sender retries), and one log line."""
+    import sqlite3
+
+    from bot.web import context
+    monkeypatch.setattr(context, "WRITE_WAIT_MS", 200)
+    caplog.set_level(logging.INFO)
+    with site(tmp_path, monkeypatch, template) as (url, db, _):
+        session = requests.Session()
+        form = csrf(session.get(url + "/", timeout=10).text)
+        one_click = {"params": {"token": make_token(SECRET, 1, "ann@example.org")},
+                     "data": {"List-Unsubscribe": "One-Click"}, "timeout": 30}
+        vote = {"csrf_token": form, "vote": "relevant", "token": make_feedback_token(SECRET, 1, "ann@example.org",
+                                                                                     "pmid:1")}
+        holder = sqlite3.connect(db.conn.execute("pragma database_list").fetchone()[2], isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            answers = {
+                "sign-up": session.post(url + "/subscribe", data={"csrf_token": form, "email": "x@example.org"},
+                                        timeout=30),
+                "one-click": requests.post(url + "/unsubscribe", **one_click),
+                "vote": session.post(url + "/feedback", data=vote, timeout=30),
+            }
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        again = requests.post(url + "/unsubscribe", **one_click)
+    for name, answer in answers.items():
+        assert answer.status_code == 503 and int(answer.headers["Retry-After"]) > 0, name
+        assert "try again" in answer.text and answer.headers["X-Frame-Options"] == "DENY", name
+    assert again.status_code == 200  # once the lock is free the same request works
+    assert "Traceback" not in caplog.text and "database is busy" in caplog.text
 
 
 # --- bursts and odd input: never a 500 -----------------------------------------------------------

@@ -43,6 +43,27 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(env_isolated):
     assert "Traceback" not in stderr
 
 
+def test_serve_refuses_the_example_smtp_password_before_listening(env_isolated):
+    """Like `run` and `status`: the web front sends the sign-up e-mails, and with the env.example
+    placeholder it used to listen anyway, tell every visitor "check your inbox" and never send."""
+    config = env_isolated / "serve.toml"
+    config.write_text("[web]\nsemantic_search = false\n", encoding="utf-8")
+    env = {**os.environ, "SPSBOT_CONFIG": str(config), "SPSBOT_SECRET": "serve-secret-0123456789abcdef-0123456789",
+           "SPSBOT_SMTP_PASSWORD": "change-me"}
+    port = free_port()
+    process = subprocess.Popen([spsbot_path(), "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:  # still listening: the placeholder was accepted
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1
+    assert stderr.strip().splitlines()[-1].startswith("Error: SPSBOT_SMTP_PASSWORD is the placeholder")
+    assert "listening" not in stderr and "Traceback" not in stderr
+
+
 def test_serve_unsubscribe_is_an_alias_of_serve():
     help_text = CliRunner().invoke(cli, ["serve-unsubscribe", "--help"]).output
     assert "Alias of `spsbot serve`" in help_text and "--port" in help_text

@@ -15,8 +15,14 @@ def _serve(app, host: str, port: int) -> None:
     from bot.web.mailer import SignupMailer
     from bot.web.server import make_server, stop_server
 
+    from bot.digest.send import SmtpSettings
+
     config = app.config
     app.db  # noqa: B018 - opens the database (migrations, a clear error for a bad file) before listening
+    # it sends the sign-up e-mails: settings `run` refuses (the env.example password, a password in
+    # the URL) are refused before listening, not found by the mailer while visitors are told "check
+    # your inbox"
+    SmtpSettings.from_config(config)
     base = (config.web.get("base_url") or "").rstrip("/")
     if not base:
         base = f"http://{host}:{port}"

@@ -25,13 +25,15 @@ class DatabaseOpenError(UserError, sqlite3.DatabaseError):
     """The database file cannot be used: unreadable, not SQLite, or from a newer spsbot (one line)."""
 
 
-def open_db(path: str | os.PathLike) -> sqlite_utils.Database:
+def open_db(path: str | os.PathLike, *, lock_wait_ms: int = 10000) -> sqlite_utils.Database:
     """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
+    ``lock_wait_ms``: how long a write waits for another connection's write lock before
+    "database is locked" (batch jobs wait long; the web front briefly, ``bot.web.context``).
     A file that cannot be used raises DatabaseOpenError naming it ("cannot open database …").
     """
     try:
-        return _open(path)
+        return _open(path, lock_wait_ms)
     except (sqlite3.DatabaseError, OSError, SchemaError, KeyFileError) as e:
         raise DatabaseOpenError(f"cannot open database {path}: {e}") from e
 
@@ -62,7 +64,7 @@ def _private_file(path: Path) -> bool:
     return False
 
 
-def _open(path: str | os.PathLike) -> sqlite_utils.Database:
+def _open(path: str | os.PathLike, lock_wait_ms: int) -> sqlite_utils.Database:
     new = False
     if str(path) != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +74,7 @@ def _open(path: str | os.PathLike) -> sqlite_utils.Database:
     # last committed transaction intact. busy_timeout: a second process waits instead of failing.
     if str(path) != ":memory:":
         db.enable_wal()
-    db.execute("PRAGMA busy_timeout = 10000")
+    db.execute(f"PRAGMA busy_timeout = {int(lock_wait_ms)}")
     db.execute("PRAGMA foreign_keys = ON")
     ensure_db_shape(db)
     if new:  # its key is made with it: a key file missing later is a lost key, never a new database's

@@ -103,10 +103,11 @@ def purge_signups(db: sqlite_utils.Database, before: str) -> int:
         return db.execute("delete from signups where created_at < ?", [before]).rowcount
 
 
-def confirm_signup(db: sqlite_utils.Database, signup: dict) -> tuple[dict, bool]:
+def confirm_signup(db: sqlite_utils.Database, signup: dict, *, name: str | None = None) -> tuple[dict, bool]:
     """Make the sign-up's address an active subscriber (idempotent). Returns (subscriber, changed).
 
-    A new address is added with the sign-up's choices; an unsubscribed or bouncing one is
+    A new address is added with the sign-up's choices and ``name`` (what the confirming person
+    sent, not the sign-up's: anyone can sign up any address); an unsubscribed or bouncing one is
     re-activated with the sign-up's themes but keeps its name (a name changes only on the
     subscriber's own preferences page); an active subscriber is left as they are.
     """
@@ -118,7 +119,7 @@ def confirm_signup(db: sqlite_utils.Database, signup: dict) -> tuple[dict, bool]
             db.execute("insert into subscribers (email, name, themes, style, frequency, max_items, send_empty, "
                        "status, bounces, created_at, updated_at, confirmed_at) values (?, ?, ?, ?, 'weekly', 20, 0, "
                        "'active', 0, ?, ?, ?)",
-                       [signup["email"], signup["name"], signup["themes"], signup.get("style"), now, now, now])
+                       [signup["email"], name, signup["themes"], signup.get("style"), now, now, now])
         elif existing["status"] != "active":
             db.execute("update subscribers set status = 'active', bounces = 0, themes = ?, style = ?, "
                        "updated_at = ?, confirmed_at = ? where id = ?",

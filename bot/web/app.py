@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import sqlite3
 import threading
 
 from flask import Flask, request
@@ -28,7 +29,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
 from bot.web import public, subscriber
-from bot.web.context import WebState, error_page, site_context
+from bot.web.context import BUSY_DATABASE_RETRY, WebState, error_page, site_context
 from bot.web.headers import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def create_app(config, db_path: str, *, base_url: str | None = None, embedder=No
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(sqlite3.OperationalError, _database_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
 
@@ -121,6 +123,17 @@ def _http_error(error: HTTPException):
         error.code, error.description or "That request could not be handled.")
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}  # Allow, Retry-After
     return error_page(error.code or 400, message, headers=headers)
+
+
+def _database_error(error: sqlite3.OperationalError):
+    # Another process (the weekly run, a migration, a backup) holds SQLite's write lock: nothing
+    # is wrong, the request is only early. A 503 with Retry-After says so; RFC 8058 senders retry.
+    if "locked" not in str(error) and "busy" not in str(error):
+        return _unexpected_error(error)
+    log.warning("web: %s %s: the database is busy (another process is writing); answered 503",
+                request.method, request.path)
+    return error_page(503, "The site is busy saving other changes. Nothing was saved: please try again in a "
+                           "minute.", headers={"Retry-After": str(BUSY_DATABASE_RETRY)})
 
 
 def _unexpected_error(error: Exception):

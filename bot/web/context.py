@@ -11,6 +11,12 @@ from flask import current_app, render_template, request
 
 from bot.web.limits import RateLimiter, client_key
 
+# How long a request waits for SQLite's write lock (the store's default is 10 s, for batch jobs).
+# The weekly run may hold it longer than that; a request that waited the whole time would hold a
+# worker thread and still fail, so it waits briefly and answers 503 with Retry-After (app.py).
+WRITE_WAIT_MS = 3000
+BUSY_DATABASE_RETRY = 30  # seconds
+
 STATUS_TEXT = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
                413: "Request too large", 429: "Too many requests", 500: "Something went wrong",
                503: "Busy"}
@@ -44,7 +50,7 @@ class WebState:
         conn = getattr(self._local, "db", None)
         if conn is None:
             from bot.store import open_db
-            conn = self._local.db = open_db(self.db_path)
+            conn = self._local.db = open_db(self.db_path, lock_wait_ms=WRITE_WAIT_MS)
         return conn
 
     def search_embedder(self):

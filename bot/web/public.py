@@ -137,9 +137,13 @@ def _page(value: str) -> int:
 
 def _neighbours(query: str, how_many: int = 5) -> list[dict]:
     """When nothing matched: the items closest in meaning, however far (none without semantic search)."""
+    from werkzeug.exceptions import ServiceUnavailable
     if not state().setting("semantic_search", True):
         return []
-    result, error = _run_search(query, how_many, min_similarity=-1.0)
+    try:
+        result, error = _run_search(query, how_many, min_similarity=-1.0)
+    except ServiceUnavailable:  # another search took the slot since ours: the answer stands without them
+        return []
     return result.hits if result and not error else []
 
 
@@ -211,6 +215,6 @@ def _display(hit: dict, snippet: str | None = None) -> dict:
     return {"title": clean_text(hit["title"]) or hit["id"], "kind": hit["kind"],
             "journal": clean_text(hit.get("journal")),
             "date": display_date(hit.get("date")) or hit.get("year"), "status": humanize_value(hit.get("status")),
-            "labels": [titles.get(label, label) for label in hit.get("labels") or []],
+            "labels": [titles.get(label) or clean_text(label) for label in hit.get("labels") or []],
             "links": item_links(item) if item else [],
             "snippet": marked(snippet) if snippet else None}

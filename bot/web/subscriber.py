@@ -108,18 +108,26 @@ def subscribe():
 @bp.get("/confirm")
 def confirm_page():
     from bot.digest.tokens import verify_confirm_token
+    from bot.store.subscribers import find_subscriber
     token = _token(request.args)
     signup = _verified(verify_confirm_token, token)
-    return render_template("confirm.html", token=token, address=mask_address(signup["email"]))
+    # A new subscriber's name is asked here, of the person holding the mailbox: the sign-up form's
+    # name was typed by whoever filled it in, for any address, so it is only offered, visibly, to
+    # keep or clear. A returning subscriber keeps theirs (it changes on their preferences page).
+    new = find_subscriber(state().db(), signup["email"]) is None
+    return render_template("confirm.html", token=token, address=mask_address(signup["email"]),
+                           ask_name=new, name=signup["name"] or "")
 
 
 @bp.post("/confirm")
 def confirm():
+    from bot.digest.subscribers import clean_name
     from bot.digest.tokens import verify_confirm_token
     from bot.store.subscribers import confirm_signup
     _post_limit()
     signup = _verified(verify_confirm_token, _token(request.form))
-    subscriber, changed = confirm_signup(state().db(), signup)
+    # the name this page sent, never the sign-up form's (a page without the field: no name)
+    subscriber, changed = confirm_signup(state().db(), signup, name=clean_name(request.form.get("name")))
     log.info("sign-up %d confirmed (subscriber %d%s)", signup["id"], subscriber["id"], "" if changed else ", already")
     return render_template("confirmed.html", address=mask_address(subscriber["email"]))
 
