@@ -114,4 +114,5 @@ def describe(examples: list[dict], estimated: dict | None, topic: str) -> str:
     return (f"relevance is learnt from NLM's MeSH indexing ({positives} records with {topic} as a major topic, "
             f"{negatives} indexed without it): estimated precision {estimated['precision']:.2f}, recall "
             f"{estimated['recall']:.2f} on held-out weak labels ({estimated['folds']}-fold, "
-            f"{estimated['positives'] + estimated['negatives']} records)")
+            f"{estimated['positives'] + estimated['negatives']} records; tangential records, the heading a minor "
+            f"topic, are not in it and lower precision)")
