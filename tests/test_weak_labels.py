@@ -101,6 +101,7 @@ def test_weak_labels_teach_relevance_and_say_how_well(db, tmp_path):
     with_weak = stage.make_ranker(db, config, FakeEmbedder())
     without = Ranker(config, FakeEmbedder(), models_dir=tmp_path / "plain")
     assert with_weak.weak_used and not without.weak_used
+    assert "weak labels" not in without.seed_warning       # `spsbot score` has no store to count them in
     learnt = {r["id"]: r["relevance"] for r in with_weak.score(TARGETS)}
     plain = {r["id"]: r["relevance"] for r in without.score(TARGETS)}
     assert learnt != plain and "relevance" in with_weak.model.targets
@@ -128,7 +129,7 @@ def test_too_few_weak_labels_are_said_and_the_model_follows_the_store(db, tmp_pa
     assert stage.make_ranker(db, config, FakeEmbedder()).fingerprint() != twenty.fingerprint()
 
 
-def test_rank_prints_its_expected_quality(tmp_path, monkeypatch, env_isolated):
+def test_rank_and_status_state_the_expected_quality(tmp_path, monkeypatch, env_isolated):
     from bot.store import open_db
     config_path = tmp_path / "mg.toml"
     config_path.write_text(MG, encoding="utf-8")
@@ -141,3 +142,6 @@ def test_rank_prints_its_expected_quality(tmp_path, monkeypatch, env_isolated):
     assert result.exit_code == 0, result.output
     assert "expected quality: relevance is learnt from NLM's MeSH indexing (25 records" in result.output
     assert "estimated precision" in result.output
+    status = CliRunner().invoke(cli, ["--db", str(tmp_path / "mg.db"), "--config", str(config_path), "status"],
+                                catch_exceptions=False)
+    assert "relevance is learnt from NLM's MeSH indexing (25 records" in status.output   # status says it too

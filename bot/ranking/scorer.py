@@ -299,7 +299,9 @@ class Ranker:
             if judged < REVIEWED_ENOUGH and self.weak_used:
                 self._weak_warning = True  # says the held-out estimate: built with the model (seed_state)
             elif judged < REVIEWED_ENOUGH:
-                self.seed_warning = self._no_seed_warning(W.describe(self.weak, None, config.topic.name))
+                # Only a store has weak labels to count (``spsbot score`` reads none).
+                self.seed_warning = self._no_seed_warning(W.describe(self.weak, None, config.topic.name)
+                                                          if weak is not None else None)
         if self.seed_warning:
             log.warning("ranker: %s", self.seed_warning)
         self.profile_warning = placeholders_warning(config)
@@ -309,10 +311,11 @@ class Ranker:
         self._model: M.TrainedModel | None = None
         self._judged_items: FB.Judged | None = None
 
-    def _no_seed_warning(self, relevance: str) -> str:
+    def _no_seed_warning(self, relevance: str | None) -> str:
         judged = sum(1 for f in self.feedback if f.get("relevant") is not None)
+        relevance = f"{relevance}; " if relevance else ""
         return (f"no labelled examples for {self.config.topic.name} besides {judged} curator judgement(s): "
-                f"{relevance}; {expected_quality(self.embedder.passage_space)}, moved by the nearest judged items "
+                f"{relevance}{expected_quality(self.embedder.passage_space)}, moved by the nearest judged items "
                 f"(README, 'Another disease'); review {REVIEWED_ENOUGH}-50 items with `spsbot label --review`")
 
     # vectors ------------------------------------------------------------------------------
