@@ -22,10 +22,14 @@ OUTPUT_FIELDS = ("id", "relevance", "relevant", "themes", "labels", "why", "evid
 def rank(app, force: bool) -> None:
     """Score new and changed items for relevance and themes (embeddings are cached)."""
     from bot.ranking.stage import rank_items
+    from bot.status import ranker_seed_state
     with locked(app, "rank"):
         counts = rank_items(app.db, app.config, progress=app.show_progress, force=force)
     click.echo(f"scored {counts['scored']} items ({counts['relevant']} relevant), "
                f"{counts['unchanged']} unchanged, {counts['embedded']} texts embedded")
+    quality = (ranker_seed_state(app.db) or {}).get("relevance_quality")
+    if quality:  # a topic with no human-labelled seed: what its relevance decision is expected to reach
+        click.echo(f"expected quality: {quality}")
 
 
 @cli.command()

@@ -32,6 +32,7 @@ from bot.config import placeholders_warning
 from bot.ranking import features as F
 from bot.ranking import feedback as FB
 from bot.ranking import model as M
+from bot.ranking import weak as W
 from bot.ranking.cached_embedder import CachedEmbedder
 from bot.ranking.text import EMBED_BUDGET_CHARS
 from bot.ranking.transfer import generic_rows, reader_estimate, theme_reader
@@ -276,7 +277,7 @@ class Ranker:
     are cached in ``models_dir`` (default: ``cache_dir()/models``)."""
 
     def __init__(self, config, embedder, *, models_dir: Path | None = None, seed: list[dict] | None = None,
-                 feedback: list[dict] | None = None):
+                 feedback: list[dict] | None = None, weak: list[dict] | None = None):
         self.config = config
         self.embedder = embedder
         self._cached = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
@@ -288,14 +289,19 @@ class Ranker:
         self.seed_fit, self.seed_warning = (load_bundle(config, self.targets, embedder.passage_space)
                                             if seed is None else (None, None))
         self.bundle = self.seed_fit.bundle if self.seed_fit else None
+        # Weak labels (NLM's MeSH indexing, ``weak.py``) teach relevance only where no human seed does.
+        self.weak = weak or []
+        self.weak_used = not self.seed_fit and not self.seed and W.enough(self.weak)
+        self._weak_warning = False
         if seed is None and not self.seed_fit and not self.seed and not self.seed_warning \
                 and seed_setting(config).lower() != "none":
             judged = sum(1 for f in self.feedback if f.get("relevant") is not None)
-            if judged < REVIEWED_ENOUGH:
-                self.seed_warning = (
-                    f"no labelled examples for {config.topic.name} besides {judged} curator judgement(s): "
-                    f"{expected_quality(embedder.passage_space)}, moved by the nearest judged items "
-                    f"(README, 'Another disease'); review {REVIEWED_ENOUGH}-50 items with `spsbot label --review`")
+            if judged < REVIEWED_ENOUGH and self.weak_used:
+                self._weak_warning = True  # says the held-out estimate: built with the model (seed_state)
+            elif judged < REVIEWED_ENOUGH:
+                # Only a store has weak labels to count (``spsbot score`` reads none).
+                self.seed_warning = self._no_seed_warning(W.describe(self.weak, None, config.topic.name)
+                                                          if weak is not None else None)
         if self.seed_warning:
             log.warning("ranker: %s", self.seed_warning)
         self.profile_warning = placeholders_warning(config)
@@ -304,6 +310,13 @@ class Ranker:
         self._targets_embedded = False
         self._model: M.TrainedModel | None = None
         self._judged_items: FB.Judged | None = None
+
+    def _no_seed_warning(self, relevance: str | None) -> str:
+        judged = sum(1 for f in self.feedback if f.get("relevant") is not None)
+        relevance = f"{relevance}; " if relevance else ""
+        return (f"no labelled examples for {self.config.topic.name} besides {judged} curator judgement(s): "
+                f"{relevance}{expected_quality(self.embedder.passage_space)}, moved by the nearest judged items "
+                f"(README, 'Another disease'); review {REVIEWED_ENOUGH}-50 items with `spsbot label --review`")
 
     # vectors ------------------------------------------------------------------------------
     def vectors(self, texts: list[str]) -> np.ndarray:
@@ -338,6 +351,8 @@ class Ranker:
             "bundle": f"{self.bundle.digest}:{','.join(self.seed_fit.kept)}" if self.bundle else "",
             "feedback": hashlib.sha256(json.dumps(self.feedback, sort_keys=True, default=str).encode()).hexdigest(),
         }
+        if self.weak_used:  # a new weak label (the store grew) means a new model
+            parts["weak"] = hashlib.sha256(json.dumps(self.weak, sort_keys=True, default=str).encode()).hexdigest()
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
     @property
@@ -348,7 +363,8 @@ class Ranker:
         return self._model
 
     def _load_or_train(self) -> M.TrainedModel:
-        examples = self.seed + self.feedback
+        weak = self.weak if self.weak_used else []
+        examples = self.seed + weak + self.feedback
         if not examples and self.bundle is None:
             return M.TrainedModel()
         path = (self.models_dir or cache_dir() / "models") / f"{self.fingerprint()}.pkl"
@@ -358,13 +374,18 @@ class Ranker:
         if self.bundle is not None:
             trained = self._train_with_bundle()
         else:
-            log.info("training the ranker on %d seed examples and %d curator judgements",
-                     len(self.seed), len(self.feedback))
+            log.info("training the ranker on %d seed examples, %d weak labels and %d curator judgements",
+                     len(self.seed), len(weak), len(self.feedback))
             prepared = self.prepare(examples)
             X, texts = self.matrix(prepared)
-            weights = [1.0] * len(self.seed) + feedback_weights(self.feedback)
+            weights = [1.0] * len(self.seed) + [W.WEAK_WEIGHT] * len(weak) + feedback_weights(self.feedback)
             labels, w = labelled_rows(examples, self.target_names, weights)
             trained = self.fit(X, texts, labels, w)
+            if weak:  # said up front: how the decision fares on weak labels it was not fitted on
+                rows = slice(len(self.seed), len(self.seed) + len(weak))
+                unnamed = np.array([F.topic_evidence(p, self.targets[0]) == 0 for p in prepared[rows]])
+                trained.weak_estimate = W.estimate(X[rows], texts[rows], labels["relevance"][0][rows], unnamed,
+                                                   self.fit)
         _write_cached_model(path, trained)
         return trained
 
@@ -405,14 +426,22 @@ class Ranker:
 
     def seed_state(self) -> dict:
         """What the ranker learns from, for ``spsbot status``: the seed in use, the targets it
-        covers and those it does not, and the warning (None when nothing was lost)."""
+        covers and those it does not, and the warning (None when nothing was lost). With weak
+        labels in use this trains (or loads) the model: the warning states its held-out estimate."""
+        if self._weak_warning:
+            estimated = getattr(self.model, "weak_estimate", None)
+            self.seed_warning = self._no_seed_warning(W.describe(self.weak, estimated, self.config.topic.name))
+            self._weak_warning = False
+            log.warning("ranker: %s", self.seed_warning)
         if self.seed_fit:
             return {"seed": "bundled", "kept": self.seed_fit.kept, "dropped": self.seed_fit.dropped,
                     "warning": self.seed_warning}
         if self.seed:
             return {"seed": seed_setting(self.config), "kept": self.target_names, "dropped": [], "warning": None}
+        estimated = getattr(self.model, "weak_estimate", None) if self.weak_used else None
         return {"seed": seed_setting(self.config) or "none", "kept": [], "dropped": self.target_names,
-                "warning": self.seed_warning}
+                "warning": self.seed_warning, "weak_labels": dict(zip(("positive", "negative"), W.counts(self.weak))),
+                "relevance_quality": W.describe(self.weak, estimated, self.config.topic.name)}
 
     # scoring ------------------------------------------------------------------------------
     def thresholds(self, model: M.TrainedModel | None = None) -> dict[str, float]:
@@ -484,6 +513,8 @@ class Ranker:
         if self.seed:
             for name, (_, mask) in labelled_rows(self.seed, self.target_names)[0].items():
                 counts[name] += int(mask.sum())
+        if self.weak_used:
+            counts["relevance"] += len(self.weak)
         return counts
 
     def _blended_targets(self, model: M.TrainedModel) -> dict[str, int]:

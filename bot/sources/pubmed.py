@@ -707,6 +707,18 @@ def _volume_issue_pages(journal, pagination) -> dict:
     return {k: v for k, v in found.items() if v}
 
 
+def _major(element) -> bool:
+    return getattr(element, "attributes", {}).get("MajorTopicYN") == "Y"
+
+
+def _major_topics(headings) -> list[str]:
+    """The MeSH descriptors NLM's indexers marked as a major topic of the article (PubMed's
+    [majr]): the descriptor starred, or one of its qualifiers ("Myasthenia Gravis/drug therapy*").
+    The ranker reads them as weak labels (``bot.ranking.weak``)."""
+    return [flat(h["DescriptorName"]) for h in headings
+            if _major(h["DescriptorName"]) or any(_major(q) for q in h.get("QualifierName", []) or [])]
+
+
 def _keywords(keyword_lists) -> list[str]:
     words = [flat(k) for kl in keyword_lists or [] for k in kl]
     return list(dict.fromkeys(w for w in words if w))
@@ -733,7 +745,9 @@ def parse_record(article) -> dict:
         pub_year = int((entrez_date or create_date)[:4])
     pub_types = [flat(p) for p in art.get("PublicationTypeList", [])]
     corrections = _corrections(citation.get("CommentsCorrectionsList"))
-    extra = {"status": citation.attributes.get("Status") if hasattr(citation, "attributes") else None,
+    headings = citation.get("MeshHeadingList", []) or []
+    extra = {"mesh_major": _major_topics(headings),
+             "status": citation.attributes.get("Status") if hasattr(citation, "attributes") else None,
              "languages": [flat(x) for x in art.get("Language", [])],
              "pub_date_text": pub_date_text, "publication_status": flat(data.get("PublicationStatus")),
              "date_revised": _ymd(citation.get("DateRevised")),
@@ -749,7 +763,7 @@ def parse_record(article) -> dict:
         "authors": _authors(art.get("AuthorList")), "journal": flat(journal.get("Title")) or None,
         "pub_date": pub_date, "pub_year": pub_year, "entrez_date": entrez_date, "create_date": create_date,
         "pub_types": pub_types,
-        "mesh": [flat(h["DescriptorName"]) for h in citation.get("MeshHeadingList", []) or []],
+        "mesh": [flat(h["DescriptorName"]) for h in headings],
         "keywords": _keywords(citation.get("KeywordList")),
         "nct_ids": _nct_ids(art.get("DataBankList"), title, abstract),
         "url": pubmed_url(pmid), "extra": {k: v for k, v in extra.items() if v},

@@ -155,6 +155,12 @@ def items_by_id(db: sqlite_utils.Database, ids: list[str]) -> dict[str, dict]:
     return out
 
 
+def mesh_indexed_items(db: sqlite_utils.Database) -> list[dict]:
+    """``items`` rows NLM has given MeSH headings (``mesh`` a non-empty list), by id: the ones that
+    can carry a weak relevance label (``bot.ranking.weak``)."""
+    return list(db["items"].rows_where("mesh is not null and mesh not in ('', '[]')", order_by="id"))
+
+
 def record_model_files(db: sqlite_utils.Database, fingerprint: str, model_files: dict | None) -> None:
     """Keep which model files (sha256 each) the ranker state ``fingerprint`` was computed with
     (``bot.ranking.model_files.check_model``'s answer; None when no model was loaded)."""

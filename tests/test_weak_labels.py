@@ -1,0 +1,147 @@
+"""Weak labels from NLM's MeSH indexing: a topic with no human-labelled seed learns its relevance
+from the records in its store whose major MeSH topics are (or lack) its heading, states the
+precision and recall that reaches on held-out weak labels, and rebuilds as the store grows."""
+
+from click.testing import CliRunner
+
+from bot.cli import cli
+from bot.config import load_config
+from bot.ranking import stage
+from bot.ranking import weak as W
+from bot.ranking.scorer import Ranker
+from bot.sources.pubmed import parse_efetch
+from bot.store import save_items
+from bot.store.ranking import mesh_indexed_items
+from conftest import FIXTURES, FakeEmbedder
+
+MG = """[topic]
+name = "Myasthenia gravis"
+acronyms = ["MG"]
+pubmed_query = '"Myasthenia Gravis"[mh] OR "myasthenia gravis"[tiab]'
+ctgov_condition = "Myasthenia Gravis"
+description = "Myasthenia gravis, an autoimmune disease of the neuromuscular junction"
+examples = ["efgartigimod in generalized myasthenia gravis", "thymectomy for myasthenia gravis"]
+negatives = ["Lambert-Eaton myasthenic syndrome", "multiple sclerosis"]
+"""
+DRUGS = ["efgartigimod", "rozanolixizumab", "eculizumab", "ravulizumab", "zilucoplan"]
+OTHERS = [("Multiple Sclerosis", "multiple sclerosis"), ("Neuromyelitis Optica", "neuromyelitis optica"),
+          ("Polyradiculoneuropathy, Chronic Inflammatory Demyelinating", "chronic inflammatory demyelinating "
+                                                                          "polyneuropathy")]
+
+
+def _paper(n, title, abstract, mesh, major):
+    extra = {"mesh_major": major} if major is not None else {}
+    return {"kind": "paper", "source": "pubmed", "pmid": str(30000000 + n), "title": title, "abstract": abstract,
+            "mesh": mesh, "pub_types": ["Journal Article"], "extra": extra}
+
+
+def _about_mg(n):
+    drug = DRUGS[n % len(DRUGS)]
+    return _paper(n, f"{drug.capitalize()} in generalized myasthenia gravis: a cohort of {20 + n} patients",
+                  f"Patients with acetylcholine receptor antibody positive myasthenia gravis (MG) received {drug}. "
+                  f"MG-ADL and QMG scores improved over {n + 4} weeks.",
+                  ["Humans", "Myasthenia Gravis", "Receptors, Cholinergic"], ["Myasthenia Gravis"])
+
+
+def _not_mg(n):
+    heading, name = OTHERS[n % len(OTHERS)]
+    drug = DRUGS[n % len(DRUGS)]
+    passing = " Unlike in myasthenia gravis, the response was slow." if n % 2 else ""
+    return _paper(100 + n, f"{drug.capitalize()} in {name}: outcomes of {30 + n} patients",
+                  f"Patients with {name} received {drug} for {n + 6} months; relapse rates fell.{passing}",
+                  ["Humans", heading], [heading])
+
+
+def _store(db, positives=25, negatives=25):
+    records = [_about_mg(n) for n in range(positives)] + [_not_mg(n) for n in range(negatives)]
+    records.append(_paper(900, "Thymoma surgery outcomes", "Thymoma resected; myasthenia gravis was present in some.",
+                          ["Thymoma", "Myasthenia Gravis"], ["Thymoma"]))          # MG a minor topic: no label
+    records.append(_paper(901, "Efgartigimod in ocular myasthenia gravis", "A case series.", [], None))  # not indexed
+    save_items(db, records)
+
+
+def _config(tmp_path):
+    path = tmp_path / "mg.toml"
+    path.write_text(MG, encoding="utf-8")
+    return load_config(path)
+
+
+TARGETS = [{"id": "new", "title": "Zilucoplan for myasthenia gravis in the elderly",
+            "text": "Older patients with MG received zilucoplan; MG-ADL improved."},
+           {"id": "passing", "title": "Rozanolixizumab in neuromyelitis optica",
+            "text": "Patients with neuromyelitis optica received rozanolixizumab; unlike myasthenia gravis, relapses "
+                    "persisted."},
+           {"id": "unnamed", "title": "Eculizumab in multiple sclerosis",
+            "text": "Patients with multiple sclerosis received eculizumab for six months."}]
+
+
+def test_the_parser_keeps_mesh_major_topics_beside_mesh():
+    records = parse_efetch((FIXTURES / "pubmed" / "efetch_biopython_pubmed2_two_articles_mesh.xml").read_bytes())
+    # Sperm Motility is starred itself; the others through a starred qualifier ("Spermatozoa/ultrastructure*").
+    assert records[0]["extra"]["mesh_major"] == ["Cryopreservation", "Sea Bream", "Semen Preservation",
+                                                 "Sperm Motility", "Spermatozoa"]
+    assert len(records[0]["mesh"]) == 11 and "Animals" in records[0]["mesh"]   # the mesh field is unchanged
+    assert "mesh_major" not in records[1]["extra"] and records[1]["mesh"] == []
+
+
+def test_weak_labels_are_found_in_the_store(db, tmp_path):
+    config = _config(tmp_path)
+    _store(db)
+    examples = W.weak_examples(mesh_indexed_items(db), config)
+    assert W.counts(examples) == (25, 25)
+    titles = {ex["title"] for ex in examples}
+    assert "Thymoma surgery outcomes" not in titles                      # heading only as a minor topic
+    assert "Efgartigimod in ocular myasthenia gravis" not in titles       # no MeSH yet
+    assert all(ex["relevant"] for ex in examples if "generalized myasthenia gravis" in ex["title"])
+
+
+def test_weak_labels_teach_relevance_and_say_how_well(db, tmp_path):
+    config = _config(tmp_path)
+    _store(db)
+    with_weak = stage.make_ranker(db, config, FakeEmbedder())
+    without = Ranker(config, FakeEmbedder(), models_dir=tmp_path / "plain")
+    assert with_weak.weak_used and not without.weak_used
+    assert "weak labels" not in without.seed_warning       # `spsbot score` has no store to count them in
+    learnt = {r["id"]: r["relevance"] for r in with_weak.score(TARGETS)}
+    plain = {r["id"]: r["relevance"] for r in without.score(TARGETS)}
+    assert learnt != plain and "relevance" in with_weak.model.targets
+    assert learnt["new"] > learnt["passing"] and learnt["new"] >= 0.5
+    assert learnt["unnamed"] < 0.5 and plain["unnamed"] < 0.5            # the topic-evidence rule holds
+    state = with_weak.seed_state()
+    estimate = with_weak.model.weak_estimate
+    assert (estimate["positives"], estimate["negatives"]) == (25, 25)
+    assert 0 <= estimate["precision"] <= 1 and 0 <= estimate["recall"] <= 1
+    assert "25 records with Myasthenia gravis as a major topic, 25 indexed without it" in state["warning"]
+    assert f"estimated precision {estimate['precision']:.2f}, recall {estimate['recall']:.2f}" in state["warning"]
+    assert "expected mean theme AP" in state["warning"] or "themes come from" in state["warning"]
+
+
+def test_too_few_weak_labels_are_said_and_the_model_follows_the_store(db, tmp_path):
+    config = _config(tmp_path)
+    _store(db, positives=19)
+    few = stage.make_ranker(db, config, FakeEmbedder())
+    assert not few.weak_used
+    assert "too few weak labels" in few.seed_warning and "(19 records with Myasthenia gravis" in few.seed_warning
+    save_items(db, [_about_mg(19)])
+    twenty = stage.make_ranker(db, config, FakeEmbedder())
+    assert twenty.weak_used and twenty.fingerprint() != few.fingerprint()
+    save_items(db, [_about_mg(20)])                                      # the store grew: a new model
+    assert stage.make_ranker(db, config, FakeEmbedder()).fingerprint() != twenty.fingerprint()
+
+
+def test_rank_and_status_state_the_expected_quality(tmp_path, monkeypatch, env_isolated):
+    from bot.store import open_db
+    config_path = tmp_path / "mg.toml"
+    config_path.write_text(MG, encoding="utf-8")
+    database = open_db(tmp_path / "mg.db")
+    _store(database)
+    database.close()
+    monkeypatch.setattr(stage, "embedder_for", lambda _settings: FakeEmbedder())
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "mg.db"), "--config", str(config_path), "rank"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "expected quality: relevance is learnt from NLM's MeSH indexing (25 records" in result.output
+    assert "estimated precision" in result.output
+    status = CliRunner().invoke(cli, ["--db", str(tmp_path / "mg.db"), "--config", str(config_path), "status"],
+                                catch_exceptions=False)
+    assert "relevance is learnt from NLM's MeSH indexing (25 records" in status.output   # status says it too
