@@ -235,6 +235,17 @@ def test_public_issue_page_shows_the_text_exactly(web, store, db, path, index, s
     assert_link_says(page.get_data(as_text=True), url_of(store, db, path, index), sample)
 
 
+@pytest.mark.parametrize("index, sample", list(enumerate(SAMPLES)))
+def test_public_issue_page_shows_a_trial_summary_as_the_digest_does(web, digest, index, sample):
+    """The same summary as the digest: the paragraph (the quote marked in it, not said twice) and
+    the list item; the page's style sheet, not inline styles, says how they look."""
+    page = web.get("/issues/2026-11-23").get_data(as_text=True)
+    [entry] = [e for e in page.split('<li class="item">') if f"/study/{nct_id(index)}" in e]
+    text = re.escape(sample.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    assert re.search(f'<div class="summary"><p><mark>{text}</mark></p>\n<ul>\n<li>{text}</li>\n</ul>', entry)
+    assert "<blockquote>" not in entry
+
+
 @pytest.mark.parametrize("path, index, sample", CASES)
 def test_search_page_finds_and_shows_the_text_exactly(web, store, db, path, index, sample):
     page = web.get("/search", query_string={"q": query_word(sample)})

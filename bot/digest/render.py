@@ -51,11 +51,15 @@ def environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
         auto_reload=False)  # templates ship with the package: no stat() per render
     env.filters["safe_url"] = lambda value: safe_url(value) or ""
-    # a record's markdown (a trial's summary) as the HTML it means: escaped, no raw HTML passes
-    # (``mark``: the item's quote, highlighted where the summary says it)
-    env.filters["markdown"] = lambda value, mark=None: Markup(
-        to_html(value, styles=_MARKDOWN_STYLES, mark=mark, mark_style="background:#dbeafe;"))
+    env.filters["markdown"] = markdown_filter(_MARKDOWN_STYLES, "background:#dbeafe;")
     return env
+
+
+def markdown_filter(styles: dict[str, str] | None = None, mark_style: str = ""):
+    """The ``markdown`` template filter: a record's markdown (a trial's summary) as the HTML it
+    means, escaped, no raw HTML passing (``mark``: the item's quote, highlighted where the summary
+    says it). A mail gets inline ``styles``; a web page (no inline styles) its style sheet's."""
+    return lambda value, mark=None: Markup(to_html(value, styles=styles, mark=mark, mark_style=mark_style))
 
 
 def period_label(start: str, end: str) -> str:
