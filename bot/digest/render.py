@@ -63,8 +63,11 @@ def markdown_filter(styles: dict[str, str] | None = None, mark_style: str = ""):
 
 
 def period_label(start: str, end: str) -> str:
-    """'16–23 Nov 2026', '28 Oct – 3 Nov 2026', '28 Dec 2025 – 3 Jan 2026'."""
+    """'16–23 Nov 2026', '28 Oct – 3 Nov 2026', '28 Dec 2025 – 3 Jan 2026', '23 Nov 2026' (one day:
+    a daily digest)."""
     a, b = parse_day(start), parse_day(end)
+    if a == b:
+        return f"{b.day} {_MONTHS[b.month - 1]} {b.year}"
     if a.year != b.year:
         return f"{a.day} {_MONTHS[a.month - 1]} {a.year} – {b.day} {_MONTHS[b.month - 1]} {b.year}"
     if a.month != b.month:
