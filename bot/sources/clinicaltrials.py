@@ -333,7 +333,7 @@ def parse_study(study: dict) -> dict:
                   if isinstance(r, dict) and _text(r.get("pmid")).isdigit()]
     enrollment = design.get("enrollmentInfo") or {}
     summary = str(_get(proto, "descriptionModule", "briefSummary", default="")).strip()
-    why_stopped = _text(_markup(status.get("whyStopped")))
+    why_stopped, why_stopped_written = _text(_markup(status.get("whyStopped"))), _text(status.get("whyStopped"))
     extra = {
         "brief_title": _text(ident.get("briefTitle")), "official_title": _text(ident.get("officialTitle")),
         "acronym": _text(ident.get("acronym")) or None,
@@ -342,8 +342,7 @@ def parse_study(study: dict) -> dict:
         "why_stopped": why_stopped or None,
         # as written (markdown, whitespace collapsed) when that differs from its text: what versions
         # stored before markdown was read hold, so the store sees the same value, not a change
-        "why_stopped_markdown": (_text(status.get("whyStopped")) or None)
-        if _text(status.get("whyStopped")) != why_stopped else None,
+        "why_stopped_markdown": why_stopped_written if why_stopped_written != why_stopped else None,
         "phases": phases, "study_type": study_type or None,
         "conditions": [_text(c) for c in _get(proto, "conditionsModule", "conditions", default=[]) if c],
         "interventions": interventions, "arms": arms,

@@ -116,8 +116,8 @@ def diff_snapshots(old: dict, new: dict, as_written: dict | None = None) -> list
 
 
 def _as_written(extra: dict) -> dict:
-    """Field → the source's own form of its value (whitespace collapsed), where the record has one."""
-    return {name: " ".join(str(extra[key]).split()) for name, key in AS_WRITTEN.items() if extra.get(key)}
+    """Field → the source's own form of its value, where the record has one."""
+    return {name: extra[key] for name, key in AS_WRITTEN.items() if extra.get(key)}
 
 
 def latest_snapshots(db: sqlite_utils.Database) -> dict[str, tuple[str, dict]]:
