@@ -125,6 +125,10 @@ def _run_stages(db, config, *, fetch: bool, rank: bool, dry_run: bool, progress:
         result.error = f"the database fails PRAGMA quick_check ({problem}); nothing fetched or sent"
         log.error("run: %s", result.error)
         return result
+    from bot.digest.confirmations import KEEP_SIGNUPS_DAYS, forget_old_signups
+    forgotten = forget_old_signups(db)  # on time even where no web front runs its mailer
+    if forgotten:
+        log.info("run: %d sign-up request(s) older than %d days forgotten", forgotten, KEEP_SIGNUPS_DAYS)
     if fetch:
         from bot.fetch import fetch_all
         fetched = fetch_all(db, config, progress=progress, **(fetch_options or {}))

@@ -1,7 +1,6 @@
 """Medical text that markup handling must never touch: comparisons, p-values, ampersands, ≤/≥,
 things that look like tags or entities. One list for every path's test (tests/test_medical_text.py
-runs it through ClinicalTrials.gov, the digest, the web pages and the CSV export; a feed or PubMed
-path is one more test over the same ``SAMPLES``).
+runs it through ClinicalTrials.gov, a feed and PubMed, the digest, the web pages and the CSV export).
 
 Each sample names one word no other sample has (``query_word``), so a search can find it alone.
 """
@@ -59,3 +58,18 @@ def assert_html_shows(page: str, sample: str) -> None:
     assert html.escape(sample, quote=False) in page, f"{sample!r} is not escaped as expected"
     if any(c in sample for c in "<>&"):
         assert sample not in page, f"{sample!r} appears unescaped"
+
+
+def assert_link_says(page: str, url: str, sample: str) -> None:
+    """A link to ``url`` in ``page`` says ``sample`` exactly (escaped once): that one item's title,
+    not the same words of another item."""
+    href = re.escape(html.escape(url))
+    texts = re.findall(f'href="{href}"[^>]*>(.*?)</a>', page, re.DOTALL)
+    assert html.escape(sample, quote=False) in texts, f"no link to {url} says {sample!r} (links say {texts!r})"
+
+
+def text_entry(text: str, url: str) -> str:
+    """The entry of a digest's text part (``* title`` and its lines) that links ``url``."""
+    entries = [e for e in re.split(r"\n(?=\* )", text) if f"\n  {url}\n" in e + "\n"]
+    assert len(entries) == 1, f"{len(entries)} entries link {url}"
+    return entries[0]

@@ -155,3 +155,34 @@ def test_requests_are_spaced_by_the_configured_interval(db, tmp_path):
         counts = fetch_ctgov.run(db, config, sleep=waits.append).counts
     assert counts["requests"] == 2 and counts["fetched"] == 2
     assert len(waits) == 1 and 0.5 < waits[0] <= 1.0
+
+
+def test_a_trial_stored_with_markdown_escapes_is_no_change_when_fetched_again(db, tmp_path, monkeypatch):
+    """Versions stored before markdown was read as text hold ``R\\&D``, ``\\[…\\]``: fetched again, the
+    same reason read as text (``R&D``, ``[…]``) is no "Why stopped" change; a real edit still is."""
+    from bot.sources.clinicaltrials import parse_study
+    from bot.store.trials import save_trials
+    raw = study("NCT00973089")
+    proto = raw["protocolSection"]
+    proto["statusModule"]["whyStopped"] = "Sponsor R\\&D decision \\[funding ended\\]\n  (see *notice*)"
+    proto["descriptionModule"]["briefSummary"] = "Deep carious lesions \\[primary teeth\\]: R\\&D"
+    proto.setdefault("conditionsModule", {}).setdefault("conditions", []).append("Test Condition")
+    old = parse_study(raw)   # as the parser stored it before: the markdown, whitespace collapsed
+    old["extra"]["why_stopped"] = "Sponsor R\\&D decision \\[funding ended\\] (see *notice*)"
+    old["extra"].pop("why_stopped_markdown", None)
+    old["abstract"] = "Deep carious lesions \\[primary teeth\\]: R\\&D"
+    save_trials(db, [old], now="2026-10-01T00:00:00+00:00")
+    monkeypatch.setenv("SPSBOT_NOW", "2026-11-08T06:00:00+00:00")
+    with LocalServer(ctgov_responder([raw])) as server:
+        config = make_config(tmp_path, server.url, condition="Test Condition")
+        counts = fetch_ctgov.run(db, config, full=True).counts
+        assert counts["changes"] == 0 and db["trial_changes"].count == 0
+        item = get_item(db, "nct:NCT00973089")
+        assert json.loads(item["extra"])["why_stopped"] == "Sponsor R&D decision [funding ended] (see notice)"
+        assert item["abstract"] == "Deep carious lesions [primary teeth]: R&D"
+        # the plain text is the stored version now: a real edit is one event, from the plain text
+        proto["statusModule"]["whyStopped"] = "Sponsor R\\&D decision"
+        assert fetch_ctgov.run(db, config, full=True).counts["changes"] == 1
+    change = next(db["trial_changes"].rows)
+    assert (change["field"], change["old"], change["new"]) == \
+        ("why_stopped", "Sponsor R&D decision [funding ended] (see notice)", "Sponsor R&D decision")

@@ -88,3 +88,24 @@ def test_an_issue_stored_before_summaries_renders_as_it_was(db, config):
     page = render_archive_page(data, config)
     assert "Efgartigimod in stiff person syndrome" in page and "&ldquo;Elsewhere.&rdquo;" in page
     assert "A trial summary." not in page
+
+
+def test_the_web_issue_page_shows_a_trials_summary_as_the_digest_does(db, config, tmp_path):
+    """The archive page on the web front: the summary's first blocks (formatted, an ellipsis after
+    them) beside a quote it does not hold, as in the digest, with no inline style (the page's CSP)."""
+    from bot.web.app import create_app
+    from conftest import FakeEmbedder
+    from web_support import web_config
+    record = parse_study(study("NCT02576665"))
+    seed(db, [summarised_trial(record["extra"]["summary_markdown"], sentence="Not in the summary at all.")],
+         source="ctgov")
+    build_digests(db, config, now=NOW)
+    app = create_app(web_config(tmp_path), str(db.conn.execute("pragma database_list").fetchone()[2]),
+                     embedder=FakeEmbedder())
+    page = app.test_client().get("/issues/2026-11-23").get_data(as_text=True)
+    assert '<div class="summary"><p>The purpose of this trial is to evaluate changes' in page
+    assert "(including recurrent high grade glioma [rHGG]) or lymphoma." in page and "\\[" not in page
+    assert "Toca FC will be administered orally" not in page
+    assert '<p class="muted">&hellip;</p></div>' in page
+    assert "<blockquote>Not in the summary at all.</blockquote>" in page
+    assert "style=" not in page.split("<main")[1]

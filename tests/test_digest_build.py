@@ -37,13 +37,15 @@ def test_first_digest_after_backfill_holds_only_the_last_period(db, config):
     vague[0]["pub_date"] = "2026"  # a year-only publication date never makes an old record news
     seed(db, [future, paper(1, "This week", date="2026-11-20"), paper(2, "Back catalogue 2019", date="2019-03-01"),
               paper(3, "Last month", date="2026-10-20"), vague,
-              paper(5, "Period start day", date="2026-11-16")])
+              paper(5, "Period start day", date="2026-11-16"), paper(7, "First day of the header", date="2026-11-17")])
     add_subscriber(db, "ann@example.org", valid_themes=config.theme_names)
     result = build_digests(db, config)
     assert len(result.built) == 1
     data = _data(db, config, "ann@example.org")
     assert data["first"] is True
-    assert sorted(_titles(data)) == ["Indexed this week, issue dated next year", "Period start day", "This week"]
+    # headed 17–23 Nov: the period starts at 16 Nov 06:00, a day last week's digest covered
+    assert sorted(_titles(data)) == ["First day of the header", "Indexed this week, issue dated next year",
+                                     "This week"]
 
 
 def test_subscriber_with_one_theme_gets_only_that_theme(db, config):

@@ -131,3 +131,34 @@ def test_the_mailto_footer_digest_fits_a_phone(store, tmp_path, monkeypatch):
     finally:
         driver.quit()
     assert width <= 390, f"the digest lays out {width} px wide at 390 px"
+
+
+def test_a_first_digest_holds_what_its_header_period_says(db, tmp_path, monkeypatch):
+    """Headed 17–23 Nov, a first weekly digest holds the paper dated 17 Nov, not the one dated
+    16 Nov (the period starts at 16 Nov 06:00, a day the previous week's digest covered)."""
+    monkeypatch.setenv("SPSBOT_NOW", NOW)
+    seed(db, [paper(1, "A paper dated the day before the period", date="2026-11-16"),
+              paper(2, "A paper dated the first day of the period", date="2026-11-17")])
+    config = _config(tmp_path)
+    add_subscriber(db, "week@example.org", valid_themes=config.theme_names)
+    built = build_digests(db, config, now=NOW)
+    for digest_id in (built.built[0], built.public):
+        subject, text, html = db.execute("select subject, text, html from digests where id = ?",
+                                         [digest_id]).fetchone()
+        assert subject.endswith("(17–23 Nov 2026)") and text.splitlines()[0].endswith("17–23 Nov 2026")
+        assert "the first day of the period" in text + html
+        assert "the day before the period" not in text + html
+
+
+def test_a_daily_digest_names_its_one_day(db, tmp_path, monkeypatch):
+    """A daily digest run on 23 Nov covers 23 Nov: it says so ('23–23 Nov' before), and holds what
+    is dated that day, not the day before."""
+    monkeypatch.setenv("SPSBOT_NOW", NOW)
+    seed(db, [paper(1, "A paper dated the day before", date="2026-11-22"),
+              paper(2, "A paper dated the day of the run", date="2026-11-23")])
+    config = _config(tmp_path)
+    add_subscriber(db, "day@example.org", valid_themes=config.theme_names, frequency="daily")
+    built = build_digests(db, config, now=NOW)
+    subject, text = db.execute("select subject, text from digests where id = ?", [built.built[0]]).fetchone()
+    assert subject.endswith("(23 Nov 2026)") and "23–23" not in text
+    assert "the day of the run" in text and "the day before" not in text

@@ -134,6 +134,54 @@ def test_nothing_readable_is_a_feed_error_of_one_line(body, why):
     assert "\n" not in str(caught.value)
 
 
+UNTITLED_RSS = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Clinic news</title>
+<item><description>&lt;p&gt;Our &lt;b&gt;SPS&lt;/b&gt; clinic opens on Monday. \
+Referrals by e-mail.&lt;/p&gt;</description>
+<link>https://clinic.example.org/news/1</link></item>
+<item><description>Patients aged &lt;5 years and adults &gt;65 years with stiff person syndrome were \
+followed for two years at three centres in Europe and Japan</description></item>
+<item><link>https://clinic.example.org/news/3</link></item>
+<item><guid isPermaLink="false">nothing-to-show</guid><category>empty</category></item>
+</channel></rss>"""
+
+
+def test_an_untitled_entry_is_titled_with_its_own_text_or_link(db, tmp_path, caplog):
+    """Most entries of feedparser's own corpus have no title; their text still reaches the store."""
+    import logging
+    caplog.set_level(logging.INFO, logger="bot")
+    with LocalServer(lambda request: Response(200, UNTITLED_RSS, "application/rss+xml")) as server:
+        config = make_config(tmp_path, server.url, condition="x",
+                             feeds=[{"url": f"{server.url}/news", "name": "clinic"}])
+        counts = fetch_feeds.run(db, config, min_interval=0).counts
+    assert counts["new"] == 3 and counts["errors"] == 0
+    items = {item["url"]: item for item in db["items"].rows}
+    first = items["https://clinic.example.org/news/1"]
+    assert first["title"] == "Our SPS clinic opens on Monday."     # the first sentence, markup flattened
+    assert first["abstract"] == "Our SPS clinic opens on Monday. Referrals by e-mail."
+    assert json.loads(first["extra"])["title_from"] == "summary"
+    second = items[None]
+    assert second["title"] == ("Patients aged <5 years and adults >65 years with stiff person syndrome were "
+                               "followed for …")                # 15 words of the text, marked as cut
+    assert second["abstract"].endswith("in Europe and Japan")
+    third = items["https://clinic.example.org/news/3"]
+    assert third["title"] == "https://clinic.example.org/news/3" and third["abstract"] is None
+    assert json.loads(third["extra"])["title_from"] == "link"
+    assert "feed:clinic: 3 entries (3 new), 1 skipped (no title, no text, no link)" in caplog.text
+
+
+def test_untitled_entries_starting_alike_stay_two_items(db):
+    """A title made from an entry's first sentence matches no other item by title."""
+    opening = "Our stiff person syndrome clinic has news for patients and carers this week."
+    rss = f"""<rss version="2.0"><channel><title>Clinic</title>
+<item><description>{opening} New opening hours.</description><link>https://c.example/1</link></item>
+<item><description>{opening} A new nurse joins.</description><link>https://c.example/2</link></item>
+</channel></rss>"""
+    records = parse_feed(rss.encode(), name="clinic").records
+    assert [r["title"] for r in records] == [opening, opening]
+    assert save_items(db, records)["new"] == 2 and db["items"].count == 2
+
+
 def test_feed_item_then_pubmed_record_is_one_item_with_both_sources(db, fixtures):
     feed_record = parse_feed(_read(fixtures, "rss1_rdf_journal_of_pediatrics.xml"), name="jpeds").records[0]
     save_items(db, [feed_record])

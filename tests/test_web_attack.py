@@ -522,6 +522,25 @@ def test_unconfirmed_signups_are_forgotten_after_7_days_though_nobody_else_signs
     db.close()
 
 
+def test_spsbot_run_forgets_unconfirmed_signups_after_7_days_too(tmp_path, monkeypatch):
+    """A deployment without the web front's mailer running (or with it down) keeps the promise."""
+    from bot.digest.confirmations import queue_signup
+    from bot.pipeline import run_weekly
+    monkeypatch.setenv("SPSBOT_NOW", NOW)
+    config = web_config(tmp_path, smtp_url="smtp://127.0.0.1:9")
+    db = open_db(tmp_path / "run.db")
+    queue_signup(db, config, "late@example.org", None, None)
+    monkeypatch.setenv("SPSBOT_NOW", "2026-11-30T06:00:00+00:00")  # 7 days: kept until the 7 days are over
+    queue_signup(db, config, "new@example.org", None, None)
+    run_weekly(db, config, fetch=False, rank=False)
+    assert [r[0] for r in db.execute("select email from signups order by id")] == \
+        ["late@example.org", "new@example.org"]
+    monkeypatch.setenv("SPSBOT_NOW", "2026-11-30T06:00:01+00:00")  # 7 days and a second later
+    run_weekly(db, config, fetch=False, rank=False)
+    assert [r[0] for r in db.execute("select email from signups")] == ["new@example.org"]
+    db.close()
+
+
 def test_no_import_circle_in_bot_web():
     web = Path(__file__).resolve().parents[1] / "bot" / "web"
     imports = {}

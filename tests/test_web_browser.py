@@ -147,7 +147,8 @@ def test_sign_up_confirm_receive_vote_manage_and_leave_in_a_browser(tmp_path, mo
     from selenium.webdriver.common.by import By
 
     with _site(tmp_path, monkeypatch) as (smtp, config, path, db, port, base):
-        seed(db, [paper(1, "Rituximab in refractory stiff person syndrome", date="2026-11-22"),
+        # dated the day of the run: the daily control subscriber's first digest covers that day
+        seed(db, [paper(1, "Rituximab in refractory stiff person syndrome", date="2026-11-23"),
                   paper(2, "Intrathecal baclofen for stiffness", date="2026-11-19",
                         themes={"symptomatic": 0.9})])
         add_subscriber(db, "control@example.org", valid_themes=config.theme_names, frequency="daily")

@@ -289,7 +289,8 @@ def _audit(db, year: Year, ever_relevant: set[str], received: dict, final_truth:
     changes = {f"change:{r[0]}": (r[1], r[2]) for r in db.execute("select id, nct_id, detected_at from trial_changes")}
     for email, spec in SUBSCRIBERS.items():
         sub_id = db.execute("select id from subscribers where email = ?", [email]).fetchone()[0]
-        joined = (day(spec["week"]) - timedelta(days=7)).strftime("%Y/%m/%d")
+        # a first digest covers the last 7 days, the day of its run included (its header's period)
+        joined = (day(spec["week"]) - timedelta(days=6)).strftime("%Y/%m/%d")
         delivered = [r[0] for r in db.execute(
             "select di.item_id from digest_items di join deliveries dl on dl.digest_id = di.digest_id "
             "where dl.subscriber_id = ? and dl.status = 'sent'", [sub_id])]

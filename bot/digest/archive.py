@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlite_utils
 
 from bot.digest.entries import clean_text
-from bot.digest.render import archive_link, environment, period_label, render_archive_page, subject_for
+from bot.digest.render import archive_link, covered_period, environment, render_archive_page, subject_for
 from bot.store import now_iso
 from bot.store import digests as store
 
@@ -49,7 +49,7 @@ def build_archive(db: sqlite_utils.Database, config, out_dir: str | Path) -> dic
 def archive_issue(row: dict, data: dict, config, file: str, url: str) -> dict:
     """One public issue as the index and the feed list it (``file`` relative to ``base``)."""
     return {"id": row["id"], "file": file, "url": url, "title": subject_for(data, config),
-            "updated": _atom_time(row["period_end"]), "period": period_label(row["period_start"], row["period_end"]),
+            "updated": _atom_time(row["period_end"]), "period": covered_period(row["period_start"], row["period_end"]),
             "html": render_archive_page(data, config), "summary": _summary(data)}
 
 

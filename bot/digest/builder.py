@@ -35,7 +35,7 @@ from bot.digest.entries import (CORRECTION_IN, CORRECTION_OF, clean_text, displa
                                 item_dates, item_links, make_entry, safe_url)
 from bot.digest.plain import is_open, plain_entry, spell_out, status_words
 from bot.digest.render import build_message, render_digest, subscriber_links, theme_titles, unsubscribe_info
-from bot.digest.schedule import DAY, digest_window, is_news, max_age_days, news_for, period_days
+from bot.digest.schedule import DAY, digest_window, first_day, is_news, max_age_days, news_for, period_days
 from bot.links import trial_url
 from bot.store import loads, now_iso
 from bot.store import digests as store
@@ -159,7 +159,7 @@ def build_digest_data(pool: Pool, config, subscriber: dict | None, period_start:
     sent = store.sent_keys(pool.db, subscriber_id)
     news = news or news_for(pool.db, subscriber_id, config, now, period_start)
     wanted_themes = themes or config.theme_names
-    start_day = news["start"][:10]
+    start_day = first_day(news["start"])  # the first day its header names
     # the plain register (for patients and carers) spells out the profile's glossary
     glossary = dict(config.glossary) if (subscriber or {}).get("style") == "plain" else None
 

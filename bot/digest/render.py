@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from datetime import timedelta
 from email.header import Header
 from email.policy import compat32
 from email.message import Message
@@ -26,6 +25,7 @@ import jinja2
 from markupsafe import Markup
 
 from bot.digest.entries import clean_text, safe_url
+from bot.digest.schedule import first_day
 from bot.digest.tokens import make_feedback_token, make_token, secret_for
 from bot.sources.markdown import to_html
 from bot.clock import now_iso
@@ -51,21 +51,34 @@ def environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
         auto_reload=False)  # templates ship with the package: no stat() per render
     env.filters["safe_url"] = lambda value: safe_url(value) or ""
-    # a record's markdown (a trial's summary) as the HTML it means: escaped, no raw HTML passes
-    # (``mark``: the item's quote, highlighted where the summary says it)
-    env.filters["markdown"] = lambda value, mark=None: Markup(
-        to_html(value, styles=_MARKDOWN_STYLES, mark=mark, mark_style="background:#dbeafe;"))
+    env.filters["markdown"] = markdown_filter(_MARKDOWN_STYLES, "background:#dbeafe;")
     return env
 
 
+def markdown_filter(styles: dict[str, str] | None = None, mark_style: str = ""):
+    """The ``markdown`` template filter: a record's markdown (a trial's summary) as the HTML it
+    means, escaped, no raw HTML passing (``mark``: the item's quote, highlighted where the summary
+    says it). A mail gets inline ``styles``; a web page (no inline styles) its style sheet's."""
+    return lambda value, mark=None: Markup(to_html(value, styles=styles, mark=mark, mark_style=mark_style))
+
+
 def period_label(start: str, end: str) -> str:
-    """'16–23 Nov 2026', '28 Oct – 3 Nov 2026', '28 Dec 2025 – 3 Jan 2026'."""
+    """'16–23 Nov 2026', '28 Oct – 3 Nov 2026', '28 Dec 2025 – 3 Jan 2026', '23 Nov 2026' (one day:
+    a daily digest)."""
     a, b = parse_day(start), parse_day(end)
+    if a == b:
+        return f"{b.day} {_MONTHS[b.month - 1]} {b.year}"
     if a.year != b.year:
         return f"{a.day} {_MONTHS[a.month - 1]} {a.year} – {b.day} {_MONTHS[b.month - 1]} {b.year}"
     if a.month != b.month:
         return f"{a.day} {_MONTHS[a.month - 1]} – {b.day} {_MONTHS[b.month - 1]} {b.year}"
     return f"{a.day}–{b.day} {_MONTHS[b.month - 1]} {b.year}"
+
+
+def covered_period(period_start: str, period_end: str) -> str:
+    """The days a digest covers, as its header, subject and archive say them: '17–23 Nov 2026' for
+    a period from 16 Nov 06:00 to 23 Nov (``first_day``: what it holds is dated from the 17th)."""
+    return period_label(first_day(period_start), period_end)
 
 
 def _plural(n: int, word: str) -> str:
@@ -87,9 +100,8 @@ def summary_line(overview: dict) -> str:
 
 def subject_for(data: dict, config=None) -> str:
     """'SPS digest — 3 new papers, 1 trial change (16–23 Nov 2026)'."""
-    start = (parse_day(data["period_start"]) + timedelta(days=1)).isoformat()
     return clean_text(f"{data['slug'].upper()} digest — {summary_line(data['overview'])} "
-                      f"({period_label(start, data['period_end'])})")
+                      f"({covered_period(data['period_start'], data['period_end'])})")
 
 
 # Where an item's per-subscriber feedback links go. The item itself is drawn once per build run
@@ -188,12 +200,11 @@ def render_digest(data: dict, config, unsubscribe: dict | None, cache: dict | No
     front's preferences and feedback links for this subscriber (``subscriber_links``)."""
     env = environment()
     item_html, item_text = _item_renderers(cache, links)
-    start = (parse_day(data["period_start"]) + timedelta(days=1)).isoformat()
     titles = theme_titles(config, plain=data.get("style") == "plain")
     subscriber = data.get("subscriber") or {}
     context = {
         "d": data, "o": data["overview"], "subject": subject_for(data, config),
-        "period": period_label(start, data["period_end"]), "summary": _summary_sentence(data),
+        "period": covered_period(data["period_start"], data["period_end"]), "summary": _summary_sentence(data),
         "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": unsubscribe,
         "theme_titles": [titles.get(t, t) for t in (subscriber.get("themes") or [])], "archive_nav": False,
         "preferences_url": links.preferences if links else None, "web_url": links.base if links else None,
@@ -211,9 +222,8 @@ def theme_titles(config, plain: bool = False) -> dict[str, str]:
 def render_archive_page(data: dict, config) -> str:
     """The public HTML page of an archive issue (no subscriber, a link back to the index)."""
     env = environment()
-    start = (parse_day(data["period_start"]) + timedelta(days=1)).isoformat()
     context = {"d": data, "o": data["overview"], "subject": subject_for(data, config),
-               "period": period_label(start, data["period_end"]), "summary": _summary_sentence(data),
+               "period": covered_period(data["period_start"], data["period_end"]), "summary": _summary_sentence(data),
                "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": None,
                "theme_titles": [], "archive_nav": True, "preferences_url": None,
                "web_url": None, "archive_url": None}  # (the archive's own pages link back to its index)

@@ -8,10 +8,10 @@ in words). Days are the machine's local days, as cron and systemd timers fire on
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from bot.config import WEEKDAYS
-from bot.dates import parse_timestamp
+from bot.dates import parse_day, parse_timestamp
 from bot.digest.entries import in_window
 from bot.store import digests as store
 from bot.clock import iso_before
@@ -52,6 +52,13 @@ def is_due(last_day: date, today: date, days: int, schedule_weekday: int) -> boo
     return today.weekday() == schedule_weekday and gap >= days - 6
 
 
+def first_day(period_start: str) -> str:
+    """The first day a period covers (ISO): the day after it starts. A period starts when the last
+    digest ended, on a day that digest covered; a first digest's seven days end today. The header
+    says these days and the digest holds what is dated in them: one rule for both."""
+    return (parse_day(period_start) + timedelta(days=1)).isoformat()
+
+
 def max_age_days(config) -> int:
     return int((config.digest or {}).get("max_age_days") or DEFAULT_MAX_AGE_DAYS)
 
@@ -74,14 +81,14 @@ def news_for(db, subscriber_id: int | None, config, now: str, period_start: str)
 
 def is_news(item: dict, news: dict, now: str) -> bool:
     """Not yet sent items are news if first stored after the subscriber's first digest, or dated
-    (create, Entrez or publication date) since their first digest's period start; and not older
-    (first stored) than ``max_age_days``."""
+    (create, Entrez or publication date) in their first digest's period or since (from its
+    ``first_day``); and not older (first stored) than ``max_age_days``."""
     seen = item.get("first_seen") or ""
     if seen > now or seen < news["oldest"]:
         return False
     if news["joined"] and seen > news["joined"]:
         return True
-    return in_window(item, news["start"][:10], now[:10])
+    return in_window(item, first_day(news["start"]), now[:10])
 
 
 def digest_window(db, subscriber_id: int | None, config, now: str, frequency: str = "weekly"):

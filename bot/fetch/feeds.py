@@ -59,7 +59,8 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
         counts["fetched"] += len(result.records)
         stored_ids += saved["ids"]
         set_state(db, SOURCE, feed.url, last_success=started, extra={"entries": len(result.records)})
-        log.info("%s: %d entries (%d new)", result.source, len(result.records), saved["new"])
+        log.info("%s: %d entries (%d new)%s", result.source, len(result.records), saved["new"],
+                 f", {result.skipped} skipped (no title, no text, no link)" if result.skipped else "")
     if stored_ids:
         counts["links"] = link_papers_and_trials(db, item_ids=stored_ids)
     if feeds and counts["errors"] == len(feeds):

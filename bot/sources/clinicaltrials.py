@@ -333,12 +333,16 @@ def parse_study(study: dict) -> dict:
                   if isinstance(r, dict) and _text(r.get("pmid")).isdigit()]
     enrollment = design.get("enrollmentInfo") or {}
     summary = str(_get(proto, "descriptionModule", "briefSummary", default="")).strip()
+    why_stopped, why_stopped_written = _text(_markup(status.get("whyStopped"))), _text(status.get("whyStopped"))
     extra = {
         "brief_title": _text(ident.get("briefTitle")), "official_title": _text(ident.get("officialTitle")),
         "acronym": _text(ident.get("acronym")) or None,
         "overall_status": _text(status.get("overallStatus")) or None,
         "last_known_status": _text(status.get("lastKnownStatus")) or None,
-        "why_stopped": _text(_markup(status.get("whyStopped"))) or None,
+        "why_stopped": why_stopped or None,
+        # as written (markdown, whitespace collapsed) when that differs from its text: what versions
+        # stored before markdown was read hold, so the store sees the same value, not a change
+        "why_stopped_markdown": why_stopped_written if why_stopped_written != why_stopped else None,
         "phases": phases, "study_type": study_type or None,
         "conditions": [_text(c) for c in _get(proto, "conditionsModule", "conditions", default=[]) if c],
         "interventions": interventions, "arms": arms,

@@ -35,6 +35,9 @@ ARXIV_PREFIX_RE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*(?:Abstrac
 NCT_RE = re.compile(r"\bNCT\s?(\d{8})\b", re.I)
 # The types feedparser gives HTML text (its *_detail["type"]); any other is taken as plain text.
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
+# An untitled entry is titled with its own text's first sentence, or this many words of it.
+TITLE_WORDS = 15
+SENTENCE_END_RE = re.compile(r"[.!?]$")
 # bioRxiv/medRxiv, arXiv, Research Square, Preprints.org
 PREPRINT_DOI_PREFIXES = ("10.1101/", "10.48550/", "10.21203/", "10.20944/")
 
@@ -51,6 +54,7 @@ class FeedResult:
     records: list[dict] = field(default_factory=list)
     title: str = ""
     warning: str = ""
+    skipped: int = 0   # entries with no title, no text and no link: nothing to show or link to
 
 
 def make_client(url: str, *, min_interval: float | None = None, **http_options) -> HttpClient:
@@ -97,6 +101,8 @@ def parse_feed(data: bytes, *, url: str = "", name: str = "", content_type: str 
         record = parse_entry(entry, source=result.source, journal=journal)
         if record:
             result.records.append(record)
+        else:
+            result.skipped += 1
     return result
 
 
@@ -200,13 +206,25 @@ def find_arxiv_id(entry) -> str | None:
     return None
 
 
+def title_from_text(text: str) -> str:
+    """A title for an untitled entry, from its own text: the first sentence when it is short, else
+    its first ``TITLE_WORDS`` words and "…" (many feeds — microblogs, some TOCs — give no title)."""
+    words = text.split()
+    for n, word in enumerate(words[:TITLE_WORDS], 1):
+        if SENTENCE_END_RE.search(word):
+            return " ".join(words[:n])
+    return " ".join(words[:TITLE_WORDS]) + (" …" if len(words) > TITLE_WORDS else "")
+
+
 def parse_entry(entry, *, source: str, journal: str = "") -> dict | None:
-    """One feed entry → a paper record (None if it has no title)."""
-    title = _text(entry, "title")
+    """One feed entry → a paper record. An untitled entry is titled from its summary, else its
+    link; one with neither text nor link is None (nothing to show a reader)."""
+    summary = ARXIV_PREFIX_RE.sub("", _summary(entry))
+    title, title_from = _text(entry, "title"), None
     if not title:
-        return None
-    summary = _summary(entry)
-    summary = ARXIV_PREFIX_RE.sub("", summary)
+        title, title_from = (title_from_text(summary), "summary") if summary else (entry.get("link"), "link")
+        if not title:
+            return None
     doi = find_doi(entry, summary)
     arxiv_id = find_arxiv_id(entry)
     if arxiv_id and not doi and re.match(r"^\d{4}\.\d{4,5}$", arxiv_id):
@@ -215,7 +233,8 @@ def parse_entry(entry, *, source: str, journal: str = "") -> dict | None:
     preprint = bool(arxiv_id) or bool(doi and doi.startswith(PREPRINT_DOI_PREFIXES))
     text = f"{title} {summary}"
     extra = {"feed_entry_id": entry.get("id"), "arxiv_id": arxiv_id, "preprint": preprint,
-             "categories": [t.get("term") for t in entry.get("tags") or [] if t.get("term")]}
+             "categories": [t.get("term") for t in entry.get("tags") or [] if t.get("term")],
+             "title_from": title_from}
     return {
         "kind": "paper", "source": source, "title": title, "abstract": summary or None,
         "doi": doi, "pmid": find_pmid(entry), "authors": _authors(entry),

@@ -36,7 +36,8 @@ def to_html(markdown: str | None, styles: dict[str, str] | None = None, mark: st
     """The text as HTML (a fragment of <p>, <ul>/<ol>, <em>, <strong>, <a href="http…">, <code>…);
     everything that is not markdown markup is escaped. ``styles``: an inline ``style`` per tag
     (``{"p": "margin:0"}``), for mail clients that read no style sheet; ``mark``: a piece of the
-    text to wrap in ``<span style="{mark_style}">`` (its first place, when ``holds`` finds it)."""
+    text to wrap in ``<span style="{mark_style}">`` (its first place, when ``holds`` finds it), or
+    in ``<mark>`` without a ``mark_style`` (a page whose style sheet says how it looks)."""
     tokens = _MD.parse(markdown or "")
     for token in tokens:
         if token.nesting == 1 and token.tag in (styles or {}):
@@ -46,9 +47,11 @@ def to_html(markdown: str | None, styles: dict[str, str] | None = None, mark: st
         inline, index = found
         text = inline.children[index].content
         start = text.index(mark)
+        opening, closing = (f'<span style="{html.escape(mark_style)}">', "</span>") if mark_style \
+            else ("<mark>", "</mark>")
         inline.children[index:index + 1] = [
-            _token("text", text[:start]), _token("html_inline", f'<span style="{html.escape(mark_style)}">'),
-            _token("text", mark), _token("html_inline", "</span>"), _token("text", text[start + len(mark):])]
+            _token("text", text[:start]), _token("html_inline", opening),
+            _token("text", mark), _token("html_inline", closing), _token("text", text[start + len(mark):])]
     return _MD.renderer.render(tokens, _MD.options, {}).strip()
 
 

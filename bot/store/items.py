@@ -93,7 +93,8 @@ def _find_existing(db: sqlite_utils.Database, record: dict) -> dict | None:
         rows = [r for r in rows if doi in (loads(r["extra"], {}) or {}).get("other_dois", []) and same_paper(r)]
         if rows:
             return rows[0]
-    title = norm_title(record.get("title"))
+    # A title spsbot made from an untitled feed entry's first words is no paper's title to match.
+    title = "" if (record.get("extra") or {}).get("title_from") else norm_title(record.get("title"))
     if len(title) >= 25:  # short titles ("Correction.") collide too easily
         # "+kind": keeps SQLite on the norm_title index (with the kind index it scans every paper).
         rows = _items_where(db, "norm_title = ? and +kind = 'paper'", [title], limit=5)

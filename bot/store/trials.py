@@ -39,6 +39,11 @@ TRACKED_FIELDS = (
 )
 
 
+# Tracked text fields ClinicalTrials.gov writes in markdown → the key of ``extra`` holding the value
+# as written. Versions stored before markdown was read as text hold that form: the same value.
+AS_WRITTEN = {"why_stopped": "why_stopped_markdown"}
+
+
 def _date_text(value) -> str:
     """A parsed trial date (``{"date", "type"}``) as one comparable string: '2024-05 (estimated)'."""
     if not isinstance(value, dict) or not value.get("date"):
@@ -94,18 +99,25 @@ def display_value(value) -> str:
     return str(value)
 
 
-def diff_snapshots(old: dict, new: dict) -> list[tuple[str, str, str]]:
+def diff_snapshots(old: dict, new: dict, as_written: dict | None = None) -> list[tuple[str, str, str]]:
     """(field, old text, new text) for each tracked field whose normalised value differs.
 
-    A field the old snapshot does not have (tracked since a later release) is not a change.
+    A field the old snapshot does not have (tracked since a later release) is not a change, nor
+    an old value equal to the new one as the source wrote it (``as_written``: field → text; a
+    version stored before markdown was read as text holds ``R\\&D`` for today's ``R&D``).
     """
     changes = []
     for name in TRACKED_FIELDS:
         if name not in old or name not in new:
             continue
-        if old[name] != new[name]:
+        if old[name] != new[name] and old[name] != (as_written or {}).get(name, new[name]):
             changes.append((name, display_value(old[name]), display_value(new[name])))
     return changes
+
+
+def _as_written(extra: dict) -> dict:
+    """Field → the source's own form of its value, where the record has one."""
+    return {name: extra[key] for name, key in AS_WRITTEN.items() if extra.get(key)}
 
 
 def latest_snapshots(db: sqlite_utils.Database) -> dict[str, tuple[str, dict]]:
@@ -143,7 +155,7 @@ def save_trials(db: sqlite_utils.Database, records: Iterable[dict], now: str | N
                 "data": json.dumps(snapshot, sort_keys=True, ensure_ascii=False)}, alter=True).last_pk
             counts["versions"] += 1
             if previous:
-                changes = diff_snapshots(previous[1], snapshot)
+                changes = diff_snapshots(previous[1], snapshot, _as_written(record.get("extra") or {}))
                 db["trial_changes"].insert_all([
                     {"nct_id": nct_id, "field": name, "old": old, "new": new, "detected_at": now,
                      "version_date": version_date, "version_id": version_id}

@@ -85,7 +85,9 @@ def create_app(config, db_path: str, *, base_url: str | None = None, embedder=No
     app.extensions["spsbot"] = WebState(config=config, db_path=str(db_path), base_url=base, embedder=embedder,
                                         wake_mailer=wake_mailer, csrf=csrf, search_slots=slots)
     from bot.digest.entries import safe_url
+    from bot.digest.render import markdown_filter
     app.jinja_env.filters["safe_url"] = lambda value: safe_url(value) or ""
+    app.jinja_env.filters["markdown"] = markdown_filter()  # a trial's summary, as the digest shows it
     app.context_processor(site_context)
     app.register_blueprint(public.bp)
     app.register_blueprint(subscriber.bp)

@@ -46,12 +46,8 @@ def theme_choices(config) -> list[dict]:
 def _period(row: dict) -> str:
     """'10–16 Nov 2026': the days an issue covers, as its subject line says them (the period
     starts the day after the previous issue's end)."""
-    from datetime import timedelta
-
-    from bot.dates import parse_day
-    from bot.digest.render import period_label
-    first = (parse_day(row["period_start"]) + timedelta(days=1)).isoformat()
-    return period_label(first, row["period_end"])
+    from bot.digest.render import covered_period
+    return covered_period(row["period_start"], row["period_end"])
 
 
 def issue_link(row: dict) -> dict:
