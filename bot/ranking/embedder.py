@@ -18,8 +18,9 @@ and why. bfloat16 is a way of computing the same vectors (within cosine 0.9999 o
 dev set), so it shares float32's cache key and bundled seed. int8 vectors move (mean cosine ~0.97
 to float32): they have their own vector space (``text_space``: "<model>#int8") and so their own
 cache rows and bundled seed; cross-validated quality is the same (README, Performance). Without
-AMX, bfloat16 is emulated and 1.5-7.7x slower than float32, so "auto" never picks it there; int8
-runs the model pass in about half float32's CPU time on AVX2/AVX-512 CPUs.
+AMX, bfloat16 was 1.5-7.7x slower than float32 with oneDNN capped on an AMX machine, so "auto"
+never picks it there (on an AMD EPYC with avx512_bf16 it took 0.67x float32's time: "bfloat16" is the
+faithful choice there); int8 runs the model pass in about half float32's CPU time.
 """
 
 from __future__ import annotations
