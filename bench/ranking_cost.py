@@ -1,22 +1,25 @@
-"""What ranking costs: N items end to end vs bare ``model.encode`` of the same texts, same run.
+"""What ranking costs: N items end to end vs a bare float32 ``model.encode`` of the same texts.
 
-    .venv/bin/python bench/ranking_cost.py [--n 500 5000] [--embedding passage|sentences]
-                                           [--precision auto|float32|bfloat16] [--dev PATH]
+    .venv/bin/python bench/ranking_cost.py [--n 500 5000] [--rounds 2] [--embedding passage|sentences]
+                                           [--precision auto|float32|bfloat16|int8] [--dev PATH]
 
-Items are the dev records, repeated, each copy marked with its number (" (2)") so the embedding
-cache cannot cheat: in its title under the default passage embedding (a record's sentence vectors
-are cached under all its sentences, so one changed sentence is a new record), in every sentence
-under ``--embedding sentences`` (cached per sentence). The ranker's trained model is built first
-(once per seed / feedback state in production) and timed separately. Then, per N: one bare
-``SentenceTransformer.encode`` of the items' texts (title + text, the library's defaults) and a
-fresh store ranked end to end (model load, sentence embedding, features, scoring, writing), each
-timed by the wall clock and by this process's CPU time (on a shared machine the CPU-time ratio is
-the steadier one); a second rank must embed nothing and not load the model. Peak memory is the
-process's max RSS after each step.
+Prints the CPU's relevant flags first (avx2, avx512f, avx512_bf16, avx512_vnni, amx_tile) and what
+"auto" picks on it. Items are the dev records, repeated, each copy marked with its number (" (2)")
+so the embedding cache cannot cheat: in its title under the default passage embedding (a record's
+sentence vectors are cached under all its sentences, so one changed sentence is a new record), in
+every sentence under ``--embedding sentences``. The ranker's trained model is built first (once per
+seed / feedback state in production) and timed separately.
 
-The baseline is the library's defaults, float32 arithmetic. Where the ranker computes in bfloat16
-(``[ranking] precision``: "auto" picks it on CPUs with AMX) the same bare encode is also timed
-under bfloat16 autocast, so the ratio that comes only from reading more tokens shows too.
+Then, per N, ``--rounds`` alternations of two child processes, each timed by the wall clock and by
+its own CPU time and reporting its own peak RSS (``ru_maxrss``: what that command alone needs):
+- bare: ``SentenceTransformer.encode`` of the items' texts (title + text) with the library's
+  defaults — float32, 256 tokens, batches of 32 — the model loaded outside the timing;
+- rank: ``rank_items`` on a fresh copy of a store holding the items (model load, sentence vectors,
+  features, scoring, writing), then a second rank that must embed nothing and load no model.
+Alternating them in one run is what makes the ratio fair on a shared machine; the load average is
+printed with every figure. ``ONEDNN_MAX_CPU_ISA`` / ``MKL_ENABLE_INSTRUCTIONS`` set in the
+environment reach the children (to imitate an older CPU's float32 kernels; they do not change
+fbgemm's int8 kernels).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,14 +39,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import load_config  # noqa: E402
-from bot.ranking.embedder import EMBEDDINGS, PRECISIONS, embedder_for  # noqa: E402
+from bot.ranking.embedder import EMBEDDINGS, PRECISIONS, choose_precision, cpu_flags, embedder_for  # noqa: E402
 from bot.ranking.text import split_sentences  # noqa: E402
-from bot.store import open_db, save_items  # noqa: E402
-from bot.ranking.stage import make_ranker, rank_items  # noqa: E402
+
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
 
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def make_items(dev: str, n: int, mark_every_sentence: bool = False) -> list[dict]:
@@ -66,64 +76,115 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def config_for(args):
+    config = load_config()
+    for key in ("embedding", "precision"):
+        if getattr(args, key):
+            config.sections["ranking"] = {**config.ranking, key: getattr(args, key)}
+    return config
+
+
+# --- the two children ------------------------------------------------------------------------
+
+def child_bare(args) -> dict:
+    from bot.ranking.embedder import _shared_model
+    with open(args.texts, encoding="utf-8") as f:
+        texts = json.load(f)
+    model = _shared_model(embedder_for({}).model_name)  # the library's own model, float32
+    model.encode(["warm-up"])
+    _, wall, cpu = timed(model.encode, texts)
+    return {"wall": wall, "cpu": cpu}
+
+
+def child_rank(args) -> dict:
+    from bot.ranking.stage import rank_items
+    from bot.store import open_db
+    config = config_for(args)
+    db = open_db(args.db)
+    embedder = embedder_for(config.ranking)  # a fresh one: its model load is part of the rank
+    counts, wall, cpu = timed(rank_items, db, config, embedder=embedder)
+    second = embedder_for(config.ranking)
+    again = rank_items(db, config, embedder=second)
+    db.close()
+    return {"wall": wall, "cpu": cpu, "scored": counts["scored"], "embedded": counts["embedded"],
+            "compute": embedder.compute, "again_embedded": again["embedded"], "again_loaded": second.loaded}
+
+
+def run_child(kind: str, args, **paths) -> dict:
+    argv = [sys.executable, __file__, "--child", kind, "--dev", args.dev]
+    for key in ("embedding", "precision"):
+        if getattr(args, key):
+            argv += [f"--{key}", getattr(args, key)]
+    for key, value in paths.items():
+        argv += [f"--{key}", str(value)]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# --- the parent ------------------------------------------------------------------------------
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[500, 5000])
+    parser.add_argument("--rounds", type=int, default=2, help="bare / rank alternations per N")
     parser.add_argument("--embedding", choices=EMBEDDINGS, default=None,
                         help="how sentence vectors are made (default: the profile's [ranking] embedding)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="the model's arithmetic (default: the profile's [ranking] precision)")
+                        help="the ranker's arithmetic (default: the profile's [ranking] precision)")
     parser.add_argument("--dev", default=str(Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"))
+    parser.add_argument("--child", choices=("bare", "rank"), help=argparse.SUPPRESS)
+    parser.add_argument("--texts", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    os.environ.setdefault("SPSBOT_CACHE_DIR", tempfile.mkdtemp(prefix="spsbot-cost-"))
-    config = load_config()
-    if args.embedding:
-        config.sections["ranking"] = {**config.ranking, "embedding": args.embedding}
-    if args.precision:
-        config.sections["ranking"] = {**config.ranking, "precision": args.precision}
-    settings = config.ranking
-    print(f"embedding: {embedder_for(settings).passage_space} ({embedder_for(settings).embedding})")
+    if args.child:
+        result = (child_bare if args.child == "bare" else child_rank)(args)
+        print(json.dumps({**result, "peak_mb": peak_mb()}))
+        return
 
+    os.environ.setdefault("SPSBOT_CACHE_DIR", tempfile.mkdtemp(prefix="spsbot-cost-"))
+    flags = cpu_flags()
+    caps = [f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS") if k in os.environ]
+    print("CPU: " + ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in FLAGS)
+          + f"; {os.cpu_count()} cores" + "".join(f"; {c}" for c in caps))
+    config = config_for(args)
+    settings = config.ranking
+    precision = settings.get("precision") or "auto"
+    print(f"precision = {precision} -> {' ('.join(choose_precision(precision))}); "
+          f"embedding {embedder_for(settings).passage_space}; the baseline is the library's float32")
+
+    from bot.ranking.stage import make_ranker
+    from bot.store import open_db, save_items
     with tempfile.TemporaryDirectory() as tmp:
-        db = open_db(Path(tmp) / "cost.db")
+        db = open_db(Path(tmp) / "train.db")
         _, train_s, _ = timed(lambda: make_ranker(db, config).model)  # trains and caches the model
         db.close()
-        print(f"training the ranker (seed set, once per seed/feedback state): {train_s:.1f}s, "
-              f"peak RSS {peak_mb():.0f} MB")
-        bare = embedder_for(settings)
-        bare.encode(["warm-up"])  # load the model outside the timing
-        model = bare._model  # the bare SentenceTransformer, with its default settings
-        print(f"precision: {settings.get('precision') or 'auto'} -> the ranker computes in {bare.compute}; "
-              "the baseline is the library's float32")
+        print(f"training the ranker (seed set, once per seed/feedback state): {train_s:.1f}s ({load()})")
         for n in args.n:
-            items = make_items(args.dev, n, mark_every_sentence=bare.embedding == "sentences")
-            texts = [f"{i['title']}. {i['abstract']}" for i in items]
-            _, bare_s, bare_cpu = timed(model.encode, texts)
-            print(f"\nN = {n}: bare model.encode of {len(texts)} texts: {bare_s:.1f}s (CPU {bare_cpu:.1f}s), "
-                  f"peak RSS {peak_mb():.0f} MB")
-            same = None
-            if bare.compute == "bfloat16":
-                import torch
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    _, same_s, same_cpu = timed(model.encode, texts)
-                same = (same_s, same_cpu)
-                print(f"N = {n}: bare model.encode under bfloat16 autocast: {same_s:.1f}s (CPU {same_cpu:.1f}s)")
-            db = open_db(Path(tmp) / f"fresh-{n}.db")
+            items = make_items(args.dev, n, mark_every_sentence=embedder_for(settings).embedding == "sentences")
+            texts = Path(tmp) / f"texts-{n}.json"
+            texts.write_text(json.dumps([f"{i['title']}. {i['abstract']}" for i in items]), encoding="utf-8")
+            template = Path(tmp) / f"items-{n}.db"
+            db = open_db(template)
             save_items(db, items, source="bench")
-            embedder = embedder_for(settings)  # a fresh one: its model load is part of the rank
-            counts, rank_s, rank_cpu = timed(rank_items, db, config, embedder=embedder)
-            print(f"N = {n}: spsbot rank of {counts['scored']} items end to end (incl. model load): {rank_s:.1f}s "
-                  f"(CPU {rank_cpu:.1f}s), {counts['embedded']} sentences embedded, peak RSS {peak_mb():.0f} MB")
-            print(f"N = {n}: ratio rank / bare encode: wall {rank_s / bare_s:.2f}x, CPU {rank_cpu / bare_cpu:.2f}x "
-                  "(goal <= 1.2x)", flush=True)
-            if same:
-                print(f"N = {n}: ratio rank / bare encode at the same bfloat16 arithmetic: wall "
-                      f"{rank_s / same[0]:.2f}x, CPU {rank_cpu / same[1]:.2f}x", flush=True)
-            second = embedder_for(settings)
-            again, again_s, _ = timed(rank_items, db, config, embedder=second)
-            print(f"N = {n}: second rank: scored {again['scored']}, embedded {again['embedded']}, "
-                  f"model loaded: {second.loaded}, {again_s:.2f}s")
             db.close()
+            ratios = []
+            for r in range(args.rounds):
+                bare = run_child("bare", args, texts=texts)
+                print(f"N = {n} round {r + 1}: bare encode {bare['wall']:.1f}s (CPU {bare['cpu']:.1f}s), "
+                      f"peak RSS {bare['peak_mb']:.0f} MB ({load()})", flush=True)
+                fresh = Path(tmp) / f"rank-{n}-{r}.db"
+                shutil.copyfile(template, fresh)
+                rank = run_child("rank", args, db=fresh)
+                fresh.unlink()
+                ratios.append((rank["wall"] / bare["wall"], rank["cpu"] / bare["cpu"]))
+                print(f"N = {n} round {r + 1}: rank of {rank['scored']} items in {rank['compute']} (incl. model "
+                      f"load) {rank['wall']:.1f}s (CPU {rank['cpu']:.1f}s), {rank['embedded']} sentences embedded, "
+                      f"peak RSS {rank['peak_mb']:.0f} MB ({load()}); ratio wall {ratios[-1][0]:.2f}x, CPU "
+                      f"{ratios[-1][1]:.2f}x; second rank embedded {rank['again_embedded']}, model loaded: "
+                      f"{rank['again_loaded']}", flush=True)
+            print(f"N = {n}: median ratio rank / bare float32 encode over {len(ratios)} rounds: wall "
+                  f"{statistics.median(w for w, _ in ratios):.2f}x, CPU {statistics.median(c for _, c in ratios):.2f}x"
+                  " (goal <= 1.2x)", flush=True)
 
 
 if __name__ == "__main__":

@@ -397,8 +397,8 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
     if isinstance(embedding, str) and embedding not in ("passage", "sentences"):
         err(f"'embedding' in [ranking] must be \"passage\" or \"sentences\", got {embedding!r}", "embedding", "ranking")
     precision = (cfg.get("ranking") or {}).get("precision")
-    if isinstance(precision, str) and precision not in ("auto", "float32", "bfloat16"):
-        err(f"'precision' in [ranking] must be \"auto\", \"float32\" or \"bfloat16\", got {precision!r}",
+    if isinstance(precision, str) and precision not in ("auto", "float32", "bfloat16", "int8"):
+        err(f"'precision' in [ranking] must be \"auto\", \"float32\", \"bfloat16\" or \"int8\", got {precision!r}",
             "precision", "ranking")
     smtp = (cfg.get("email") or {}).get("smtp_url")
     if isinstance(smtp, str) and smtp and urlparse(smtp).scheme not in ("smtp", "smtps", "smtp+starttls"):

@@ -123,9 +123,11 @@ def test_the_embedding_method_and_window_are_configurable(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[ranking]\nembedding = "sentences"\nwindow = 256\n', encoding="utf-8")
     chosen = embedder_for(load_config(path).ranking)
-    assert (chosen.embedding, chosen.window, chosen.passage_space) == ("sentences", 256, chosen.model_name)
+    # text_space: the model, plus "#int8" where precision "auto" means int8 (a CPU without AMX)
+    assert chosen.text_space in ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2#int8")
+    assert (chosen.embedding, chosen.window, chosen.passage_space) == ("sentences", 256, chosen.text_space)
     path.write_text('[ranking]\nwindow = 256\n', encoding="utf-8")
-    assert embedder_for(load_config(path).ranking).passage_space == "all-MiniLM-L6-v2#passage256"
+    assert embedder_for(load_config(path).ranking).passage_space == f"{chosen.text_space}#passage256"
     for bad, message in (('embedding = "chunks"', "'embedding' in [ranking] must be"),
                          ("window = 1024", "'window' in [ranking] must be between 16 and 512")):
         path.write_text(f"[ranking]\n{bad}\n", encoding="utf-8")

@@ -125,8 +125,10 @@ DEV = str(DEV_JSONL)
 
 @pytest.mark.needs_dev_set
 # The bundle was computed in float32; bfloat16 arithmetic (precision "auto" on a CPU with AMX) moves
-# similarity features by up to ~0.003, which scores do not feel (tests/test_precision.py).
-@pytest.mark.parametrize("precision, tolerance", [("float32", 1e-3), ("bfloat16", 1e-2)])
+# similarity features by up to ~0.003, which scores do not feel (tests/test_precision.py). int8 has a
+# bundle of its own; its activations are quantised per batch, so a record's features also depend on what
+# shares its batch (3 records alone vs among the 299 the bundle was built from: up to 0.038, rows' sd 0.27).
+@pytest.mark.parametrize("precision, tolerance", [("float32", 1e-3), ("bfloat16", 1e-2), ("int8", 5e-2)])
 def test_bundled_seed_rows_are_what_training_computes(embedder, precision, tolerance):
     """The bundle's rows are the dev set's, in order: recomputing a few from their texts with the
     real model gives the same feature and TF-IDF rows (so feedback rows computed now line up)."""
@@ -193,8 +195,9 @@ def test_passages_batched_together_match_each_embedded_alone(embedder):
 def test_a_record_longer_than_its_window_gets_every_sentence(embedder):
     import numpy as np
     from bot.ranking.embedder import Embedder
-    narrow = Embedder(embedder.model_name, window=40)
-    narrow._model = embedder._load()  # the same loaded model, smaller windows
+    # float32: int8 (precision "auto" on a CPU without AMX) quantises activations per batch, so there
+    # a window's vectors also depend on its batch companions (tests/test_precision.py).
+    narrow = Embedder(embedder.model_name, window=40, precision="float32")  # the shared model, smaller windows
     passage = _sentences(RITUXIMAB)
     vectors = narrow.encode_passages([passage])[0]
     assert vectors.shape[0] == len(passage) and np.isfinite(vectors).all()

@@ -29,7 +29,8 @@ def passage_key(sentences: list[str]) -> str:
 
 class CachedEmbedder:
     """``encode`` and ``encode_passages`` of ``embedder``, looked up in ``cache`` first and the
-    misses stored there. Every other attribute (``model_name``, ``passage_space``, ``encoded``,
+    misses stored there (texts under the embedder's ``text_space``, passages under its
+    ``passage_space``). Every other attribute (``model_name``, ``passage_space``, ``encoded``,
     ``model_files``…) is the wrapped embedder's. ``hits`` and ``misses`` count the unique texts
     (or passages) found in the cache and embedded now."""
 
@@ -50,14 +51,14 @@ class CachedEmbedder:
     def encode(self, texts: list[str]) -> np.ndarray:
         """Vectors for ``texts`` (shape (n, d); (0, 0) for none), embedding only texts not cached."""
         unique = list(dict.fromkeys(texts))
-        known = self._lookup(unique, self.embedder.model_name)
+        known = self._lookup(unique, self.embedder.text_space)
         missing = [t for t in unique if t not in known]
         self.hits += len(unique) - len(missing)
         if missing:
-            log.info("embedding %d new texts with %s", len(missing), self.embedder.model_name)
+            log.info("embedding %d new texts with %s", len(missing), self.embedder.text_space)
             new = dict(zip(missing, self.embedder.encode(missing)))
             if self.cache is not None:
-                self.cache.put_many(new, self.embedder.model_name)
+                self.cache.put_many(new, self.embedder.text_space)
             self.misses += len(missing)
             known.update(new)
         if not texts:
@@ -94,7 +95,7 @@ class CachedEmbedder:
         if embed:
             known = dict(zip(flat, self.encode(flat))) if flat else {}
         else:
-            known = self._lookup(flat, self.embedder.model_name)
+            known = self._lookup(flat, self.embedder.text_space)
             self.hits += len(known)
         return [np.stack([known[s] for s in p]).astype(np.float32) if p and all(s in known for s in p) else None
                 for p in passages]

@@ -11,18 +11,23 @@ loading it. Default model: the packaged all-MiniLM-L6-v2 (pip package ``gt-all-m
 loaded offline.
 
 ``precision`` is the arithmetic of the model's pass: "float32" (the library's own), "bfloat16"
-(torch autocast), or "auto" (the default: bfloat16 where the CPU multiplies bfloat16 matrices in
-hardware, Intel AMX, else float32). It is a way of computing the same vectors, not another
-embedding: on the dev set bfloat16 sentence vectors are within cosine 0.9999 of float32 ones
-(tests/test_precision.py checks it on the demo records), so cached vectors, the bundled seed and
-trained models stay valid whichever a machine uses. On a CPU without AMX bfloat16 is emulated and
-1.5-7.7x slower than float32 (measured with oneDNN limited to AVX-512-BF16, AVX-512 and AVX2), so
-"auto" never picks it there.
+(torch autocast), "int8" (torch's dynamic int8 quantisation of the Linear layers, weights per
+output channel), or "auto" (the default): bfloat16 where the CPU multiplies bfloat16 matrices in
+hardware (Intel AMX), else int8 on an x86 CPU with AVX2, else float32; the log line says which
+and why. bfloat16 is a way of computing the same vectors (within cosine 0.9999 of float32 on the
+dev set), so it shares float32's cache key and bundled seed. int8 vectors move (mean cosine ~0.97
+to float32): they have their own vector space (``text_space``: "<model>#int8") and so their own
+cache rows and bundled seed; cross-validated quality is the same (README, Performance). Without
+AMX, bfloat16 was 1.5-7.7x slower than float32 with oneDNN capped on an AMX machine, so "auto"
+never picks it there (on an AMD EPYC with avx512_bf16 it took 0.67x float32's time: "bfloat16" is the
+faithful choice there); int8 runs the model pass in about half float32's CPU time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import logging
 import os
 import threading
@@ -37,28 +42,61 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 EMBEDDINGS = ("passage", "sentences")   # [ranking] embedding
 DEFAULT_EMBEDDING = "passage"
-PRECISIONS = ("auto", "float32", "bfloat16")   # [ranking] precision
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")   # [ranking] precision
 DEFAULT_PRECISION = "auto"
+INT8_SUFFIX = "#int8"   # int8 vectors are another space: own cache rows, own bundled seed
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux: /proc/cpuinfo), read without importing torch, so that the
+    cache key ("auto" may mean int8) is known before any model is loaded; empty where unknown."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 def native_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX tiles), where bfloat16
-    runs the model ~2x faster than float32. Imports torch: call it only when a model is loaded."""
-    import torch
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private: absent = not known
+    runs the model ~2x faster than float32."""
+    flags = cpu_flags()
+    if flags:
+        return "amx_tile" in flags and "amx_bf16" in flags
+    import torch  # no /proc/cpuinfo: ask torch (private probe: absent = not known)
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     try:
         return bool(probe and probe())
     except RuntimeError:
         return False
 
 
-def resolve_precision(precision: str) -> str:
-    """The arithmetic ``precision`` ("auto", "float32", "bfloat16") means on this machine."""
+def fast_int8() -> bool:
+    """Whether torch's int8 kernels (fbgemm) run natively here: an x86 CPU with AVX2."""
+    return "avx2" in cpu_flags()
+
+
+def choose_precision(precision: str) -> tuple[str, str]:
+    """(the arithmetic ``precision`` means on this machine, why) — "auto" picks the fastest one
+    that keeps ranking quality on this CPU."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "auto":
-        return "bfloat16" if native_bfloat16() else "float32"
-    return precision
+    if precision != "auto":
+        return precision, "as configured"
+    if native_bfloat16():
+        return "bfloat16", "the CPU has AMX (bfloat16 in hardware, same vectors as float32)"
+    if fast_int8():
+        return "int8", "no AMX, AVX2 int8 kernels (about 2x float32's speed, quality held with its own seed)"
+    return "float32", "neither AMX nor AVX2 on this CPU"
+
+
+def resolve_precision(precision: str) -> str:
+    """The arithmetic ``precision`` ("auto", "float32", "bfloat16", "int8") means on this machine."""
+    return choose_precision(precision)[0]
 
 
 class SentenceEncoder:
@@ -76,10 +114,14 @@ class SentenceEncoder:
     encoded: int = 0            # texts embedded (each sentence counts, either method)
 
     @property
+    def text_space(self) -> str:
+        return self.model_name
+
+    @property
     def passage_space(self) -> str:
         if self.embedding == "sentences":
-            return self.model_name
-        return f"{self.model_name}#passage{self.window}"
+            return self.text_space
+        return f"{self.text_space}#passage{self.window}"
 
     def encode(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
@@ -118,7 +160,6 @@ class Embedder(SentenceEncoder):
         self.window = window
         self.batch_tokens = batch_tokens
         self.precision = precision
-        self.compute = ""       # what precision resolved to, once the model is loaded
         self.load_count = 0
         self.encoded = 0
         self._model = None
@@ -128,21 +169,31 @@ class Embedder(SentenceEncoder):
     def loaded(self) -> bool:
         return self._model is not None
 
+    @property
+    def compute(self) -> str:
+        """What ``precision`` means on this CPU ("float32", "bfloat16" or "int8"); cheap (no torch)."""
+        return resolve_precision(self.precision)
+
+    @property
+    def text_space(self) -> str:
+        return self.model_name + (INT8_SUFFIX if self.compute == "int8" else "")
+
     def _load(self):
         with self._lock:
             if self._model is None:
                 # Supply chain, before anything is imported or read: the packaged model's files must
                 # match their pinned hashes; a named model's are hashed for the record (model_files.py).
                 self.model_files = check_model(self.model_name, packaged=self.model_name == DEFAULT_MODEL)
-                self._model = _shared_model(self.model_name)
-                self.compute = resolve_precision(self.precision)
-                log.info("embedding model %s computes in %s (precision = %s)", self.model_name,
-                         self.compute, self.precision)
+                compute, why = choose_precision(self.precision)
+                self._model = _shared_model(self.model_name, int8=compute == "int8")
+                log.info("embedding model %s computes in %s (precision = %s: %s)", self.model_name,
+                         compute, self.precision, why)
                 self.load_count += 1
         return self._model
 
     def _arithmetic(self):
-        """The context the model runs in: bfloat16 autocast, or nothing (float32)."""
+        """The context the model runs in: bfloat16 autocast, or nothing (float32; int8 is in the
+        model's own layers)."""
         if self.compute != "bfloat16":
             return contextlib.nullcontext()
         import torch
@@ -188,6 +239,7 @@ class Embedder(SentenceEncoder):
         for batch in P.token_batches(windows, self.batch_tokens):
             ids, mask = P.padded(batch, tokenizer.pad_token_id or 0)
             P.pool_spans(batch, self._token_states(ids, mask), out)
+        release_freed_memory()
         self.encoded += len(flat)
         return [P.normalise(rows) for rows in out]
 
@@ -202,16 +254,35 @@ class Embedder(SentenceEncoder):
         return states.float().numpy()
 
 
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand the memory the model's batches freed back to the system (glibc: malloc_trim). glibc
+    keeps freed blocks for reuse, and activations of varying shapes pile up as freed but resident
+    memory (+150 MB after 100 records, measured); trimming once per call (the rank stage's 50
+    records) keeps them from accumulating. Trimming after every batch cost ~10-25% of the pass."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 # Loaded models, shared by every Embedder in the process: a long-lived process (the web front's
 # search, a test session) that makes several embedders loads each model once, not once per use.
-_MODELS: dict[str, object] = {}
+_MODELS: dict[tuple[str, bool], object] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def _shared_model(model_name: str):
-    """The loaded sentence-transformers model for ``model_name`` (loaded on first use)."""
+def _shared_model(model_name: str, int8: bool = False):
+    """The loaded sentence-transformers model for ``model_name`` (loaded on first use), its Linear
+    layers quantised to int8 with ``int8``."""
     with _MODELS_LOCK:
-        model = _MODELS.get(model_name)
+        model = _MODELS.get((model_name, int8))
         if model is None:
             # Never reach the model hub: the default model is on disk, and a named one must
             # be in the local cache already (or be a path).
@@ -230,8 +301,25 @@ def _shared_model(model_name: str):
             else:
                 source = model_name
             log.info("loading embedding model %s", model_name)
-            model = _MODELS[model_name] = SentenceTransformer(source, device="cpu")
-        return model
+            model = SentenceTransformer(source, device="cpu")
+            _MODELS[(model_name, int8)] = quantized(model) if int8 else model
+        return _MODELS[(model_name, int8)]
+
+
+def quantized(model):
+    """``model`` with its Linear layers in int8 (in place: the float32 weights are freed).
+
+    Dynamic quantisation: weights int8 per output channel (per tensor moved the vectors twice as
+    far: mean cosine 0.93 vs 0.97 to float32), activations quantised per batch as they come.
+    torch.ao.quantization is deprecated in favour of torchao, a dependency this does not need yet.
+    """
+    import warnings
+
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
 
 
 def load_embedder(model: str = "", *, embedding: str = DEFAULT_EMBEDDING, window: int = P.DEFAULT_WINDOW,

@@ -144,7 +144,7 @@ def load_bundle(config, targets: list[F.Target], model_name: str) -> tuple[SeedF
         return None, None
     from bot.config import load_config
     from bot.ranking.seed import bundled_seed
-    bundle = bundled_seed()
+    bundle = bundled_seed(model_name)
     if bundle is None:
         return None, None
     own = F.build_targets(load_config(None, env={}))  # the bundled profile the rows were computed for

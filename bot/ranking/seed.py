@@ -30,6 +30,14 @@ BUNDLE_NAME = "sps_seed.npz"
 SIDECAR_NAME = "sps_seed.json"
 
 
+def bundle_names(model: str = "") -> tuple[str, str]:
+    """(bundle, sidecar) file names for the vectors ``model`` names: int8 vectors
+    (``embedder.INT8_SUFFIX`` in the space) have their own bundle, "sps_seed.int8.npz"."""
+    if "#int8" in model:
+        return "sps_seed.int8.npz", "sps_seed.int8.json"
+    return BUNDLE_NAME, SIDECAR_NAME
+
+
 @dataclass
 class SeedBundle:
     """The derived seed: features, TF-IDF rows and vocabulary, labels, and what they depend on."""
@@ -75,9 +83,10 @@ def read_bundle(data: bytes) -> SeedBundle:
                           model=str(z["model"]), digest=hashlib.sha256(data).hexdigest())
 
 
-def bundled_seed() -> SeedBundle | None:
-    """The bundle shipped in ``bot/profiles`` (None if the package has none)."""
-    path = resources.files("bot.profiles").joinpath(BUNDLE_NAME)
+def bundled_seed(model: str = "") -> SeedBundle | None:
+    """The bundle shipped in ``bot/profiles`` for the vectors ``model`` names (an embedder's
+    ``passage_space``; "" = the float32 one), None if the package has none."""
+    path = resources.files("bot.profiles").joinpath(bundle_names(model)[0])
     if not path.is_file():
         return None
     return read_bundle(path.read_bytes())
