@@ -44,7 +44,7 @@ def bundled_themes(model_name: str) -> dict[str, tuple[np.ndarray, np.ndarray]] 
     from bot.config import load_config
     from bot.ranking.scorer import targets_fingerprint
     from bot.ranking.seed import bundled_seed
-    bundle = bundled_seed()
+    bundle = bundled_seed(model_name)  # the bundle of these vectors (int8 has its own)
     if bundle is None or bundle.model != model_name:
         return None
     targets = F.build_targets(load_config(None, env={}))
