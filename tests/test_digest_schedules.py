@@ -266,8 +266,15 @@ def _maintainers_env_file(root: Path, smtp_url: str, eutils_url: str, ctgov_url:
 
 
 def _open_databases(pid: int) -> set[str]:
-    fds = Path(f"/proc/{pid}/fd")
-    return {os.readlink(fd) for fd in fds.iterdir() if os.readlink(fd).endswith(".db")}
+    """The .db files process ``pid`` has open (an fd closed while it is listed is skipped: the
+    server's threads open and close sockets and files meanwhile)."""
+    paths = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            paths.add(os.readlink(fd))
+        except FileNotFoundError:
+            continue
+    return {path for path in paths if path.endswith(".db")}
 
 
 def test_the_weekly_run_and_the_web_front_open_the_same_database_as_the_units_start_them(tmp_path):
