@@ -34,7 +34,7 @@ def markdown_escaped(text: str) -> str:
     return "".join("\\" + c if c in string.punctuation else c for c in text)
 
 
-class _Visible(HTMLParser):
+class _TextNodes(HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
@@ -43,12 +43,18 @@ class _Visible(HTMLParser):
         self.parts.append(data)
 
 
+def text_nodes(markup: str) -> list[str]:
+    """The text nodes of an HTML fragment or page, character references resolved once, nothing
+    between them: the tests' own reading, independent of bot/sources/html_text.py."""
+    reader = _TextNodes()
+    reader.feed(markup)
+    reader.close()
+    return reader.parts
+
+
 def visible_text(page: str) -> str:
     """What a browser shows of an HTML page (its text, references resolved, whitespace collapsed)."""
-    reader = _Visible()
-    reader.feed(page)
-    reader.close()
-    return " ".join(" ".join(reader.parts).split())
+    return " ".join(" ".join(text_nodes(page)).split())
 
 
 def assert_html_shows(page: str, sample: str) -> None:

@@ -17,27 +17,17 @@ Run as a script to print the counts for any copy of the corpus (the whole of fee
 from __future__ import annotations
 
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import feedparser
 import pytest
 
 from bot.sources.feeds import FeedError, parse_feed
+from medical_text import text_nodes
 
 CORPUS = Path(__file__).parent / "fixtures" / "feedparser"
 FILES = sorted(p.relative_to(CORPUS).as_posix() for p in CORPUS.rglob("*.xml"))
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
-
-
-class _TextNodes(HTMLParser):
-    """Only the text nodes (entities decoded once by html.parser), nothing between them."""
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data):
-        self.parts.append(data)
 
 
 def expected(value, content_type) -> tuple[str, bool]:
@@ -45,10 +35,7 @@ def expected(value, content_type) -> tuple[str, bool]:
     if not value:
         return "", False
     if content_type in HTML_TYPES:
-        nodes = _TextNodes()
-        nodes.feed(value)
-        nodes.close()
-        return "".join(nodes.parts), True
+        return "".join(text_nodes(value)), True
     return value, False
 
 
