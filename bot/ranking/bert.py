@@ -45,7 +45,6 @@ class SentenceBert:
     Linear layers ``quantize_dynamic`` can replace), mean pooling."""
 
     def __init__(self, folder: str | Path):
-        import torch
         from safetensors.torch import load_file
         from tokenizers import Tokenizer
 
@@ -62,9 +61,8 @@ class SentenceBert:
         self.cls_id, self.sep_id = vocab["[CLS]"], vocab["[SEP]"]
         self.pad_id = config.get("pad_token_id") or 0
         self.dim = config["hidden_size"]
-        with torch.device("meta"):  # no memory for weights that are replaced at once
-            self.module = _encoder_module(config)
         weights = {k.removeprefix("bert."): v for k, v in load_file(str(folder / "model.safetensors")).items()}
+        self.module = _encoder_module(config, weights)
         self.module.load_state_dict({k: weights[k] for k in self.module.state_dict()}, assign=True)
         self.module.eval()
 
@@ -98,13 +96,21 @@ class SentenceBert:
         return out / np.where(norms == 0, 1, norms)
 
 
-def _encoder_module(config: dict):
+def _encoder_module(config: dict, weights: dict):
     """BERT's embeddings and encoder layers, named as in the checkpoint (``embeddings.*``,
     ``encoder.layer.N.*``) so its weights load by name."""
     from torch import nn
     from torch.nn import functional as F
 
     d, heads, eps = config["hidden_size"], config["num_attention_heads"], config["layer_norm_eps"]
+    # Built without memory ("meta" tensors) and the checkpoint's weights assigned in their place. Not
+    # with torch's device context, and the embeddings made from their weights: initialising a meta
+    # tensor at random imports torch's compiler stack (~70 MB).
+    meta = {"device": "meta"}
+
+    def embedding(name: str) -> nn.Embedding:
+        weight = weights[f"embeddings.{name}.weight"]
+        return nn.Embedding(*weight.shape, _weight=weight)
 
     def module(**children) -> nn.Module:
         m = nn.Module()
@@ -114,19 +120,21 @@ def _encoder_module(config: dict):
 
     def layer() -> nn.Module:
         return module(
-            attention=module(self=module(query=nn.Linear(d, d), key=nn.Linear(d, d), value=nn.Linear(d, d)),
-                             output=module(dense=nn.Linear(d, d), LayerNorm=nn.LayerNorm(d, eps=eps))),
-            intermediate=module(dense=nn.Linear(d, config["intermediate_size"])),
-            output=module(dense=nn.Linear(config["intermediate_size"], d), LayerNorm=nn.LayerNorm(d, eps=eps)))
+            attention=module(self=module(query=nn.Linear(d, d, **meta), key=nn.Linear(d, d, **meta),
+                                         value=nn.Linear(d, d, **meta)),
+                             output=module(dense=nn.Linear(d, d, **meta), LayerNorm=nn.LayerNorm(d, eps=eps, **meta))),
+            intermediate=module(dense=nn.Linear(d, config["intermediate_size"], **meta)),
+            output=module(dense=nn.Linear(config["intermediate_size"], d, **meta),
+                          LayerNorm=nn.LayerNorm(d, eps=eps, **meta)))
 
     class Encoder(nn.Module):
         def __init__(self):
             super().__init__()
             self.embeddings = module(
-                word_embeddings=nn.Embedding(config["vocab_size"], d),
-                position_embeddings=nn.Embedding(config["max_position_embeddings"], d),
-                token_type_embeddings=nn.Embedding(config["type_vocab_size"], d),
-                LayerNorm=nn.LayerNorm(d, eps=eps))
+                word_embeddings=embedding("word_embeddings"),
+                position_embeddings=embedding("position_embeddings"),
+                token_type_embeddings=embedding("token_type_embeddings"),
+                LayerNorm=nn.LayerNorm(d, eps=eps, **meta))
             self.encoder = module(layer=nn.ModuleList(layer() for _ in range(config["num_hidden_layers"])))
 
         def forward(self, ids, mask):
