@@ -76,3 +76,25 @@ def test_a_dry_run_of_the_first_run_creates_nothing(env_isolated, tmp_path):
     assert f"no database at {database} yet: working on an empty one in memory" in result.output
     assert ": ok (nothing sent)" in result.output
     assert [p for p in _left_behind(tmp_path) if not p.startswith("cli.db")] == []
+
+
+def test_the_web_front_never_makes_a_second_database_after_its_start(env_isolated, tmp_path, caplog):
+    """`serve` makes the database before listening; one moved or deleted under it is a one-line
+    error and a 503 (nothing "saved"), never a new empty database taking sign-ups."""
+    from bot.store import open_db
+    from bot.web.app import create_app
+    from conftest import FakeEmbedder
+    from web_support import web_config
+    database = tmp_path / "state" / "web.db"
+    open_db(database).close()
+    app = create_app(web_config(tmp_path), str(database), embedder=FakeEmbedder())
+    for each in database.parent.iterdir():
+        if each.name.startswith("web.db") and not each.name.endswith(".key"):
+            each.unlink()
+    answer = app.test_client().get("/healthz")
+    assert answer.status_code == 503 and answer.headers["Retry-After"]
+    assert sorted(p.name for p in database.parent.iterdir()) == ["web.db.key"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"web: GET /healthz: the database {database} is gone (moved or deleted while serving): put it "
+                      "back and restart `spsbot serve`"]
+    assert not any(r.exc_info for r in caplog.records)

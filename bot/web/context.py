@@ -50,7 +50,9 @@ class WebState:
         conn = getattr(self._local, "db", None)
         if conn is None:
             from bot.store import open_db
-            conn = self._local.db = open_db(self.db_path, lock_wait_ms=WRITE_WAIT_MS)
+            # create=False: `serve` made the database before listening; one missing now was moved
+            # or deleted, and a new empty one would quietly take sign-ups nobody ever mails
+            conn = self._local.db = open_db(self.db_path, lock_wait_ms=WRITE_WAIT_MS, create=False)
         return conn
 
     def search_embedder(self):

@@ -38,7 +38,7 @@ class SignupMailer:
 
     def _run(self) -> None:
         from bot.store import open_db
-        db = open_db(self.db_path)
+        db = open_db(self.db_path, create=False)  # `serve` made it; never a second one
         try:
             while not self._stop.is_set():
                 self._wake.clear()  # before sending: a sign-up stored meanwhile wakes the next pass
