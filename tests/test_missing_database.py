@@ -4,6 +4,9 @@ file (a wrong --db / SPSBOT_DB, or a hand-typed command on a systemd install), u
 empty database and key: "0 subscribers" instead of an error, and a second database from then on.
 They now refuse with one line naming the path and the next step, exit 1, and leave nothing."""
 
+import shutil
+import time
+
 import pytest
 from click.testing import CliRunner
 
@@ -80,7 +83,8 @@ def test_a_dry_run_of_the_first_run_creates_nothing(env_isolated, tmp_path):
 
 def test_the_web_front_never_makes_a_second_database_after_its_start(env_isolated, tmp_path, caplog):
     """`serve` makes the database before listening; one moved or deleted under it is a one-line
-    error and a 503 (nothing "saved"), never a new empty database taking sign-ups."""
+    error and a 503 (nothing "saved"), never a new empty database taking sign-ups, nor a write into
+    the deleted file a worker thread still holds open; one put back is used again."""
     from bot.store import open_db
     from bot.web.app import create_app
     from conftest import FakeEmbedder
@@ -88,13 +92,34 @@ def test_the_web_front_never_makes_a_second_database_after_its_start(env_isolate
     database = tmp_path / "state" / "web.db"
     open_db(database).close()
     app = create_app(web_config(tmp_path), str(database), embedder=FakeEmbedder())
+    backup = shutil.copy(database, tmp_path / "backup.db")
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200  # this thread now holds a connection to the file
     for each in database.parent.iterdir():
         if each.name.startswith("web.db") and not each.name.endswith(".key"):
             each.unlink()
-    answer = app.test_client().get("/healthz")
+    answer = client.get("/healthz")  # not answered from the deleted file the connection still holds
     assert answer.status_code == 503 and answer.headers["Retry-After"]
     assert sorted(p.name for p in database.parent.iterdir()) == ["web.db.key"]
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert errors == [f"web: GET /healthz: the database {database} is gone (moved or deleted while serving): put it "
                       "back and restart `spsbot serve`"]
     assert not any(r.exc_info for r in caplog.records)
+    shutil.copy(backup, database)  # put back: picked up without a restart
+    assert client.get("/healthz").status_code == 200
+
+
+def test_the_sign_up_mailer_never_makes_a_database(env_isolated, tmp_path, caplog):
+    from bot.config import load_config
+    from bot.web.mailer import SignupMailer
+    database = tmp_path / "state" / "web.db"
+    mailer = SignupMailer(str(database), load_config(None), "http://127.0.0.1:8080", interval=0.05).start()
+    try:
+        for _ in range(200):  # a few passes, each looking for the database
+            if sum("sign-up e-mails: MissingDatabaseError" in r.getMessage() for r in caplog.records) >= 2:
+                break
+            time.sleep(0.05)
+    finally:
+        mailer.stop()
+    assert sum("sign-up e-mails: MissingDatabaseError" in r.getMessage() for r in caplog.records) >= 2  # alive
+    assert not (tmp_path / "state").exists()
