@@ -4,7 +4,9 @@ ranker, and checksums of every table of a database file (what a dry run must lea
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 from conftest import FakeEmbedder
@@ -57,3 +59,21 @@ def crontab_line() -> str:
              if line and not line.startswith("#") and "=" not in line.split()[0]]
     assert len(lines) == 1
     return lines[0]
+
+
+def workflow() -> dict:
+    """schedules/github-actions-weekly.yml, parsed."""
+    import yaml
+    return yaml.safe_load((SCHEDULES / "github-actions-weekly.yml").read_text())
+
+
+def workflow_step(name: str) -> dict:
+    """The weekly job's step called ``name``."""
+    return next(s for s in workflow()["jobs"]["run"]["steps"] if s.get("name") == name)
+
+
+def run_workflow_step(name: str, cwd, env: dict) -> subprocess.CompletedProcess:
+    """Run the step's own `run:` script as the runner does (bash -e, in the workspace ``cwd``)
+    with only PATH and ``env`` set."""
+    return subprocess.run(["bash", "-e", "-c", workflow_step(name)["run"]], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={"PATH": os.environ["PATH"], **env})

@@ -7,6 +7,7 @@ from bot.cli import cli
 from bot.config import load_config
 from bot.digest.archive import build_archive
 from bot.digest.builder import build_digests
+from bot.store import open_db
 from digest_support import NOW, paper, seed
 
 WEEK2 = "2026-11-30T06:00:00+00:00"
@@ -45,6 +46,7 @@ def test_archive_pages_index_and_atom_feed(db, tmp_path, monkeypatch):
 
 
 def test_archive_cli_with_no_issues(env_isolated, tmp_path):
+    open_db(env_isolated / "cli.db").close()  # a database with no issue yet (a missing one is refused)
     result = CliRunner().invoke(cli, ["archive", "build", str(tmp_path / "site")])
     assert result.exit_code == 0 and "0 issue(s)" in result.output
     feed = feedparser.parse((tmp_path / "site" / "feed.atom").read_bytes())

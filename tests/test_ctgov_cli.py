@@ -70,6 +70,7 @@ def test_changes_refuses_a_bad_date(tmp_path, env_isolated):
 
 
 def test_trials_on_an_empty_database(tmp_path, env_isolated):
+    open_db(tmp_path / "empty.db").close()  # a missing one is refused (tests/test_missing_database.py)
     result = CliRunner().invoke(cli, ["--db", str(tmp_path / "empty.db"), "trials"])
     assert result.exit_code == 0 and "No trials stored yet" in result.output
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from bot.cli import cli
 from bot.dates import DateError, parse_day, parse_day_option, parse_timestamp
 from bot.errors import UserError
+from bot.store import open_db
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -61,6 +62,7 @@ def test_a_bad_day_option_is_a_one_line_user_error_naming_the_option(bad):
 
 def test_search_changes_and_feedback_share_the_since_parser(tmp_path):
     db = str(tmp_path / "x.db")
+    open_db(db).close()  # the mistake is the date, not a missing database
     for command in (["search", "x", "--no-semantic", "--since", "2026-02-30"], ["changes", "--since", "2026-02-30"],
                     ["feedback", "list", "--since", "2026-02-30"]):
         result = CliRunner().invoke(cli, ["--db", db, *command])

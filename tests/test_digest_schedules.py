@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from maintainer_kit import SCHEDULES, crontab_line
+from maintainer_kit import SCHEDULES, crontab_line, run_workflow_step, workflow, workflow_step
 
 
 def source_env(path) -> subprocess.CompletedProcess:
@@ -103,14 +102,6 @@ def test_systemd_units(tmp_path):
         assert result.returncode == 0 and "spsbot" not in result.stderr, result.stderr
 
 
-def workflow() -> dict:
-    return yaml.safe_load((SCHEDULES / "github-actions-weekly.yml").read_text())
-
-
-def _step(name: str) -> dict:
-    return next(s for s in workflow()["jobs"]["run"]["steps"] if s.get("name") == name)
-
-
 def test_github_workflow_is_scheduled_pinned_timed_and_uses_repository_secrets():
     flow = workflow()
     triggers = flow[True] if True in flow else flow["on"]  # YAML 1.1 reads `on` as true
@@ -118,18 +109,17 @@ def test_github_workflow_is_scheduled_pinned_timed_and_uses_repository_secrets()
     job = flow["jobs"]["run"]
     assert job["timeout-minutes"] == 120
     assert job["env"]["SPSBOT_SMTP_PASSWORD"] == "${{ secrets.SPSBOT_SMTP_PASSWORD }}"
-    assert "torch==2.13.0" in _step("Install spsbot")["run"]
+    assert "torch==2.13.0" in workflow_step("Install spsbot")["run"]
     steps = "\n".join(str(s.get("run", "")) for s in job["steps"])
     assert "spsbot run" in steps and '"$code" -eq 3' in steps
     assert not any("actions/cache" in str(s.get("uses", "")) for s in job["steps"])  # evicted after 7 days
-    keep = _step("Keep the state for the next run")
-    assert keep["if"] == "always() && steps.verify.outcome == 'success'" and keep["with"]["retention-days"] == 90
+    encrypt, keep = workflow_step("Encrypt the state"), workflow_step("Keep the state for the next run")
+    assert encrypt["if"] == "always() && steps.verify.outcome == 'success'"
+    assert keep["if"] == "always() && steps.encrypt.outcome == 'success'" and keep["with"]["retention-days"] == 90
 
 
 def _verify(tmp_path, db_path, first_run=""):
-    script = _step("Verify the state")["run"]
-    return subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=30,
-                          env={"PATH": os.environ["PATH"], "SPSBOT_DB": str(db_path), "FIRST_RUN": first_run})
+    return run_workflow_step("Verify the state", tmp_path, {"SPSBOT_DB": str(db_path), "FIRST_RUN": first_run})
 
 
 def test_the_workflow_fails_loudly_when_no_state_was_restored(tmp_path):

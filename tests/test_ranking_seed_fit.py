@@ -111,7 +111,7 @@ def cli_env(env_isolated, monkeypatch):
 
 def test_rank_run_and_status_warn_about_the_dropped_seed(cli_env):
     runner = CliRunner()
-    for command in (["rank"], ["run", "--no-fetch"]):
+    for command in (["run", "--no-fetch"], ["rank"]):  # run first: it makes the database rank refuses without
         result = runner.invoke(cli, command)
         assert "WARNING" in result.output and "no longer fits immunomodulation" in result.output, result.output
     status = runner.invoke(cli, ["status"])

@@ -129,5 +129,6 @@ def test_cli_live_one_failing_source_still_answers(env_isolated, monkeypatch):
         monkeypatch.setenv("SPSBOT_CTGOV_URL", ctgov.url)
         result = CliRunner().invoke(cli, ["search", "breast cancer", "--live", "--anywhere", "--no-semantic"])
     assert result.exit_code == 0, result.output
+    assert not (env_isolated / "cli.db").exists()  # a live-only search creates no database
     assert "warning: live clinicaltrials failed:" in result.stderr
     assert "DNA test for breast cancer" in result.output or "Genetics." in result.output

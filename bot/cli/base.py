@@ -62,15 +62,50 @@ class AppContext:
 
     @property
     def db(self):
+        """The database. Where there is none yet, the command's ``without_database`` rule
+        decides: create it, work on an empty one in memory, or (every unmarked command) refuse
+        with MissingDatabaseError — one line, exit 1, nothing left behind."""
         if self._db is None:
-            from bot.store import open_db
-            self._db = open_db(self.db_path)  # DatabaseOpenError: "cannot open database …", exit 1
+            from bot.store import database_exists, open_db
+            rule = None if database_exists(self.db_path) else _rule_without_database()
+            if rule == EMPTY:
+                log.info("no database at %s yet: working on an empty one in memory (nothing is written)",
+                         self.db_path)
+                self._db = open_db(":memory:")
+            else:  # DatabaseOpenError: "cannot open database …" / "no database at …" (REFUSE), exit 1
+                self._db = open_db(self.db_path, create=rule == CREATE)
+                if rule == CREATE:  # said, so that a new database on a mistyped path is seen at once
+                    log.info("created a new database at %s", self.db_path)
         return self._db
 
     @property
     def show_progress(self) -> bool:
         """Progress bars on a terminal only: quiet under cron, CI and pipes."""
         return not self.quiet and sys.stderr.isatty()
+
+
+# What a command does where there is no database yet (``without_database``; ``AppContext.db``).
+CREATE = "create"    # make it: the first run or fetch, the first subscribers, a new install's web front
+EMPTY = "empty"      # work on an empty one in memory, nothing written: dry runs, live-only searches
+REFUSE = "refuse"    # one line naming the path and the next step: every command not marked otherwise
+
+
+def without_database(rule):
+    """Mark what a command does where there is no database yet: CREATE, EMPTY or REFUSE, or a
+    function of the command's params returning one. Unmarked commands REFUSE: on a wrong --db /
+    SPSBOT_DB, `status` or `unsubscribe` would otherwise show a new empty database ("0
+    subscribers") and leave it behind, a second database from then on. Put it above ``@cli.command()``."""
+    def mark(cmd: click.Command) -> click.Command:
+        cmd.without_database = rule if callable(rule) else (lambda params: rule)
+        return cmd
+    return mark
+
+
+def _rule_without_database() -> str:
+    """The running command's ``without_database`` rule for its params (REFUSE when unmarked)."""
+    ctx = click.get_current_context(silent=True)
+    rule = getattr(ctx.command, "without_database", None) if ctx is not None else None
+    return rule(ctx.params) if rule else REFUSE
 
 
 class ScrubbingFormatter(logging.Formatter):
@@ -150,8 +185,10 @@ pass_app = click.make_pass_decorator(AppContext)
 
 @contextmanager
 def locked(app: AppContext, what: str):
-    """Hold the database's writer lock (``bot.lock``); another holder is LockBusy: one line, exit 1."""
+    """Hold the database's writer lock (``bot.lock``); another holder is LockBusy: one line, exit 1.
+    The database is opened first: a command that may not create it refuses before a lock file is made."""
     from bot.lock import db_lock
+    app.db  # noqa: B018
     with db_lock(app.db_path, what):
         from bot.store import mark_interrupted_runs
         mark_interrupted_runs(app.db)  # we hold the lock: any "running" row is a dead process's

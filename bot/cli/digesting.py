@@ -7,8 +7,8 @@ import logging
 
 import click
 
-from bot.cli.base import (EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, AppContext, cli, exit_with, locked,
-                          pass_app)
+from bot.cli.base import (CREATE, EMPTY, EXIT_FAILURE, EXIT_NOTHING_NEW, EXIT_OK, EXIT_PARTIAL, AppContext, cli,
+                          exit_with, locked, pass_app, without_database)
 from bot.errors import UserError
 
 log = logging.getLogger("spsbot")
@@ -21,6 +21,7 @@ def subscribers() -> None:
     """Manage digest subscribers (add, remove, list, import)."""
 
 
+@without_database(CREATE)
 @subscribers.command("add")
 @click.argument("email")
 @click.option("--name", help="Display name used in the greeting and the To: header.")
@@ -80,6 +81,7 @@ def subscribers_list(app, status, as_json) -> None:
                        f"max {row['max_items']}\t{row['status']}" + ("\tcurator" if row.get("curator") else ""))
 
 
+@without_database(CREATE)
 @subscribers.command("import")
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
 @click.option("--skip-bad", is_flag=True, help="Import the good rows even if some are bad (bad ones are reported).")
@@ -241,6 +243,7 @@ def archive_build(app, out_dir) -> None:
 EXIT_CODES = {"ok": EXIT_OK, "partial": EXIT_PARTIAL, "nothing_new": EXIT_NOTHING_NEW, "failed": EXIT_FAILURE}
 
 
+@without_database(lambda params: EMPTY if params["dry_run"] else CREATE)  # a dry run leaves "none yet" too
 @cli.command()
 @click.option("--no-fetch", is_flag=True, help="Skip fetching (digest and send what is stored).")
 @click.option("--no-rank", is_flag=True, help="Skip ranking (use the stored scores).")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bot.cli.base import EXIT_FAILURE, EXIT_PARTIAL, cli, exit_with, locked, pass_app
+from bot.cli.base import EXIT_FAILURE, EXIT_PARTIAL, CREATE, cli, exit_with, locked, pass_app, without_database
 from bot.errors import one_line
 from bot.fetch.registry import SOURCES
 
@@ -18,6 +18,7 @@ def _counts_line(name: str, counts: dict) -> str:
     return f"{name}: {shown}{extra}"
 
 
+@without_database(CREATE)  # the first fetch on a new install is the backfill
 @cli.command()
 @click.option("--source", "sources", multiple=True, type=click.Choice(sorted(SOURCES)),
               help="Only this source (repeatable); default: every source the config enables.")

@@ -10,8 +10,9 @@ import sys
 
 import click
 
-from bot.cli.base import (EXIT_CONFIG_INVALID, EXIT_DELIVERIES_FAILING, EXIT_FAILURE, EXIT_OK, EXIT_RUN_FAILED,
-                          EXIT_SOURCE_FAILED, EXIT_STALE, cli, exit_with, log, pass_app)
+from bot.cli.base import (CREATE, EMPTY, EXIT_CONFIG_INVALID, EXIT_DELIVERIES_FAILING, EXIT_FAILURE, EXIT_OK,
+                          EXIT_RUN_FAILED, EXIT_SOURCE_FAILED, EXIT_STALE, REFUSE, cli, exit_with, log, pass_app,
+                          without_database)
 
 # `spsbot status`: problem (bot.status.PROBLEMS, most urgent first) -> exit code. A database that
 # fails PRAGMA quick_check is 1, like any failure: nothing should run on it.
@@ -99,6 +100,8 @@ def _print_csv(hits: list[dict]) -> None:
         writer.writerow({key: csv_cell(row.get(key)) for key in SEARCH_CSV_COLUMNS})
 
 
+# --live --save stores what the sources returned, like `fetch`; --live alone needs no store
+@without_database(lambda params: CREATE if params["save"] else EMPTY if params["live"] else REFUSE)
 @cli.command()
 @click.argument("query", nargs=-1, required=True)
 @filter_options
@@ -177,7 +180,7 @@ def _with_live(app, result, text, filters, limit, anywhere, save):
 def status(app, as_json):
     """Show pipeline health: last runs, store, outbox, subscribers.
 
-    Exit status (the most urgent problem wins): 1 the database fails PRAGMA quick_check, 8 the
+    Exit status (the most urgent problem wins): 1 no database, or it fails PRAGMA quick_check, 8 the
     configuration is invalid, 6 the last `spsbot run` failed, 7 deliveries are failing, 5 a source
     has not succeeded for more than twice the digest period (or never has), 9 a source's last
     attempt failed, 0 healthy. Each problem is a WARNING line ending with what to do next.

@@ -7,7 +7,7 @@ import signal
 
 import click
 
-from bot.cli.base import cli, log, pass_app
+from bot.cli.base import CREATE, cli, log, pass_app, without_database
 
 
 def _serve(app, host: str, port: int) -> None:
@@ -62,6 +62,7 @@ def _warm_search_model(web_app) -> None:
     threading.Thread(target=warm, name="spsbot-warm-search", daemon=True).start()
 
 
+@without_database(CREATE)  # a new install's web front takes sign-ups before the first weekly run
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep 127.0.0.1 behind "
                                                                       "a reverse proxy).")
@@ -77,6 +78,7 @@ def serve(app, host, port) -> None:
     _serve(app, host, port)
 
 
+@without_database(CREATE)
 @cli.command("serve-unsubscribe")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from bot.clock import now_iso
 from bot.store.columns import loads
-from bot.store.connection import DatabaseOpenError, db_file, integrity_problem, open_db, scratch_copy
+from bot.store.connection import (DatabaseOpenError, MissingDatabaseError, database_exists, db_file,
+                                  integrity_problem, open_db, scratch_copy)
 from bot.store.items import content_hash, get_item, item_id_for, norm_title, save_items, stored_pmids
 from bot.store.runs import RunRecord, finish_run, mark_interrupted_runs, recorded_run, start_run
 from bot.store.schema import ensure_db_shape
@@ -23,5 +24,5 @@ __all__ = [
     "open_db", "ensure_db_shape", "save_items", "item_id_for", "norm_title", "content_hash",
     "now_iso", "start_run", "finish_run", "recorded_run", "RunRecord", "get_state", "set_state", "loads",
     "stored_pmids", "integrity_problem", "scratch_copy", "db_file", "get_item", "mark_interrupted_runs",
-    "DatabaseOpenError",
+    "DatabaseOpenError", "MissingDatabaseError", "database_exists",
 ]

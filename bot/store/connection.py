@@ -25,13 +25,35 @@ class DatabaseOpenError(UserError, sqlite3.DatabaseError):
     """The database file cannot be used: unreadable, not SQLite, or from a newer spsbot (one line)."""
 
 
-def open_db(path: str | os.PathLike, *, lock_wait_ms: int = 10000) -> sqlite_utils.Database:
-    """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+class MissingDatabaseError(DatabaseOpenError):
+    """No database at the path, for a caller that must not create one (one line, the next step)."""
 
+
+def database_exists(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a database: an in-memory one, or a file with content (an empty file,
+    with no -wal beside it, is what SQLite would start a new database in)."""
+    if str(path) == ":memory:":
+        return True
+    file = Path(path).expanduser()
+    wal = Path(f"{file}-wal")
+    return file.is_file() and (file.stat().st_size > 0 or (wal.is_file() and wal.stat().st_size > 0))
+
+
+def open_db(path: str | os.PathLike, *, lock_wait_ms: int = 10000, create: bool = True) -> sqlite_utils.Database:
+    """Open the database at ``path`` and bring its schema up to date.
+
+    ``create``: make it (with its key file) when it does not exist; False raises
+    MissingDatabaseError instead and leaves nothing behind — for commands that only read or change
+    existing rows, where a new empty database would hide a wrong path ("0 subscribers") and be a
+    second one from then on.
     ``lock_wait_ms``: how long a write waits for another connection's write lock before
     "database is locked" (batch jobs wait long; the web front briefly, ``bot.web.context``).
     A file that cannot be used raises DatabaseOpenError naming it ("cannot open database …").
     """
+    if not create and not database_exists(path):
+        raise MissingDatabaseError(f"no database at {Path(path).expanduser()}: check --db / SPSBOT_DB (on a systemd "
+                                   "install run commands as the units do, `spsbot_admin` in schedules/README.md), "
+                                   "or create it with `spsbot run`")
     try:
         return _open(path, lock_wait_ms)
     except (sqlite3.DatabaseError, OSError, SchemaError, KeyFileError) as e:

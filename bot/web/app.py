@@ -28,8 +28,9 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
+from bot.store import MissingDatabaseError
 from bot.web import public, subscriber
-from bot.web.context import BUSY_DATABASE_RETRY, WebState, error_page, site_context
+from bot.web.context import BUSY_DATABASE_RETRY, WebState, error_page, site_context, state
 from bot.web.headers import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def create_app(config, db_path: str, *, base_url: str | None = None, embedder=No
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(sqlite3.OperationalError, _database_error)
+    app.register_error_handler(MissingDatabaseError, _missing_database)
     app.register_error_handler(Exception, _unexpected_error)
     return app
 
@@ -136,6 +138,15 @@ def _database_error(error: sqlite3.OperationalError):
                 request.method, request.path)
     return error_page(503, "The site is busy saving other changes. Nothing was saved: please try again in a "
                            "minute.", headers={"Retry-After": str(BUSY_DATABASE_RETRY)})
+
+
+def _missing_database(error: MissingDatabaseError):
+    # The database was moved or deleted under the running server: one line for the maintainer
+    # (no traceback per request), and no page pretends a sign-up or an unsubscribe was saved.
+    log.error("web: %s %s: the database %s is gone (moved or deleted while serving): put it back and restart "
+              "`spsbot serve`", request.method, request.path, state().db_path)
+    return error_page(503, "The site is unavailable for a moment. Nothing was saved: please try again later.",
+                      headers={"Retry-After": str(BUSY_DATABASE_RETRY)})
 
 
 def _unexpected_error(error: Exception):

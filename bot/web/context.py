@@ -4,6 +4,7 @@ factory (``bot.web.app``) all import from here, so none of them imports another.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -46,11 +47,19 @@ class WebState:
         return default if value is None else value
 
     def db(self):
-        """This thread's connection (waitress' worker threads live as long as the server)."""
+        """This thread's connection (waitress' worker threads live as long as the server), to
+        the file now at ``db_path``: one moved or deleted away is let go, so a sign-up is never
+        written into a file nobody will read again, and a database put back is picked up."""
         conn = getattr(self._local, "db", None)
+        if conn is not None and self._local.inode != _inode(self.db_path):
+            conn.close()
+            conn = self._local.db = None
         if conn is None:
             from bot.store import open_db
-            conn = self._local.db = open_db(self.db_path, lock_wait_ms=WRITE_WAIT_MS)
+            # create=False: `serve` made the database before listening; one missing now was moved
+            # or deleted, and a new empty one would quietly take sign-ups nobody ever mails
+            conn = open_db(self.db_path, lock_wait_ms=WRITE_WAIT_MS, create=False)
+            self._local.db, self._local.inode = conn, _inode(self.db_path)
         return conn
 
     def search_embedder(self):
@@ -60,6 +69,15 @@ class WebState:
                 from bot.search.hybrid import load_default_embedder
                 self.embedder = load_default_embedder(self.config.ranking)
             return self.embedder
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    """The file at ``path`` (device, inode), None when there is none: one stat per request."""
+    try:
+        found = os.stat(os.path.expanduser(path))
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def state() -> WebState:

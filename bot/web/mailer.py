@@ -37,15 +37,17 @@ class SignupMailer:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        from bot.store import open_db
-        db = open_db(self.db_path)
-        try:
-            while not self._stop.is_set():
-                self._wake.clear()  # before sending: a sign-up stored meanwhile wakes the next pass
+        from bot.store import DatabaseOpenError, open_db
+        while not self._stop.is_set():
+            self._wake.clear()  # before sending: a sign-up stored meanwhile wakes the next pass
+            try:
+                # opened for each pass: the file now at the path (one moved away is let go, one put
+                # back is used), never a new one: `serve` made it before starting this thread
+                db = open_db(self.db_path, create=False)
                 try:
                     send_signup_mails(db, self.config, self.base_url)
-                except (SendError, StoreError, OSError) as e:  # keep the thread alive; retry later
-                    log.warning("sign-up e-mails: %s: %s", type(e).__name__, e)
-                self._wake.wait(self.interval)
-        finally:
-            db.close()
+                finally:
+                    db.close()
+            except (SendError, StoreError, DatabaseOpenError, OSError) as e:  # keep the thread alive; retry later
+                log.warning("sign-up e-mails: %s: %s", type(e).__name__, e)
+            self._wake.wait(self.interval)

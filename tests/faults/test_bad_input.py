@@ -108,6 +108,7 @@ OTHER_MISTAKES = {
 @pytest.mark.parametrize("name", list(OTHER_MISTAKES))
 def test_other_cli_mistakes_are_one_line(tmp_path, name):
     args, expected = OTHER_MISTAKES[name]
+    open_db(tmp_path / "spsbot.db").close()  # the mistake is in the arguments, not a missing database
     one_line_failure(spsbot(*args, env=clean_env(tmp_path)), expected, name)
 
 

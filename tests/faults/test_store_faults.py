@@ -87,6 +87,7 @@ def test_run_and_digest_send_refuse_to_send_from_a_damaged_database(corrupted, m
 
 def test_healthy_status_says_quick_check_passed(tmp_path, monkeypatch):
     monkeypatch.setenv("SPSBOT_DB", str(tmp_path / "spsbot.db"))
+    open_db(tmp_path / "spsbot.db").close()
     result = CliRunner().invoke(cli, ["status"])
     assert "Database: PRAGMA quick_check ok" in result.output
 
@@ -95,6 +96,7 @@ def test_healthy_status_says_quick_check_passed(tmp_path, monkeypatch):
                          ids=["5,000 words", "80 OR'ed words"])
 def test_a_huge_search_query_is_refused_at_once(tmp_path, monkeypatch, query):
     monkeypatch.setenv("SPSBOT_DB", str(tmp_path / "spsbot.db"))
+    open_db(tmp_path / "spsbot.db").close()
     result = CliRunner().invoke(cli, ["search", query, "--no-semantic"])
     line = _one_error_line(result.output)
     print(f"FAULT LINE [search query of {len(query):,} characters]: {line}")
