@@ -127,8 +127,9 @@ DEV = str(DEV_JSONL)
 # The bundle was computed in float32; bfloat16 arithmetic (precision "auto" on a CPU with AMX) moves
 # similarity features by up to ~0.003, which scores do not feel (tests/test_precision.py). int8 has a
 # bundle of its own; its activations are quantised per batch, so a record's features also depend on what
-# shares its batch (3 records alone vs among the 299 the bundle was built from: up to 0.038, rows' sd 0.27).
-@pytest.mark.parametrize("precision, tolerance", [("float32", 1e-3), ("bfloat16", 1e-2), ("int8", 5e-2)])
+# shares its batch (3 records alone vs among the 299 the bundle was built from, in batches of 1,024
+# tokens: up to 0.055, mean 0.011; rows' sd 0.27).
+@pytest.mark.parametrize("precision, tolerance", [("float32", 1e-3), ("bfloat16", 1e-2), ("int8", 6e-2)])
 def test_bundled_seed_rows_are_what_training_computes(embedder, precision, tolerance):
     """The bundle's rows are the dev set's, in order: recomputing a few from their texts with the
     real model gives the same feature and TF-IDF rows (so feedback rows computed now line up)."""

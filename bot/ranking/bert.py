@@ -150,8 +150,8 @@ def _encoder_module(config: dict, weights: dict):
 
             for block in self.encoder.layer:
                 att = block.attention
-                context = F.scaled_dot_product_attention(
-                    split(att.self.query(x)), split(att.self.key(x)), split(att.self.value(x)), attn_mask=keys)
+                q, k, v = (split(project(x)) for project in (att.self.query, att.self.key, att.self.value))
+                context = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)
                 context = context.transpose(1, 2).reshape(x.shape[0], length, d)
                 x = att.output.LayerNorm(x + att.output.dense(context))
                 x = block.output.LayerNorm(x + block.output.dense(F.gelu(block.intermediate.dense(x))))
