@@ -441,7 +441,8 @@ class Ranker:
         estimated = getattr(self.model, "weak_estimate", None) if self.weak_used else None
         return {"seed": seed_setting(self.config) or "none", "kept": [], "dropped": self.target_names,
                 "warning": self.seed_warning, "weak_labels": dict(zip(("positive", "negative"), W.counts(self.weak))),
-                "relevance_quality": W.describe(self.weak, estimated, self.config.topic.name)}
+                "relevance_quality": W.describe(self.weak, estimated, self.config.topic.name),
+                "mesh_note": W.heading_note(self.weak, self.config)}
 
     # scoring ------------------------------------------------------------------------------
     def thresholds(self, model: M.TrainedModel | None = None) -> dict[str, float]:
