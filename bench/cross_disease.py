@@ -13,6 +13,12 @@ volunteer wrote from `spsbot init` (../shared/eval/mg/mg.toml). Dev sets: ../sha
   relevant (a feed subscriber's "About X" that is about a neighbour);
 - the quality the ranker states for itself up front (``scorer.expected_quality``), beside the measured one.
 
+"mg (mg.toml), store" is the MG profile as ``spsbot rank`` runs it on a store holding both dev sets'
+records (no labels; both, as the self-training pool must hold at least as many records as the
+theme reader learnt from, 299): its unlabelled themes self-train on them (bot.ranking.selftrain).
+The SPS profile without its seed gets no such row: its theme reader learnt from the SPS records,
+so soft labels on them would carry their own labels.
+
 No label of either set is used to score. The theme reader (bot.ranking.transfer) is learnt from
 the bundled seed, i.e. the SPS set's theme labels: on the SPS set it is learnt on the other folds
 (grouped by title, ``--folds``), so no SPS record is read by a reader that saw its labels.
@@ -105,18 +111,21 @@ def main(argv=None) -> None:
     records = {name: load(path) for name, (path, _) in SETS.items()}
     embedder = embedder_for(load_config().ranking)
     db = open_db(args.cache)
-    profiles = [("sps, no seed", "sps", load_config(None, env={}), []),
-                ("sps, bundled seed*", "sps", load_config(None, env={}), None),
-                ("mg (mg.toml)", "mg", load_config(EVAL / "mg" / "mg.toml", env={}), [])]
-    for label, name, config, seed in profiles:
-        ranker = store_ranker(db, config, embedder, seed=seed)
+    store = records["mg"] + records["sps"]
+    profiles = [("sps, no seed", "sps", load_config(None, env={}), [], None),
+                ("sps, bundled seed*", "sps", load_config(None, env={}), None, None),
+                ("mg (mg.toml)", "mg", load_config(EVAL / "mg" / "mg.toml", env={}), [], None),
+                ("mg (mg.toml), store", "mg", load_config(EVAL / "mg" / "mg.toml", env={}), [], store)]
+    for label, name, config, seed, pool in profiles:
+        ranker = store_ranker(db, config, embedder, seed=seed, unlabelled=pool)
+        _ = ranker.model  # trained now, under the bundled reader (``scored`` swaps it per fold on the SPS set)
         results = {s: scored(ranker, records[s], args.folds, in_sample_reader=seed == [] and s == "sps")
                    for s in SETS}
         f = figures(name, config, results, records)
         other = next(s for s in SETS if s != name)
         neg, n_neg = f["hard negatives relevant"]
         hit, n_never = f[f"{other} records relevant"]
-        print(f"{label:<20} AUC {f['AUC']:.3f}  mean theme AP {f['mean theme AP']:.3f}  "
+        print(f"{label:<21} AUC {f['AUC']:.3f}  mean theme AP {f['mean theme AP']:.3f}  "
               f"hard negatives relevant {neg}/{n_neg} ({100 * neg / n_neg:.1f}%)  "
               f"{other} records never naming {name} called relevant {hit}/{n_never} ({100 * hit / n_never:.1f}%)")
         print(" " * 20 + "  themes: " + ", ".join(f"{t[:6]} {v:.3f}" for t, v in f["themes"].items() if v is not None))

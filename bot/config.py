@@ -63,7 +63,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "name": (_STR, True), "slug": (_STR, False), "acronyms": (_LIST, False), "description": (_STR, False),
         "pubmed_query": (_STR, True), "ctgov_condition": (_STR, False), "ctgov_terms": (_LIST, False),
         "feeds": (_LIST, False), "examples": (_LIST, False), "negatives": (_LIST, False),
-        "bundled_themes": (_BOOL, False),
+        "mesh": (_LIST, False), "bundled_themes": (_BOOL, False),
     },
     "themes": {
         "name": (_STR, True), "title": (_STR, False), "description": (_STR, True),
@@ -138,6 +138,9 @@ class Topic:
     feeds: tuple[Feed, ...] = ()
     examples: tuple[str, ...] = ()
     negatives: tuple[str, ...] = ()
+    # NLM MeSH headings whose major-topic indexing marks a stored record as about the topic (its weak
+    # labels, bot.ranking.weak); None = read them from the name and the query's phrases.
+    mesh: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -470,6 +473,7 @@ def _build(cfg: dict, path: str | None) -> Config:
         ctgov_condition=t.get("ctgov_condition", ""),
         ctgov_terms=tuple(t.get("ctgov_terms", [])), feeds=feeds,
         examples=tuple(t.get("examples", [])), negatives=tuple(t.get("negatives", [])),
+        mesh=tuple(t["mesh"]) if "mesh" in t else None,
     )
     themes = tuple(
         Theme(name=th["name"], description=th["description"], title=th.get("title") or th["name"].title(),

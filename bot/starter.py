@@ -12,6 +12,7 @@ import json
 import re
 
 from bot.config import STARTER_DESCRIPTION, STARTER_EXAMPLES, STARTER_QUERY
+from bot.ranking.weak import MESH_BROWSER, MIN_EACH
 
 _SMALL_WORDS = {"of", "the", "and", "with", "in", "type", "syndrome", "disease", "disorder"}
 
@@ -53,6 +54,39 @@ def _acronyms_line(name: str, acronyms: list[str]) -> str:
             f"# (not guessed from the initials: a wrong one scores unrelated papers as relevant)")
 
 
+# What each part of the profile changes, as `spsbot init` says it (checked against the ranker by
+# tests/test_another_disease.py: each key is in the written file and feeds what its line says).
+# (what it feeds, the keys, what editing them changes)
+PARTS = (
+    ("names", ("[topic] name", "[topic] acronyms", "[topic] pubmed_query"),
+     "the topic's names (the name, each acronym, each quoted phrase or [tiab] word of the query): a record "
+     "that never names the topic is never relevant, one naming it once in passing gets no credit for the name, "
+     "and a name inside a negative does not count; acronyms in capitals match only in capitals"),
+    ("phrases", ("[topic] name", "[topic] description", "[topic] examples"),
+     "the phrases relevance compares a record with: its closest sentences, its title and the whole record"),
+    ("negatives", ("[topic] negatives",),
+     "near misses, compared like the phrases: a record closer to one of them than to the topic scores lower, "
+     "and one called not relevant says which it is closest to (phrases only: nothing is fetched for them)"),
+    ("mesh", ("[topic] mesh",),
+     "NLM MeSH headings: stored PubMed records with one as a major topic are weak positives for relevance, "
+     "records indexed without them weak negatives (learnt from while there is no labelled seed, once there are "
+     f"{MIN_EACH} of each; look a heading up at {MESH_BROWSER})"),
+    ("theme phrases", ("[[themes]] description", "[[themes]] examples"),
+     "each theme's phrases, compared like the topic's"),
+    ("theme terms", ("[[themes]] include_terms",),
+     "each theme's words: how many occur and how often (less those the topic's description and examples "
+     "use, which every record about the disease names)"),
+    ("label", ("[topic] slug",), "only a label in digest subjects and the site's name, never a scoring term"),
+    ("fetch", ("[topic] ctgov_condition", "[topic] ctgov_terms", "[topic] feeds"),
+     "what is fetched besides the PubMed query; they change no score"),
+)
+
+
+def what_edits_change() -> list[str]:
+    """``PARTS`` as lines for the user: the keys, then what editing them changes."""
+    return [f"{', '.join(keys)}: {text}" for _, keys, text in PARTS]
+
+
 def starter_profile(topic: str, acronyms: list[str] | None = None) -> str:
     """The text of a starter profile for ``topic`` (see the module docstring), declaring
     ``acronyms`` (else those the name gives in brackets; else none, with a TODO)."""
@@ -75,6 +109,10 @@ slug = {_toml(slug)}   # a label: the short name in subjects ("{slug.upper()} di
 {_acronyms_line(name, acronyms)}
 # TODO: one or two sentences on what {name} is: its other names, antibodies or genes, main signs.
 description = {_toml(STARTER_DESCRIPTION.format(name=name))}
+# TODO: check the MeSH heading NLM indexes {name} under at {MESH_BROWSER} (NMOSD's is
+# "Neuromyelitis Optica"). Stored PubMed records with it as a major topic teach relevance what is
+# about the topic, records indexed without it what is not (case and punctuation are ignored).
+mesh = [{_toml(name)}]
 
 # TODO: every name the literature uses (a query that misses half the names misses half the papers),
 # plus its MeSH heading if it has one, e.g. "{name}"[mh]. Field tags: [tiab] title/abstract, [mh] MeSH.

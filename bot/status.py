@@ -157,6 +157,8 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
     seed = ranker_seed_state(db)
     if seed and seed.get("warning"):
         warnings.append(seed["warning"])
+    if seed and seed.get("mesh_note"):  # the topic's MeSH heading found on no stored record
+        warnings.append(seed["mesh_note"])
     outbox = store.delivery_counts(db)
     return {
         "now": now_dt.isoformat(timespec="seconds"), "period_days": period_days,

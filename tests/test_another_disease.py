@@ -239,3 +239,62 @@ def test_a_curator_label_does_not_make_an_unnamed_neighbour_about_the_topic(tmp_
     moved = {r["id"]: r for r in Ranker(config, FakeEmbedder(), feedback=feedback).score([judged, unnamed])}
     assert moved["judged"]["relevance"] == 1.0 and moved["unnamed"]["relevance"] > alone  # the label pulls it up…
     assert not moved["unnamed"]["relevant"] and moved["unnamed"]["relevance"] < 0.5       # …never past the name rule
+
+
+def _feeds(config, tag: str, value: str) -> bool:
+    """Whether ``value`` (a marker written into a key) reaches what ``PARTS`` says that key feeds."""
+    from bot.ranking import weak
+    from bot.ranking.features import build_targets
+    from bot.ranking.text import find_terms
+    topic, theme = build_targets(config)[0], build_targets(config)[1]
+    return {"names": lambda: bool(find_terms(f"a paper on {value} today", topic.terms)),
+            "phrases": lambda: value in topic.prototypes or any(value in p for p in topic.prototypes),
+            "negatives": lambda: value in topic.negatives,
+            "mesh": lambda: value in weak.topic_headings(config),
+            "theme phrases": lambda: any(value in p for p in theme.prototypes),
+            "theme terms": lambda: value in theme.terms,
+            "label": lambda: config.topic.slug == value and not find_terms(value, topic.terms),
+            "fetch": lambda: not any(value in str(t.prototypes) + str(list(t.terms)) for t in build_targets(config)),
+            }[tag]()
+
+
+def test_what_init_says_the_edits_change_is_what_the_ranker_reads(tmp_path, monkeypatch):
+    import tomllib
+
+    from bot.starter import PARTS
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["init", "Myasthenia gravis", "--acronym", "MG"])
+    assert result.exit_code == 0, result.output
+    written = tomllib.loads((tmp_path / "myasthenia-gravis.toml").read_text(encoding="utf-8"))
+    for tag, keys, text in PARTS:
+        assert f"  {', '.join(keys)}: {text}" in result.output
+        for key in keys:
+            table, name = key.split(" ")
+            section = written["themes"][0] if table == "[[themes]]" else written[table.strip("[]")]
+            assert name in section, f"init names {key}, which it does not write"
+            # A marker written into the key reaches what the line says it feeds.
+            marker = "Zebrafoo" if name not in ("acronyms", "slug") else "ZBF"
+            edited = {k: (dict(v) if isinstance(v, dict) else [dict(t) for t in v] if k == "themes" else v)
+                      for k, v in written.items()}
+            target = edited["themes"][0] if table == "[[themes]]" else edited[table.strip("[]")]
+            if name == "pubmed_query":
+                target[name] = f'"{marker}"[tiab]'
+            elif name == "feeds":
+                target[name] = [f"https://example.org/{marker}.rss"]
+            elif isinstance(target[name], list):
+                target[name] = [*target[name], marker]
+            else:
+                target[name] = marker if name in ("name", "slug") else f"{target[name]} {marker}"
+            path = tmp_path / "edited.toml"
+            path.write_text(_dump_toml(edited), encoding="utf-8")
+            assert _feeds(load_config(path, env={}), tag, marker), f"{key} does not feed {tag}"
+
+
+def _dump_toml(data: dict) -> str:
+    import json
+    lines = []
+    for table, values in data.items():
+        for row in (values if isinstance(values, list) else [values]):
+            lines.append(f"[[{table}]]" if isinstance(values, list) else f"[{table}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in row.items()]
+    return "\n".join(lines) + "\n"

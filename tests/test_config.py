@@ -115,3 +115,17 @@ def test_acronyms_are_declared_not_taken_from_the_slug(tmp_path):
     path.write_text('[topic]\nname = "Myasthenia gravis"\npubmed_query = "x"\nacronyms = "MG"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="'acronyms' in \\[topic\\] must be a list, got str \\(line 4\\)"):
         load_config(path)
+
+
+def test_mesh_headings_are_a_list_of_strings_or_absent(tmp_path):
+    assert load_config().topic.mesh == ("Stiff-Person Syndrome",)
+    path = tmp_path / "nmosd.toml"
+    path.write_text('[topic]\nname = "NMOSD"\npubmed_query = "x"\n', encoding="utf-8")
+    assert load_config(path).topic.mesh is None  # absent: another topic inherits none (weak.py reads its names)
+    path.write_text('[topic]\nname = "NMOSD"\npubmed_query = "x"\nmesh = "Neuromyelitis Optica"\n', encoding="utf-8")
+    one_line = "^config error: [^\\n]*'mesh' in \\[topic\\] must be a list, got str \\(line 4\\)$"
+    with pytest.raises(ConfigError, match=one_line):
+        load_config(path)
+    path.write_text('[topic]\nname = "NMOSD"\npubmed_query = "x"\nmesh = [1]\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="'mesh' in \\[topic\\] must be a list of strings"):
+        load_config(path)

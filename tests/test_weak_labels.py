@@ -145,3 +145,46 @@ def test_rank_and_status_state_the_expected_quality(tmp_path, monkeypatch, env_i
     status = CliRunner().invoke(cli, ["--db", str(tmp_path / "mg.db"), "--config", str(config_path), "status"],
                                 catch_exceptions=False)
     assert "relevance is learnt from NLM's MeSH indexing (25 records" in status.output   # status says it too
+
+
+NMOSD = MG.replace('name = "Myasthenia gravis"', 'name = "Neuromyelitis optica spectrum disorder"').replace(
+    '"Myasthenia Gravis"[mh] OR "myasthenia gravis"[tiab]', '"NMOSD"[tiab]')
+
+
+def _nmosd(tmp_path, mesh_line=""):
+    path = tmp_path / "nmosd.toml"
+    path.write_text(NMOSD.replace('acronyms = ["MG"]', f'acronyms = ["NMOSD"]\n{mesh_line}'), encoding="utf-8")
+    return load_config(path)
+
+
+def test_a_declared_mesh_heading_finds_what_the_name_does_not(db, tmp_path):
+    _store(db, positives=0, negatives=30)       # 10 of them have Neuromyelitis Optica as a major topic
+    items = mesh_indexed_items(db)
+    by_name = W.weak_examples(items, _nmosd(tmp_path))
+    assert W.topic_headings(_nmosd(tmp_path)) == ["Neuromyelitis optica spectrum disorder", "NMOSD"]
+    assert W.counts(by_name) == (0, 31)                              # the name is not NLM's heading
+    declared = _nmosd(tmp_path, 'mesh = ["Neuromyelitis  optica"]')  # case and spacing do not matter
+    assert W.counts(W.weak_examples(items, declared)) == (10, 21)
+    assert W.weak_examples(items, _nmosd(tmp_path, "mesh = []")) == []   # no heading: no label either way
+    assert W.topic_headings(load_config()) == ["Stiff-Person Syndrome"]  # the bundled profile declares its own
+
+
+def test_rank_and_status_say_when_no_record_has_the_heading(tmp_path, monkeypatch, env_isolated):
+    from bot.store import open_db
+    config_path = tmp_path / "nmosd.toml"
+    config_path.write_text(NMOSD.replace('acronyms = ["MG"]', 'acronyms = ["NMOSD"]\nmesh = ["NMO"]'), encoding="utf-8")
+    database = open_db(tmp_path / "nmosd.db")
+    _store(database)
+    database.close()
+    monkeypatch.setattr(stage, "embedder_for", lambda _settings: FakeEmbedder())
+    args = ["--db", str(tmp_path / "nmosd.db"), "--config", str(config_path)]
+    ranked = CliRunner().invoke(cli, [*args, "rank"], catch_exceptions=False)
+    note = "none of the 51 MeSH-indexed records in the store has NMO as a major topic"
+    assert ranked.exit_code == 0 and f"check: {note}" in ranked.output
+    assert "check [topic] mesh against https://meshb.nlm.nih.gov/" in ranked.output
+    status = CliRunner().invoke(cli, [*args, "status"], catch_exceptions=False)
+    assert note in status.output
+    config_path.write_text(MG, encoding="utf-8")                          # a heading the store has: no note
+    ranked = CliRunner().invoke(cli, [*args, "rank"], catch_exceptions=False)
+    assert "none of the" not in ranked.output
+    assert "none of the" not in CliRunner().invoke(cli, [*args, "status"], catch_exceptions=False).output

@@ -30,7 +30,7 @@ def init(topic: str, output: str | None, force: bool, acronyms: tuple[str, ...])
     Example: spsbot init "Myasthenia gravis" --acronym MG
     """
     from bot.config import ConfigError, load_config
-    from bot.starter import split_name, starter_profile
+    from bot.starter import split_name, starter_profile, what_edits_change
     if not topic.strip():
         raise click.ClickException("give the disease's name, e.g. spsbot init \"Myasthenia gravis\"")
     name, given = split_name(topic)
@@ -54,9 +54,9 @@ def init(topic: str, output: str | None, force: bool, acronyms: tuple[str, ...])
     from bot.ranking.embedder import embedder_for
     from bot.ranking.scorer import expected_quality
     click.echo(f"without labels: {expected_quality(embedder_for(config.ranking).passage_space)}")
-    click.echo("what you fill in is what it reads: the query's names and the acronyms decide which records name "
-               "the topic, the description and examples what is about it, the negatives what is not, and each "
-               "theme's examples and include_terms the theme")
+    click.echo("what your edits change:")
+    for line in what_edits_change():
+        click.echo(f"  {line}")
     click.echo("next: fill in what says TODO, then")
     click.echo(f"  export SPSBOT_CONFIG={path.resolve()}")
     click.echo("  spsbot fetch && spsbot rank && spsbot label --review")

@@ -27,9 +27,11 @@ def rank(app, force: bool) -> None:
         counts = rank_items(app.db, app.config, progress=app.show_progress, force=force)
     click.echo(f"scored {counts['scored']} items ({counts['relevant']} relevant), "
                f"{counts['unchanged']} unchanged, {counts['embedded']} texts embedded")
-    quality = (ranker_seed_state(app.db) or {}).get("relevance_quality")
-    if quality:  # a topic with no human-labelled seed: what its relevance decision is expected to reach
-        click.echo(f"expected quality: {quality}")
+    state = ranker_seed_state(app.db) or {}
+    if state.get("relevance_quality"):  # a topic with no human-labelled seed: what its relevance is expected to reach
+        click.echo(f"expected quality: {state['relevance_quality']}")
+    if state.get("mesh_note"):
+        click.echo(f"check: {state['mesh_note']}")
 
 
 @cli.command()

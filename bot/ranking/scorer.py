@@ -32,10 +32,11 @@ from bot.config import placeholders_warning
 from bot.ranking import features as F
 from bot.ranking import feedback as FB
 from bot.ranking import model as M
+from bot.ranking import selftrain as S
 from bot.ranking import weak as W
 from bot.ranking.cached_embedder import CachedEmbedder
 from bot.ranking.text import EMBED_BUDGET_CHARS
-from bot.ranking.transfer import generic_rows, reader_estimate, theme_reader
+from bot.ranking.transfer import bundled_themes, generic_rows, reader_estimate, theme_reader
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,8 @@ class Ranker:
     are cached in ``models_dir`` (default: ``cache_dir()/models``)."""
 
     def __init__(self, config, embedder, *, models_dir: Path | None = None, seed: list[dict] | None = None,
-                 feedback: list[dict] | None = None, weak: list[dict] | None = None):
+                 feedback: list[dict] | None = None, weak: list[dict] | None = None,
+                 unlabelled: list[dict] | None = None):
         self.config = config
         self.embedder = embedder
         self._cached = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
@@ -291,6 +293,7 @@ class Ranker:
         self.bundle = self.seed_fit.bundle if self.seed_fit else None
         # Weak labels (NLM's MeSH indexing, ``weak.py``) teach relevance only where no human seed does.
         self.weak = weak or []
+        self.unlabelled = unlabelled or []  # the store's records: self-training for unlabelled themes
         self.weak_used = not self.seed_fit and not self.seed and W.enough(self.weak)
         self._weak_warning = False
         if seed is None and not self.seed_fit and not self.seed and not self.seed_warning \
@@ -314,8 +317,10 @@ class Ranker:
     def _no_seed_warning(self, relevance: str | None) -> str:
         judged = sum(1 for f in self.feedback if f.get("relevant") is not None)
         relevance = f"{relevance}; " if relevance else ""
+        pool = self._self_training_pool()
+        own = f", then self-trained on the store's {len(pool)} most recent records" if pool else ""
         return (f"no labelled examples for {self.config.topic.name} besides {judged} curator judgement(s): "
-                f"{relevance}{expected_quality(self.embedder.passage_space)}, moved by the nearest judged items "
+                f"{relevance}{expected_quality(self.embedder.passage_space)}{own}, moved by the nearest judged items "
                 f"(README, 'Another disease'); review {REVIEWED_ENOUGH}-50 items with `spsbot label --review`")
 
     # vectors ------------------------------------------------------------------------------
@@ -353,6 +358,9 @@ class Ranker:
         }
         if self.weak_used:  # a new weak label (the store grew) means a new model
             parts["weak"] = hashlib.sha256(json.dumps(self.weak, sort_keys=True, default=str).encode()).hexdigest()
+        if self._self_training_pool():  # so does a new record in the self-training pool
+            pool = json.dumps(self.unlabelled, sort_keys=True, default=str)
+            parts["pool"] = hashlib.sha256(pool.encode()).hexdigest()
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
     @property
@@ -362,10 +370,26 @@ class Ranker:
             self._model = self._load_or_train()
         return self._model
 
+    def _self_training_pool(self) -> list[dict]:
+        """The stored records the unlabelled themes self-train on (``selftrain``): all of
+        ``unlabelled`` when some theme has no seed label, the pooled reader exists and they are at
+        least as many as the records it learnt from; else none."""
+        if not self.unlabelled or not self._unlabelled_themes():
+            return []
+        themes = bundled_themes(self.embedder.passage_space)
+        if not themes or len(self.unlabelled) < max(len(y) for _, y in themes.values()):
+            return []
+        return self.unlabelled
+
+    def _unlabelled_themes(self) -> list[str]:
+        counts = self._seed_counts()
+        return [name for name in self.target_names[1:] if not counts.get(name)]
+
     def _load_or_train(self) -> M.TrainedModel:
         weak = self.weak if self.weak_used else []
         examples = self.seed + weak + self.feedback
-        if not examples and self.bundle is None:
+        pool = self._self_training_pool()
+        if not examples and self.bundle is None and not pool:
             return M.TrainedModel()
         path = (self.models_dir or cache_dir() / "models") / f"{self.fingerprint()}.pkl"
         cached = _read_cached_model(path)
@@ -373,6 +397,8 @@ class Ranker:
             return cached
         if self.bundle is not None:
             trained = self._train_with_bundle()
+        elif not examples:
+            trained = M.TrainedModel()
         else:
             log.info("training the ranker on %d seed examples, %d weak labels and %d curator judgements",
                      len(self.seed), len(weak), len(self.feedback))
@@ -386,6 +412,11 @@ class Ranker:
                 unnamed = np.array([F.topic_evidence(p, self.targets[0]) == 0 for p in prepared[rows]])
                 trained.weak_estimate = W.estimate(X[rows], texts[rows], labels["relevance"][0][rows], unnamed,
                                                    self.fit)
+        if pool:
+            log.info("self-training %s on %d stored records", ", ".join(self._unlabelled_themes()), len(pool))
+            X, texts = self.matrix(self.prepare(pool))
+            trained.self_trained = S.fit_themes(X, texts, self.targets, self._unlabelled_themes(),
+                                                theme_reader(self.embedder.passage_space))
         _write_cached_model(path, trained)
         return trained
 
@@ -441,7 +472,8 @@ class Ranker:
         estimated = getattr(self.model, "weak_estimate", None) if self.weak_used else None
         return {"seed": seed_setting(self.config) or "none", "kept": [], "dropped": self.target_names,
                 "warning": self.seed_warning, "weak_labels": dict(zip(("positive", "negative"), W.counts(self.weak))),
-                "relevance_quality": W.describe(self.weak, estimated, self.config.topic.name)}
+                "relevance_quality": W.describe(self.weak, estimated, self.config.topic.name),
+                "mesh_note": W.heading_note(self.weak, self.config)}
 
     # scoring ------------------------------------------------------------------------------
     def thresholds(self, model: M.TrainedModel | None = None) -> dict[str, float]:
@@ -471,12 +503,15 @@ class Ranker:
         judged = self._judged()
         blended = self._blended_targets(model)
         doc_vectors = np.stack([p.doc_vector for p in prepared]) if judged and prepared else None
+        own = S.predict(*model.self_trained, X, texts) if getattr(model, "self_trained", None) and len(X) else {}
         for target in self.targets:
             name = target.name
             if name in probs and name not in blended:
                 continue
             reader = theme_reader(self.embedder.passage_space) if name != "relevance" and len(X) else None
-            if reader is not None:  # a theme nobody labelled: the pooled reader
+            if name in own:  # a theme nobody labelled, self-trained on the store
+                scores = own[name]
+            elif reader is not None:  # a theme nobody labelled: the pooled reader
                 scores = reader.predict_proba(generic_rows(X, F.column_layout(self.targets), name))[:, 1]
             else:
                 scores = np.array([unsupervised_score(p, target) for p in prepared])

@@ -21,12 +21,13 @@ from bot.ranking.cached_embedder import CachedEmbedder
 from bot.ranking.embedder import embedder_for
 from bot.ranking.records import RecordError, record_for_ranking
 from bot.ranking.review import ReviewQueue, decision_threshold
+from bot.ranking.selftrain import POOL_MAX
 from bot.ranking.scorer import VOTE_WEIGHT, Ranker, cache_dir, feedback_examples, vote_examples
 from bot.ranking.weak import weak_examples
 from bot.store import db_file, get_item
 from bot.store.ranking import (FEEDBACK_LABELS, EmbeddingCache, items_by_id, load_feedback, mesh_indexed_items,
-                               record_model_files, record_seed_state, save_feedback, save_scores, scored_hashes,
-                               unjudged_scored_items)
+                               recent_items, record_model_files, record_seed_state, save_feedback, save_scores,
+                               scored_hashes, unjudged_scored_items)
 from bot.store.subscribers import vote_counts
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,11 @@ def models_dir(db: sqlite_utils.Database) -> Path:
 
 
 def store_ranker(db: sqlite_utils.Database, config, embedder, *, seed: list[dict] | None = None,
-                 feedback: list[dict] | None = None, weak: list[dict] | None = None) -> Ranker:
+                 feedback: list[dict] | None = None, weak: list[dict] | None = None,
+                 unlabelled: list[dict] | None = None) -> Ranker:
     """A Ranker whose embeddings are cached in this store and trained models beside it."""
     return Ranker(config, CachedEmbedder(embedder, EmbeddingCache(db)), models_dir=models_dir(db),
-                  seed=seed, feedback=feedback, weak=weak)
+                  seed=seed, feedback=feedback, weak=weak, unlabelled=unlabelled)
 
 
 def training_feedback(db: sqlite_utils.Database, vote_weight: float) -> list[dict]:
@@ -68,7 +70,8 @@ def make_ranker(db: sqlite_utils.Database, config, embedder=None) -> Ranker:
     vote_weight = config.ranking.get("vote_weight")
     examples = training_feedback(db, VOTE_WEIGHT if vote_weight is None else float(vote_weight))
     weak = weak_examples(mesh_indexed_items(db), config)  # NLM's MeSH indexing: used only without a human seed
-    return store_ranker(db, config, embedder, feedback=examples, weak=weak)
+    pool = [record_for_ranking(r) for r in recent_items(db, POOL_MAX)]  # self-training for unlabelled themes
+    return store_ranker(db, config, embedder, feedback=examples, weak=weak, unlabelled=pool)
 
 
 def store_judgements(db: sqlite_utils.Database, config, rows: list[tuple[int, str, str, str | None]], *,

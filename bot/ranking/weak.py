@@ -7,10 +7,13 @@ is not (a weak negative) — including one that names the topic in passing, whic
 a relevance model most needs to see. A record with the heading only as a minor topic, or with no
 MeSH yet (new in PubMed, a trial, a feed item), gives no label.
 
-The topic's heading is read from its own names (its ``name`` and its PubMed query's phrases,
-compared without case or punctuation): "Myasthenia gravis" is the heading Myasthenia Gravis,
-"Stiff Person Syndrome" the heading Stiff-Person Syndrome. A topic whose names are not a heading
-gets no weak labels and says so.
+The topic's headings are ``[topic] mesh`` (compared without case or punctuation), for a disease
+whose heading is not its name (NMOSD's is Neuromyelitis Optica); without that key they are read
+from its own names (its ``name`` and its PubMed query's phrases): "Myasthenia gravis" is the heading
+Myasthenia Gravis, "Stiff Person Syndrome" the heading Stiff-Person Syndrome. ``mesh = []`` says the
+topic has no heading: no weak labels. When the store holds MeSH-indexed records but none with a
+heading as a major topic, ``heading_note`` says so (``rank`` and ``status`` show it): the heading
+is probably misspelt or not NLM's.
 
 Once the store holds ``MIN_EACH`` of each kind, ``scorer.Ranker`` trains its relevance model on
 them (where no human seed exists) and states the precision and recall the decision reaches on
@@ -37,10 +40,15 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", (text or "").lower()).strip()
 
 
-def topic_headings(config) -> set[str]:
-    """The topic's names, normalised, as MeSH headings would read: its name and its query's phrases."""
+MESH_BROWSER = "https://meshb.nlm.nih.gov/"  # where a heading is looked up
+
+
+def topic_headings(config) -> list[str]:
+    """The MeSH headings that mark a record as about the topic, as written: ``[topic] mesh``, else
+    the topic's name and its query's phrases."""
     topic = config.topic
-    return {_norm(n) for n in [topic.name, *query_phrases(topic.pubmed_query)] if _norm(n)}
+    names = topic.mesh if topic.mesh is not None else [topic.name, *query_phrases(topic.pubmed_query)]
+    return [n for n in dict.fromkeys(names) if _norm(n)]
 
 
 def weak_label(item: dict, headings: set[str]) -> int | None:
@@ -62,7 +70,9 @@ def weak_label(item: dict, headings: set[str]) -> int | None:
 def weak_examples(items: list[dict], config) -> list[dict]:
     """The items that carry a weak label, as relevance examples (ranker record, ``relevant``,
     ``weight``, ``source`` "mesh"), in id order."""
-    headings = topic_headings(config)
+    headings = {_norm(h) for h in topic_headings(config)}
+    if not headings:  # `mesh = []`: no heading, so no record is a weak negative either
+        return []
     examples = []
     for item in sorted(items, key=lambda i: i["id"]):
         label = weak_label(item, headings)
@@ -80,6 +90,20 @@ def counts(examples: list[dict]) -> tuple[int, int]:
 
 def enough(examples: list[dict]) -> bool:
     return min(counts(examples)) >= MIN_EACH
+
+
+def heading_note(examples: list[dict], config) -> str | None:
+    """One line when the store has MeSH-indexed records and none with the topic's heading as a
+    major topic (the heading is likely wrong: no weak positive can ever be found), else None."""
+    positives, negatives = counts(examples)
+    headings = topic_headings(config)
+    if positives or not negatives or not headings:
+        return None
+    fix = ("check [topic] mesh against" if config.topic.mesh is not None
+           else f"give the heading NLM uses for {config.topic.name} as [topic] mesh = [\"...\"]; look it up at")
+    named = " or ".join(headings[:3]) + (f" (or {len(headings) - 3} more names)" if len(headings) > 3 else "")
+    return (f"none of the {negatives} MeSH-indexed records in the store has {named} as a major "
+            f"topic, so relevance learns nothing from NLM's indexing: {fix} {MESH_BROWSER}")
 
 
 def estimate(X: np.ndarray, texts: list[str], y: np.ndarray, unnamed: np.ndarray, train, seed: int = 0) -> dict:

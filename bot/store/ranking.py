@@ -161,6 +161,11 @@ def mesh_indexed_items(db: sqlite_utils.Database) -> list[dict]:
     return list(db["items"].rows_where("mesh is not null and mesh not in ('', '[]')", order_by="id"))
 
 
+def recent_items(db: sqlite_utils.Database, limit: int) -> list[dict]:
+    """The ``limit`` most recently stored ``items`` rows (newest first, then by id)."""
+    return list(db["items"].rows_where(order_by="first_seen desc, id", limit=limit))
+
+
 def record_model_files(db: sqlite_utils.Database, fingerprint: str, model_files: dict | None) -> None:
     """Keep which model files (sha256 each) the ranker state ``fingerprint`` was computed with
     (``bot.ranking.model_files.check_model``'s answer; None when no model was loaded)."""
