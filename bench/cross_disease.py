@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import load_config  # noqa: E402
 from bot.ranking import scorer  # noqa: E402
-from bot.ranking.embedder import embedder_for  # noqa: E402
+from bot.ranking.embedder import PRECISIONS, embedder_for  # noqa: E402
 from bot.ranking.transfer import bundled_themes, fit_reader, theme_reader  # noqa: E402
 from bot.ranking.stage import store_ranker  # noqa: E402
 from bot.store import norm_title, open_db  # noqa: E402
@@ -107,9 +107,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", default="/tmp/spsbot-cross-disease.db", help="SQLite embedding cache")
     parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="the model's arithmetic (default: the profile's [ranking] precision)")
     args = parser.parse_args(argv)
     records = {name: load(path) for name, (path, _) in SETS.items()}
-    embedder = embedder_for(load_config().ranking)
+    ranking = load_config().ranking
+    embedder = embedder_for({**ranking, "precision": args.precision or ranking.get("precision")})
     db = open_db(args.cache)
     store = records["mg"] + records["sps"]
     profiles = [("sps, no seed", "sps", load_config(None, env={}), [], None),
