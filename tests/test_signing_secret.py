@@ -16,7 +16,7 @@ import pytest
 from bot.config import load_config
 from bot.digest.send import SendError, SmtpSettings
 from bot.digest.subscribers import add_subscriber
-from bot.digest.tokens import make_token, secret_for, verify_token
+from bot.digest.tokens import TokenError, make_token, secret_for, verify_token
 from bot.store import open_db
 from bot.store.keyfile import MIN_SECRET_BYTES, KeyFileError, SecretError
 from conftest import clean_env, spsbot
@@ -167,3 +167,29 @@ def test_the_example_smtp_password_is_refused_before_anything_runs(tmp_path):
     assert "127.0.0.1:9" not in run.stderr  # refused before any fetch was tried
     status = spsbot("status", env=env)
     assert status.returncode == 8 and "SPSBOT_SMTP_PASSWORD is the placeholder" in status.stdout
+
+
+def test_a_secret_that_overrides_a_different_key_file_is_said_once(tmp_path, monkeypatch, caplog):
+    from bot.store import keyfile
+    db_path = tmp_path / "spsbot.db"
+    monkeypatch.delenv("SPSBOT_SECRET", raising=False)
+    db = open_db(db_path)
+    ann, _ = add_subscriber(db, "ann@example.org", valid_themes=THEMES)
+    old = make_token(secret_for(db), ann["id"], ann["email"])   # mailed while the key file signed
+    monkeypatch.setattr(keyfile, "_warned", set())
+    monkeypatch.setenv("SPSBOT_SECRET", GOOD_SECRET)
+    with caplog.at_level("WARNING", logger="bot.store.keyfile"):
+        assert secret_for(db) == GOOD_SECRET.encode()
+        secret_for(db)
+    shadowed = [r for r in caplog.records if "holds another key" in r.getMessage()]
+    assert len(shadowed) == 1 and str(db_path) in shadowed[0].getMessage()
+    with pytest.raises(TokenError):                             # what the warning is about
+        verify_token(db, old)
+    assert (tmp_path / "spsbot.db.key").read_text().strip() not in caplog.text  # the key is never echoed
+    # The same secret in both places: nothing to say.
+    caplog.clear()
+    monkeypatch.setattr(keyfile, "_warned", set())
+    monkeypatch.setenv("SPSBOT_SECRET", (tmp_path / "spsbot.db.key").read_text().strip())
+    with caplog.at_level("WARNING", logger="bot.store.keyfile"):
+        secret_for(db)
+    assert "holds another key" not in caplog.text

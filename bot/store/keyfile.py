@@ -157,7 +157,33 @@ def signing_key(db: sqlite_utils.Database) -> str:
 
 def signing_secret(db: sqlite_utils.Database) -> str:
     """What signs and checks links: a usable ``SPSBOT_SECRET``, else the database's key file."""
-    return env_secret() or signing_key(db)
+    value = env_secret()
+    if value is None:
+        return signing_key(db)
+    _warn_if_shadowed(key_path(db), value)
+    return value
+
+
+_warned: set[Path] = set()
+
+
+def _warn_if_shadowed(path: Path | None, value: str) -> None:
+    """Say once per process when ``SPSBOT_SECRET`` overrides a different key file beside the
+    database: links that key signed (mailed before the variable was set) no longer verify."""
+    if path is None or path in _warned or not path.exists():
+        return
+    _warned.add(path)
+    if signing_key_file(path) != value:
+        log.warning("SPSBOT_SECRET is set and signs links, but %s holds another key: links mailed while that "
+                    "key signed them no longer work; unset SPSBOT_SECRET to keep them, or remove the key file "
+                    "once SPSBOT_SECRET is meant to sign", path)
+
+
+def signing_key_file(path: Path) -> str:
+    """The key in ``path``, registered as a secret (never echoed)."""
+    value = _read(path)
+    register_secret(value)
+    return value
 
 
 def check_signing_secret(db: sqlite_utils.Database) -> None:
