@@ -4,9 +4,9 @@ Local emulators on 127.0.0.1 serve the bundled PubMed records (``bot/demo_data/p
 ClinicalTrials.gov studies (``bot/demo_data/ctgov/``, fetched twice: the second time one trial
 has changed), the bundled SPS profile is pointed at them, and the real pipeline runs: fetch,
 rank with the packaged model, then the digest a subscriber to every theme would get, written
-as HTML, text and .eml into the demo folder. The database lives there too, never in the user's
-real one. The demo runs on a fixed clock (``DEMO_NOW``, the day after its recorded data ends)
-so it shows the same digest whenever it is run.
+as HTML, text and .eml into the demo folder, in both styles (clinical, and plain words). The
+database lives there too, never in the user's real one. The demo runs on a fixed clock
+(``DEMO_NOW``, the day after its recorded data ends) so it shows the same digest whenever it is run.
 
 With a profile of the user's (``--config`` / ``SPSBOT_CONFIG``) the same bundled records are
 fetched as always and then ranked and digested under that profile, so a new topic's maintainer
@@ -109,10 +109,11 @@ def top_per_theme(db, config, per_theme: int = 3) -> dict[str, list[dict]]:
             for theme, shown in best.items()}
 
 
-def write_digest(db, config, out_dir: Path) -> dict:
-    """The digest a subscriber to every theme would get now, as .html, .txt and .eml files."""
+def write_digest(db, config, out_dir: Path, style: str = "clinical") -> dict:
+    """The digest a subscriber to every theme would get now, as .html, .txt and .eml files, in
+    ``style`` ("clinical", or "plain": the plain-words digest a patient can choose)."""
     from bot.digest.builder import write_preview
-    return write_preview(db, config, DEMO_SUBSCRIBER, out_dir, now=DEMO_NOW)
+    return write_preview(db, config, DEMO_SUBSCRIBER, out_dir, now=DEMO_NOW, style=style)
 
 
 @contextmanager
@@ -151,6 +152,7 @@ def run_demo(db_path: str | Path, out_dir: str | Path, progress: bool = False, p
             summary["rank"] = rank(db, ranking, progress)
             summary["top"] = top_per_theme(db, ranking)
             summary["digest"] = write_digest(db, ranking, out_dir)
+            summary["digest_plain"] = write_digest(db, ranking, out_dir, style="plain")
     finally:
         db.close()
     (out_dir / "demo-summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -7,11 +7,14 @@ second the re-run of a user who calls it again, with --out/--db naming the same 
 from __future__ import annotations
 
 import email
+import html as html_lib
 import json
 import re
 import sqlite3
 from email import policy
 from pathlib import Path
+
+from bot.config import load_config
 
 import pytest
 from conftest import clean_env, spsbot
@@ -60,6 +63,14 @@ def test_demo_runs_the_whole_pipeline_in_a_fresh_folder(demo_runs):
     message = email.message_from_bytes(Path(summary["digest"]["eml"]).read_bytes(), policy=policy.default)
     assert message.get_content_type() == "multipart/alternative"
     assert {part.get_content_type() for part in message.iter_parts()} == {"text/plain", "text/html"}
+    # The plain-words digest a patient can choose, beside it: the same items under plain headings.
+    plain_html = Path(summary["digest_plain"]["html"]).read_text(encoding="utf-8")
+    plain_title = next(t.plain_title for t in load_config().themes if t.name == "immunomodulation")
+    assert summary["digest_plain"]["html"].endswith("-plain.html") and summary["digest_plain"]["items"] == \
+        summary["digest"]["items"]
+    assert html_lib.escape(plain_title) in plain_html and html_lib.escape(plain_title) not in html
+    assert Path(summary["digest_plain"]["text"]).read_text(encoding="utf-8") != \
+        Path(summary["digest"]["text"]).read_text(encoding="utf-8")
 
 
 def test_demo_rerun_into_the_same_folder_adds_nothing(demo_runs):

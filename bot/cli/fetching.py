@@ -93,5 +93,8 @@ def demo(app, out_dir: str, db_path: str | None) -> None:
     click.echo(f"  HTML:  {Path(digest['html']).resolve()}")
     click.echo(f"  text:  {Path(digest['text']).resolve()}")
     click.echo(f"  .eml:  {Path(digest['eml']).resolve()}")
+    plain = summary["digest_plain"]
+    click.echo(f"  in plain words (the style a patient can choose): {Path(plain['html']).resolve()}, "
+               f"{Path(plain['text']).name}")
     click.echo(f"database: {Path(db_path).resolve()}")
     click.echo(f"demo output written to: {Path(out_dir).resolve()}")

@@ -446,18 +446,21 @@ def _from_domain(config) -> str:
     return address.rpartition("@")[2] or "spsbot.localhost"
 
 
-def preview_digest(db: sqlite_utils.Database, config, email: str, *, now: str | None = None):
+def preview_digest(db: sqlite_utils.Database, config, email: str, *, now: str | None = None,
+                   style: str | None = None):
     """The digest ``email`` would get now, rendered but not stored or reserved.
 
     Returns (data, subject, html, text, message bytes). An address that is not subscribed gets the
-    all-themes digest of the last period (a maintainer checking what a newcomer would see).
+    all-themes digest of the last period (a maintainer checking what a newcomer would see), in
+    ``style`` ("clinical" unless given; "plain" for the plain-words digest).
     """
     now = now or now_iso()
     subscriber = subscriber_store.find_subscriber(db, email)
     if subscriber:
         start, first, _ = digest_window(db, subscriber["id"], config, now, subscriber.get("frequency") or "weekly")
     else:
-        subscriber = {"id": 0, "email": email, "name": None, "themes": None, "max_items": None}
+        subscriber = {"id": 0, "email": email, "name": None, "themes": None, "max_items": None,
+                      "style": style or "clinical"}
         start, first = iso_before(period_days(config) * DAY, now), True
     pool = Pool(db, iso_before(max_age_days(config) * DAY, now))
     data = build_digest_data(pool, config, subscriber, start, now, first)
@@ -471,16 +474,19 @@ def preview_digest(db: sqlite_utils.Database, config, email: str, *, now: str | 
     return data, subject, html, text, message
 
 
-def write_preview(db: sqlite_utils.Database, config, email: str, out_dir, *, now: str | None = None) -> dict:
+def write_preview(db: sqlite_utils.Database, config, email: str, out_dir, *, now: str | None = None,
+                  style: str | None = None) -> dict:
     """Write the digest ``email`` would get now as ``.html``, ``.txt`` and ``.eml`` in ``out_dir``.
 
     Nothing is stored or reserved. The demo calls this for a sample address (all themes, last
-    period); pass ``now`` to date the digest at the end of recorded data. Returns the paths.
+    period; both styles, the plain one's files ending "-plain"); pass ``now`` to date the digest at
+    the end of recorded data. Returns the paths.
     """
-    data, subject, html, text, message = preview_digest(db, config, email, now=now)
+    data, subject, html, text, message = preview_digest(db, config, email, now=now, style=style)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = "digest-" + re.sub(r"[^A-Za-z0-9._-]+", "_", email) + "-" + data["period_end"][:10]
+    stem += "-plain" if style == "plain" else ""
     paths = {"html": out / f"{stem}.html", "text": out / f"{stem}.txt", "eml": out / f"{stem}.eml"}
     paths["html"].write_text(html, encoding="utf-8")
     paths["text"].write_text(text, encoding="utf-8")
