@@ -194,6 +194,23 @@ def test_confirm_page_asks_and_the_post_makes_an_active_subscriber(site):
     assert get_signup(db, signup_id)["confirmed_at"] == NOW
 
 
+
+def test_a_used_confirmation_link_cannot_undo_an_unsubscribe(site):
+    from bot.store.subscribers import unsubscribe
+    _, client, db = site
+    _subscribe(client, "leaver@example.org", themes=["diagnosis"])
+    signup_id = db.execute("select id from signups").fetchone()[0]
+    token = make_confirm_token(SECRET, signup_id, "leaver@example.org")
+    _, form_token = _form(client, f"/confirm?token={token}")
+    assert client.post("/confirm", data={"csrf_token": form_token, "token": token}).status_code == 200
+    subscriber_id = db.execute("select id from subscribers where email = 'leaver@example.org'").fetchone()[0]
+    unsubscribe(db, subscriber_id)
+    for answer in (client.get(f"/confirm?token={token}"),   # an old e-mail, a mail scanner, a second click
+                   client.post("/confirm", data={"csrf_token": form_token, "token": token})):
+        page = answer.get_data(as_text=True)
+        assert answer.status_code == 400 and "already used" in page and 'name="email"' in page  # sign up again
+    assert db.execute("select status from subscribers where id = ?", [subscriber_id]).fetchone()[0] == "unsubscribed"
+
 def test_confirm_refuses_forged_and_expired_links(site, monkeypatch):
     _, client, db = site
     _subscribe(client, "new@example.org")

@@ -103,18 +103,29 @@ def purge_signups(db: sqlite_utils.Database, before: str) -> int:
         return db.execute("delete from signups where created_at < ?", [before]).rowcount
 
 
+def spent_signup(db: sqlite_utils.Database, signup: dict) -> bool:
+    """Whether the sign-up was confirmed and its address has left the list since: its link is used
+    up. Clicking it again must not undo an unsubscribe (a mail scanner, an old e-mail); signing
+    up again sends a fresh link."""
+    existing = find_subscriber(db, signup["email"]) if signup.get("confirmed_at") else None
+    return bool(existing and existing["status"] != "active")
+
+
 def confirm_signup(db: sqlite_utils.Database, signup: dict, *, name: str | None = None) -> tuple[dict, bool]:
     """Make the sign-up's address an active subscriber (idempotent). Returns (subscriber, changed).
 
     A new address is added with the sign-up's choices and ``name`` (what the confirming person
     sent, not the sign-up's: anyone can sign up any address); an unsubscribed or bouncing one is
     re-activated with the sign-up's themes but keeps its name (a name changes only on the
-    subscriber's own preferences page); an active subscriber is left as they are.
+    subscriber's own preferences page), unless this sign-up's link was already used
+    (``spent_signup``); an active subscriber is left as they are.
     """
     now = now_iso()
     with _writing(db):
         existing = find_subscriber(db, signup["email"])
         changed = True
+        if existing and spent_signup(db, signup):
+            return existing, False
         if not existing:
             db.execute("insert into subscribers (email, name, themes, style, frequency, max_items, send_empty, "
                        "status, bounces, created_at, updated_at, confirmed_at) values (?, ?, ?, ?, 'weekly', 20, 0, "

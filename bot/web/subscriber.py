@@ -56,7 +56,19 @@ LINK_PROBLEMS = {
                "so it cannot be checked.",
     "expired": "This link has expired: links in our e-mails stop working after a while, so that a forwarded "
                "e-mail cannot be used for ever.",
+    "used": "This confirmation link was already used, and the address has left the list since, so it cannot "
+            "sign it up again.",
 }
+
+
+def _confirmable(token: str) -> dict:
+    """The sign-up a confirmation link names, or the page saying why it cannot be confirmed."""
+    from bot.digest.tokens import verify_confirm_token
+    from bot.store.subscribers import spent_signup
+    signup = _verified(verify_confirm_token, token)
+    if spent_signup(state().db(), signup):
+        link_problem("used")
+    return signup
 
 
 def link_problem(kind: str):
@@ -107,10 +119,9 @@ def subscribe():
 
 @bp.get("/confirm")
 def confirm_page():
-    from bot.digest.tokens import verify_confirm_token
     from bot.store.subscribers import find_subscriber
     token = _token(request.args)
-    signup = _verified(verify_confirm_token, token)
+    signup = _confirmable(token)
     # A new subscriber's name is asked here, of the person holding the mailbox: the sign-up form's
     # name was typed by whoever filled it in, for any address, so it is only offered, visibly, to
     # keep or clear. A returning subscriber keeps theirs (it changes on their preferences page).
@@ -122,10 +133,9 @@ def confirm_page():
 @bp.post("/confirm")
 def confirm():
     from bot.digest.subscribers import clean_name
-    from bot.digest.tokens import verify_confirm_token
     from bot.store.subscribers import confirm_signup
     _post_limit()
-    signup = _verified(verify_confirm_token, _token(request.form))
+    signup = _confirmable(_token(request.form))
     # the name this page sent, never the sign-up form's (a page without the field: no name)
     subscriber, changed = confirm_signup(state().db(), signup, name=clean_name(request.form.get("name")))
     log.info("sign-up %d confirmed (subscriber %d%s)", signup["id"], subscriber["id"], "" if changed else ", already")
