@@ -176,12 +176,18 @@ def test_global_hourly_cap_on_signup_e_mails(tmp_path, monkeypatch):
     assert queue_signup(db, config, "p3@example.org", None, None) == "confirm"
 
 
+def _confirm_link(client, db, address: str) -> tuple[int, str, str, str]:
+    """Sign ``address`` up for diagnosis; (sign-up id, its confirmation token, the confirm page, its form token)."""
+    _subscribe(client, address, themes=["diagnosis"])
+    signup_id = db.execute("select id from signups where email = ?", [address]).fetchone()[0]
+    token = make_confirm_token(SECRET, signup_id, address)
+    page, form_token = _form(client, f"/confirm?token={token}")
+    return signup_id, token, page, form_token
+
+
 def test_confirm_page_asks_and_the_post_makes_an_active_subscriber(site):
     app, client, db = site
-    _subscribe(client, "new@example.org", themes=["diagnosis"])
-    signup_id = db.execute("select id from signups").fetchone()[0]
-    token = make_confirm_token(SECRET, signup_id, "new@example.org")
-    page, form_token = _form(client, f"/confirm?token={token}")
+    signup_id, token, page, form_token = _confirm_link(client, db, "new@example.org")
     assert "Confirm my subscription" in page and "n••@example.org" in page and "new@example.org" not in page
     assert db.execute("select count(*) from subscribers where email = 'new@example.org'").fetchone()[0] == 0
     done = client.post("/confirm", data={"csrf_token": form_token, "token": token})
@@ -194,14 +200,10 @@ def test_confirm_page_asks_and_the_post_makes_an_active_subscriber(site):
     assert get_signup(db, signup_id)["confirmed_at"] == NOW
 
 
-
 def test_a_used_confirmation_link_cannot_undo_an_unsubscribe(site):
     from bot.store.subscribers import unsubscribe
     _, client, db = site
-    _subscribe(client, "leaver@example.org", themes=["diagnosis"])
-    signup_id = db.execute("select id from signups").fetchone()[0]
-    token = make_confirm_token(SECRET, signup_id, "leaver@example.org")
-    _, form_token = _form(client, f"/confirm?token={token}")
+    _, token, _, form_token = _confirm_link(client, db, "leaver@example.org")
     assert client.post("/confirm", data={"csrf_token": form_token, "token": token}).status_code == 200
     subscriber_id = db.execute("select id from subscribers where email = 'leaver@example.org'").fetchone()[0]
     unsubscribe(db, subscriber_id)
@@ -210,6 +212,7 @@ def test_a_used_confirmation_link_cannot_undo_an_unsubscribe(site):
         page = answer.get_data(as_text=True)
         assert answer.status_code == 400 and "already used" in page and 'name="email"' in page  # sign up again
     assert db.execute("select status from subscribers where id = ?", [subscriber_id]).fetchone()[0] == "unsubscribed"
+
 
 def test_confirm_refuses_forged_and_expired_links(site, monkeypatch):
     _, client, db = site
