@@ -118,6 +118,7 @@ def test_the_sign_up_mailer_never_makes_a_database(env_isolated, tmp_path, caplo
         for _ in range(200):  # a few passes, each looking for the database
             if sum("sign-up e-mails: MissingDatabaseError" in r.getMessage() for r in caplog.records) >= 2:
                 break
+            mailer.wake()  # as a sign-up does: the next pass now, whatever the timer (a loaded CI worker)
             time.sleep(0.05)
     finally:
         mailer.stop()
