@@ -86,15 +86,8 @@ def _plural(n: int, word: str) -> str:
 
 
 def summary_line(overview: dict) -> str:
-    parts = []
-    if overview["papers"]:
-        parts.append(_plural(overview["papers"], "new paper"))
-    if overview["trials"]:
-        parts.append(_plural(overview["trials"], "new trial"))
-    if overview["changes"]:
-        parts.append(_plural(overview["changes"], "trial change"))
-    if overview["notices"]:
-        parts.append(_plural(overview["notices"], "correction notice"))
+    parts = [_plural(overview[key], words) for key, words in (("papers", "new paper"), ("trials", "new trial"),
+             ("changes", "trial change"), ("notices", "correction notice")) if overview[key]]
     return ", ".join(parts) if parts else "nothing new"
 
 
