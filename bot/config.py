@@ -164,29 +164,13 @@ class Config:
     def section(self, name: str) -> dict:
         return self.sections.get(name, {})
 
-    @property
-    def pubmed(self) -> dict:
-        return self.section("sources.pubmed")
-
-    @property
-    def clinicaltrials(self) -> dict:
-        return self.section("sources.clinicaltrials")
-
-    @property
-    def ranking(self) -> dict:
-        return self.section("ranking")
-
-    @property
-    def digest(self) -> dict:
-        return self.section("digest")
-
-    @property
-    def email(self) -> dict:
-        return self.section("email")
-
-    @property
-    def web(self) -> dict:
-        return self.section("web")
+    # The tables the stages read, by name ({} for one the configuration leaves out).
+    pubmed = property(lambda self: self.section("sources.pubmed"))
+    clinicaltrials = property(lambda self: self.section("sources.clinicaltrials"))
+    ranking = property(lambda self: self.section("ranking"))
+    digest = property(lambda self: self.section("digest"))
+    email = property(lambda self: self.section("email"))
+    web = property(lambda self: self.section("web"))
 
     @property
     def theme_names(self) -> list[str]:
