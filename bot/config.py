@@ -7,10 +7,12 @@ that a file giving its own ``[topic]`` must give its own query too.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlparse
@@ -38,8 +40,7 @@ class SourceSettings:
     which); its defaults are the bundled profile's (``bot/profiles/sps.toml``)."""
 
     keys: dict[str, tuple]                   # key -> (type(s), required)
-    int_ranges: tuple = ()                   # (key, lowest, highest) for integers
-    value_ranges: tuple = ()                 # (key, low, high, low exclusive?); low None = checked ≥ 0
+    ranges: tuple = ()                       # (key, lowest, highest), as in RANGES
     url_keys: tuple[str, ...] = ("base_url",)
 
 
@@ -48,14 +49,12 @@ SOURCE_SETTINGS: dict[str, SourceSettings] = {
         keys={"base_url": (_STR, False), "tool": (_STR, False), "email": (_STR, False),
               "batch_size": (_INT, False), "overlap_days": (_INT, False), "backfill_from": (_STR, False),
               "enabled": (_BOOL, False), "min_interval": (_FLOAT, False), "modified_days": (_INT, False)},
-        int_ranges=(("batch_size", 1, 10000),),
-        value_ranges=(("overlap_days", 0, 365, False), ("modified_days", 0, 365, False),
-                      ("min_interval", None, 60, False))),
+        ranges=(("batch_size", 1, 10000), ("overlap_days", 0, 365), ("modified_days", 0, 365),
+                ("min_interval", None, 60))),
     "sources.clinicaltrials": SourceSettings(
         keys={"base_url": (_STR, False), "page_size": (_INT, False), "min_interval": (_FLOAT, False),
               "overlap_days": (_INT, False), "enabled": (_BOOL, False)},
-        int_ranges=(("page_size", 1, 1000),),
-        value_ranges=(("overlap_days", 0, 365, False), ("min_interval", None, 60, False))),
+        ranges=(("page_size", 1, 1000), ("overlap_days", 0, 365), ("min_interval", None, 60))),
 }
 
 SCHEMA: dict[str, dict[str, tuple]] = {
@@ -97,15 +96,24 @@ SCHEMA: dict[str, dict[str, tuple]] = {
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _URL_KEYS = {("web", "base_url"), *((section, key) for section, settings in SOURCE_SETTINGS.items()
                                     for key in settings.url_keys)}
-# (section, key, lowest, highest) for integers with a sensible range.
-_RANGES = (("digest", "max_items", 1, 200), ("digest", "period_days", 1, 366),
-           *((section, *r) for section, settings in SOURCE_SETTINGS.items() for r in settings.int_ranges),
-           ("web", "threads", 1, 64), ("web", "connection_limit", 10, 10000), ("web", "channel_timeout", 1, 3600),
-           ("web", "request_timeout", 1, 3600), ("web", "max_body_bytes", 1024, 10_000_000),
-           ("web", "signups_per_address_day", 1, 100), ("web", "signups_per_client_hour", 1, 10000),
-           ("web", "signup_mails_per_hour", 1, 100000), ("web", "posts_per_client_minute", 1, 10000),
-           ("web", "searches_per_client_minute", 1, 10000), ("web", "results_per_page", 1, 100),
-           ("web", "search_slots", 1, 64), ("ranking", "window", 16, 512))
+# (section, key, lowest, highest) for numbers that type-check but may make no sense (issue 11): a
+# negative overlap silently skips days, a zero timeout fails every request, a NaN passes every
+# comparison. NaN and infinity are never accepted; lowest None = 0 or more seconds.
+RANGES = (("digest", "max_items", 1, 200), ("digest", "period_days", 1, 366),
+          *((section, *r) for section, settings in SOURCE_SETTINGS.items() for r in settings.ranges),
+          ("web", "threads", 1, 64), ("web", "connection_limit", 10, 10000), ("web", "channel_timeout", 1, 3600),
+          ("web", "request_timeout", 1, 3600), ("web", "max_body_bytes", 1024, 10_000_000),
+          ("web", "signups_per_address_day", 1, 100), ("web", "signups_per_client_hour", 1, 10000),
+          ("web", "signup_mails_per_hour", 1, 100000), ("web", "posts_per_client_minute", 1, 10000),
+          ("web", "searches_per_client_minute", 1, 10000), ("web", "results_per_page", 1, 100),
+          ("web", "search_slots", 1, 64), ("ranking", "window", 16, 512),
+          # a vote may count for nothing, never for more than a curator's label (5 seed examples)
+          ("ranking", "vote_weight", 0, 5),
+          ("email", "timeout", 0, 600), ("ranking", "relevance_threshold", 0, 1),
+          ("ranking", "theme_threshold", 0, 1), ("digest", "max_age_days", 1, 3660),
+          ("http", "request_deadline", 0.01, 86400), ("http", "max_response_mb", 0.001, 1_000_000),
+          ("run", "deadline_minutes", 0.001, 10080))
+_ABOVE_LOWEST = {("email", "timeout")}  # the lowest itself is refused too
 
 
 @dataclass(frozen=True)
@@ -156,29 +164,13 @@ class Config:
     def section(self, name: str) -> dict:
         return self.sections.get(name, {})
 
-    @property
-    def pubmed(self) -> dict:
-        return self.section("sources.pubmed")
-
-    @property
-    def clinicaltrials(self) -> dict:
-        return self.section("sources.clinicaltrials")
-
-    @property
-    def ranking(self) -> dict:
-        return self.section("ranking")
-
-    @property
-    def digest(self) -> dict:
-        return self.section("digest")
-
-    @property
-    def email(self) -> dict:
-        return self.section("email")
-
-    @property
-    def web(self) -> dict:
-        return self.section("web")
+    # The tables the stages read, by name ({} for one the configuration leaves out).
+    pubmed = property(lambda self: self.section("sources.pubmed"))
+    clinicaltrials = property(lambda self: self.section("sources.clinicaltrials"))
+    ranking = property(lambda self: self.section("ranking"))
+    digest = property(lambda self: self.section("digest"))
+    email = property(lambda self: self.section("email"))
+    web = property(lambda self: self.section("web"))
 
     @property
     def theme_names(self) -> list[str]:
@@ -378,24 +370,14 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
                 url = feed.get("url") if isinstance(feed, dict) else feed
                 if not isinstance(url, str) or not _is_http_url(url):
                     err(f"feed {feed!r} in [topic] is not an http(s) URL", "feeds", "topic")
-    for section, key, low, high in _RANGES:
-        table = cfg.get(section) if "." not in section else cfg.get("sources", {}).get(section.split(".")[1])
-        value = (table or {}).get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
-            err(f"'{key}' in [{section}] must be between {low} and {high}, got {value}", key, section)
+    _check_ranges(cfg, err)
     day = (cfg.get("digest") or {}).get("schedule_day")
     if isinstance(day, str) and day.lower() not in WEEKDAYS:
         err(f"'schedule_day' in [digest] must be a weekday (monday … sunday), got {day!r}", "schedule_day", "digest")
-    for name in _source_names():
-        interval = (cfg.get("sources", {}).get(name) or {}).get("min_interval")
-        if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval < 0:
-            err(f"'min_interval' in [sources.{name}] must be 0 or more seconds, got {interval}",
-                "min_interval", f"sources.{name}")
-    vote_weight = (cfg.get("ranking") or {}).get("vote_weight")
-    if isinstance(vote_weight, (int, float)) and not isinstance(vote_weight, bool) and not 0 <= vote_weight <= 5:
-        # a vote may count for nothing, never for more than a curator's label (5 seed examples)
-        err(f"'vote_weight' in [ranking] must be between 0 and 5, got {vote_weight}", "vote_weight", "ranking")
-    _check_values(cfg, err)
+    backfill = (cfg.get("sources", {}).get("pubmed") or {}).get("backfill_from")
+    if isinstance(backfill, str) and not _is_date(backfill):
+        err(f"'backfill_from' in [sources.pubmed] must be a date like 1950/01/01, got {backfill!r}",
+            "backfill_from", "sources.pubmed")
     embedding = (cfg.get("ranking") or {}).get("embedding")
     if isinstance(embedding, str) and embedding not in ("passage", "sentences"):
         err(f"'embedding' in [ranking] must be \"passage\" or \"sentences\", got {embedding!r}", "embedding", "ranking")
@@ -414,48 +396,34 @@ def _validate(cfg: dict, text: str, where: str) -> list[str]:
     return errors
 
 
-# --- values that type-check but make no sense (issue 11): a negative overlap silently skips days,
-# a zero timeout fails every request, a NaN passes every comparison. (section, key, low, high,
-# low exclusive?) Checked for ints and floats alike; NaN and infinity are never accepted.
-VALUE_RANGES = (
-    *((section, *r) for section, settings in SOURCE_SETTINGS.items() for r in settings.value_ranges),
-    ("email", "timeout", 0, 600, True),
-    ("ranking", "relevance_threshold", 0, 1, False),
-    ("ranking", "theme_threshold", 0, 1, False),
-    ("digest", "max_age_days", 1, 3660, False),
-    ("http", "request_deadline", 0.01, 86400, False),
-    ("http", "max_response_mb", 0.001, 1_000_000, False),
-    ("run", "deadline_minutes", 0.001, 10080, False),
-)
+def _check_ranges(cfg: dict, err) -> None:
+    for section, key, low, high in RANGES:
+        table = cfg.get(section) if "." not in section else cfg.get("sources", {}).get(section.split(".")[1])
+        value = (table or {}).get(key)
+        if isinstance(value, bool) or not isinstance(value, SCHEMA[section][key][0]):
+            continue  # absent, or already reported as the wrong type
+        above = (section, key) in _ABOVE_LOWEST
+        if not math.isfinite(value):
+            err(f"'{key}' in [{section}] must be a finite number, got {value}", key, section)
+        elif low is None and value < 0:
+            err(f"'{key}' in [{section}] must be 0 or more seconds, got {value}", key, section)
+        elif low is None and value > high:
+            err(f"'{key}' in [{section}] must be at most {high}, got {value}", key, section)
+        elif low is not None and (not low <= value <= high or above and value == low):
+            bound = f"greater than {low} and at most {high}" if above else f"between {low} and {high}"
+            err(f"'{key}' in [{section}] must be {bound}, got {value}", key, section)
+
+
 _DATE_RE = re.compile(r"^(\d{4})[/-](\d{2})[/-](\d{2})$")
 
 
-def _check_values(cfg: dict, err) -> None:
-    import math
-    from datetime import date
-    for section, key, low, high, exclusive in VALUE_RANGES:
-        table = cfg.get(section) if "." not in section else cfg.get("sources", {}).get(section.split(".")[1])
-        value = (table or {}).get(key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue  # absent, or already reported as the wrong type
-        if not math.isfinite(value):
-            err(f"'{key}' in [{section}] must be a finite number, got {value}", key, section)
-        elif low is None:
-            if value > high:
-                err(f"'{key}' in [{section}] must be at most {high}, got {value}", key, section)
-        elif value < low or value > high or (exclusive and value == low):
-            bound = f"greater than {low} and at most {high}" if exclusive else f"between {low} and {high}"
-            err(f"'{key}' in [{section}] must be {bound}, got {value}", key, section)
-    backfill = (cfg.get("sources", {}).get("pubmed") or {}).get("backfill_from")
-    if isinstance(backfill, str):
-        match = _DATE_RE.match(backfill.strip())
-        try:
-            valid = bool(match) and date(*map(int, match.groups())) is not None
-        except ValueError:
-            valid = False
-        if not valid:
-            err(f"'backfill_from' in [sources.pubmed] must be a date like 1950/01/01, got {backfill!r}",
-                "backfill_from", "sources.pubmed")
+def _is_date(value: str) -> bool:
+    """YYYY/MM/DD (or YYYY-MM-DD), a day that exists."""
+    match = _DATE_RE.match(value.strip())
+    try:
+        return bool(match) and date(*map(int, match.groups())) is not None
+    except ValueError:
+        return False
 
 
 def _is_http_url(value: str) -> bool:

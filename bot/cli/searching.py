@@ -129,7 +129,7 @@ def search(app, query, kind, themes, since, until, pub_types, statuses, relevant
         spsbot search 'CAR-T' --kind trial --status recruiting --json
         spsbot search efgartigimod --live --save
     """
-    from bot.search.hybrid import search as run_search
+    from bot.search.hybrid import load_default_embedder, search as run_search
     if as_json and as_csv:
         raise click.ClickException("choose one of --json and --csv")
     if save and not live:
@@ -137,7 +137,7 @@ def search(app, query, kind, themes, since, until, pub_types, statuses, relevant
     text = " ".join(query)
     filters = build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only)
     result = run_search(app.db, text, filters, limit=limit, semantic=not no_semantic,
-                        embedder_loader=lambda: _embedder(app.config.ranking))
+                        embedder_loader=lambda: load_default_embedder(app.config.ranking))
     if live:
         result = _with_live(app, result, text, filters, limit, anywhere, save)
     for note in result.notes:
@@ -154,11 +154,6 @@ def search(app, query, kind, themes, since, until, pub_types, statuses, relevant
         width = shutil.get_terminal_size((140, 24)).columns
         for line in format_table(result.hits, width):
             click.echo(line)
-
-
-def _embedder(ranking: dict):
-    from bot.search.hybrid import load_default_embedder
-    return load_default_embedder(ranking)
 
 
 def _with_live(app, result, text, filters, limit, anywhere, save):

@@ -48,7 +48,7 @@ def build_archive(db: sqlite_utils.Database, config, out_dir: str | Path) -> dic
 
 def archive_issue(row: dict, data: dict, config, file: str, url: str) -> dict:
     """One public issue as the index and the feed list it (``file`` relative to ``base``)."""
-    return {"id": row["id"], "file": file, "url": url, "title": subject_for(data, config),
+    return {"id": row["id"], "file": file, "url": url, "title": subject_for(data),
             "updated": _atom_time(row["period_end"]), "period": covered_period(row["period_start"], row["period_end"]),
             "html": render_archive_page(data, config), "summary": _summary(data)}
 

@@ -86,19 +86,12 @@ def _plural(n: int, word: str) -> str:
 
 
 def summary_line(overview: dict) -> str:
-    parts = []
-    if overview["papers"]:
-        parts.append(_plural(overview["papers"], "new paper"))
-    if overview["trials"]:
-        parts.append(_plural(overview["trials"], "new trial"))
-    if overview["changes"]:
-        parts.append(_plural(overview["changes"], "trial change"))
-    if overview["notices"]:
-        parts.append(_plural(overview["notices"], "correction notice"))
+    parts = [_plural(overview[key], words) for key, words in (("papers", "new paper"), ("trials", "new trial"),
+             ("changes", "trial change"), ("notices", "correction notice")) if overview[key]]
     return ", ".join(parts) if parts else "nothing new"
 
 
-def subject_for(data: dict, config=None) -> str:
+def subject_for(data: dict) -> str:
     """'SPS digest — 3 new papers, 1 trial change (16–23 Nov 2026)'."""
     return clean_text(f"{data['slug'].upper()} digest — {summary_line(data['overview'])} "
                       f"({covered_period(data['period_start'], data['period_end'])})")
@@ -203,7 +196,7 @@ def render_digest(data: dict, config, unsubscribe: dict | None, cache: dict | No
     titles = theme_titles(config, plain=data.get("style") == "plain")
     subscriber = data.get("subscriber") or {}
     context = {
-        "d": data, "o": data["overview"], "subject": subject_for(data, config),
+        "d": data, "o": data["overview"], "subject": subject_for(data),
         "period": covered_period(data["period_start"], data["period_end"]), "summary": _summary_sentence(data),
         "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": unsubscribe,
         "theme_titles": [titles.get(t, t) for t in (subscriber.get("themes") or [])], "archive_nav": False,
@@ -222,7 +215,7 @@ def theme_titles(config, plain: bool = False) -> dict[str, str]:
 def render_archive_page(data: dict, config) -> str:
     """The public HTML page of an archive issue (no subscriber, a link back to the index)."""
     env = environment()
-    context = {"d": data, "o": data["overview"], "subject": subject_for(data, config),
+    context = {"d": data, "o": data["overview"], "subject": subject_for(data),
                "period": covered_period(data["period_start"], data["period_end"]), "summary": _summary_sentence(data),
                "period_days": int((config.digest or {}).get("period_days") or 7), "unsubscribe": None,
                "theme_titles": [], "archive_nav": True, "preferences_url": None,

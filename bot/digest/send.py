@@ -22,6 +22,7 @@ import os
 import smtplib
 import ssl
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from urllib.parse import unquote, urlparse
@@ -306,7 +307,5 @@ def _close(conn, send_quit: bool = False) -> None:
         else:
             conn.close()
     except (smtplib.SMTPException, OSError):
-        try:
+        with suppress(OSError):
             conn.close()
-        except OSError:
-            pass

@@ -106,7 +106,7 @@ def run(db, config, *, full: bool = False, progress: bool = False, client=None, 
             set_state(db, SOURCE, MODIFIED_STATE + query, last_success=started, window_end=maxdate)
     else:
         _sweep_modified(db, config, client, maxdate, batch_size, counts, problems, started)
-    _retry_quarantined(db, client, batch_size, counts, problems)
+    _retry_quarantined(db, client, batch_size, counts)
     counts["requests"] = client.requests_sent
     result = SourceResult(counts, problems=problems)
     if problems:
@@ -177,7 +177,7 @@ def _sweep_modified(db, config, client, maxdate: str, batch_size: int, counts: d
         set_state(db, SOURCE, MODIFIED_STATE + query, last_success=started, window_end=high)
 
 
-def _retry_quarantined(db, client, batch_size: int, counts: dict, problems: list[str]) -> None:
+def _retry_quarantined(db, client, batch_size: int, counts: dict) -> None:
     """Ask again, by PMID, for the records still quarantined; store those that parse now.
 
     A failure here never fails the run: the records stay held and are asked for next time.

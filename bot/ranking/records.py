@@ -134,10 +134,7 @@ def _pubmed_records(body: bytes, name: str) -> list[dict]:
         parsed = parse_efetch(body)
     except Exception as e:  # noqa: BLE001 - unusable XML: one line, exit 1
         raise RecordError(f"{name}: not a readable PubMed XML file ({e})") from None
-    return [{"id": f"pmid:{r['pmid']}" if r.get("pmid") else r.get("id"), "kind": "paper",
-             "title": r.get("title") or "", "text": r.get("abstract") or "",
-             "pub_types": r.get("pub_types") or [], "mesh": r.get("mesh") or [],
-             "keywords": r.get("keywords") or []} for r in parsed]
+    return [record_for_ranking({**r, "id": f"pmid:{r['pmid']}" if r.get("pmid") else r.get("id")}) for r in parsed]
 
 
 def _ctgov_records(data, name: str) -> list[dict]:

@@ -38,11 +38,6 @@ from bot.replay import Request, Response
 _RANGE_RE = re.compile(r"AREA\[LastUpdatePostDate\]RANGE\[([^,\]]*),([^\]]*)\]", re.I)
 
 
-def _last_update(study: dict) -> str:
-    return (((study.get("protocolSection") or {}).get("statusModule") or {})
-            .get("lastUpdatePostDateStruct") or {}).get("date") or ""
-
-
 def _haystack(study: dict) -> str:
     proto = study.get("protocolSection") or {}
     ident = proto.get("identificationModule") or {}
@@ -66,7 +61,7 @@ def _matches(study: dict, request: Request, match_queries: bool = True) -> bool:
         if not match:
             raise ValueError(f"unsupported filter.advanced: {advanced}")
         low, high = match.group(1).strip(), match.group(2).strip()
-        date = _last_update(study)
+        date = _date_of(study, "lastUpdatePostDateStruct")
         if low and low.upper() != "MIN" and date < low:
             return False
         if high and high.upper() != "MAX" and date > high:
@@ -98,14 +93,14 @@ def visible_studies(studies: list[dict], today: str | None) -> list[dict]:
         versions.setdefault(nct_id, []).append(study)
     shown = []
     for group in versions.values():
-        group = sorted(group, key=lambda s: _last_update(s))
+        group = sorted(group, key=lambda s: _date_of(s, "lastUpdatePostDateStruct"))
         if today is None:
             shown.append(group[-1])
             continue
         first_posted = min((_date_of(s, "studyFirstPostDateStruct") for s in group), default="") or ""
         if first_posted[:10] > today:
             continue
-        posted = [s for s in group if _last_update(s)[:10] <= today]
+        posted = [s for s in group if _date_of(s, "lastUpdatePostDateStruct")[:10] <= today]
         shown.append(posted[-1] if posted else group[0])
     return shown
 

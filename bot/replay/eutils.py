@@ -44,6 +44,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
+from xml.sax.saxutils import escape
 
 from bot.clock import now_iso
 from bot.replay import Request, Response, demo_data_dir
@@ -438,7 +439,7 @@ class EutilsEmulator:
         ids = "".join(f"<Id>{p}</Id>\n" for p in pmids[retstart:retstart + retmax])
         body = (f"<eSearchResult><Count>{len(pmids)}</Count><RetMax>{min(retmax, max(0, len(pmids) - retstart))}"
                 f"</RetMax><RetStart>{retstart}</RetStart>{history}<IdList>\n{ids}</IdList><TranslationSet/>"
-                f"<QueryTranslation>{_xml_escape(request.param('term'))}</QueryTranslation></eSearchResult>\n")
+                f"<QueryTranslation>{escape(request.param('term'))}</QueryTranslation></eSearchResult>\n")
         return Response(200, ESEARCH_HEAD + body)
 
     def efetch(self, request: Request) -> Response:
@@ -459,10 +460,6 @@ class EutilsEmulator:
                                for r in shown if r is not None)
         return Response(200, (EFETCH_HEAD + "<PubmedArticleSet>\n").encode("utf-8") + articles
                         + b"\n</PubmedArticleSet>\n")
-
-
-def _xml_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def eutils_responder(articles, **options) -> EutilsEmulator:

@@ -33,7 +33,7 @@ import threading
 import time
 import weakref
 import zlib
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -208,10 +208,8 @@ class _Watchdog:
         for connection in connections:
             sock = getattr(connection, "sock", None)
             if sock is not None:
-                try:
+                with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def __enter__(self) -> "_Watchdog":
         self._thread.start()
@@ -413,7 +411,7 @@ class HttpClient:
         seconds = max(0.0, left) if by_run else deadline
         with _Watchdog(seconds) as watchdog:
             try:
-                return self._follow(url, method, params, data, watchdog)
+                return self._follow(url, method, params, data)
             except _Retryable:
                 if watchdog.fired and by_run:
                     raise _Retryable("cut off: the run's deadline passed during the request") from None
@@ -421,14 +419,14 @@ class HttpClient:
                     raise _Retryable(f"took longer than the {seconds:g}s deadline of one request") from None
                 raise
 
-    def _follow(self, url: str, method: str, params: dict, data: dict | None, watchdog) -> requests.Response:
+    def _follow(self, url: str, method: str, params: dict, data: dict | None) -> requests.Response:
         body = {**params, **(data or {})} if method == "POST" else None
         query = None if method == "POST" else params
         for _ in range(MAX_REDIRECTS + 1):
             response = self._send(method, url, query, body)
             location = response.headers.get("Location")
             if response.status_code not in REDIRECT_STATUSES or not location:
-                response._content = self._read_body(response, watchdog)
+                response._content = self._read_body(response)
                 response._content_consumed = True
                 return response
             target = urljoin(response.url, location)
@@ -466,7 +464,7 @@ class HttpClient:
         except requests.RequestException as e:  # a bad URL or anything else requests refuses
             raise _Fatal(f"{type(e).__name__}: {_cause(e)}") from None
 
-    def _read_body(self, response: requests.Response, watchdog) -> bytes:
+    def _read_body(self, response: requests.Response) -> bytes:
         """The decoded body, refusing more than ``max_bytes`` (counted after decompression)."""
         cap = self.max_bytes if self.max_bytes is not None else current_limits().max_bytes
         done = False
@@ -525,14 +523,9 @@ def _body_hint(response: requests.Response, limit: int = 160) -> str:
         text = response.text
     except Exception:  # noqa: BLE001 - undecodable body; the status says enough
         return ""
-    text = " ".join(text.split())
     # NCBI echoes the api-key in its rate-limit error body: never repeat it.
-    text = _redact_api_key(text)
+    text = re.sub(r'("api-key"\s*:\s*")[^"]*(")', r"\1<redacted>\2", " ".join(text.split()))
     return text[:limit] + ("…" if len(text) > limit else "")
-
-
-def _redact_api_key(text: str) -> str:
-    return re.sub(r'("api-key"\s*:\s*")[^"]*(")', r"\1<redacted>\2", text)
 
 
 PROBLEM_CHARS = 200  # one attempt's failure, as logged and recorded

@@ -583,30 +583,20 @@ def parse_pub_date(pub_date) -> tuple[str | None, int | None, str]:
     return f"{year:04d}", year, " ".join(raw_parts)
 
 
-def _history_date(history, statuses=("pubmed", "entrez")) -> str | None:
-    """The first of ``statuses`` found in a History (PubMedPubDate elements) as ISO YYYY-MM-DD.
+def _entrez_and_create_dates(history) -> tuple[str | None, str | None]:
+    """(Entrez date EDAT, create date CRDT) as ISO YYYY-MM-DD from a History (PubMedPubDate
+    elements); each stands in for the other when it is missing.
 
     PubStatus "pubmed" is the Entrez date (EDAT) and "entrez" the create date (CRDT): NCBI sets
     EDAT to the publication date when a citation is added more than 12 months after it was
     published, while CRDT keeps the day it was added (NLM Technical Bulletin, Nov-Dec 2008).
     """
-    by_status = {}
+    dates = {}
     for entry in history or []:
         status = getattr(entry, "attributes", {}).get("PubStatus")
-        if status and status not in by_status:
-            by_status[status] = entry
-    for status in statuses:
-        entry = by_status.get(status)
-        if entry and flat(entry.get("Year")).isdigit():
-            month = _month_number(entry.get("Month") or "1") or 1
-            day = int(flat(entry.get("Day")) or 1) if flat(entry.get("Day")).isdigit() else 1
-            return f"{int(flat(entry['Year'])):04d}-{month:02d}-{day:02d}"
-    return None
-
-
-def _entrez_and_create_dates(history) -> tuple[str | None, str | None]:
-    """(Entrez date EDAT, create date CRDT); each stands in for the other when it is missing."""
-    return _history_date(history, ("pubmed", "entrez")), _history_date(history, ("entrez", "pubmed"))
+        if status in ("pubmed", "entrez") and status not in dates:
+            dates[status] = _ymd(entry)
+    return dates.get("pubmed") or dates.get("entrez"), dates.get("entrez") or dates.get("pubmed")
 
 
 def _ymd(element) -> str | None:

@@ -1,4 +1,4 @@
-"""The item columns that hold JSON, and decoding a JSON column's value."""
+"""The item columns that hold JSON, decoding a JSON column's value, and ``in (…)`` lists."""
 
 from __future__ import annotations
 
@@ -20,3 +20,12 @@ def loads(value, default=None):
     if isinstance(default, (list, dict)) and not isinstance(decoded, type(default)):
         return default
     return decoded
+
+
+def in_chunks(values, size: int = 500):
+    """(``"?,?,…"``, chunk) for every ``size`` of ``values``: an ``in (…)`` query binds a few hundred
+    values at a time, well under SQLite's bound-parameter limit (999 on old builds)."""
+    values = list(values)
+    for start in range(0, len(values), size):
+        chunk = values[start:start + size]
+        yield ",".join("?" * len(chunk)), chunk

@@ -16,7 +16,7 @@ from bot.store import loads, now_iso
 
 __all__ = [
     "get_setting", "set_setting", "last_digest", "sent_keys", "store_digest", "pending_deliveries",
-    "mark_sent", "mark_failed", "mark_deferred", "public_digests", "digest_row", "first_digest",
+    "mark_sent", "mark_failed", "mark_deferred", "public_digests", "first_digest",
     "fetch_runs_since",
 ]
 
@@ -118,12 +118,6 @@ def delivered_item_ids(db: sqlite_utils.Database, subscriber_id: int) -> set[str
         "select item_id from sent_items where subscriber_id = ? and sent_at is not null", [subscriber_id])}
 
 
-def has_pending_delivery(db: sqlite_utils.Database, subscriber_id: int) -> bool:
-    rows = list(db.execute("select 1 from deliveries where subscriber_id = ? and status = 'pending' limit 1",
-                           [subscriber_id]))
-    return bool(rows)
-
-
 def store_digest(db: sqlite_utils.Database, row: dict, entries: list[dict], message_id: str | None) -> int:
     """Store a digest, its items, the reservations in ``sent_items`` and a pending outbox row.
 
@@ -147,11 +141,6 @@ def store_digest(db: sqlite_utils.Database, row: dict, entries: list[dict], mess
                                      "message_id": message_id, "status": "pending", "attempts": 0,
                                      "created_at": now})
     return digest_id
-
-
-def digest_row(db: sqlite_utils.Database, digest_id: int) -> dict | None:
-    rows = list(db["digests"].rows_where("id = ?", [digest_id], limit=1))
-    return rows[0] if rows else None
 
 
 def public_digests(db: sqlite_utils.Database) -> list[dict]:

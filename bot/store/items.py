@@ -12,7 +12,7 @@ from typing import Iterable
 import sqlite_utils
 
 from bot.clock import now_iso
-from bot.store.columns import JSON_COLUMNS, loads
+from bot.store.columns import JSON_COLUMNS, in_chunks, loads
 
 ITEM_FIELDS = ("kind", "pmid", "doi", "pmcid", "nct_id", "title", "abstract", "abstract_sections",
                "authors", "journal", "pub_date", "pub_year", "entrez_date", "create_date", "pub_types", "mesh",
@@ -217,12 +217,9 @@ def save_items(db: sqlite_utils.Database, records: Iterable[dict], source: str |
 
 def stored_pmids(db: sqlite_utils.Database, pmids: Iterable[str]) -> set[str]:
     """The PMIDs among ``pmids`` that an item holds."""
-    wanted = sorted({str(p) for p in pmids})
     found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        found |= {row[0] for row in db.execute(
-            f"select pmid from items where pmid in ({','.join('?' * len(chunk))})", chunk)}
+    for marks, chunk in in_chunks(sorted({str(p) for p in pmids})):
+        found |= {row[0] for row in db.execute(f"select pmid from items where pmid in ({marks})", chunk)}
     return found
 
 

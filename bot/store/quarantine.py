@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from bot.clock import now_iso
+from bot.store.columns import in_chunks
 
 __all__ = ["quarantine_record", "release_records", "open_quarantine", "quarantine_counts"]
 
@@ -38,11 +39,9 @@ def release_records(db: sqlite_utils.Database, source: str, record_ids, now: str
     now = now or now_iso()
     released = 0
     with db.atomic():
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            cursor = db.execute(
-                f"update quarantine set resolved_at = ? where source = ? and resolved_at is null "
-                f"and record_id in ({','.join('?' * len(chunk))})", [now, source, *chunk])
+        for marks, chunk in in_chunks(ids):
+            cursor = db.execute("update quarantine set resolved_at = ? where source = ? and resolved_at is null "
+                                f"and record_id in ({marks})", [now, source, *chunk])
             released += cursor.rowcount
     return released
 

@@ -18,12 +18,12 @@ import numpy as np
 import sqlite_utils
 
 from bot.store import loads, now_iso
+from bot.store.columns import in_chunks
 from bot.store.digests import get_setting, set_setting
 
 log = logging.getLogger(__name__)
 
 FEEDBACK_LABELS = ("relevant", "irrelevant")
-_SQL_CHUNK = 500  # sqlite's bound-parameter limit is far above this; keeps queries small
 
 
 def text_hash(text: str) -> str:
@@ -40,10 +40,7 @@ class EmbeddingCache:
         """The cached vectors among ``texts`` (missing ones are simply absent)."""
         by_hash = {text_hash(t): t for t in texts}
         found: dict[str, np.ndarray] = {}
-        hashes = list(by_hash)
-        for start in range(0, len(hashes), _SQL_CHUNK):
-            chunk = hashes[start:start + _SQL_CHUNK]
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in in_chunks(by_hash):
             rows = self.db.execute(
                 f"select content_hash, vector from embeddings where model = ? and content_hash in ({marks})",
                 [model, *chunk]).fetchall()
@@ -117,10 +114,8 @@ def get_scores(db: sqlite_utils.Database, item_ids: list[str] | None = None) -> 
     if item_ids is None:
         rows = db["scores"].rows
     else:
-        rows = (r for start in range(0, len(item_ids), _SQL_CHUNK)
-                for r in db["scores"].rows_where(
-                    f"item_id in ({','.join('?' * len(item_ids[start:start + _SQL_CHUNK]))})",
-                    item_ids[start:start + _SQL_CHUNK]))
+        rows = (r for marks, chunk in in_chunks(item_ids)
+                for r in db["scores"].rows_where(f"item_id in ({marks})", chunk))
     out = {}
     for row in rows:
         row = dict(row)
@@ -148,9 +143,8 @@ def save_scores(db: sqlite_utils.Database, scored: list[tuple[str, str, dict]]) 
 def items_by_id(db: sqlite_utils.Database, ids: list[str]) -> dict[str, dict]:
     """``items`` rows by id (ids not stored are absent)."""
     out = {}
-    for start in range(0, len(ids), _SQL_CHUNK):
-        chunk = ids[start:start + _SQL_CHUNK]
-        for row in db["items"].rows_where(f"id in ({','.join('?' * len(chunk))})", chunk):
+    for marks, chunk in in_chunks(ids):
+        for row in db["items"].rows_where(f"id in ({marks})", chunk):
             out[row["id"]] = row
     return out
 

@@ -16,6 +16,7 @@ from typing import Iterable
 import numpy as np
 import sqlite_utils
 
+from bot.store.columns import in_chunks
 from bot.store.ranking import EmbeddingCache
 
 # What a failed database call raises, for the search modules (which hold no sqlite3 code): a
@@ -157,12 +158,9 @@ def passing_rowids(db: sqlite_utils.Database, filters: Filters, rowids: list[int
     """Which of ``rowids`` pass the filters."""
     where, params = filter_sql(filters)
     passing: set[int] = set()
-    for start in range(0, len(rowids), 900):  # under SQLite's bound-parameter limit on old builds
-        chunk = rowids[start:start + 900]
-        marks = ", ".join("?" for _ in chunk)
-        rows = db.execute(f"SELECT items.rowid FROM items WHERE items.rowid IN ({marks}) AND {where}",
-                          [*chunk, *params]).fetchall()
-        passing.update(row[0] for row in rows)
+    for marks, chunk in in_chunks(rowids):
+        passing.update(row[0] for row in db.execute(
+            f"SELECT items.rowid FROM items WHERE items.rowid IN ({marks}) AND {where}", [*chunk, *params]))
     return passing
 
 
@@ -196,12 +194,9 @@ ITEM_COLUMNS = ("id", "kind", "title", "abstract", "authors", "journal", "pub_da
 
 def items_by_rowid(db: sqlite_utils.Database, rowids: Iterable[int]) -> dict[int, dict]:
     """Item rows joined with their scores, keyed by rowid."""
-    rowids = list(rowids)
     result: dict[int, dict] = {}
     columns = ", ".join(f"items.{c}" for c in ITEM_COLUMNS)
-    for start in range(0, len(rowids), 500):  # stay under SQLite's bound-parameter limit
-        chunk = rowids[start:start + 500]
-        marks = ", ".join("?" for _ in chunk)
+    for marks, chunk in in_chunks(rowids):
         sql = (f"SELECT items.rowid AS _rowid, {columns}, scores.relevance, scores.relevant, scores.labels, "
                "scores.why FROM items LEFT JOIN scores ON scores.item_id = items.id "
                f"WHERE items.rowid IN ({marks})")

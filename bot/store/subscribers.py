@@ -222,12 +222,6 @@ def resubscribe(db: sqlite_utils.Database, subscriber_id: int) -> None:
                    [now_iso(), subscriber_id])
 
 
-def set_curator(db: sqlite_utils.Database, subscriber_id: int, curator: bool) -> None:
-    with db.atomic():
-        db.execute("update subscribers set curator = ?, updated_at = ? where id = ?",
-                   [1 if curator else 0, now_iso(), subscriber_id])
-
-
 # --- votes ---------------------------------------------------------------------------------
 
 def save_vote(db: sqlite_utils.Database, subscriber_id: int, item_id: str, vote: str) -> None:

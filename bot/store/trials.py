@@ -23,6 +23,7 @@ from typing import Iterable
 import sqlite_utils
 
 from bot.store import loads, now_iso, save_items
+from bot.store.columns import in_chunks
 
 __all__ = ["TRACKED_FIELDS", "tracked_snapshot", "save_trials", "snapshot_hash", "diff_snapshots",
            "latest_snapshots", "display_value",
@@ -229,10 +230,7 @@ def link_papers_and_trials(db: sqlite_utils.Database, item_ids: Iterable[str] | 
 def _trial_item_ids(db: sqlite_utils.Database, nct_ids: set[str]) -> dict[str, str]:
     """NCT id → item id of the stored trials among ``nct_ids``."""
     found: dict[str, str] = {}
-    ids = sorted(nct_ids)
-    for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-        chunk = ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for marks, chunk in in_chunks(sorted(nct_ids)):
         for row in db.query(f"select id, upper(nct_id) as nct_id from items where kind = 'trial' "
                             f"and upper(nct_id) in ({marks})", chunk):
             found[row["nct_id"]] = row["id"]

@@ -65,8 +65,7 @@ def issue(day: str):
     if row is None:
         abort(404)
     data = json.loads(row["data"])
-    config = state().config
-    return render_template("issue.html", d=data, o=data["overview"], subject=subject_for(data, config),
+    return render_template("issue.html", d=data, o=data["overview"], subject=subject_for(data),
                            period=_period(row))
 
 
