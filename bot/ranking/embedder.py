@@ -144,7 +144,7 @@ class SentenceEncoder:
 
 
 class Embedder(SentenceEncoder):
-    """A sentence-transformers model, loaded on the first ``encode`` call.
+    """An embedding model (``bert.SentenceBert`` or sentence-transformers), loaded on the first ``encode`` call.
 
     ``model_name`` names the model in caches (the packaged default is "all-MiniLM-L6-v2");
     ``load_count`` and ``encoded`` count model loads and embedded texts (for tests and benches;
