@@ -17,7 +17,7 @@ from bot.web.app import create_app
 from digest_support import NOW, paper, seed, trial
 from bot.config import load_config
 from conftest import FakeEmbedder, copy_db
-from web_support import csrf, web_config
+from web_support import csrf, web_config, web_store
 
 SECRET = b"web-test-secret-0123456789abcdef-01234"
 BASE = "http://sps.example.org"
@@ -26,17 +26,12 @@ BASE = "http://sps.example.org"
 @pytest.fixture(scope="module")
 def site_template(tmp_path_factory):
     """The store every test here starts from, built once: three relevant items, one irrelevant, Ann."""
-    path = tmp_path_factory.mktemp("web-template") / "template.db"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SPSBOT_NOW", NOW)
-        db = open_db(path)
-        seed(db, [paper(1, "Rituximab in refractory stiff person syndrome", abstract="Rituximab helped."),
-                  paper(2, "Intravenous immunoglobulin for stiffness", abstract="IVIG trial in SPS."),
-                  paper(3, "Rituximab for spasticity after stroke", relevant=0, relevance=0.1),
-                  trial("NCT07654321", "Efgartigimod in stiff person syndrome")])
-        add_subscriber(db, "ann@example.org", valid_themes=load_config().theme_names, name="Ann")
-        db.close()
-    return path
+    return web_store(tmp_path_factory.mktemp("web-template") / "template.db",
+                     [paper(1, "Rituximab in refractory stiff person syndrome", abstract="Rituximab helped."),
+                      paper(2, "Intravenous immunoglobulin for stiffness", abstract="IVIG trial in SPS."),
+                      paper(3, "Rituximab for spasticity after stroke", relevant=0, relevance=0.1),
+                      trial("NCT07654321", "Efgartigimod in stiff person syndrome")],
+                     ann_themes=load_config().theme_names)
 
 
 @pytest.fixture

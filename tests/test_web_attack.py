@@ -24,7 +24,7 @@ from bot.store import open_db
 from bot.web.app import create_app
 from conftest import FakeEmbedder, copy_db
 from digest_support import NOW, paper, seed, trial
-from web_support import csrf, hidden, running, web_config
+from web_support import csrf, hidden, running, web_config, web_store
 
 SECRET = b"attack-test-secret-of-a-decent-length-0123"
 
@@ -48,16 +48,11 @@ class GatedEmbedder(FakeEmbedder):
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
-    path = tmp_path_factory.mktemp("attack") / "template.db"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SPSBOT_NOW", NOW)
-        db = open_db(path)
-        seed(db, [paper(1, "Rituximab in refractory stiff person syndrome", abstract="Rituximab helped."),
-                  paper(2, "Gate control of stiffness", abstract="gate stiffness"),
-                  trial("NCT07654321", "Efgartigimod in stiff person syndrome")])
-        add_subscriber(db, "ann@example.org", valid_themes=[], name="Ann")
-        db.close()
-    return path
+    return web_store(tmp_path_factory.mktemp("attack") / "template.db",
+                     [paper(1, "Rituximab in refractory stiff person syndrome", abstract="Rituximab helped."),
+                      paper(2, "Gate control of stiffness", abstract="gate stiffness"),
+                      trial("NCT07654321", "Efgartigimod in stiff person syndrome")],
+                     ann_themes=[])
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 from contextlib import contextmanager
+from pathlib import Path
 
 from bot.config import load_config
 
@@ -46,3 +47,20 @@ def hidden(page: str, name: str) -> str:
 def links(text: str, path: str) -> list[str]:
     """Every URL in ``text`` (an e-mail part) whose path is ``path`` (e.g. "/confirm")."""
     return [html.unescape(u) for u in re.findall(r'https?://[^\s"<>]+' + re.escape(path) + r'\?[^\s"<>]+', text)]
+
+
+def web_store(path: Path, items: list[dict], *, ann_themes: list[str]) -> Path:
+    """A store at ``path`` on the tests' clock: ``items`` seeded and Ann subscribed to ``ann_themes``
+    (a module's template, built once and copied by each test)."""
+    import pytest
+
+    from bot.digest.subscribers import add_subscriber
+    from bot.store import open_db
+    from digest_support import NOW, seed
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPSBOT_NOW", NOW)
+        db = open_db(path)
+        seed(db, items)
+        add_subscriber(db, "ann@example.org", valid_themes=ann_themes, name="Ann")
+        db.close()
+    return path
