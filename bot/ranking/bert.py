@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.ranking import passages as P
+
 
 def is_plain_bert(folder: str | Path) -> bool:
     """Whether ``folder`` holds a sentence-transformers model this module runs exactly: a BERT
@@ -85,15 +87,10 @@ class SentenceBert:
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # little padding per batch
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            length = len(ids[rows[0]])
-            batch = np.full((len(rows), length), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(rows), length), dtype=np.int64)
-            for r, i in enumerate(rows):
-                batch[r, :len(ids[i])], mask[r, :len(ids[i])] = ids[i], 1
+            batch, mask = P.padded([ids[i] for i in rows], self.pad_id)
             states = self.token_states(batch, mask).float().numpy()
             out[rows] = (states * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1, norms)
+        return P.normalise(out)
 
 
 def _encoder_module(config: dict, weights: dict):

@@ -84,14 +84,16 @@ def token_batches(windows: list[Window], batch_tokens: int = DEFAULT_BATCH_TOKEN
     return batches
 
 
-def padded(batch: list[Window], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(input_ids, attention_mask) int64 arrays for a batch, right-padded to its longest window."""
-    length = max(len(w.ids) for w in batch)
-    ids = np.full((len(batch), length), pad_id, dtype=np.int64)
-    mask = np.zeros((len(batch), length), dtype=np.int64)
-    for row, w in enumerate(batch):
-        ids[row, :len(w.ids)] = w.ids
-        mask[row, :len(w.ids)] = 1
+def padded(batch: list[Window] | list[list[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask) int64 arrays for a batch of windows (or of token-id lists),
+    right-padded to its longest."""
+    rows = [w.ids if isinstance(w, Window) else w for w in batch]
+    length = max(len(r) for r in rows)
+    ids = np.full((len(rows), length), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), length), dtype=np.int64)
+    for row, r in enumerate(rows):
+        ids[row, :len(r)] = r
+        mask[row, :len(r)] = 1
     return ids, mask
 
 
