@@ -173,17 +173,13 @@ def _warn_if_shadowed(path: Path | None, value: str) -> None:
     if path is None or path in _warned or not path.exists():
         return
     _warned.add(path)
-    if signing_key_file(path) != value:
+    key = _read(path)
+    register_secret(key)  # never echoed in the warning or anywhere else
+    if key != value:
         log.warning("SPSBOT_SECRET is set and signs links, but %s holds another key: links mailed while that "
                     "key signed them no longer work; unset SPSBOT_SECRET to keep them, or remove the key file "
                     "once SPSBOT_SECRET is meant to sign", path)
 
-
-def signing_key_file(path: Path) -> str:
-    """The key in ``path``, registered as a secret (never echoed)."""
-    value = _read(path)
-    register_secret(value)
-    return value
 
 
 def check_signing_secret(db: sqlite_utils.Database) -> None:

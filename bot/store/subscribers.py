@@ -107,8 +107,11 @@ def spent_signup(db: sqlite_utils.Database, signup: dict) -> bool:
     """Whether the sign-up was confirmed and its address has left the list since: its link is used
     up. Clicking it again must not undo an unsubscribe (a mail scanner, an old e-mail); signing
     up again sends a fresh link."""
-    existing = find_subscriber(db, signup["email"]) if signup.get("confirmed_at") else None
-    return bool(existing and existing["status"] != "active")
+    return _spent(signup, find_subscriber(db, signup["email"]) if signup.get("confirmed_at") else None)
+
+
+def _spent(signup: dict, subscriber: dict | None) -> bool:
+    return bool(signup.get("confirmed_at") and subscriber and subscriber["status"] != "active")
 
 
 def confirm_signup(db: sqlite_utils.Database, signup: dict, *, name: str | None = None) -> tuple[dict, bool]:
@@ -124,7 +127,7 @@ def confirm_signup(db: sqlite_utils.Database, signup: dict, *, name: str | None 
     with _writing(db):
         existing = find_subscriber(db, signup["email"])
         changed = True
-        if existing and spent_signup(db, signup):
+        if _spent(signup, existing):
             return existing, False
         if not existing:
             db.execute("insert into subscribers (email, name, themes, style, frequency, max_items, send_empty, "
