@@ -181,7 +181,6 @@ def _warn_if_shadowed(path: Path | None, value: str) -> None:
                     "once SPSBOT_SECRET is meant to sign", path)
 
 
-
 def check_signing_secret(db: sqlite_utils.Database) -> None:
     """Raise SecretError / KeyFileError now if signing a link would (nothing is created)."""
     if env_secret() is None and (path := key_path(db)) is not None and path not in _cache:
