@@ -6,7 +6,7 @@ Prints, for both on the same records: relevance ROC AUC (relevant_to_sps == 2 vs
 average precision per theme among the relevant_to_sps == 2 records. The ranker is trained only on
 each fold's training part (folds grouped by normalised title, so a record — or a copy of it —
 never scores itself); the bundled seed is not used at all here (it is derived from the dev set).
-The BM25 queries are the profile's own terms (the topic's names from its PubMed query; each
+The BM25 queries are the profile's own terms (every phrase of its PubMed query; each
 theme's include terms), a stronger baseline than the eval README's keyword queries.
 """
 

@@ -59,7 +59,7 @@ def _acronyms_line(name: str, acronyms: list[str]) -> str:
 # (what it feeds, the keys, what editing them changes)
 PARTS = (
     ("names", ("[topic] name", "[topic] acronyms", "[topic] pubmed_query"),
-     "the topic's names (the name, each acronym, each quoted phrase or [tiab] word of the query): a record "
+     "the topic's names (the name, each acronym, each phrase its query searches on its own, not AND-ed): a record "
      "that never names the topic is never relevant, one naming it once in passing gets no credit for the name, "
      "and a name inside a negative does not count; acronyms in capitals match only in capitals"),
     ("phrases", ("[topic] name", "[topic] description", "[topic] examples"),

@@ -196,6 +196,22 @@ def test_a_record_that_never_names_the_topic_is_not_about_it(tmp_path):
     assert not results["sps"]["relevant"] and not results["lems"]["relevant"]
 
 
+def test_words_the_query_searches_only_together_name_no_topic():
+    """The SPS query finds "GAD65 … rigidity" only together: neither word alone is SPS's name, so a
+    Parkinson's rigidity paper or a GAD65 epilepsy paper never names the topic (before: both did,
+    and the profile without its seed called 7 of the dev set's 55 hard negatives relevant)."""
+    from bot.ranking.features import topic_evidence
+    ranker = Ranker(load_config(None, env={}), FakeEmbedder(), seed=[])
+    prepared = ranker.prepare([
+        {"id": "pd", "title": "Rigidity and myoclonus in Parkinson's disease", "text": "Muscle rigidity and spasms."},
+        {"id": "epi", "title": "GAD65 antibodies in temporal lobe epilepsy", "text": "Glutamic acid decarboxylase."},
+        {"id": "sps", "title": "Stiff-man syndrome with GAD65 antibodies", "text": "Rigidity and spasms."},
+        # NLM's indexers filed it under the topic's heading: their reading of the whole article names it
+        {"id": "mesh", "title": "GAD65 antibodies and rigidity", "text": "Spasms.", "mesh": ["Stiff-Person Syndrome"]},
+        {"id": "other", "title": "GAD65 antibodies and rigidity", "text": "Spasms.", "mesh": ["Epilepsy"]}])
+    assert [topic_evidence(p, ranker.targets[0]) for p in prepared] == [0, 0, 2, 2, 0]
+
+
 def test_unlabelled_themes_of_another_topic_are_read_by_the_pooled_reader(tmp_path, real_embedder):
     from bot.ranking.scorer import unsupervised_score
     from bot.ranking.transfer import theme_reader

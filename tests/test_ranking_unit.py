@@ -16,7 +16,7 @@ from conftest import DEV_JSONL, FakeEmbedder
 from bot.config import load_config
 from bot.ranking.embedder import DEFAULT_MODEL
 from bot.ranking.model import best_f1_threshold
-from bot.ranking.text import query_phrases, record_sentences, split_sentences, term_pattern
+from bot.ranking.text import query_names, query_phrases, record_sentences, split_sentences, term_pattern
 from bot.store import save_items
 from bot.ranking.cached_embedder import CachedEmbedder
 from bot.ranking.stage import rank_items
@@ -61,6 +61,26 @@ def test_term_patterns_match_stems_and_acronyms_carefully():
 def test_topic_names_come_from_the_pubmed_query():
     phrases = [p.lower() for p in query_phrases(load_config().topic.pubmed_query)]
     assert "stiff person" in phrases and "stiff-man" in phrases and "moersch-woltman" in phrases
+    names = [p.lower() for p in query_names(load_config().topic.pubmed_query)]
+    assert "stiff person" in names and "stiff-man" in names and "moersch-woltman" in names
+    # what the query searches only AND-ed with something else names no topic on its own
+    assert "rigidity" in phrases and "gad65" in phrases and "muscle rigidity" in phrases
+    assert not {"rigidity", "gad65", "stiffness", "muscle rigidity", "perm"} & set(names)
+
+
+def test_query_names_read_only_what_an_or_alternative_searches_on_its_own():
+    assert query_names('(("abc"[tiab] OR def[tiab])) OR ghi[tiab] NOT jkl[tiab]') == ["abc", "def"]
+    assert query_names('("x y"[tiab]) OR (zzz[tiab])') == ["x y", "zzz"]
+    assert query_names('("a OR b AND c"[tiab] OR "ddd"[mh])') == ["a OR b AND c", "ddd"]  # quotes hide operators
+    assert query_names('("myasthenia gravis"[tiab] OR MG[tiab]) AND humans[mh]') == []  # the topic's name remains
+
+
+def test_a_topic_name_spelt_twice_is_one_name(tmp_path):
+    from bot.ranking.features import build_targets
+    query = '"Myasthenia Gravis"[mh] OR "myasthenia gravis"[tiab] OR "myasthenic"[tiab] OR "myasthenia-gravis"[tiab]'
+    profile = tmp_path / "p.toml"
+    profile.write_text(f"[topic]\nname = 'Myasthenia gravis'\npubmed_query = '{query}'\n", encoding="utf-8")
+    assert list(build_targets(load_config(profile, env={}))[0].terms) == ["Myasthenia Gravis", "myasthenic"]
 
 
 def test_threshold_maximises_f1():

@@ -16,8 +16,9 @@ from typing import Callable
 
 import numpy as np
 
+from bot.ranking.weak import heading_key, topic_headings
 from bot.ranking.text import (acronym_pattern, count_terms, find_terms, is_boilerplate, pub_type_flags,
-                              query_phrases, record_sentences, strip_section_label, term_pattern)
+                              query_names, record_sentences, strip_section_label, term_pattern)
 
 VectorsFn = Callable[[list[str]], np.ndarray]                  # texts, each on its own -> rows
 PassagesFn = Callable[[list[list[str]]], list[np.ndarray]]     # records' sentences -> one matrix each
@@ -32,6 +33,7 @@ class Target:
     terms: dict = field(default_factory=dict)      # term -> compiled pattern
     exclude: dict = field(default_factory=dict)
     negatives: list[str] = field(default_factory=list)  # topic only: what it is not
+    headings: frozenset = frozenset()     # topic only: its MeSH headings (``weak.heading_key``)
     proto_vectors: np.ndarray | None = None
     negative_vectors: np.ndarray | None = None
 
@@ -41,10 +43,16 @@ def build_targets(config) -> list[Target]:
     topic = config.topic
     # The topic's names: its query's phrases, its name and the acronyms it declares. The slug is
     # only a label: 'mg' as a term found every "150 MG" dose.
-    terms = {n: term_pattern(n) for n in dict.fromkeys(query_phrases(topic.pubmed_query) + [topic.name])}
+    # One entry per name as the patterns match it ("Myasthenia Gravis"[mh] and "myasthenia gravis"[tiab]
+    # are one name): a count of names or of their mentions must not count a spelling twice.
+    names: dict[str, str] = {}
+    for name in [*query_names(topic.pubmed_query), topic.name]:
+        names.setdefault(re.sub(r"[\s\-]+", " ", name.casefold()), name)
+    terms = {n: term_pattern(n) for n in names.values()}
     terms.update({a: acronym_pattern(a) for a in topic.acronyms if a.strip()})
     targets = [Target("relevance", [topic.name, topic.description, *topic.examples], terms=terms,
-                      negatives=list(topic.negatives))]
+                      negatives=list(topic.negatives),
+                      headings=frozenset(map(heading_key, topic_headings(config))))]
     described = " ".join([topic.name, topic.description, *topic.examples])
     for theme in config.themes:
         targets.append(Target(theme.name, [theme.description, *theme.examples],
@@ -84,8 +92,11 @@ _EXCLUSION = re.compile(r"\bexclu|\bnot eligible|\bineligible", re.IGNORECASE)
 
 def topic_evidence(p: "Prepared", target: Target) -> int:
     """How plainly a record is about the topic itself, not a neighbour: 2 = its title names the
-    topic or its text does at least twice; 1 = one passing mention (a list of diseases, an
+    topic or its text does at least twice, or NLM indexed it under the topic's MeSH heading (an
+    indexer's reading of the whole article); 1 = one passing mention (a list of diseases, an
     exclusion criterion); 0 = never named."""
+    if target.headings and any(heading_key(str(m)) in target.headings for m in p.record.get("mesh") or []):
+        return 2
     if not p.terms_in_text(target):
         return 0
     title = p.record.get("title") or ""

@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 RANKER_VERSION = "1"
 # Bump when only the explanation changes (evidence sentences, why): stored scores are recomputed,
 # but the feature rows (and so the bundled seed, whose fingerprint holds RANKER_VERSION) stay valid.
-EXPLAIN_VERSION = "3"   # 2: no section labels or journal boilerplate as evidence; 3: unlabelled targets
-                        # read with topic evidence and the pooled theme reader (bot.ranking.transfer)
+EXPLAIN_VERSION = "4"   # 2: no section labels or journal boilerplate as evidence; 3: unlabelled targets
+                        # read with topic evidence and the pooled theme reader (bot.ranking.transfer);
+                        # 4: a record's MeSH heading names the topic, one name credit however many synonyms
 FEEDBACK_WEIGHT = 5.0      # a curator's judgement counts as much as five seed examples
 VOTE_WEIGHT = 1.0          # default [ranking] vote_weight: one net subscriber vote = one seed example
 REVIEWED_ENOUGH = 25       # curator relevance labels after which a seedless profile stops warning
@@ -640,9 +641,11 @@ def unsupervised_score(p: F.Prepared, target: F.Target) -> float:
     afterwards, in ``Ranker.predict``, whatever curator labels moved it).
     """
     sims = (p.vectors @ target.proto_vectors.T).max(axis=1)
-    passing = target.name == "relevance" and F.topic_evidence(p, target) < 2
-    named = 0 if passing else len(p.terms_in_text(target))
-    z = 10.0 * (float(sims.max()) - 0.45) + 1.0 * min(named, 3)
+    if target.name == "relevance":  # full credit for plainly naming the topic, whichever synonyms
+        named = 3 if F.topic_evidence(p, target) >= 2 else 0
+    else:                           # several of a theme's drugs or tests are more evidence than one
+        named = min(len(p.terms_in_text(target)), 3)
+    z = 10.0 * (float(sims.max()) - 0.45) + 1.0 * named
     z -= 1.5 * min(len(F.find_terms(p.full_text, target.exclude)), 2)
     if target.negative_vectors is not None:
         neg = (p.vectors @ target.negative_vectors.T).max(axis=1)

@@ -155,11 +155,7 @@ def _may_occur(term: str, pattern: re.Pattern, text: str, folded: str) -> bool:
 
 
 def query_phrases(query: str) -> list[str]:
-    """Quoted phrases and tagged words of a PubMed query ("stiff person"[tiab] → stiff person).
-
-    The query is the maintainer's own list of the topic's names, so it doubles as the ranker's
-    lexical signal for "is this about the topic" in any configured topic.
-    """
+    """Quoted phrases and tagged words of a PubMed query ("stiff person"[tiab] → stiff person)."""
     phrases = re.findall(r'"([^"]+)"\s*\[', query or "")
     phrases += re.findall(r"([A-Za-z][\w\-]*)\[tiab\]", query or "")
     seen, out = set(), []
@@ -169,6 +165,50 @@ def query_phrases(query: str) -> list[str]:
             seen.add(key)
             out.append(phrase.rstrip("*"))
     return out
+
+
+def query_names(query: str) -> list[str]:
+    """The topic's names in a PubMed query: the phrases its top-level OR alternatives search on
+    their own. What a query searches only AND-ed with something else is no name: in
+    ``(GAD65 OR DPPX) AND (stiffness OR rigidity)`` neither "GAD65" nor "rigidity" alone means
+    stiff person syndrome (a Parkinson's rigidity paper would name the topic)."""
+    names = []
+    for alternative in _top_level(query or "", "OR"):
+        inner = alternative.strip()
+        if len(_top_level(inner, "AND")) > 1 or len(_top_level(inner, "NOT")) > 1:
+            continue
+        if _bracketed(inner):
+            names += query_names(inner[1:-1])
+        else:
+            names += query_phrases(inner)
+    return list(dict.fromkeys(names))
+
+
+def _bracketed(query: str) -> bool:
+    """Whether all of ``query`` is one bracketed group: "(a OR b)", not "(a) OR (b)"."""
+    if not query.startswith("("):
+        return False
+    depth = 0
+    for i, char in enumerate(query):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return i == len(query) - 1
+    return False
+
+
+def _top_level(query: str, operator: str) -> list[str]:
+    """``query`` split at ``operator`` where it stands outside brackets and quotes."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for match in re.finditer(r'"|\(|\)|\b' + operator + r'\b', query):
+        token = match.group()
+        if token == '"':
+            quoted = not quoted
+        elif not quoted and token in "()":
+            depth += 1 if token == "(" else -1
+        elif not quoted and depth == 0:
+            parts.append(query[start:match.start()])
+            start = match.end()
+    return parts + [query[start:]]
 
 
 # Publication types come in many spellings (PubMed's "Case Reports", a review team's "case

@@ -28,7 +28,7 @@ import re
 import numpy as np
 
 from bot.ranking.records import record_for_ranking
-from bot.ranking.text import query_phrases
+from bot.ranking.text import query_names
 from bot.store import loads
 
 MIN_EACH = 20      # weak positives and negatives each before a model is fitted on them
@@ -36,7 +36,8 @@ FOLDS = 5          # folds of the held-out estimate
 WEAK_WEIGHT = 1.0  # a weak label counts as one seed example (a curator's judgement: five)
 
 
-def _norm(text: str) -> str:
+def heading_key(text: str) -> str:
+    """A MeSH heading as compared: case and punctuation ignored ("Stiff-Person Syndrome" = "stiff person syndrome")."""
     return re.sub(r"[^a-z0-9]+", " ", (text or "").lower()).strip()
 
 
@@ -47,8 +48,8 @@ def topic_headings(config) -> list[str]:
     """The MeSH headings that mark a record as about the topic, as written: ``[topic] mesh``, else
     the topic's name and its query's phrases."""
     topic = config.topic
-    names = topic.mesh if topic.mesh is not None else [topic.name, *query_phrases(topic.pubmed_query)]
-    return [n for n in dict.fromkeys(names) if _norm(n)]
+    names = topic.mesh if topic.mesh is not None else [topic.name, *query_names(topic.pubmed_query)]
+    return [n for n in dict.fromkeys(names) if heading_key(n)]
 
 
 def weak_label(item: dict, headings: set[str]) -> int | None:
@@ -60,9 +61,9 @@ def weak_label(item: dict, headings: set[str]) -> int | None:
         return None
     extra = item.get("extra")
     extra = extra if isinstance(extra, dict) else loads(extra, {})
-    if any(_norm(m) in headings for m in extra.get("mesh_major") or []):
+    if any(heading_key(m) in headings for m in extra.get("mesh_major") or []):
         return 1
-    if any(_norm(m) in headings for m in mesh):
+    if any(heading_key(m) in headings for m in mesh):
         return None
     return 0
 
@@ -70,7 +71,7 @@ def weak_label(item: dict, headings: set[str]) -> int | None:
 def weak_examples(items: list[dict], config) -> list[dict]:
     """The items that carry a weak label, as relevance examples (ranker record, ``relevant``,
     ``weight``, ``source`` "mesh"), in id order."""
-    headings = {_norm(h) for h in topic_headings(config)}
+    headings = {heading_key(h) for h in topic_headings(config)}
     if not headings:  # `mesh = []`: no heading, so no record is a weak negative either
         return []
     examples = []
