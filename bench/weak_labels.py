@@ -1,4 +1,4 @@
-"""Weak labels: is the precision and recall spsbot states for itself (``weak.estimate``) what it reaches?
+"""Weak labels: what spsbot states from them (``weak.estimate``), what it reaches, and why nothing learns from them.
 
     .venv/bin/python bench/weak_labels.py [--cache DB] [--folds 3]
 
@@ -6,14 +6,13 @@ The development sets carry no MeSH, so NLM's indexing is *simulated* from their 
 about the disease (2) gets the heading as a major topic (a weak positive), a tangential one (1) as a
 minor topic (no label), any other (0) MeSH without the heading (a weak negative). Real indexing is
 noisier than this (an indexer and the set's labeller disagree now and then), so read the figures
-as what the estimator does with clean weak labels, not as what a store's MeSH will give.
+as what the estimate does with clean weak labels, not as what a store's MeSH will give.
 
 Per profile (MG: ../shared/eval/mg/mg.toml on the MG set; SPS: the bundled profile *without* its
-seed on the SPS set), folds grouped by title: the ranker learns relevance from the training folds'
-weak labels only (as ``spsbot rank`` does from a store), states its held-out estimate (computed on
-those training folds alone), and is measured on the held-out fold's real labels (tangential records
-count as not relevant). Beside it: the same folds with no weak labels (the topic-evidence rule and
-similarity alone).
+seed on the SPS set), folds grouped by title: the training folds play the store (their weak labels
+give the stated precision and recall of the ranker's decisions on them), the held-out fold is
+measured with its real labels (tangential records count as not relevant). Beside it, the route
+spsbot does not take: a relevance model learnt from the training folds' weak labels (as a seed).
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from cross_disease import EVAL, SETS, load  # noqa: E402
 from bot.config import load_config  # noqa: E402
 from bot.ranking.embedder import embedder_for  # noqa: E402
 from bot.ranking.stage import store_ranker  # noqa: E402
+from bot.ranking.weak import estimate as weak_estimate  # noqa: E402
 from bot.store import norm_title, open_db  # noqa: E402
 
 
@@ -44,19 +44,18 @@ def precision_recall(y: np.ndarray, called: np.ndarray) -> tuple[float, float]:
 
 def run(db, embedder, config, records: list[dict], key: str, folds: int) -> dict:
     y = np.array([r[key] == 2 for r in records])
-    out = {mode: (np.zeros(len(records)), np.zeros(len(records), dtype=bool)) for mode in ("weak", "none")}
+    out = {mode: (np.zeros(len(records)), np.zeros(len(records), dtype=bool)) for mode in ("rule", "learnt")}
     estimates = []
     groups = [norm_title(r["title"]) for r in records]
+    rule = store_ranker(db, config, embedder, seed=[])
     for train, test in GroupKFold(n_splits=folds).split(records, groups=groups):
-        weak = [{**records[i], "relevant": records[i][key] == 2, "weight": 1.0, "source": "mesh"}
-                for i in train if records[i][key] in (0, 2)]
-        held = [records[i] for i in test]
-        for mode, labels in (("weak", weak), ("none", [])):
-            ranker = store_ranker(db, config, embedder, seed=[], weak=labels)
-            for i, result in zip(test, ranker.score(held)):
+        weak = [{**records[i], "relevant": records[i][key] == 2} for i in train if records[i][key] in (0, 2)]
+        learnt = store_ranker(db, config, embedder, seed=weak)
+        for mode, ranker in (("rule", rule), ("learnt", learnt)):
+            for i, result in zip(test, ranker.score([records[i] for i in test])):
                 out[mode][0][i], out[mode][1][i] = result["relevance"], result["relevant"]
-            if mode == "weak":
-                estimates.append(ranker.model.weak_estimate)
+        decided = {r["id"]: r["relevant"] for r in rule.score(weak)}
+        estimates.append(weak_estimate(weak, decided))
     figures = {}
     clear = np.array([r[key] in (0, 2) for r in records])   # what a weak label can be: no tangential record
     for mode, (scores, called) in out.items():
@@ -81,12 +80,12 @@ def main(argv=None) -> None:
     for label, name, config in profiles:
         path, key = SETS[name]
         f = run(db, embedder, config, load(path), key, args.folds)
-        w, n, s = f["weak"], f["none"], f["stated"]
-        print(f"{label:<14} weak labels (~{f['weak labels']} per fold): AUC {w['AUC']:.3f}  precision "
-              f"{w['precision']:.3f} (without tangential records {w['clear precision']:.3f})  recall "
-              f"{w['recall']:.3f}   stated: precision {s['precision']:.3f}  recall {s['recall']:.3f}")
-        print(f"{'':<14} no weak labels:               AUC {n['AUC']:.3f}  precision {n['precision']:.3f} "
-              f"(without tangential records {n['clear precision']:.3f})  recall {n['recall']:.3f}")
+        r, w, s = f["rule"], f["learnt"], f["stated"]
+        print(f"{label:<14} as spsbot ranks: AUC {r['AUC']:.3f}  precision {r['precision']:.3f} (without tangential "
+              f"records {r['clear precision']:.3f})  recall {r['recall']:.3f}   stated from ~{f['weak labels']} "
+              f"weak labels: precision {s['precision']:.3f}  recall {s['recall']:.3f}")
+        print(f"{'':<14} learnt from them: AUC {w['AUC']:.3f}  precision {w['precision']:.3f} (without tangential "
+              f"records {w['clear precision']:.3f})  recall {w['recall']:.3f}")
 
 
 if __name__ == "__main__":

@@ -68,9 +68,10 @@ PARTS = (
      "near misses, compared like the phrases: a record closer to one of them than to the topic scores lower, "
      "and one called not relevant says which it is closest to (phrases only: nothing is fetched for them)"),
     ("mesh", ("[topic] mesh",),
-     "NLM MeSH headings: stored PubMed records with one as a major topic are weak positives for relevance, "
-     "records indexed without them weak negatives (learnt from while there is no labelled seed, once there are "
-     f"{MIN_EACH} of each; look a heading up at {MESH_BROWSER})"),
+     "NLM MeSH headings: a record indexed under one names the topic; stored PubMed records with one as a major "
+     "topic are weak positives, records indexed without them weak negatives, on which rank states relevance's "
+     f"precision and recall while there is no labelled seed (once there are {MIN_EACH} of each; look a heading "
+     f"up at {MESH_BROWSER})"),
     ("theme phrases", ("[[themes]] description", "[[themes]] examples"),
      "each theme's phrases, compared like the topic's"),
     ("theme terms", ("[[themes]] include_terms",),

@@ -1,6 +1,9 @@
-"""Weak labels from NLM's MeSH indexing: a topic with no human-labelled seed learns its relevance
-from the records in its store whose major MeSH topics are (or lack) its heading, states the
-precision and recall that reaches on held-out weak labels, and rebuilds as the store grows."""
+"""Weak labels from NLM's MeSH indexing: a topic with no human-labelled seed states the precision
+and recall of its relevance decisions on the records in its store whose major MeSH topics are (or
+lack) its heading. Nothing learns from them (bench/weak_labels.py: learning lowered AUC), so each is
+a held-out check, and a store that grows changes the statement, not the model."""
+
+import re
 
 from click.testing import CliRunner
 
@@ -11,7 +14,8 @@ from bot.ranking import weak as W
 from bot.ranking.scorer import Ranker
 from bot.sources.pubmed import parse_efetch
 from bot.store import save_items
-from bot.store.ranking import mesh_indexed_items
+from bot.status import ranker_seed_state
+from bot.store.ranking import get_scores, mesh_indexed_items
 from conftest import FIXTURES, FakeEmbedder
 
 MG = """[topic]
@@ -95,38 +99,39 @@ def test_weak_labels_are_found_in_the_store(db, tmp_path):
     assert all(ex["relevant"] for ex in examples if "generalized myasthenia gravis" in ex["title"])
 
 
-def test_weak_labels_teach_relevance_and_say_how_well(db, tmp_path):
+def test_weak_labels_state_how_well_relevance_does_and_change_no_score(db, tmp_path):
     config = _config(tmp_path)
     _store(db)
-    with_weak = stage.make_ranker(db, config, FakeEmbedder())
+    stored = stage.make_ranker(db, config, FakeEmbedder())
     without = Ranker(config, FakeEmbedder(), models_dir=tmp_path / "plain")
-    assert with_weak.weak_used and not without.weak_used
     assert "weak labels" not in without.seed_warning       # `spsbot score` has no store to count them in
-    learnt = {r["id"]: r["relevance"] for r in with_weak.score(TARGETS)}
-    plain = {r["id"]: r["relevance"] for r in without.score(TARGETS)}
-    assert learnt != plain and "relevance" in with_weak.model.targets
-    assert learnt["new"] > learnt["passing"] and learnt["new"] >= 0.5
-    assert learnt["unnamed"] < 0.5 and plain["unnamed"] < 0.5            # the topic-evidence rule holds
-    state = with_weak.seed_state()
-    estimate = with_weak.model.weak_estimate
-    assert (estimate["positives"], estimate["negatives"]) == (25, 25)
-    assert 0 <= estimate["precision"] <= 1 and 0 <= estimate["recall"] <= 1
-    assert "25 records with Myasthenia gravis as a major topic, 25 indexed without it" in state["warning"]
-    assert f"estimated precision {estimate['precision']:.2f}, recall {estimate['recall']:.2f}" in state["warning"]
+    assert stored.score(TARGETS) == without.score(TARGETS)   # a check, not a teacher
+    assert stored.fingerprint() == without.fingerprint()
+    stage.rank_items(db, config, embedder=FakeEmbedder())
+    decided = {i: s["relevant"] for i, s in get_scores(db).items()}
+    examples = W.weak_examples(mesh_indexed_items(db), config)
+    called = [ex for ex in examples if decided[ex["id"]]]
+    precision = sum(ex["relevant"] for ex in called) / len(called)
+    recall = sum(1 for ex in called if ex["relevant"]) / sum(ex["relevant"] for ex in examples)
+    state = ranker_seed_state(db)
+    assert state["weak_labels"] == {"positive": 25, "negative": 25}
+    assert (f"(25 records with Myasthenia gravis as a major topic, 25 indexed without it; nothing learns from them):"
+            f" precision {precision:.2f}, recall {recall:.2f} of its decisions on them") in state["warning"]
+    assert state["relevance_quality"] in state["warning"]
     assert "expected mean theme AP" in state["warning"] or "themes come from" in state["warning"]
 
 
-def test_too_few_weak_labels_are_said_and_the_model_follows_the_store(db, tmp_path):
+def test_too_few_weak_labels_are_said_and_the_statement_follows_the_store(db, tmp_path):
     config = _config(tmp_path)
     _store(db, positives=19)
     few = stage.make_ranker(db, config, FakeEmbedder())
-    assert not few.weak_used
     assert "too few weak labels" in few.seed_warning and "(19 records with Myasthenia gravis" in few.seed_warning
+    stage.rank_items(db, config, embedder=FakeEmbedder())
+    assert "too few weak labels" in ranker_seed_state(db)["relevance_quality"]
     save_items(db, [_about_mg(19)])
-    twenty = stage.make_ranker(db, config, FakeEmbedder())
-    assert twenty.weak_used and twenty.fingerprint() != few.fingerprint()
-    save_items(db, [_about_mg(20)])                                      # the store grew: a new model
-    assert stage.make_ranker(db, config, FakeEmbedder()).fingerprint() != twenty.fingerprint()
+    stage.rank_items(db, config, embedder=FakeEmbedder())
+    assert "(20 records with Myasthenia gravis as a major topic" in ranker_seed_state(db)["relevance_quality"]
+    assert stage.make_ranker(db, config, FakeEmbedder()).fingerprint() == few.fingerprint()  # no new model
 
 
 def test_rank_and_status_state_the_expected_quality(tmp_path, monkeypatch, env_isolated):
@@ -140,11 +145,11 @@ def test_rank_and_status_state_the_expected_quality(tmp_path, monkeypatch, env_i
     result = CliRunner().invoke(cli, ["--db", str(tmp_path / "mg.db"), "--config", str(config_path), "rank"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "expected quality: relevance is learnt from NLM's MeSH indexing (25 records" in result.output
-    assert "estimated precision" in result.output
+    assert "expected quality: relevance checked against NLM's MeSH indexing (25 records" in result.output
+    assert re.search(r"precision \d\.\d\d, recall \d\.\d\d of its decisions on them", result.output)
     status = CliRunner().invoke(cli, ["--db", str(tmp_path / "mg.db"), "--config", str(config_path), "status"],
                                 catch_exceptions=False)
-    assert "relevance is learnt from NLM's MeSH indexing (25 records" in status.output   # status says it too
+    assert "relevance checked against NLM's MeSH indexing (25 records" in status.output   # status says it too
 
 
 NMOSD = MG.replace('name = "Myasthenia gravis"', 'name = "Neuromyelitis optica spectrum disorder"').replace(

@@ -11,7 +11,7 @@ Modules (import what you need; none imports the model library at import time):
 - ``seed``: the bundled SPS seed as derived numbers (feature rows, TF-IDF rows and vocabulary,
   labels, fingerprint; no texts), built by ``bench/ranking_seed.py``.
 - ``transfer``, ``weak``, ``selftrain``: a profile with no labels — themes read by a reader pooled over
-  the bundled seed's themes, relevance learnt from NLM's MeSH indexing, themes self-trained on the store.
+  the bundled seed's themes, relevance checked against NLM's MeSH indexing, themes self-trained on the store.
 - ``cached_embedder``: ``CachedEmbedder(embedder, cache)``, an embedder that asks a cache first.
 - ``scorer``: ``Ranker(config, embedder).score(records)`` — the whole thing, no database.
 - ``records``: the ranker's input records (``read_records`` for ``spsbot score``'s files,

@@ -54,7 +54,6 @@ class TrainedModel:
 
     targets: dict[str, TargetModel] = field(default_factory=dict)
     vectorizer: object = None
-    weak_estimate: dict | None = None   # held-out precision/recall on weak labels (``weak.estimate``)
     self_trained: tuple | None = None   # unlabelled themes' (models, vectorizer) from the store (``selftrain``)
 
     def predict(self, X: np.ndarray, texts: list[str]) -> dict[str, np.ndarray]:

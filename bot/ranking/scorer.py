@@ -292,16 +292,16 @@ class Ranker:
         self.seed_fit, self.seed_warning = (load_bundle(config, self.targets, embedder.passage_space)
                                             if seed is None else (None, None))
         self.bundle = self.seed_fit.bundle if self.seed_fit else None
-        # Weak labels (NLM's MeSH indexing, ``weak.py``) teach relevance only where no human seed does.
+        # Weak labels (NLM's MeSH indexing, ``weak.py``) state how well relevance does where no human
+        # seed says; nothing learns from them (learning from them lowered AUC: bench/weak_labels.py).
         self.weak = weak or []
         self.unlabelled = unlabelled or []  # the store's records: self-training for unlabelled themes
-        self.weak_used = not self.seed_fit and not self.seed and W.enough(self.weak)
         self._weak_warning = False
         if seed is None and not self.seed_fit and not self.seed and not self.seed_warning \
                 and seed_setting(config).lower() != "none":
             judged = sum(1 for f in self.feedback if f.get("relevant") is not None)
-            if judged < REVIEWED_ENOUGH and self.weak_used:
-                self._weak_warning = True  # says the held-out estimate: built with the model (seed_state)
+            if judged < REVIEWED_ENOUGH and W.enough(self.weak):
+                self._weak_warning = True  # says the estimate, from the stored decisions (seed_state)
             elif judged < REVIEWED_ENOUGH:
                 # Only a store has weak labels to count (``spsbot score`` reads none).
                 self.seed_warning = self._no_seed_warning(W.describe(self.weak, None, config.topic.name)
@@ -357,8 +357,6 @@ class Ranker:
             "bundle": f"{self.bundle.digest}:{','.join(self.seed_fit.kept)}" if self.bundle else "",
             "feedback": hashlib.sha256(json.dumps(self.feedback, sort_keys=True, default=str).encode()).hexdigest(),
         }
-        if self.weak_used:  # a new weak label (the store grew) means a new model
-            parts["weak"] = hashlib.sha256(json.dumps(self.weak, sort_keys=True, default=str).encode()).hexdigest()
         if self._self_training_pool():  # so does a new record in the self-training pool
             pool = json.dumps(self.unlabelled, sort_keys=True, default=str)
             parts["pool"] = hashlib.sha256(pool.encode()).hexdigest()
@@ -387,8 +385,7 @@ class Ranker:
         return [name for name in self.target_names[1:] if not counts.get(name)]
 
     def _load_or_train(self) -> M.TrainedModel:
-        weak = self.weak if self.weak_used else []
-        examples = self.seed + weak + self.feedback
+        examples = self.seed + self.feedback
         pool = self._self_training_pool()
         if not examples and self.bundle is None and not pool:
             return M.TrainedModel()
@@ -401,18 +398,12 @@ class Ranker:
         elif not examples:
             trained = M.TrainedModel()
         else:
-            log.info("training the ranker on %d seed examples, %d weak labels and %d curator judgements",
-                     len(self.seed), len(weak), len(self.feedback))
-            prepared = self.prepare(examples)
-            X, texts = self.matrix(prepared)
-            weights = [1.0] * len(self.seed) + [W.WEAK_WEIGHT] * len(weak) + feedback_weights(self.feedback)
+            log.info("training the ranker on %d seed examples and %d curator judgements",
+                     len(self.seed), len(self.feedback))
+            X, texts = self.matrix(self.prepare(examples))
+            weights = [1.0] * len(self.seed) + feedback_weights(self.feedback)
             labels, w = labelled_rows(examples, self.target_names, weights)
             trained = self.fit(X, texts, labels, w)
-            if weak:  # said up front: how the decision fares on weak labels it was not fitted on
-                rows = slice(len(self.seed), len(self.seed) + len(weak))
-                unnamed = np.array([F.topic_evidence(p, self.targets[0]) == 0 for p in prepared[rows]])
-                trained.weak_estimate = W.estimate(X[rows], texts[rows], labels["relevance"][0][rows], unnamed,
-                                                   self.fit)
         if pool:
             log.info("self-training %s on %d stored records", ", ".join(self._unlabelled_themes()), len(pool))
             X, texts = self.matrix(self.prepare(pool))
@@ -456,12 +447,13 @@ class Ranker:
         columns = None if fit.whole else {name: fit.config_columns for name in fit.kept}
         return M.train_matrices(X, T, vectorizer, labels, weights, columns)
 
-    def seed_state(self) -> dict:
+    def seed_state(self, decided: dict[str, bool] | None = None) -> dict:
         """What the ranker learns from, for ``spsbot status``: the seed in use, the targets it
-        covers and those it does not, and the warning (None when nothing was lost). With weak
-        labels in use this trains (or loads) the model: the warning states its held-out estimate."""
+        covers and those it does not, and the warning (None when nothing was lost). ``decided``:
+        the stored relevance decisions by item id, from which a profile without a seed states its
+        precision and recall on the store's weak labels (``weak.estimate``)."""
+        estimated = W.estimate(self.weak, decided) if decided is not None else None
         if self._weak_warning:
-            estimated = getattr(self.model, "weak_estimate", None)
             self.seed_warning = self._no_seed_warning(W.describe(self.weak, estimated, self.config.topic.name))
             self._weak_warning = False
             log.warning("ranker: %s", self.seed_warning)
@@ -470,7 +462,6 @@ class Ranker:
                     "warning": self.seed_warning}
         if self.seed:
             return {"seed": seed_setting(self.config), "kept": self.target_names, "dropped": [], "warning": None}
-        estimated = getattr(self.model, "weak_estimate", None) if self.weak_used else None
         return {"seed": seed_setting(self.config) or "none", "kept": [], "dropped": self.target_names,
                 "warning": self.seed_warning, "weak_labels": dict(zip(("positive", "negative"), W.counts(self.weak))),
                 "relevance_quality": W.describe(self.weak, estimated, self.config.topic.name),
@@ -549,8 +540,6 @@ class Ranker:
         if self.seed:
             for name, (_, mask) in labelled_rows(self.seed, self.target_names)[0].items():
                 counts[name] += int(mask.sum())
-        if self.weak_used:
-            counts["relevance"] += len(self.weak)
         return counts
 
     def _blended_targets(self, model: M.TrainedModel) -> dict[str, int]:

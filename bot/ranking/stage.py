@@ -27,7 +27,7 @@ from bot.ranking.weak import weak_examples
 from bot.store import db_file, get_item
 from bot.store.ranking import (FEEDBACK_LABELS, EmbeddingCache, items_by_id, load_feedback, mesh_indexed_items,
                                recent_items, record_model_files, record_seed_state, save_feedback, save_scores,
-                               scored_hashes, unjudged_scored_items)
+                               scored_hashes, stored_decisions, unjudged_scored_items)
 from bot.store.subscribers import vote_counts
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def make_ranker(db: sqlite_utils.Database, config, embedder=None) -> Ranker:
     embedder = embedder or embedder_for(config.ranking)
     vote_weight = config.ranking.get("vote_weight")
     examples = training_feedback(db, VOTE_WEIGHT if vote_weight is None else float(vote_weight))
-    weak = weak_examples(mesh_indexed_items(db), config)  # NLM's MeSH indexing: used only without a human seed
+    weak = weak_examples(mesh_indexed_items(db), config)  # NLM's MeSH indexing: a check where no human seed is
     pool = [record_for_ranking(r) for r in recent_items(db, POOL_MAX)]  # self-training for unlabelled themes
     return store_ranker(db, config, embedder, feedback=examples, weak=weak, unlabelled=pool)
 
@@ -127,13 +127,21 @@ def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, for
     Returns {"scored": n, "unchanged": n, "relevant": n, "embedded": texts embedded now}.
     """
     ranker = make_ranker(db, config, embedder)
-    record_seed_state(db, ranker.seed_state())
     state = ranker.fingerprint()[:12]
     rows = scored_hashes(db)
     todo = [item_id for item_id, chash, scored in rows if force or scored != f"{chash}:{state}"]
     counts = {"scored": 0, "unchanged": len(rows) - len(todo), "relevant": 0, "embedded": 0}
-    if not todo:
-        return counts
+    if todo:
+        counts.update(_score(db, ranker, state, todo, progress))
+        log.info("ranked %d items (%d relevant), %d unchanged, %d texts embedded",
+                 counts["scored"], counts["relevant"], counts["unchanged"], counts["embedded"])
+    # After scoring: a profile without a seed states how its stored decisions fare on the weak labels.
+    record_seed_state(db, ranker.seed_state(stored_decisions(db, [ex["id"] for ex in ranker.weak])))
+    return counts
+
+
+def _score(db: sqlite_utils.Database, ranker: Ranker, state: str, todo: list[str], progress: bool) -> dict:
+    """Score ``todo`` (item ids) and save their scores under ``state``; the counts of ``rank_items``."""
     items = items_by_id(db, todo)
     records = [record_for_ranking(items[i]) for i in todo]
     before = getattr(ranker.embedder, "encoded", 0)
@@ -146,9 +154,7 @@ def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, for
         save_scores(db, [(i, f"{items[i]['content_hash']}:{state}", r) for i, r in zip(batch_ids, scored)])
         results.extend(scored)
         crash_point("rank:after_batch")
-    counts.update(scored=len(results), relevant=sum(r["relevant"] for r in results),
-                  embedded=getattr(ranker.embedder, "encoded", 0) - before)
+    counts = {"scored": len(results), "relevant": sum(r["relevant"] for r in results),
+              "embedded": getattr(ranker.embedder, "encoded", 0) - before}
     record_model_files(db, state, getattr(ranker.embedder, "model_files", None))
-    log.info("ranked %d items (%d relevant), %d unchanged, %d texts embedded",
-             counts["scored"], counts["relevant"], counts["unchanged"], counts["embedded"])
     return counts

@@ -126,6 +126,12 @@ def get_scores(db: sqlite_utils.Database, item_ids: list[str] | None = None) -> 
     return out
 
 
+def stored_decisions(db: sqlite_utils.Database, item_ids: list[str]) -> dict[str, bool]:
+    """The stored relevance decision of each scored item among ``item_ids``."""
+    return {row["item_id"]: bool(row["relevant"]) for marks, chunk in in_chunks(item_ids)
+            for row in db["scores"].rows_where(f"item_id in ({marks})", chunk, select="item_id, relevant")}
+
+
 def save_scores(db: sqlite_utils.Database, scored: list[tuple[str, str, dict]]) -> None:
     """Upsert (item_id, scored_hash, result) triples into ``scores``."""
     now = now_iso()
