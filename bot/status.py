@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
-from bot.config import placeholders_warning
+from bot.config import profile_warning
 from bot.dates import parse_timestamp
 from bot.errors import shorten
 from bot.fetch.registry import SOURCES
@@ -152,8 +152,8 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
         first_line = scrub(config_error.splitlines()[0])
         warnings.insert(0, f"the configuration is invalid, the next run will fail: {first_line}; fix it, then "
                            "check with `spsbot status`")
-    if config is not None and placeholders_warning(config):  # a profile `spsbot init` wrote, not filled in
-        warnings.append(placeholders_warning(config))
+    if config is not None and profile_warning(config):  # placeholders left, an abbreviation not declared
+        warnings.append(profile_warning(config))
     seed = ranker_seed_state(db)
     if seed and seed.get("warning"):
         warnings.append(seed["warning"])

@@ -154,6 +154,23 @@ def test_placeholders_left_are_named_by_rank_and_status(db, tmp_path, caplog):
     assert not [w for w in collect_status(db, load_config())["warnings"] if "placeholders" in w]
 
 
+def test_an_abbreviation_the_description_uses_but_does_not_declare_is_named(db, tmp_path, caplog):
+    """The MG evaluation profile writes "Myasthenia gravis (MG): …" and declares no acronym: records that
+    write only "MG" (a trial of SCIG "in Patients With MG Exacerbation") then never name the topic."""
+    from bot.status import collect_status
+    described = MG.replace('slug = "mg"', 'slug = "mg"\ndescription = "Myasthenia gravis (MG): fatigable weakness."')
+    config = _profile(tmp_path, described)
+    with caplog.at_level("WARNING"):
+        Ranker(config, FakeEmbedder())
+    said = [r.getMessage() for r in caplog.records if "abbreviates" in r.getMessage()]
+    assert len(said) == 1 and 'as MG, which [topic] acronyms does not declare' in said[0]
+    assert 'acronyms = ["MG"]' in said[0]
+    assert [w for w in collect_status(db, config)["warnings"] if "abbreviates Myasthenia gravis as MG" in w]
+    declared = _profile(tmp_path, described.replace('slug = "mg"', 'slug = "mg"\nacronyms = ["MG"]'))
+    assert not [w for w in collect_status(db, declared)["warnings"] if "abbreviates" in w]
+    assert not [w for w in collect_status(db, load_config())["warnings"] if "abbreviates" in w]  # SPS declares SPS
+
+
 MG_FILLED = MG.replace('slug = "mg"', '''slug = "mg"
 acronyms = ["MG"]
 description = "Myasthenia gravis: autoimmune disease of the neuromuscular junction with AChR antibodies."
