@@ -147,7 +147,7 @@ class Topic:
     examples: tuple[str, ...] = ()
     negatives: tuple[str, ...] = ()
     # NLM MeSH headings whose major-topic indexing marks a stored record as about the topic (its weak
-    # labels, bot.ranking.weak); None = read them from the name and the query's phrases.
+    # labels, bot.ranking.weak); None = read them from the name and the query's names.
     mesh: tuple[str, ...] | None = None
 
 

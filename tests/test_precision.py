@@ -67,6 +67,26 @@ def test_auto_is_bfloat16_only_where_the_cpu_does_it_in_hardware(monkeypatch, am
         assert E.choose_precision(precision) == (precision, "as configured")
 
 
+def test_auto_keeps_float32_for_a_profile_without_a_labelled_seed(monkeypatch, tmp_path):
+    """int8 holds quality through its own seed; a profile with none ranks on similarities alone
+    (MG, zero labels: AUC 0.991 in float32, 0.988 in int8), so "auto" does not pick int8 for it."""
+    from bot.config import load_config
+    monkeypatch.setattr(E, "native_bfloat16", lambda: False)
+    monkeypatch.setattr(E, "fast_int8", lambda: True)
+    choice, why = E.choose_precision("auto", labelled=False)
+    assert choice == "float32" and "no labelled seed" in why
+    assert E.choose_precision("int8", labelled=False) == ("int8", "as configured")   # a choice made is kept
+    other = tmp_path / "mg.toml"
+    other.write_text("[topic]\nname = 'Myasthenia gravis'\npubmed_query = 'myasthenia[tiab]'\n", encoding="utf-8")
+    seeded = tmp_path / "seeded.toml"
+    seeded.write_text(other.read_text(encoding="utf-8") + "[ranking]\nseed = 'seed.jsonl'\n", encoding="utf-8")
+    assert E.profile_embedder(load_config()).compute == "int8"                 # the bundled SPS seed
+    assert E.profile_embedder(load_config(other)).compute == "float32"         # no labels
+    assert E.profile_embedder(load_config(seeded)).compute == "int8"           # its own seed file
+    monkeypatch.setattr(E, "native_bfloat16", lambda: True)
+    assert E.profile_embedder(load_config(other)).compute == "bfloat16"        # the same vectors as float32
+
+
 def test_this_cpus_flags_are_read_without_torch():
     flags = E.cpu_flags()
     with open("/proc/cpuinfo", encoding="utf-8") as f:

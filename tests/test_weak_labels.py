@@ -141,7 +141,7 @@ def test_rank_and_status_state_the_expected_quality(tmp_path, monkeypatch, env_i
     database = open_db(tmp_path / "mg.db")
     _store(database)
     database.close()
-    monkeypatch.setattr(stage, "embedder_for", lambda _settings: FakeEmbedder())
+    monkeypatch.setattr(stage, "profile_embedder", lambda _config: FakeEmbedder())
     result = CliRunner().invoke(cli, ["--db", str(tmp_path / "mg.db"), "--config", str(config_path), "rank"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -181,7 +181,7 @@ def test_rank_and_status_say_when_no_record_has_the_heading(tmp_path, monkeypatc
     database = open_db(tmp_path / "nmosd.db")
     _store(database)
     database.close()
-    monkeypatch.setattr(stage, "embedder_for", lambda _settings: FakeEmbedder())
+    monkeypatch.setattr(stage, "profile_embedder", lambda _config: FakeEmbedder())
     args = ["--db", str(tmp_path / "nmosd.db"), "--config", str(config_path)]
     ranked = CliRunner().invoke(cli, [*args, "rank"], catch_exceptions=False)
     note = "none of the 51 MeSH-indexed records in the store has NMO as a major topic"

@@ -51,9 +51,9 @@ def init(topic: str, output: str | None, force: bool, acronyms: tuple[str, ...])
     acronym_note = (f"acronyms {', '.join(config.topic.acronyms)}" if config.topic.acronyms
                     else "no acronym (give one with --acronym, or in acronyms = [...])")
     click.echo(f"wrote {path}: topic {config.topic.name!r}, {acronym_note}, themes {', '.join(config.theme_names)}")
-    from bot.ranking.embedder import embedder_for
+    from bot.ranking.embedder import profile_embedder
     from bot.ranking.scorer import expected_quality
-    click.echo(f"without labels: {expected_quality(embedder_for(config.ranking).passage_space)}")
+    click.echo(f"without labels: {expected_quality(profile_embedder(config).passage_space)}")
     click.echo("what your edits change:")
     for line in what_edits_change():
         click.echo(f"  {line}")

@@ -50,9 +50,9 @@ def score(app, file) -> None:
     records = read_records(file.read(), getattr(file, "name", "input"))
     if not records:
         return
-    from bot.ranking.embedder import embedder_for
+    from bot.ranking.embedder import profile_embedder
     from bot.ranking.scorer import Ranker
-    ranker = Ranker(app.config, embedder_for(app.config.ranking))
+    ranker = Ranker(app.config, profile_embedder(app.config))
     out = sys.stdout
     for result in ranker.score(records, progress=app.show_progress):
         out.write(json.dumps({k: result[k] for k in OUTPUT_FIELDS}, ensure_ascii=False) + "\n")

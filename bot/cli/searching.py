@@ -137,7 +137,7 @@ def search(app, query, kind, themes, since, until, pub_types, statuses, relevant
     text = " ".join(query)
     filters = build_filters(app, kind, themes, since, until, pub_types, statuses, relevant_only)
     result = run_search(app.db, text, filters, limit=limit, semantic=not no_semantic,
-                        embedder_loader=lambda: load_default_embedder(app.config.ranking))
+                        embedder_loader=lambda: load_default_embedder(app.config))
     if live:
         result = _with_live(app, result, text, filters, limit, anywhere, save)
     for note in result.notes:

@@ -1,7 +1,7 @@
 """Ranking: relevance to the topic, a score per theme, and the sentence that explains each.
 
 Modules (import what you need; none imports the model library at import time):
-- ``embedder``: ``embedder_for(config.ranking) -> Embedder`` (``.model_name``, ``.encode(texts)``,
+- ``embedder``: ``profile_embedder(config) -> Embedder`` (``.model_name``, ``.encode(texts)``,
   ``.encode_passages(records' sentences)``, ``.passage_space``), the packaged all-MiniLM-L6-v2 by
   default, loaded offline on first use.
 - ``passages``: one model pass per record, sentence vectors pooled from their token spans.

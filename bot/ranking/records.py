@@ -1,7 +1,7 @@
 """The ranker's input records, from a file (``spsbot score``), a stored item or a label file.
 
     records = read_records(Path("papers.xml").read_bytes(), "papers.xml")
-    results = Ranker(config, embedder_for(config.ranking)).score(records)
+    results = Ranker(config, profile_embedder(config)).score(records)
 
 A ranker record is {"id", "kind", "title", "text", "pub_types", "mesh", "keywords"}.
 ``read_records`` takes JSON Lines (or one JSON array) of such records, a PubMed XML

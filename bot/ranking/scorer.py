@@ -1,6 +1,6 @@
 """The ranker: records in, calibrated relevance and theme scores with explanations out.
 
-    ranker = Ranker(config, embedder_for(config.ranking))
+    ranker = Ranker(config, profile_embedder(config))
     results = ranker.score(records)   # [{"id", "relevance", "relevant", "themes", "labels", "why", "evidence"}]
 
 The ranker sees an embedder, never a database: the rank stage (``bot.ranking.stage``) hands it
@@ -86,6 +86,11 @@ def uses_bundled_seed(config) -> bool:
     """Whether the bundled SPS seed applies: no seed setting and the topic is the bundled one
     (another topic's ranker must not learn SPS labels)."""
     return seed_setting(config) == "" and config.topic.name == bundled_topic_name()
+
+
+def has_labelled_seed(config) -> bool:
+    """Whether the profile has labelled seed examples: the bundled seed, or a seed file of its own."""
+    return uses_bundled_seed(config) or seed_setting(config).lower() not in ("", "none")
 
 
 def load_seed(config) -> list[dict]:

@@ -18,7 +18,7 @@ import sqlite_utils
 
 from bot.faults import crash_point
 from bot.ranking.cached_embedder import CachedEmbedder
-from bot.ranking.embedder import embedder_for
+from bot.ranking.embedder import profile_embedder
 from bot.ranking.records import RecordError, record_for_ranking
 from bot.ranking.review import ReviewQueue, decision_threshold
 from bot.ranking.selftrain import POOL_MAX
@@ -66,7 +66,7 @@ def training_feedback(db: sqlite_utils.Database, vote_weight: float) -> list[dic
 def make_ranker(db: sqlite_utils.Database, config, embedder=None) -> Ranker:
     """The ranker for this store: the profile's seed set plus the feedback stored here (curator
     labels, and subscribers' votes at ``[ranking] vote_weight``)."""
-    embedder = embedder or embedder_for(config.ranking)
+    embedder = embedder or profile_embedder(config)
     vote_weight = config.ranking.get("vote_weight")
     examples = training_feedback(db, VOTE_WEIGHT if vote_weight is None else float(vote_weight))
     weak = weak_examples(mesh_indexed_items(db), config)  # NLM's MeSH indexing: a check where no human seed is

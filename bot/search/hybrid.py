@@ -181,10 +181,11 @@ def item_sentences(item: dict) -> list[str]:
     return record_sentences(record_for_ranking(item))
 
 
-def load_default_embedder(ranking: dict | None = None):
-    """The ranker's embedder for a ``[ranking]`` table (nothing is loaded until the first ``encode``)."""
-    from bot.ranking.embedder import embedder_for
-    return embedder_for(ranking or {})
+def load_default_embedder(config=None):
+    """The ranker's embedder for a profile (the ranker's vectors, so its cache serves search), or
+    the default one; nothing is loaded until the first ``encode``."""
+    from bot.ranking.embedder import embedder_for, profile_embedder
+    return profile_embedder(config) if config is not None else embedder_for({})
 
 
 @dataclass

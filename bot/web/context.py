@@ -67,7 +67,7 @@ class WebState:
         with self._embedder_lock:
             if self.embedder is None:
                 from bot.search.hybrid import load_default_embedder
-                self.embedder = load_default_embedder(self.config.ranking)
+                self.embedder = load_default_embedder(self.config)
             return self.embedder
 
 
