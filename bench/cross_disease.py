@@ -111,8 +111,6 @@ def main(argv=None) -> None:
                         help="the model's arithmetic (default: the profile's [ranking] precision)")
     args = parser.parse_args(argv)
     records = {name: load(path) for name, (path, _) in SETS.items()}
-    ranking = load_config().ranking
-    embedder = embedder_for({**ranking, "precision": args.precision or ranking.get("precision")})
     db = open_db(args.cache)
     store = records["mg"] + records["sps"]
     profiles = [("sps, no seed", "sps", load_config(None, env={}), [], None),
@@ -120,6 +118,9 @@ def main(argv=None) -> None:
                 ("mg (mg.toml)", "mg", load_config(EVAL / "mg" / "mg.toml", env={}), [], None),
                 ("mg (mg.toml), store", "mg", load_config(EVAL / "mg" / "mg.toml", env={}), [], store)]
     for label, name, config, seed, pool in profiles:
+        # what "auto" means for this profile here (a profile ranked without a seed: no int8), or --precision
+        precision = args.precision or config.ranking.get("precision")
+        embedder = embedder_for({**config.ranking, "precision": precision}, labelled=seed != [])
         ranker = store_ranker(db, config, embedder, seed=seed, unlabelled=pool)
         _ = ranker.model  # trained now, under the bundled reader (``scored`` swaps it per fold on the SPS set)
         results = {s: scored(ranker, records[s], args.folds, in_sample_reader=seed == [] and s == "sps")
