@@ -213,6 +213,17 @@ def test_a_record_that_never_names_the_topic_is_not_about_it(tmp_path):
     assert not results["sps"]["relevant"] and not results["lems"]["relevant"]
 
 
+def test_a_name_in_a_trials_exclusion_criteria_does_not_name_the_topic(tmp_path):
+    from bot.ranking.features import topic_evidence
+    ranker = Ranker(_profile(tmp_path, MG_FILLED), FakeEmbedder())
+    criteria = ("Inclusion Criteria:\n* Preterm labour at 24-34 weeks\n\nExclusion Criteria:\n* Multiple pregnancy\n"
+                "* Myasthenia gravis\n* Renal insufficiency, or myasthenia gravis in the mother")
+    prepared = ranker.prepare([{"id": "tocolysis", "title": "Nifedipine for preterm labour", "text": criteria},
+                               {"id": "mg", "title": "Nifedipine and pregnancy outcomes",
+                                "text": "Women with myasthenia gravis in pregnancy. " + criteria}])
+    assert [topic_evidence(p, ranker.targets[0]) for p in prepared] == [0, 1]
+
+
 def test_words_the_query_searches_only_together_name_no_topic():
     """The SPS query finds "GAD65 … rigidity" only together: neither word alone is SPS's name, so a
     Parkinson's rigidity paper or a GAD65 epilepsy paper never names the topic (before: both did,

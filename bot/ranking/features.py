@@ -73,21 +73,24 @@ def theme_terms(include_terms, described: str) -> dict[str, re.Pattern]:
 def topic_mentions(text: str, target: Target) -> int:
     """How many places in ``text`` name the topic (its names and declared acronyms), leaving out
     a name inside one of its declared negatives ("myasthenic" in "Lambert-Eaton myasthenic
-    syndrome" names another disease) and one in a clause that excludes patients ("patients with
-    myasthenia gravis will be excluded")."""
+    syndrome" names another disease) and one that excludes patients: in a clause saying so
+    ("patients with myasthenia gravis will be excluded") or in a trial's exclusion criteria."""
     if not text:
         return 0
     starts = {m.start() for pattern in target.terms.values() for m in pattern.finditer(text)}
     if starts:
         masked = [m.span() for n in target.negatives for m in term_pattern(n).finditer(text)]
         masked += [m.span() for m in _CLAUSE.finditer(text) if _EXCLUSION.search(m.group())]
+        masked += [m.span() for m in _EXCLUSION_SECTION.finditer(text)]
         starts = {s for s in starts if not any(a <= s < b for a, b in masked)}
     return len(starts)
 
 
-# A trial that excludes the topic's patients names it without being about it.
+# A trial that excludes the topic's patients names it without being about it: in a clause that says
+# so, or anywhere in its exclusion criteria (a list, one criterion per line or bullet).
 _CLAUSE = re.compile(r"[^.;!?\n]+")
 _EXCLUSION = re.compile(r"\bexclu|\bnot eligible|\bineligible", re.IGNORECASE)
+_EXCLUSION_SECTION = re.compile(r"\bexclusion criteria\b.*?(?=\binclusion criteria\b|\Z)", re.IGNORECASE | re.DOTALL)
 
 
 def topic_evidence(p: "Prepared", target: Target) -> int:
