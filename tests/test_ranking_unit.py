@@ -56,6 +56,10 @@ def test_term_patterns_match_stems_and_acronyms_carefully():
     assert term_pattern("misdiagnos").search("Misdiagnosis was common")
     assert term_pattern("EMG").search("EMG showed CMUA") and not term_pattern("EMG").search("emgality")
     assert term_pattern("stiff person").search("stiff-person syndrome")
+    # publishers set the same name with other dashes: an en dash, a Unicode hyphen, a minus sign
+    assert all(term_pattern("Lambert-Eaton myasthenic syndrome").search(f"the Lambert{dash}Eaton myasthenic syndrome")
+               for dash in "\u2013\u2010\u2212")
+    assert not term_pattern("Lambert-Eaton").search("Lambert/Eaton")
 
 
 def test_topic_names_come_from_the_pubmed_query():

@@ -18,7 +18,7 @@ import numpy as np
 
 from bot.ranking.weak import heading_key, topic_headings
 from bot.ranking.text import (acronym_pattern, count_terms, find_terms, is_boilerplate, pub_type_flags,
-                              query_names, record_sentences, strip_section_label, term_pattern)
+                              query_names, record_sentences, strip_section_label, term_pattern, WORD_GAP)
 
 VectorsFn = Callable[[list[str]], np.ndarray]                  # texts, each on its own -> rows
 PassagesFn = Callable[[list[list[str]]], list[np.ndarray]]     # records' sentences -> one matrix each
@@ -47,7 +47,7 @@ def build_targets(config) -> list[Target]:
     # are one name): a count of names or of their mentions must not count a spelling twice.
     names: dict[str, str] = {}
     for name in [*query_names(topic.pubmed_query), topic.name]:
-        names.setdefault(re.sub(r"[\s\-]+", " ", name.casefold()), name)
+        names.setdefault(re.sub(WORD_GAP, " ", name.casefold()), name)
     terms = {n: term_pattern(n) for n in names.values()}
     terms.update({a: acronym_pattern(a) for a in topic.acronyms if a.strip()})
     targets = [Target("relevance", [topic.name, topic.description, *topic.examples], terms=terms,

@@ -96,11 +96,16 @@ def record_sentences(record: dict, budget: int | None = None) -> list[str]:
     return ([title] if title else []) + sentences or [""]
 
 
+# Between a term's words: spaces or any dash ("Lambert-Eaton", "Lambert–Eaton" with an en dash,
+# "stiff person"): publishers set the same name with different dashes.
+WORD_GAP = r"[\s\-\u2010-\u2015\u2212]+"
+
+
 def term_pattern(term: str) -> re.Pattern:
     """A case-insensitive pattern for a config term: word start always, word end unless the
     term is a stem (a term like "diagnos" or "immunosuppress" matches any ending)."""
-    words = [re.escape(w) for w in re.split(r"[\s\-]+", term.strip()) if w]
-    body = r"[\s\-]+".join(words)
+    words = [re.escape(w) for w in re.split(WORD_GAP, term.strip()) if w]
+    body = WORD_GAP.join(words)
     short_acronym = term.isupper() and len(term) <= 4
     tail = r"(?![a-z])" if short_acronym else ""
     if short_acronym:  # "EMG", "CSF", "HLA": case-sensitive so "hla" in a word never matches
@@ -115,7 +120,7 @@ def acronym_pattern(acronym: str) -> re.Pattern:
     it is matched like any term."""
     if acronym == acronym.lower():
         return term_pattern(acronym)
-    body = r"[\s\-]+".join(re.escape(w) for w in re.split(r"[\s\-]+", acronym.strip()) if w)
+    body = WORD_GAP.join(re.escape(w) for w in re.split(WORD_GAP, acronym.strip()) if w)
     return re.compile(r"(?<![A-Za-z0-9])(?<!\d )" + body + r"(?![A-Za-z0-9])")
 
 
@@ -143,7 +148,7 @@ def count_terms(text: str, patterns: dict[str, re.Pattern]) -> int:
 def _probe(term: str, pattern: re.Pattern) -> tuple[str, bool]:
     """(the term's first word as the text must contain it, whether to look in the folded text).
     Worked out once per term: reading ``pattern.flags`` builds an enum object on every call."""
-    words = [w for w in re.split(r"[\s\-]+", term.strip()) if w]
+    words = [w for w in re.split(WORD_GAP, term.strip()) if w]
     word = words[0] if words else ""
     folded = bool(pattern.flags & re.IGNORECASE)
     return (word.casefold() if folded else word), folded
