@@ -3,9 +3,9 @@
 A profile with no human-labelled seed (any topic but the bundled SPS one) still has a judge of
 every MEDLINE record it stores: NLM's indexers. A record whose *major* MeSH topics include the
 topic's heading is about the topic (a weak positive); a record indexed without the heading at all
-is not (a weak negative) — including one that names the topic in passing, which is the near miss
-a relevance decision most needs to get right. A record with the heading only as a minor topic, or with no
-MeSH yet (new in PubMed, a trial, a feed item), gives no label.
+is not (a weak negative) — including one that names the topic in passing, which is the near miss a
+relevance decision most needs to get right. A record with the heading only as a minor topic, or
+with no MeSH yet (new in PubMed, a trial, a feed item), gives no label.
 
 The topic's headings are ``[topic] mesh`` (compared without case or punctuation), for a disease
 whose heading is not its name (NMOSD's is Neuromyelitis Optica); without that key they are read
