@@ -208,27 +208,6 @@ def placeholders_warning(config: Config) -> str | None:
             f"says TODO, or relevance rests on the topic's name alone")
 
 
-def abbreviation_note(config: Config) -> str | None:
-    """One line when the profile's own description abbreviates the topic ("Myasthenia gravis (MG)")
-    and ``acronyms`` does not declare it: the ranker does not take names from prose, so a record
-    that writes only the abbreviation does not name the topic."""
-    topic = config.topic
-    match = re.search(re.escape(topic.name) + r"\s*\(\s*([A-Za-z0-9][A-Za-z0-9\-]{0,11})\s*[),;]",
-                      topic.description, re.IGNORECASE)
-    if not match or not any(c.isupper() for c in match.group(1)) or match.group(1) in topic.acronyms:
-        return None
-    abbreviation = match.group(1)
-    return (f"the description abbreviates {topic.name} as {abbreviation}, which [topic] acronyms does not declare: "
-            f"a record that writes only {abbreviation} does not name the topic (acronyms = [\"{abbreviation}\"] if "
-            f"the literature uses it)")
-
-
-def profile_warning(config: Config) -> str | None:
-    """What ``rank`` and ``status`` say about the profile itself, one line: placeholders left, an
-    abbreviation the description uses but does not declare."""
-    return "; ".join(filter(None, [placeholders_warning(config), abbreviation_note(config)])) or None
-
-
 def bundled_profile_text() -> str:
     return resources.files("bot.profiles").joinpath("sps.toml").read_text(encoding="utf-8")
 

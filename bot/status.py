@@ -25,11 +25,11 @@ from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
-from bot.config import profile_warning
 from bot.dates import parse_timestamp
 from bot.errors import shorten
 from bot.fetch.registry import SOURCES
 from bot.links import pubmed_url, trial_url
+from bot.ranking.features import profile_warning
 from bot.redact import scrub
 from bot.store import integrity_problem, loads, now_iso
 from bot.store import status as store

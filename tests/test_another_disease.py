@@ -169,6 +169,12 @@ def test_an_abbreviation_the_description_uses_but_does_not_declare_is_named(db, 
     declared = _profile(tmp_path, described.replace('slug = "mg"', 'slug = "mg"\nacronyms = ["MG"]'))
     assert not [w for w in collect_status(db, declared)["warnings"] if "abbreviates" in w]
     assert not [w for w in collect_status(db, load_config())["warnings"] if "abbreviates" in w]  # SPS declares SPS
+    # a query whose every phrase is AND-ed with more than a filter names nothing on its own: said too
+    query = """pubmed_query = '"Myasthenia Gravis"[mh] OR "myasthenia gravis"[tiab]'"""
+    humans = _profile(tmp_path, MG.replace(query, """pubmed_query = '("myasthenia gravis"[tiab]) AND humans[mh]'"""))
+    assert [w for w in collect_status(db, humans)["warnings"] if "searches every phrase AND-ed" in w]
+    english = _profile(tmp_path, MG.replace(query, """pubmed_query = '("myasthenia gravis"[tiab]) AND english[la]'"""))
+    assert not [w for w in collect_status(db, english)["warnings"] if "AND-ed" in w]
 
 
 MG_FILLED = MG.replace('slug = "mg"', '''slug = "mg"

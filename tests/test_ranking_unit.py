@@ -77,6 +77,12 @@ def test_query_names_read_only_what_an_or_alternative_searches_on_its_own():
     assert query_names('("x y"[tiab]) OR (zzz[tiab])') == ["x y", "zzz"]
     assert query_names('("a OR b AND c"[tiab] OR "ddd"[mh])') == ["a OR b AND c", "ddd"]  # quotes hide operators
     assert query_names('("myasthenia gravis"[tiab] OR MG[tiab]) AND humans[mh]') == []  # the topic's name remains
+    # a filter restricts which records, not what they are about
+    assert query_names('("myasthenia gravis"[tiab] OR myasthenic[tiab]) AND (english[la] OR french[la]) '
+                       'AND 2010:2026[dp] NOT "Review"[pt]') == []       # NOT: the alternative is skipped
+    assert query_names('("myasthenia gravis"[tiab] OR myasthenic[tiab]) AND (english[la] OR french[la]) '
+                       'AND 2010:2026[dp]') == ["myasthenia gravis", "myasthenic"]
+    assert query_names('"myasthenia gravis"[tiab] AND "Clinical Trial"[pt]') == ["myasthenia gravis"]
 
 
 def test_a_topic_name_spelt_twice_is_one_name(tmp_path):

@@ -16,9 +16,10 @@ from typing import Callable
 
 import numpy as np
 
+from bot.config import placeholders_warning
+from bot.ranking.text import (WORD_GAP, acronym_pattern, count_terms, find_terms, is_boilerplate, pub_type_flags,
+                              query_names, query_phrases, record_sentences, strip_section_label, term_pattern)
 from bot.ranking.weak import heading_key, topic_headings
-from bot.ranking.text import (acronym_pattern, count_terms, find_terms, is_boilerplate, pub_type_flags,
-                              query_names, record_sentences, strip_section_label, term_pattern, WORD_GAP)
 
 VectorsFn = Callable[[list[str]], np.ndarray]                  # texts, each on its own -> rows
 PassagesFn = Callable[[list[list[str]]], list[np.ndarray]]     # records' sentences -> one matrix each
@@ -68,6 +69,39 @@ def theme_terms(include_terms, described: str) -> dict[str, re.Pattern]:
     patterns = {t: term_pattern(t) for t in include_terms}
     specific = {t: p for t, p in patterns.items() if not p.search(described)}
     return specific or patterns
+
+
+def abbreviation_note(config) -> str | None:
+    """One line when the profile's own description abbreviates the topic ("Myasthenia gravis (MG)")
+    and ``acronyms`` does not declare it: the ranker does not take names from prose, so a record
+    that writes only the abbreviation does not name the topic."""
+    topic = config.topic
+    match = re.search(re.escape(topic.name) + r"\s*\(\s*([A-Za-z0-9][A-Za-z0-9\-]{0,11})\s*[),;]",
+                      topic.description, re.IGNORECASE)
+    if not match or not any(c.isupper() for c in match.group(1)) or match.group(1) in topic.acronyms:
+        return None
+    abbreviation = match.group(1)
+    return (f"the description abbreviates {topic.name} as {abbreviation}, which [topic] acronyms does not declare: "
+            f"a record that writes only {abbreviation} does not name the topic (acronyms = [\"{abbreviation}\"] if "
+            f"the literature uses it)")
+
+
+def query_note(config) -> str | None:
+    """One line when the PubMed query searches no phrase on its own (every one AND-ed with more
+    than a filter, e.g. ``humans[mh]``): then only the topic's name and acronyms name it."""
+    query = config.topic.pubmed_query
+    if query_names(query) or not query_phrases(query):
+        return None
+    return (f"the PubMed query searches every phrase AND-ed with something else, so none names the topic on its "
+            f"own: only {config.topic.name!r} and [topic] acronyms do (a filter by language, date, type or journal "
+            f"is fine; give the names an OR alternative of their own to count them)")
+
+
+def profile_warning(config) -> str | None:
+    """What ``rank`` and ``status`` say about the profile itself, one line: placeholders left, an
+    abbreviation the description uses but does not declare, a query that names nothing on its own."""
+    notes = [placeholders_warning(config), abbreviation_note(config), query_note(config)]
+    return "; ".join(filter(None, notes)) or None
 
 
 def topic_mentions(text: str, target: Target) -> int:

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.config import profile_warning
 from bot.ranking import features as F
 from bot.ranking import feedback as FB
 from bot.ranking import model as M
@@ -313,7 +312,7 @@ class Ranker:
                                                           if weak is not None else None)
         if self.seed_warning:
             log.warning("ranker: %s", self.seed_warning)
-        self.profile_warning = profile_warning(config)
+        self.profile_warning = F.profile_warning(config)
         if self.profile_warning:
             log.warning("ranker: %s", self.profile_warning)
         self._targets_embedded = False

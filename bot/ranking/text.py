@@ -176,17 +176,30 @@ def query_names(query: str) -> list[str]:
     """The topic's names in a PubMed query: the phrases its top-level OR alternatives search on
     their own. What a query searches only AND-ed with something else is no name: in
     ``(GAD65 OR DPPX) AND (stiffness OR rigidity)`` neither "GAD65" nor "rigidity" alone means
-    stiff person syndrome (a Parkinson's rigidity paper would name the topic)."""
+    stiff person syndrome (a Parkinson's rigidity paper would name the topic). A filter by
+    language, date, publication type, subset or journal restricts which records, not what they
+    are about: ``(… OR …) AND english[la]`` keeps the names of the bracketed group."""
     names = []
     for alternative in _top_level(query or "", "OR"):
         inner = alternative.strip()
-        if len(_top_level(inner, "AND")) > 1 or len(_top_level(inner, "NOT")) > 1:
+        if len(_top_level(inner, "NOT")) > 1:
             continue
+        conjuncts = [c.strip() for c in _top_level(inner, "AND") if not _FILTER.fullmatch(c.strip())]
+        if len(conjuncts) != 1:
+            continue
+        inner = conjuncts[0]
         if _bracketed(inner):
             names += query_names(inner[1:-1])
         else:
             names += query_phrases(inner)
     return list(dict.fromkeys(names))
+
+
+# A query part that only filters (every term tagged with a metadata field): language, dates,
+# publication type, subset, journal, author.
+_FILTER_TAGS = r"la|lang|language|dp|pdat|edat|crdt|mhda|pt|ptyp|sb|filter|ta|jour|au|auth"
+_FILTER = re.compile(r"\(*\s*(?:(?:\"[^\"]*\"|[\w\-:/*]+)\s*\[(?:" + _FILTER_TAGS + r")\]\s*(?:\bOR\b\s*)?)+\)*",
+                     re.IGNORECASE)
 
 
 def _bracketed(query: str) -> bool:
