@@ -45,7 +45,8 @@ RANKER_VERSION = "1"
 # but the feature rows (and so the bundled seed, whose fingerprint holds RANKER_VERSION) stay valid.
 EXPLAIN_VERSION = "4"   # 2: no section labels or journal boilerplate as evidence; 3: unlabelled targets
                         # read with topic evidence and the pooled theme reader (bot.ranking.transfer);
-                        # 4: a record's MeSH heading names the topic, one name credit however many synonyms
+                        # 4: names only from the query's OR alternatives, a record's MeSH heading names the
+                        # topic, one name credit however many synonyms, exclusion criteria, names across dashes
 FEEDBACK_WEIGHT = 5.0      # a curator's judgement counts as much as five seed examples
 VOTE_WEIGHT = 1.0          # default [ranking] vote_weight: one net subscriber vote = one seed example
 REVIEWED_ENOUGH = 25       # curator relevance labels after which a seedless profile stops warning
