@@ -152,8 +152,9 @@ def collect_status(db: sqlite_utils.Database, config=None, now: str | None = Non
         first_line = scrub(config_error.splitlines()[0])
         warnings.insert(0, f"the configuration is invalid, the next run will fail: {first_line}; fix it, then "
                            "check with `spsbot status`")
-    if config is not None and profile_warning(config):  # placeholders left, an abbreviation not declared
-        warnings.append(profile_warning(config))
+    profile = profile_warning(config) if config is not None else None
+    if profile:  # placeholders left, an abbreviation not declared, a query that names nothing on its own
+        warnings.append(profile)
     seed = ranker_seed_state(db)
     if seed and seed.get("warning"):
         warnings.append(seed["warning"])

@@ -131,7 +131,15 @@ def topic_evidence(p: "Prepared", target: Target) -> int:
     """How plainly a record is about the topic itself, not a neighbour: 2 = its title names the
     topic or its text does at least twice, or NLM indexed it under the topic's MeSH heading (an
     indexer's reading of the whole article); 1 = one passing mention (a list of diseases, an
-    exclusion criterion); 0 = never named."""
+    exclusion criterion); 0 = never named. Worked out once per record (scoring and the
+    never-named rule both ask)."""
+    found = p._evidence.get(target.name)
+    if found is None:
+        found = p._evidence[target.name] = _evidence(p, target)
+    return found
+
+
+def _evidence(p: "Prepared", target: Target) -> int:
     if target.headings and any(heading_key(str(m)) in target.headings for m in p.record.get("mesh") or []):
         return 2
     if not p.terms_in_text(target):
@@ -164,6 +172,7 @@ class Prepared:
     sentences: list[str]
     vectors: np.ndarray
     _terms: dict = field(default_factory=dict, repr=False, compare=False)
+    _evidence: dict = field(default_factory=dict, repr=False, compare=False)  # target name -> topic_evidence
 
     @cached_property
     def doc_vector(self) -> np.ndarray:

@@ -136,7 +136,9 @@ def rank_items(db: sqlite_utils.Database, config, *, progress: bool = False, for
         log.info("ranked %d items (%d relevant), %d unchanged, %d texts embedded",
                  counts["scored"], counts["relevant"], counts["unchanged"], counts["embedded"])
     # After scoring: a profile without a seed states how its stored decisions fare on the weak labels.
-    record_seed_state(db, ranker.seed_state(stored_decisions(db, [ex["id"] for ex in ranker.weak])))
+    seeded = ranker.seed_fit or ranker.seed
+    decided = None if seeded else stored_decisions(db, [ex["id"] for ex in ranker.weak])
+    record_seed_state(db, ranker.seed_state(decided))
     return counts
 
 

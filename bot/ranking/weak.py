@@ -44,7 +44,7 @@ MESH_BROWSER = "https://meshb.nlm.nih.gov/"  # where a heading is looked up
 
 def topic_headings(config) -> list[str]:
     """The MeSH headings that mark a record as about the topic, as written: ``[topic] mesh``, else
-    the topic's name and its query's phrases."""
+    the topic's name and its query's names."""
     topic = config.topic
     names = topic.mesh if topic.mesh is not None else [topic.name, *query_names(topic.pubmed_query)]
     return [n for n in dict.fromkeys(names) if heading_key(n)]
@@ -68,7 +68,7 @@ def weak_label(item: dict, headings: set[str]) -> int | None:
 
 def weak_examples(items: list[dict], config) -> list[dict]:
     """The items that carry a weak label, as relevance examples (ranker record, ``relevant``,
-    ``weight``, ``source`` "mesh"), in id order."""
+    ``source`` "mesh"), in id order."""
     headings = {heading_key(h) for h in topic_headings(config)}
     if not headings:  # `mesh = []`: no heading, so no record is a weak negative either
         return []
@@ -102,7 +102,7 @@ def heading_note(examples: list[dict], config) -> str | None:
            else f"give the heading NLM uses for {config.topic.name} as [topic] mesh = [\"...\"]; look it up at")
     named = " or ".join(headings[:3]) + (f" (or {len(headings) - 3} more names)" if len(headings) > 3 else "")
     return (f"none of the {negatives} MeSH-indexed records in the store has {named} as a major "
-            f"topic, so relevance learns nothing from NLM's indexing: {fix} {MESH_BROWSER}")
+            f"topic, so NLM's indexing cannot check relevance: {fix} {MESH_BROWSER}")
 
 
 def estimate(examples: list[dict], decided: dict[str, bool]) -> dict | None:
